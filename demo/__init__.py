@@ -1,0 +1,1 @@
+"""Offline sample collections built from images that ship inside pip packages."""

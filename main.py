@@ -1,0 +1,186 @@
+"""Extract every feature of every image that does not have it yet.
+
+Each file is read and decoded once (in decode worker processes, overlapped with the
+network); embeddings, colour histogram and perceptual hashes all come from that one copy.
+Each batch is committed in its own transaction, so an interrupted run loses at most one
+batch and the same command resumes it.
+
+    python main.py --db photos.db
+"""
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections import Counter
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+import config
+from cli import run, setup_logging
+from db import WriterLock, connect
+from db.features import delete_orphans, reset_features, write_batch
+from db.images import count_by_status, error_reasons, pending_page
+from db.meta import check_or_write_stamp, clear_stamp, dataset_root, features_stamp
+from features.extract import Settings, describe_file, finish_batch, stamp
+
+log = logging.getLogger("main")
+
+PAGE = 2048  # pending rows read from the DB at a time: memory stays flat for any collection
+
+
+class _Files:
+    """Map-style dataset for torch's DataLoader: index -> Described (decoded, not embedded)."""
+
+    def __init__(self, paths, settings):
+        self.paths, self.settings = paths, settings
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return describe_file(self.paths[index], self.settings)
+
+
+def _quiet_worker(_):
+    import torch
+
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _batches(paths, settings, batch_size, workers):
+    """Yield lists of Described, ``batch_size`` at a time, decoded by ``workers`` processes."""
+    if workers == 0:
+        for start in range(0, len(paths), batch_size):
+            yield [describe_file(p, settings) for p in paths[start:start + batch_size]]
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Files(paths, settings), batch_size=batch_size, num_workers=workers,
+                        collate_fn=list, worker_init_fn=_quiet_worker, prefetch_factor=2)
+    yield from loader
+
+
+def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE, workers=config.NUM_WORKERS,
+            hash_size=config.HASH_SIZE, hist_bins=config.HIST_BINS, reset=False, progress=True, build_index=True):
+    """Extract all pending images of the DB; returns {'ok': n, 'error': m, 'done_now': k}."""
+    import torch
+
+    from features.embeddings import load_embedder
+
+    for name, value in (("batch_size", batch_size), ("hash_size", hash_size), ("hist_bins", hist_bins)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if hash_size < 2:
+        raise ValueError(f"hash_size must be at least 2, got {hash_size}")
+    conn = connect(db_path)
+    with WriterLock(db_path):
+        if reset:
+            reset_features(conn)
+            with conn:
+                clear_stamp(conn)
+        stored = features_stamp(conn)
+        if model == "auto" and stored is not None:
+            model = stored["embedding_model"]  # keep what the DB was built with
+        embedder = load_embedder(model)
+        settings = Settings(model=embedder.spec.name, hash_size=hash_size, hist_bins=hist_bins,
+                            decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS)
+        check_or_write_stamp(conn, stamp(settings, embedder))
+        torch.set_num_threads(config.TORCH_THREADS or os.cpu_count())
+        root = dataset_root(conn)
+        done = _extract_pending(conn, root, settings, embedder, batch_size, workers, progress)
+        removed = delete_orphans(conn)
+        if removed:
+            log.info("removed features of %d files that are gone", removed)
+        if build_index:
+            _refresh_ann_index(conn)
+    counts = count_by_status(conn)
+    reasons = error_reasons(conn)
+    conn.close()
+    return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done, "reasons": reasons}
+
+
+def _extract_pending(conn, root, settings, embedder, batch_size, workers, progress):
+    total = conn.execute("SELECT COUNT(*) FROM images WHERE status = 'pending'").fetchone()[0]
+    done, after = 0, 0
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    bar = tqdm(total=total, desc="extracting", unit="img", disable=not progress, smoothing=0.1)
+    try:
+        with logging_redirect_tqdm():
+            while True:
+                page = pending_page(conn, after, PAGE)
+                if not page:
+                    break
+                after = page[-1][0]
+                paths = [os.path.join(root, row[1]) for row in page]
+                position = 0
+                for described in _batches(paths, settings, batch_size, workers):
+                    rows = page[position:position + len(described)]
+                    position += len(described)
+                    _store(conn, rows, finish_batch(described, embedder))
+                    done += len(rows)
+                    bar.update(len(rows))
+    except KeyboardInterrupt:
+        bar.close()
+        log.warning("interrupted: %d of %d images extracted and saved in this run; "
+                    "run the same command again to continue where it stopped", done, total)
+        raise
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    return done
+
+
+def _store(conn, rows, results):
+    extracted, failed = [], []
+    for (image_id, path, size, mtime_ns), result in zip(rows, results):
+        if isinstance(result, str):
+            log.warning("skipped %s: %s", path, result)
+            failed.append((image_id, size, mtime_ns, result))
+        else:
+            extracted.append((image_id, size, mtime_ns, result[0], result[1]))
+    write_batch(conn, extracted, failed)
+
+
+def _refresh_ann_index(conn):
+    """Build (or keep, if current) the Annoy index so the first ann_cosine query is fast."""
+    from search import ann, store
+
+    loaded = store.load(conn, "embeddings")
+    if len(loaded.ids):
+        ann.get_index(loaded)
+
+
+def summary_line(result):
+    reasons = "; ".join(f"{reason} ({n})" for reason, n in result["reasons"]) or "none"
+    return f"{result['ok']} images ok, {result['error']} skipped: {reasons}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py (default: %(default)s)")
+    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=("auto", "resnet18", "efficientnet_lite0"))
+    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
+    parser.add_argument("--workers", type=int, default=config.NUM_WORKERS, help="decode processes (0: decode inline)")
+    parser.add_argument("--hash-size", type=int, default=config.HASH_SIZE)
+    parser.add_argument("--hist-bins", type=int, default=config.HIST_BINS)
+    parser.add_argument("--reset-features", action="store_true", help="drop all features and extract again")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        result = extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
+                         reset=args.reset_features, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(summary_line(result))
+
+
+if __name__ == "__main__":
+    run(main)

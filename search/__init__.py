@@ -1,0 +1,1 @@
+"""Search: metric kernels, matrices loaded once per process, the Annoy index."""
