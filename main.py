@@ -167,7 +167,10 @@ def main(argv=None):
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py (default: %(default)s)")
     parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=("auto", "resnet18", "efficientnet_lite0"))
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
-    parser.add_argument("--workers", type=int, default=config.NUM_WORKERS, help="decode processes (0: decode inline)")
+    parser.add_argument("--workers", type=int, default=config.NUM_WORKERS,
+                        help="decode processes (0: decode inline); with --dask local: Dask worker processes")
+    parser.add_argument("--dask", metavar="SCHEDULER",
+                        help="extract on a Dask cluster: its scheduler address (tcp://HOST:8786), or 'local'")
     parser.add_argument("--hash-size", type=int, default=config.HASH_SIZE)
     parser.add_argument("--hist-bins", type=int, default=config.HIST_BINS)
     parser.add_argument("--reset-features", action="store_true", help="drop all features and extract again")
@@ -175,8 +178,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        result = extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
-                         reset=args.reset_features, progress=not args.no_progress)
+        if args.dask:
+            from distributed_extract import extract_on_cluster
+
+            result = extract_on_cluster(args.db, args.dask, args.workers, args.model, args.batch_size, args.hash_size,
+                                        args.hist_bins, reset=args.reset_features, progress=not args.no_progress)
+        else:
+            result = extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
+                             reset=args.reset_features, progress=not args.no_progress)
     except KeyboardInterrupt:
         sys.exit(130)
     print(summary_line(result))

@@ -1,0 +1,207 @@
+"""Feature extraction spread over a Dask cluster: the driver behind ``main.py --dask``.
+
+    python main.py --dask tcp://scheduler:8786       # an existing cluster
+    python main.py --dask local --workers 4          # a LocalCluster of 4 worker processes
+
+Why a driver: SQLite wants one writer. This process streams pending rows out of the DB,
+sends shards of a few hundred paths to the workers (features.dask_worker), keeps only a
+bounded number of shards in flight (flat memory for any collection size) and writes each
+finished shard in its own transaction, holding the same writer lock and checking the same
+stamp as a local run. So an interrupted run resumes like a local one, a worker that dies
+only costs a rerun of its shard, and results from a worker with other weights are refused.
+"""
+import logging
+import os
+import signal
+from itertools import islice
+
+from distributed import Client, LocalCluster, as_completed
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+import config
+from cli import UsageError
+from db import WriterLock, connect
+from db.errors import SettingsMismatchError
+from db.features import delete_orphans, reset_features, write_batch
+from db.images import count_by_status, error_reasons, pending_page
+from db.meta import STAMP_KEYS, check_or_write_stamp, clear_stamp, dataset_root, features_stamp
+from features.dask_worker import TorchThreads, extract_shard, host_of, probe
+
+log = logging.getLogger("distributed_extract")
+
+# Images per Dask task: big enough to hide the per-task cost, small enough that a lost worker
+# costs little work to redo. IR_SHARD_SIZE overrides it, like the constants in config.py.
+SHARD_SIZE = int(os.environ.get("IR_SHARD_SIZE", 256))
+PAGE = 2048  # pending rows read from the DB at a time
+CONNECT_TIMEOUT = 30  # seconds to reach a scheduler, and to wait for its first worker
+
+
+class ClusterError(UsageError):
+    """The Dask cluster asked for cannot be used (unreachable scheduler, no workers)."""
+
+
+def open_client(scheduler, workers):
+    """A Client on ``scheduler`` ("local": a new LocalCluster of ``workers`` processes)."""
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the progress bar
+    if scheduler == "local":
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"--workers must be a positive number of Dask worker processes, got {workers!r}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
+                           f"`dask scheduler`, or pass --dask local") from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except TimeoutError:
+        client.close()
+        raise ClusterError(f"the Dask scheduler at {scheduler} has no workers: start some with "
+                           f"`dask worker {scheduler}`") from None
+    return client, None
+
+
+def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
+                       hash_size=config.HASH_SIZE, hist_bins=config.HIST_BINS, reset=False, progress=True,
+                       build_index=True, shard_size=None, in_flight=None):
+    """Extract all pending images of the DB on Dask; returns what ``main.extract`` returns.
+
+    in_flight: shards submitted but not yet written (default: two per worker thread).
+    """
+    shard_size = SHARD_SIZE if shard_size is None else shard_size
+    for name, value in (("batch_size", batch_size), ("hash_size", hash_size), ("hist_bins", hist_bins),
+                        ("shard_size", shard_size), ("in_flight", 1 if in_flight is None else in_flight)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if hash_size < 2:
+        raise ValueError(f"hash_size must be at least 2, got {hash_size}")
+    conn = connect(db_path)
+    with WriterLock(db_path):
+        client, cluster = open_client(scheduler, workers)
+        try:
+            if reset:
+                reset_features(conn)
+                with conn:
+                    clear_stamp(conn)
+            stored = features_stamp(conn)
+            if model == "auto" and stored is not None:
+                model = stored["embedding_model"]  # keep what the DB was built with
+            threads = client.nthreads()
+            by_host = {}
+            for address, n in threads.items():
+                by_host[host_of(address)] = by_host.get(host_of(address), 0) + n
+            client.register_plugin(TorchThreads(by_host, config.TORCH_THREADS))
+            settings, worker_stamp = client.submit(probe, model, hash_size, hist_bins, config.DECODE_SIDE,
+                                                   config.MAX_IMAGE_PIXELS, pure=False).result()
+            check_or_write_stamp(conn, worker_stamp)
+            expected = {key: str(worker_stamp[key]) for key in STAMP_KEYS}
+            in_flight = in_flight or max(2, 2 * sum(threads.values()))
+            log.info("extracting on %d Dask workers (%d threads), %d shards of %d images in flight",
+                     len(threads), sum(threads.values()), in_flight, shard_size)
+            done = _extract_pending(conn, client, dataset_root(conn), settings, expected, batch_size,
+                                    shard_size, in_flight, progress)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        removed = delete_orphans(conn)
+        if removed:
+            log.info("removed features of %d files that are gone", removed)
+        if build_index:
+            _refresh_ann_index(conn)
+    counts = count_by_status(conn)
+    reasons = error_reasons(conn)
+    conn.close()
+    return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done, "reasons": reasons}
+
+
+def pending_shards(conn, shard_size):
+    """Yield lists of pending rows, ``shard_size`` at a time, streaming the DB by id."""
+    after = 0
+    while True:
+        page = pending_page(conn, after, max(PAGE, shard_size))
+        if not page:
+            return
+        after = page[-1][0]
+        for start in range(0, len(page), shard_size):
+            yield page[start:start + shard_size]
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _extract_pending(conn, client, root, settings, expected, batch_size, shard_size, in_flight, progress):
+    total = conn.execute("SELECT COUNT(*) FROM images WHERE status = 'pending'").fetchone()[0]
+    shards = pending_shards(conn, shard_size)
+    running, rows_of, done = as_completed(), {}, 0
+
+    def submit(rows):
+        paths = [os.path.join(root, row[1]) for row in rows]
+        future = client.submit(extract_shard, paths, settings, batch_size, pure=False,
+                               key=f"extract-shard-{rows[0][0]}-{rows[-1][0]}")
+        rows_of[future.key] = rows
+        running.add(future)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    bar = tqdm(total=total, desc="extracting on dask", unit="img", disable=not progress, smoothing=0.1)
+    try:
+        with logging_redirect_tqdm():
+            for rows in islice(shards, in_flight):
+                submit(rows)
+            for future in running:
+                rows = rows_of.pop(future.key)
+                report = future.result()
+                accept(report, expected, len(rows))
+                write_shard(conn, rows, report["results"])
+                future.release()
+                done += len(rows)
+                bar.update(len(rows))
+                following = next(shards, None)
+                if following is not None:
+                    submit(following)
+    except KeyboardInterrupt:
+        bar.close()
+        log.warning("interrupted: %d of %d images extracted and saved in this run; "
+                    "run the same command again to continue where it stopped", done, total)
+        raise
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    return done
+
+
+def accept(report, expected, n_rows):
+    """Refuse a shard made with other settings than the DB's, or with a result missing."""
+    got = {key: str(report["stamp"][key]) for key in STAMP_KEYS}
+    diff = {key: (expected[key], got[key]) for key in STAMP_KEYS if got[key] != expected[key]}
+    if diff:
+        said = ", ".join(f"{key}: DB has {old}, worker has {new}" for key, (old, new) in diff.items())
+        raise SettingsMismatchError(f"refused results of Dask worker {report['worker']}, whose features differ "
+                                    f"from the DB's ({said}): give every worker the same model weights and code")
+    if len(report["results"]) != n_rows:
+        raise SettingsMismatchError(f"Dask worker {report['worker']} returned {len(report['results'])} results "
+                                    f"for {n_rows} images: run the same code version on every worker")
+
+
+def write_shard(conn, rows, results):
+    """One shard, one transaction: exactly what a local run stores for the same results."""
+    extracted, failed = [], []
+    for (image_id, path, size, mtime_ns), result in zip(rows, results):
+        if isinstance(result, str):
+            log.warning("skipped %s: %s", path, result)
+            failed.append((image_id, size, mtime_ns, result))
+        else:
+            extracted.append((image_id, size, mtime_ns, result[0], result[1]))
+    write_batch(conn, extracted, failed)
+
+
+def _refresh_ann_index(conn):
+    """Build (or keep, if current) the Annoy index so the first ann_cosine query is fast."""
+    from search import ann, store
+
+    loaded = store.load(conn, "embeddings")
+    if len(loaded.ids):
+        ann.get_index(loaded)

@@ -1,0 +1,76 @@
+"""The worker half of ``main.py --dask``: what runs inside each Dask worker process.
+
+Workers only compute: they read images from the shared filesystem, call the same pure
+``extract_batch`` as a local run and send the blobs back; the driver alone writes the DB.
+The network is loaded once per worker process (a module-level cache), not once per task,
+and every report carries the worker's stamp so the driver can refuse a worker whose model
+weights or hash settings differ from the DB's.
+"""
+import logging
+import os
+from urllib.parse import urlparse
+
+from distributed import WorkerPlugin, get_worker
+
+from features.extract import Settings, extract_batch, stamp
+
+log = logging.getLogger(__name__)
+
+_EMBEDDERS = {}  # model name -> Embedder, per worker process
+
+
+def host_of(address):
+    """'tcp://10.0.0.5:40123' -> '10.0.0.5': how workers sharing one machine are grouped."""
+    return urlparse(address).hostname
+
+
+class TorchThreads(WorkerPlugin):
+    """Give each worker process its share of its machine's cores for torch.
+
+    ``threads_by_host`` holds the Dask threads on each host when the run started; a worker
+    on a host that joined later assumes it is alone there. ``fixed`` > 0 overrides
+    (config.TORCH_THREADS).
+    """
+
+    name = "image-recommender-torch-threads"
+
+    def __init__(self, threads_by_host, fixed=0):
+        self.threads_by_host, self.fixed = threads_by_host, fixed
+
+    def setup(self, worker):
+        import torch
+
+        sharing = self.threads_by_host.get(host_of(worker.address), worker.state.nthreads)
+        threads = self.fixed or max(1, (os.cpu_count() or 1) // max(1, sharing))
+        torch.set_num_threads(threads)
+        log.info("worker %s: %d torch threads", worker.address, threads)
+
+
+def _embedder(model):
+    from features.embeddings import load_embedder, resolve_model
+
+    name = resolve_model(model)  # "auto" -> a concrete name, so it is loaded only once
+    if name not in _EMBEDDERS:
+        _EMBEDDERS[name] = load_embedder(name)
+    return _EMBEDDERS[name]
+
+
+def probe(model, hash_size, hist_bins, decode_side, max_pixels):
+    """Resolve ``model`` (maybe "auto") on a worker: (Settings, stamp) every shard must match."""
+    embedder = _embedder(model)
+    settings = Settings(model=embedder.spec.name, hash_size=hash_size, hist_bins=hist_bins,
+                        decode_side=decode_side, max_pixels=max_pixels)
+    return settings, stamp(settings, embedder)
+
+
+def extract_shard(paths, settings, batch_size):
+    """Features of one shard, ``batch_size`` images per network call.
+
+    Returns {"worker", "stamp", "results"}; results has one entry per path, exactly what
+    ``extract_batch`` returns locally: (content_hash, {column: blob}) or an error string.
+    """
+    embedder = _embedder(settings.model)
+    results = []
+    for start in range(0, len(paths), batch_size):
+        results.extend(extract_batch(paths[start:start + batch_size], settings, embedder))
+    return {"worker": get_worker().address, "stamp": stamp(settings, embedder), "results": results}
