@@ -43,5 +43,5 @@ DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
 DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
 TOP_K = _env("TOP_K", 5)
 ANNOY_TREES = _env("ANNOY_TREES", 50)  # more trees: better recall, bigger index, slower build
-ANNOY_SEARCH_K = _env("ANNOY_SEARCH_K", -1)  # -1 = Annoy's default (n_trees * k)
+ANNOY_SEARCH_K = _env("ANNOY_SEARCH_K", 5000)  # nodes inspected per query; Annoy's default (trees*k) misses too much
 ANNOY_SEED = _env("ANNOY_SEED", 42)  # fixed so that an index build is reproducible

@@ -1,0 +1,101 @@
+"""calculate_similarities: argument checks, edge cases and combined queries, on real photos."""
+import os
+
+import numpy as np
+import pytest
+
+from search.metrics import METRICS, MODES, VALID_METRICS
+from similarities import QueryImageError, calculate_similarities
+
+
+def query(collection, name="chelsea", variant="original"):
+    return str(collection["images"] / name / f"{variant}.jpg")
+
+
+@pytest.mark.parametrize("mode,metric,fragment", [
+    ("colour", "cosine", "valid modes: embeddings, rgb, ahash, dhash, phash"),
+    ("embeddings", "jaccard", "valid metrics: cosine, ann_cosine, euclidean, manhattan, hamming, bhattacharyya"),
+    ("phash", "cosine", "valid for phash: hamming"),
+    ("embeddings", "bhattacharyya", "valid for embeddings: cosine, ann_cosine, euclidean, manhattan"),
+    ("rgb", "hamming", "valid for rgb: bhattacharyya"),
+])
+def test_bad_mode_metric_pairs_list_the_valid_choices(mini_collection, mini_conn, mode, metric, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric)
+
+
+@pytest.mark.parametrize("top_k", [0, -3, 2.5, True, "5"])
+def test_bad_top_k(mini_collection, mini_conn, top_k):
+    with pytest.raises(ValueError, match="top_k must be an integer >= 1"):
+        calculate_similarities(query(mini_collection), mini_conn.cursor(), "embeddings", "cosine", top_k=top_k)
+
+
+def test_empty_input_and_undecodable_query(mini_collection, mini_conn, tmp_path):
+    with pytest.raises(ValueError, match="input_images is empty"):
+        calculate_similarities([], mini_conn.cursor(), "embeddings", "cosine")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(QueryImageError, match="bad.jpg: not an image"):
+        calculate_similarities(str(bad), mini_conn.cursor(), "rgb", "bhattacharyya")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_valid_pair_returns_sorted_distances_without_the_query(mini_collection, mini_conn, mode):
+    for metric in VALID_METRICS[mode]:
+        results = calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric, top_k=5)
+        assert len(results) == 5
+        scores = [s for _, s in results]
+        assert scores == sorted(scores), (mode, metric)
+        assert query(mini_collection) not in [p for p, _ in results]
+        assert all(os.path.exists(p) for p, _ in results)
+
+
+def test_include_query_returns_itself_first_at_distance_zero(mini_collection, mini_conn):
+    for mode in MODES:
+        metric = VALID_METRICS[mode][0]
+        results = calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric, exclude_query=False)
+        assert results[0][1] == pytest.approx(0.0, abs=1e-5)
+        # a hash can tie at 0 with an edited copy (brightened keeps every bit): any tied place
+        assert query(mini_collection) in [p for p, s in results if s <= 1e-5], mode
+
+
+def test_top_k_larger_than_the_collection_returns_everything_else(mini_collection, mini_conn):
+    results = calculate_similarities(query(mini_collection), mini_conn.cursor(), "phash", "hamming", top_k=10_000)
+    assert len(results) == mini_collection["count"] - 1
+    assert len({p for p, _ in results}) == len(results)
+
+
+def test_query_from_outside_the_collection_matches_the_stored_copy(mini_collection, mini_conn, tmp_path):
+    """A copy of a collection image, outside it, is embedded like main.py did: distance ~0."""
+    outside = tmp_path / "copy_of_coffee.jpg"
+    outside.write_bytes((mini_collection["images"] / "coffee" / "original.jpg").read_bytes())
+    for mode in MODES:
+        metric = VALID_METRICS[mode][0]
+        results = calculate_similarities(str(outside), mini_conn.cursor(), mode, metric, top_k=3)
+        assert results[0][1] == pytest.approx(0.0, abs=1e-4), mode
+        assert query(mini_collection, "coffee") in [p for p, s in results if s <= 1e-4], mode
+
+
+def test_several_queries_are_combined(mini_collection, mini_conn):
+    both = [query(mini_collection, "chelsea"), query(mini_collection, "coffee")]
+    results = calculate_similarities(both, mini_conn.cursor(), "embeddings", "cosine", top_k=10)
+    folders = {os.path.basename(os.path.dirname(p)) for p, _ in results}
+    assert folders == {"chelsea", "coffee"}  # the edited copies of both, not one alone
+    assert not set(both) & {p for p, _ in results}
+
+
+def test_metrics_table_is_complete():
+    assert set(VALID_METRICS) == set(MODES)
+    assert {m for ms in VALID_METRICS.values() for m in ms} == set(METRICS)
+
+
+def test_matrices_are_loaded_once_and_reloaded_after_a_write(mini_collection, mini_conn):
+    from db.meta import bump_generation
+    from search import store
+
+    first = store.load(mini_conn, "rgb")
+    assert store.load(mini_conn, "rgb") is first
+    with mini_conn:
+        bump_generation(mini_conn)
+    second = store.load(mini_conn, "rgb")
+    assert second is not first and np.array_equal(second.matrix, first.matrix)
