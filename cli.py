@@ -3,6 +3,7 @@ import logging
 import sys
 
 from db.errors import DatabaseError
+from features.errors import WeightsError
 
 
 class UsageError(Exception):
@@ -18,8 +19,6 @@ def setup_logging(verbose=False):
 
 def run(main):
     """Call ``main()``; expected failures become one line on stderr and a non-zero exit."""
-    from features.embeddings import WeightsError  # torch is imported by then anyway
-
     try:
         sys.exit(main() or 0)
     except (UsageError, DatabaseError, WeightsError, ValueError) as exc:

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from features.errors import WeightsError
+
 log = logging.getLogger(__name__)
 
 MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0")
 CROP = 224  # torchvision's ImageNet evaluation crop
-
-
-class WeightsError(Exception):
-    """Verified weights for the requested model are not on this machine."""
 
 
 @dataclass(frozen=True)
