@@ -151,7 +151,7 @@ def centre_crop(image, size=CROP):
     width, height = image.size
     top = int(round((height - size) / 2.0))
     left = int(round((width - size) / 2.0))
-    return np.asarray(image.crop((left, top, left + size, top + size)))
+    return np.array(image.crop((left, top, left + size, top + size)))  # writable: torch wants that
 
 
 def load_embedder(name):
