@@ -1,0 +1,149 @@
+"""2-D maps of a collection (UMAP, PCA, t-SNE), and the sampling and labels they share.
+
+Every mode becomes float rows whose Euclidean distance means what the mode's search
+metric means: unit embeddings (cosine), square-rooted histograms (Bhattacharyya/Hellinger)
+and hash bits as 0/1 (Hamming). Large collections are sampled, with a fixed seed, and the
+picture says how many points it shows.
+"""
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from search.metrics import MODES
+
+log = logging.getLogger(__name__)
+
+METHODS = ("umap", "pca", "tsne")
+# Points drawn by default: a scatter is saturated long before this, and UMAP (about a
+# minute at 20k on 2 cores) and t-SNE (far slower) stay interactive.
+DEFAULT_LIMITS = {"umap": 20_000, "pca": 50_000, "tsne": 5_000}
+SAMPLINGS = ("random", "first")
+LABELS = ("folder", "top")
+
+
+def map_features(loaded):
+    """Float32 rows of a ``search.store.Loaded`` whose Euclidean geometry fits its mode."""
+    if loaded.mode == "embeddings":
+        return loaded.matrix
+    if loaded.mode == "rgb":
+        return np.sqrt(loaded.matrix)
+    return np.unpackbits(loaded.matrix, axis=1).astype(np.float32)
+
+
+def sample_rows(n_rows, limit, how="random", seed=0):
+    """Sorted row numbers: all of them, or ``limit`` of them (seeded random, or the first)."""
+    if how not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {how!r}; valid: {', '.join(SAMPLINGS)}")
+    if limit is None or limit >= n_rows:
+        return np.arange(n_rows)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    if how == "first":
+        return np.arange(limit)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=limit, replace=False))
+
+
+def folder_labels(paths, label="folder"):
+    """A group name per relative path: its parent folder, or its top-level folder ("top")."""
+    if label not in LABELS:
+        raise ValueError(f"unknown label {label!r}; valid: {', '.join(LABELS)}")
+    parts = [p.split("/") for p in paths]
+    if label == "top":
+        return [p[0] if len(p) > 1 else "." for p in parts]
+    return [p[-2] if len(p) > 1 else "." for p in parts]
+
+
+def pca_2d(matrix):
+    """The first two principal components, by SVD of the centred rows (numpy only)."""
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    if len(centred) < 2:
+        return np.zeros((len(centred), 2), dtype=np.float32)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    coords = centred @ vt[:2].T
+    if coords.shape[1] < 2:
+        coords = np.hstack([coords, np.zeros((len(coords), 2 - coords.shape[1]))])
+    return coords.astype(np.float32)
+
+
+def project(matrix, method="umap", seed=0):
+    """(n, 2) coordinates of the rows of ``matrix``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    n = len(matrix)
+    if method == "pca" or n < 4:
+        return pca_2d(matrix)
+    if method == "umap":
+        import umap
+
+        reducer = umap.UMAP(n_neighbors=min(15, n - 1), min_dist=0.1, random_state=seed, n_jobs=1)
+        return reducer.fit_transform(matrix).astype(np.float32)
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    reduced = PCA(n_components=min(50, n, matrix.shape[1]), random_state=seed).fit_transform(matrix)
+    tsne = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=seed)
+    return tsne.fit_transform(reduced).astype(np.float32)
+
+
+@dataclass
+class CollectionMap:
+    """What a map shows: 2-D coordinates of the drawn rows, and how many there were in all."""
+
+    coords: np.ndarray
+    rows: np.ndarray
+    paths: list  # absolute paths of the drawn rows
+    labels: list
+    total: int
+    method: str
+    mode: str
+    seed: int
+
+    @property
+    def drawn(self):
+        return len(self.rows)
+
+
+def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, label="folder"):
+    """Project (a seeded random sample of) the collection in ``conn`` to 2-D."""
+    from search import store
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    loaded = store.load(conn, mode)
+    total = len(loaded.ids)
+    if total == 0:
+        raise ValueError("the DB has no extracted images: run `python main.py` first")
+    limit = DEFAULT_LIMITS[method] if limit is None else limit
+    rows = sample_rows(total, limit, "random", seed)
+    if len(rows) < total:
+        log.warning("drawing %d of %d images (random sample, seed %d); pass --limit to change", len(rows), total, seed)
+    coords = project(map_features(loaded)[rows], method, seed)
+    paths = [loaded.paths[r] for r in rows]
+    return CollectionMap(coords, rows, [os.path.join(loaded.root, p) for p in paths],
+                         folder_labels(paths, label), total, method, mode, seed)
+
+
+def plot_map(db, out_path, method="umap", mode="embeddings", thumbnails=False, limit=None, seed=0,
+             label="folder", n_thumbnails=60):
+    """Write a PNG map of the collection; ``db`` is a DB path or an open connection.
+
+    Returns the CollectionMap (``.drawn`` and ``.total`` say how many points were drawn).
+    """
+    import sqlite3
+
+    from db import connect
+    from viz.grid import save_figure
+    from viz.map_figure import map_figure
+
+    conn = db if isinstance(db, sqlite3.Connection) else connect(db)
+    try:
+        cmap = collection_map(conn, method, mode, limit, seed, label)
+    finally:
+        if conn is not db:
+            conn.close()
+    save_figure(map_figure(cmap, thumbnails, n_thumbnails), out_path)
+    return cmap
