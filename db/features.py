@@ -71,6 +71,25 @@ def load_column(conn, column):
     return list(ids), list(paths), list(blobs)
 
 
+def column_chunks(conn, column, size=16384):
+    """Like load_column, streamed: lists of (id, path, blob) of at most ``size`` rows.
+
+    One statement, so one consistent snapshot, with memory bounded by ``size`` rows.
+    """
+    if column not in FEATURE_COLUMNS:
+        raise ValueError(f"unknown feature column {column!r}; valid: {', '.join(FEATURE_COLUMNS)}")
+    cursor = conn.execute(
+        f"SELECT i.id, i.path, f.{column} FROM images AS i JOIN features AS f"
+        " ON f.content_hash = i.content_hash WHERE i.status = ? ORDER BY i.id",
+        (OK,),
+    )
+    while True:
+        rows = cursor.fetchmany(size)
+        if not rows:
+            return
+        yield rows
+
+
 def features_of_image(conn, image_id):
     """{column: blob} for one image, or None when it has no features."""
     row = conn.execute(

@@ -24,9 +24,21 @@ def generation(conn):
     return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
 
+def version(conn):
+    """(generation, write token): names the DB's exact content for caches on disk.
+
+    The token is random per write, so two histories that reach the same generation (a
+    restored backup written to again, a DB recreated at the same path) never share a name.
+    It is None for a DB nothing has been written to since tokens were introduced.
+    """
+    values = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'write_token')"))
+    return int(values["generation"]), values.get("write_token")
+
+
 def bump_generation(conn):
     """Call inside every write transaction."""
     conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_token', lower(hex(randomblob(8))))")
 
 
 def dataset_root(conn):

@@ -4,6 +4,8 @@ Every metric is a distance (smaller is more similar) so results read the same wa
 every mode. Inputs are prepared once per loaded matrix (see search.store), so a query
 costs one pass over the matrix.
 """
+import os
+
 import numpy as np
 
 MODES = ("embeddings", "rgb", "ahash", "dhash", "phash")
@@ -19,7 +21,8 @@ VALID_METRICS = {
     "phash": ("hamming",),
 }
 
-MANHATTAN_CHUNK = 8192  # rows per step: keeps the temporary (chunk, d) array in cache
+MANHATTAN_CHUNK = 512  # rows per step: the temporary (chunk, d) array stays in the L2 cache
+_POOL = []  # one thread pool per process, made on first use (numpy releases the GIL)
 
 
 def unit_rows(matrix):
@@ -39,11 +42,37 @@ def euclidean_distance(matrix, query, squared_norms):
 
 
 def manhattan_distance(matrix, query):
+    """Sum of |x - q| per row, in cache-sized chunks spread over one thread per core.
+
+    No BLAS call does this, so the chunks are shared out by hand: each thread owns an
+    interleaved set of chunks and one scratch buffer, so nothing is allocated per chunk.
+    """
     out = np.empty(len(matrix), dtype=np.float32)
-    for start in range(0, len(matrix), MANHATTAN_CHUNK):
-        block = matrix[start:start + MANHATTAN_CHUNK]
-        out[start:start + len(block)] = np.abs(block - query).sum(axis=1)
+    threads = min(os.cpu_count() or 1, -(-len(matrix) // MANHATTAN_CHUNK))
+    step = threads * MANHATTAN_CHUNK
+
+    def work(first):
+        scratch = np.empty((MANHATTAN_CHUNK, matrix.shape[1]), dtype=np.float32)
+        for start in range(first, len(matrix), step):
+            block = matrix[start:start + MANHATTAN_CHUNK]
+            diff = scratch[:len(block)]
+            np.subtract(block, query, out=diff)
+            np.abs(diff, out=diff)
+            diff.sum(axis=1, out=out[start:start + len(block)])
+
+    if threads <= 1:
+        work(0)
+    else:
+        list(_pool().map(work, range(0, step, MANHATTAN_CHUNK)))
     return out
+
+
+def _pool():
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="metrics"))
+    return _POOL[0]
 
 
 def bhattacharyya_distance(sqrt_matrix, query):
@@ -68,16 +97,17 @@ def smallest_k(distances, k, exclude=()):
     value is considered before the tie-break.
     """
     distances = np.asarray(distances)
-    keep = np.ones(len(distances), dtype=bool)
-    keep[np.asarray(exclude, dtype=np.int64)] = False
-    candidates = np.flatnonzero(keep)
-    k = min(k, len(candidates))
-    if k == 0:
-        return candidates[:0]
-    values = distances[candidates]
-    if k < len(candidates):
-        kth = np.partition(values, k - 1)[k - 1]
-        close = values <= kth
-        candidates, values = candidates[close], values[close]
-    order = np.lexsort((candidates, values))[:k]
+    excluded = np.unique(np.arange(len(distances))[np.asarray(exclude, dtype=np.int64)])
+    k = min(k, len(distances) - len(excluded))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    # One partial sort of the whole array (excluded rows pushed to the end), then only the
+    # few rows tied with or better than the k-th value are sorted exactly.
+    work = distances.astype(np.result_type(distances.dtype, np.float32), copy=True)
+    work[excluded] = np.inf
+    work.partition(k - 1)
+    kth = work[k - 1]
+    candidates = np.flatnonzero(distances <= kth)
+    candidates = candidates[~np.isin(candidates, excluded)]
+    order = np.lexsort((candidates, distances[candidates]))[:k]
     return candidates[order]

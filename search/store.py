@@ -1,23 +1,51 @@
-"""Feature matrices loaded from SQLite once per process and reused while the DB is unchanged.
+"""Feature matrices loaded once per process, and kept memory-mapped in a cache next to the DB.
 
-The DB's generation (bumped by every write) tells when a loaded matrix is stale; it is
-checked on every call, which costs one tiny query.
+Why a cache on disk: reading 500k blobs out of SQLite takes seconds and twice the matrix
+in memory; a raw file memory-maps in a millisecond and is shared by every query process
+through the page cache. Why it can never be stale: its folder is named after the DB's
+version (generation + the random token every write sets, see db.meta.version), it is
+written under a temporary name and renamed into place only when complete and only when
+the DB did not change while it was read. A DB without a token is loaded from SQLite only.
 """
+import json
 import logging
 import os
+import shutil
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+import config
 from db import database_file
-from db.codec import blobs_to_bits, blobs_to_matrix
-from db.features import load_column
-from db.meta import dataset_root, features_stamp, generation
+from db.features import column_chunks
+from db.meta import dataset_root, features_stamp, version
 from search.metrics import unit_rows
 
 log = logging.getLogger(__name__)
 
+CACHE_FORMAT = 1  # bump when the layout or the content of a cached array changes
+STALE_TMP_SECONDS = 3600  # unfinished temporary folders older than this are removed
+
 _LOADED = {}  # (db file, mode) -> Loaded
+
+
+class PathList(Sequence):
+    """The rows' relative paths, decoded one at a time from one UTF-8 blob (no 500k str objects)."""
+
+    def __init__(self, blob, ends):
+        self._blob, self._ends = blob, ends
+
+    def __len__(self):
+        return len(self._ends)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        row = range(len(self))[row]  # negative indices, IndexError
+        start = int(self._ends[row - 1]) if row else 0
+        return bytes(self._blob[start:int(self._ends[row])]).decode("utf-8")
 
 
 @dataclass
@@ -27,12 +55,14 @@ class Loaded:
     mode: str
     generation: int
     ids: np.ndarray
-    paths: list
+    paths: Sequence
     root: str
     matrix: np.ndarray
     stamp: dict
     db_file: str
     prepared: dict = field(default_factory=dict)
+    token: str = None
+    cache_dir: str = None  # the published cache folder this came from, if any
 
     def row_of_id(self, image_id):
         row = int(np.searchsorted(self.ids, image_id))
@@ -42,30 +72,34 @@ class Loaded:
         return os.path.join(self.root, self.paths[row])
 
     def prepare(self, key, make):
-        """A derived array (unit rows, norms, square roots) computed once per load."""
+        """A derived array (unit rows, norms, square roots) computed once per DB version.
+
+        With a disk cache it is saved there too, so the next process maps it instead.
+        """
         if key not in self.prepared:
-            self.prepared[key] = make(self.matrix)
+            self.prepared[key] = _cached_array(self.cache_dir, key, lambda: make(self.matrix))
         return self.prepared[key]
 
 
 def load(conn, mode):
-    """The current matrix for ``mode``: from memory if the DB has not changed, else from SQLite."""
+    """The current matrix for ``mode``: from memory or the disk cache if the DB has not
+    changed, else read from SQLite (and the disk cache written)."""
     db_file = database_file(conn)
-    current = generation(conn)
+    current, token = version(conn)
     cached = _LOADED.get((db_file, mode))
-    if cached is not None and cached.generation == current:
+    if cached is not None and (cached.generation, cached.token) == (current, token):
         return cached
     stamp = features_stamp(conn) or {}
-    ids, paths, blobs = load_column(conn, "embedding" if mode == "embeddings" else mode)
+    root = dataset_root(conn) or ""
+    folder = cache_folder(db_file, mode, current, token)
+    loaded = _open_cached(folder, mode, stamp) if folder else None
+    if loaded is None:
+        loaded = _read_sqlite(conn, mode, stamp, folder, (current, token))
+    loaded.root, loaded.db_file = root, db_file
     if mode == "embeddings":
-        matrix = unit_rows(blobs_to_matrix(blobs, int(stamp.get("embedding_dim", 0))))
-    elif mode == "rgb":
-        matrix = blobs_to_matrix(blobs, int(stamp.get("rgb_dim", 0)))
-    else:
-        matrix = blobs_to_bits(blobs, int(stamp.get("hash_size", 8)) ** 2 // 8)
-    loaded = Loaded(mode, current, np.asarray(ids, dtype=np.int64), paths, dataset_root(conn) or "",
-                    matrix, stamp, db_file)
-    log.debug("loaded %s: %s rows at generation %d", mode, matrix.shape, current)
+        loaded.prepared["unit"] = loaded.matrix  # stored as unit rows already
+    log.debug("loaded %s: %s rows at generation %d (%s)", mode, loaded.matrix.shape, current,
+              "cache" if loaded.cache_dir else "SQLite")
     _LOADED[(db_file, mode)] = loaded
     return loaded
 
@@ -73,3 +107,170 @@ def load(conn, mode):
 def forget():
     """Drop every loaded matrix (tests, or to free memory)."""
     _LOADED.clear()
+
+
+def cache_root(db_file):
+    return os.fspath(db_file) + ".cache"
+
+
+def cache_folder(db_file, mode, generation, token):
+    """Where ``mode``'s cache for this exact DB version lives, or None if it may not have one."""
+    if not config.MATRIX_CACHE or not db_file or token is None:
+        return None
+    return os.path.join(cache_root(db_file), f"{mode}-g{generation}-{token}-f{CACHE_FORMAT}")
+
+
+def _row_shape(mode, stamp):
+    if mode == "embeddings":
+        return (int(stamp.get("embedding_dim", 0)),), np.float32
+    if mode == "rgb":
+        return (int(stamp.get("rgb_dim", 0)),), np.float32
+    return (int(stamp.get("hash_size", 8)) ** 2 // 8,), np.uint8
+
+
+def _to_rows(mode, blobs, width, dtype):
+    """Blobs of one chunk -> rows as the search uses them (embeddings scaled to unit length)."""
+    if mode in ("embeddings", "rgb"):
+        rows = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), width).astype(np.float32, copy=False)
+        return unit_rows(rows) if mode == "embeddings" else rows
+    return np.frombuffer(b"".join(blobs), dtype=dtype).reshape(len(blobs), width)
+
+
+def _read_sqlite(conn, mode, stamp, folder, db_version):
+    """Stream the column out of SQLite, into the cache folder when there is one.
+
+    Memory stays at the matrix plus one chunk; the cache is published only if the DB's
+    version is the same after the read as before it (no write slipped in between).
+    """
+    (width,), dtype = _row_shape(mode, stamp)
+    column = "embedding" if mode == "embeddings" else mode
+    tmp = _start_tmp(folder) if folder else None
+    ids, ends, path_blob, parts = [], [], bytearray(), []
+    matrix_file = open(os.path.join(tmp, "matrix.bin"), "wb") if tmp else None
+    try:
+        for chunk in column_chunks(conn, column):
+            chunk_ids, chunk_paths, blobs = zip(*chunk)
+            ids.extend(chunk_ids)
+            for path in chunk_paths:
+                path_blob += path.encode("utf-8")
+                ends.append(len(path_blob))
+            rows = _to_rows(mode, blobs, width, dtype)
+            if matrix_file:
+                matrix_file.write(rows.tobytes())
+            else:
+                parts.append(rows)
+    finally:
+        if matrix_file:
+            matrix_file.close()
+    ids = np.asarray(ids, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if tmp and version(conn) == db_version and _publish(tmp, folder, ids, ends, path_blob, mode, stamp, width,
+                                                           dtype, db_version):
+        opened = _open_cached(folder, mode, stamp)
+        if opened is not None:
+            return opened
+        return _read_sqlite(conn, mode, stamp, None, db_version)  # a broken folder by someone else
+    if tmp:
+        matrix = np.fromfile(os.path.join(tmp, "matrix.bin"), dtype=dtype).reshape(len(ids), width)
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        matrix = np.concatenate(parts) if parts else np.zeros((0, width), dtype=dtype)
+    return Loaded(mode, db_version[0], ids, PathList(bytes(path_blob), ends), "", matrix, stamp, "",
+                  token=db_version[1])
+
+
+def _start_tmp(folder):
+    """A fresh temporary folder beside ``folder`` (same file system, so rename is atomic)."""
+    parent = os.path.dirname(folder)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        _remove_stale_tmp(parent)
+        tmp = f"{folder}.tmp{os.getpid()}-{time.monotonic_ns()}"
+        os.mkdir(tmp)
+        return tmp
+    except OSError as exc:
+        log.warning("no matrix cache (%s); loading from SQLite every time", exc)
+        return None
+
+
+def _publish(tmp, folder, ids, ends, path_blob, mode, stamp, width, dtype, db_version):
+    """Write the small arrays and the stamp and rename the folder into place; True if the
+    folder is there now (ours, or one another process published first)."""
+    try:
+        ids.tofile(os.path.join(tmp, "ids.bin"))
+        ends.tofile(os.path.join(tmp, "path_ends.bin"))
+        with open(os.path.join(tmp, "paths.bin"), "wb") as fh:
+            fh.write(path_blob)
+        info = {"format": CACHE_FORMAT, "mode": mode, "generation": db_version[0], "token": db_version[1],
+                "rows": len(ids), "width": width, "dtype": np.dtype(dtype).str, "features_stamp": stamp}
+        with open(os.path.join(tmp, "stamp.json"), "w") as fh:
+            json.dump(info, fh)
+        os.rename(tmp, folder)
+    except OSError as exc:
+        # Another process published the same version first (ENOTEMPTY), or the disk is full.
+        log.debug("matrix cache %s not published: %s", folder, exc)
+        if not os.path.isdir(folder):
+            return False
+        shutil.rmtree(tmp, ignore_errors=True)
+    _remove_older_versions(folder)
+    return True
+
+
+def _open_cached(folder, mode, stamp):
+    """Memory-map a published cache folder; None if it is absent or does not match."""
+    try:
+        with open(os.path.join(folder, "stamp.json")) as fh:
+            info = json.load(fh)
+        rows, width, dtype = info["rows"], info["width"], np.dtype(info["dtype"])
+        if info["format"] != CACHE_FORMAT or info["mode"] != mode or info["features_stamp"] != stamp:
+            return None
+        matrix = _map(os.path.join(folder, "matrix.bin"), dtype, (rows, width))
+        ids = _map(os.path.join(folder, "ids.bin"), np.int64, (rows,))
+        ends = _map(os.path.join(folder, "path_ends.bin"), np.int64, (rows,))
+        paths = PathList(_map(os.path.join(folder, "paths.bin"), np.uint8, (int(ends[-1]) if rows else 0,)), ends)
+    except (OSError, ValueError, KeyError) as exc:
+        log.debug("matrix cache %s not usable: %s", folder, exc)
+        return None
+    return Loaded(mode, info["generation"], ids, paths, "", matrix, stamp, "", token=info["token"], cache_dir=folder)
+
+
+def _map(path, dtype, shape):
+    """A read-only memory map as a plain ndarray (np.memmap's subclass leaks into results)."""
+    if np.prod(shape) == 0 or os.path.getsize(path) == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.asarray(np.memmap(path, dtype=dtype, mode="r", shape=shape))
+
+
+def _cached_array(folder, key, make):
+    """``make()``, saved as ``<key>.npy`` in the cache folder (atomically) and mapped from there."""
+    if folder is None:
+        return make()
+    path = os.path.join(folder, f"{key}.npy")
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        pass
+    value = np.asarray(make())
+    try:
+        tmp = f"{path}.tmp{os.getpid()}-{time.monotonic_ns()}.npy"
+        np.save(tmp, value)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("prepared array %s not cached: %s", path, exc)
+    return value
+
+
+def _remove_older_versions(folder):
+    """Other versions of the same mode can never be used again: free their disk space."""
+    parent, name = os.path.split(folder)
+    mode = name.split("-g", 1)[0]
+    for other in os.listdir(parent):
+        if other != name and other.startswith(f"{mode}-g") and ".tmp" not in other:
+            shutil.rmtree(os.path.join(parent, other), ignore_errors=True)
+
+
+def _remove_stale_tmp(parent):
+    for other in os.listdir(parent):
+        path = os.path.join(parent, other)
+        if ".tmp" in other and time.time() - os.path.getmtime(path) > STALE_TMP_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,157 @@
+"""The memory-mapped matrix cache (search.store): equal to the SQLite load, never stale."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import config
+from db import connect
+from db.features import write_batch
+from db.images import insert_images, pending_page
+from db.meta import check_or_write_stamp, claim_dataset_root
+from search import store
+from search.metrics import MODES
+
+DIM = 16
+STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "embedding_dim": DIM,
+         "vector_dtype": "float32-le", "rgb_dim": 8, "hist_bins": 2, "hash_size": 8, "decode_side": 256}
+
+
+def add_images(conn, rng, names):
+    """Rows for ``names`` with random features, written by the project's own db code."""
+    insert_images(conn, [(name, 100, 1, 10, 10, "pending", None) for name in names])
+    extracted = []
+    for image_id, path, size, mtime in pending_page(conn, 0, 10_000):
+        rgb = rng.random(8, dtype=np.float32)
+        blobs = {"embedding": rng.standard_normal(DIM).astype("<f4").tobytes(),
+                 "rgb": (rgb / rgb.sum()).astype("<f4").tobytes()}
+        blobs.update({kind: rng.bytes(8) for kind in ("ahash", "dhash", "phash")})
+        extracted.append((image_id, size, mtime, path.encode() + rng.bytes(4), blobs))
+    write_batch(conn, extracted, [])
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    path = tmp_path / "cache.db"
+    conn = connect(path, create=True)
+    claim_dataset_root(conn, str(tmp_path / "images"))
+    check_or_write_stamp(conn, STAMP)
+    add_images(conn, np.random.default_rng(0), [f"a/{i:03d}.jpg" for i in range(40)] + ["ü/é.jpg"])
+    conn.close()
+    store.forget()
+    yield path
+    store.forget()
+
+
+def sqlite_load(conn, mode, monkeypatch):
+    """The same load with the cache switched off: the reference the cache must equal."""
+    monkeypatch.setattr(config, "MATRIX_CACHE", False)
+    store.forget()
+    loaded = store.load(conn, mode)
+    monkeypatch.setattr(config, "MATRIX_CACHE", True)
+    store.forget()
+    assert loaded.cache_dir is None
+    return loaded
+
+
+def assert_same(a, b):
+    assert a.matrix.dtype == b.matrix.dtype and np.array_equal(a.matrix, b.matrix)
+    assert np.array_equal(a.ids, b.ids)
+    assert list(a.paths) == list(b.paths)
+    assert (a.generation, a.token, a.root) == (b.generation, b.token, b.root)
+
+
+def cache_folders(db_path):
+    root = store.cache_root(db_path)
+    return sorted(os.listdir(root)) if os.path.isdir(root) else []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cache_equals_sqlite_load(db_path, mode, monkeypatch):
+    conn = connect(db_path)
+    built = store.load(conn, mode)  # reads SQLite, publishes the cache
+    assert built.cache_dir is not None and os.path.isdir(built.cache_dir)
+    store.forget()
+    mapped = store.load(conn, mode)  # a new process would see this: the memory map
+    assert mapped.cache_dir == built.cache_dir and not mapped.matrix.flags.writeable
+    reference = sqlite_load(conn, mode, monkeypatch)
+    assert_same(mapped, reference)
+    assert len(mapped.ids) == 41 and mapped.paths[-1] == "ü/é.jpg" and mapped.paths[-2:] == ["a/039.jpg", "ü/é.jpg"]
+    if mode == "embeddings":
+        assert np.allclose(np.linalg.norm(mapped.matrix, axis=1), 1.0, atol=1e-6)
+    conn.close()
+
+
+def test_cache_is_rebuilt_when_the_db_changes(db_path, monkeypatch):
+    conn = connect(db_path)
+    first = store.load(conn, "embeddings")
+    add_images(conn, np.random.default_rng(1), ["b/new.jpg"])
+    store.forget()
+    second = store.load(conn, "embeddings")
+    assert second.cache_dir != first.cache_dir
+    assert cache_folders(db_path) == [os.path.basename(second.cache_dir)]  # the old version is gone
+    assert len(second.ids) == 42 and "b/new.jpg" in list(second.paths)
+    assert_same(second, sqlite_load(conn, "embeddings", monkeypatch))
+    conn.close()
+
+
+def test_same_generation_with_another_history_is_not_reused(db_path, tmp_path, monkeypatch):
+    """A backup restored and written to again reaches the old generation number: the random
+    write token still tells the two apart."""
+    backup = tmp_path / "backup.db"
+    shutil.copy(db_path, backup)
+    conn = connect(db_path)
+    add_images(conn, np.random.default_rng(2), ["c/one.jpg"])
+    before = store.load(conn, "rgb")
+    conn.close()
+    shutil.copy(backup, db_path)
+    conn = connect(db_path)
+    add_images(conn, np.random.default_rng(3), ["d/other.jpg"])
+    after = store.load(conn, "rgb")
+    assert after.generation == before.generation and after.cache_dir != before.cache_dir
+    assert "d/other.jpg" in list(after.paths) and "c/one.jpg" not in list(after.paths)
+    assert_same(after, sqlite_load(conn, "rgb", monkeypatch))
+    conn.close()
+
+
+def test_a_write_during_the_read_is_not_published(db_path, monkeypatch):
+    conn = connect(db_path)
+    writer = connect(db_path)
+    real_chunks = store.column_chunks
+
+    def chunks_then_write(*args, **kwargs):
+        for chunk in real_chunks(*args, **kwargs):
+            yield chunk
+        add_images(writer, np.random.default_rng(4), ["e/late.jpg"])
+
+    monkeypatch.setattr(store, "column_chunks", chunks_then_write)
+    loaded = store.load(conn, "phash")
+    assert loaded.cache_dir is None and len(loaded.ids) == 41
+    assert cache_folders(db_path) == []
+    monkeypatch.setattr(store, "column_chunks", real_chunks)
+    fresh = store.load(conn, "phash")  # the DB moved on: loaded again, now cached
+    assert len(fresh.ids) == 42 and fresh.cache_dir is not None
+    writer.close()
+    conn.close()
+
+
+def test_prepared_arrays_are_cached_and_equal(db_path):
+    conn = connect(db_path)
+    loaded = store.load(conn, "rgb")
+    made = loaded.prepare("sqrt", np.sqrt)
+    assert os.path.exists(os.path.join(loaded.cache_dir, "sqrt.npy"))
+    store.forget()
+    again = store.load(conn, "rgb")
+    mapped = again.prepare("sqrt", lambda m: pytest.fail("should come from the cache"))
+    assert np.array_equal(mapped, made) and np.array_equal(mapped, np.sqrt(again.matrix))
+    conn.close()
+
+
+def test_cache_switched_off_writes_nothing(db_path, monkeypatch):
+    monkeypatch.setattr(config, "MATRIX_CACHE", False)
+    conn = connect(db_path)
+    loaded = store.load(conn, "ahash")
+    loaded.prepare("anything", lambda m: m[:1])
+    assert cache_folders(db_path) == [] and len(loaded.ids) == 41
+    conn.close()
