@@ -9,8 +9,8 @@ bytes under a new name) keeps its row and features without being extracted again
 import argparse
 import logging
 import os
+import stat
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 
 from PIL import Image
@@ -21,7 +21,7 @@ from cli import UsageError, run, setup_logging
 from db import connect
 from db.images import ERROR, PENDING, delete_images, insert_images, load_index, move_images, update_changed
 from db.meta import claim_dataset_root
-from features.decode import content_hash
+from features.decode import content_hash, limit_pixels
 
 log = logging.getLogger("generator")
 
@@ -62,8 +62,10 @@ def describe_header(full, root):
         return 0, 0, None, None, ERROR, "broken symlink or vanished file"
     if os.path.islink(full) and os.path.commonpath([os.path.realpath(full), root]) != root:
         return st.st_size, st.st_mtime_ns, None, None, ERROR, "symlink points outside the dataset"
+    if not stat.S_ISREG(st.st_mode):  # a named pipe would block the scan forever
+        return st.st_size, st.st_mtime_ns, None, None, ERROR, "not a regular file"
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), limit_pixels(config.MAX_IMAGE_PIXELS):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(full) as image:
                 width, height = image.size
@@ -120,26 +122,22 @@ def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=1000,
     try:
         claim_dataset_root(conn, root)
         index = load_index(conn)
-        summary, seen, new_rows, changed_rows = ScanSummary(), set(), {}, []
+        summary, seen, new_rows, changed_rows, changed_paths = ScanSummary(), set(), {}, [], []
         for rel, full in tqdm(walk_images(root, extensions), desc="scanning", unit="file", disable=not progress):
             summary.files += 1
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                log.warning("skipped %r: file name is not valid UTF-8, rename it", rel)
-                summary.unreadable += 1
-                continue
+            rel, utf8 = _storable(rel)
             seen.add(rel)
             old = index.get(rel)
             if old is not None:
-                st = _stat_or_none(full)
-                if st is not None and (st.st_size, st.st_mtime_ns) == (old[1], old[2]):
+                st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
+                if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old[1], old[2]):
                     continue
-            row = describe_header(full, root)
+            row = describe_header(full, root) if utf8 else _not_utf8(full)
             if old is None:
                 new_rows[rel] = (full, *row)
             else:
                 changed_rows.append((*row, old[0]))
+                changed_paths.append(rel)
         deleted = {path: row for path, row in index.items() if path not in seen}
         moves = find_moves(new_rows, deleted)
         inserts = [(rel, *row[1:]) for rel, row in new_rows.items()]
@@ -152,14 +150,30 @@ def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=1000,
         deleted_ids = [row[0] for row in deleted.values()]
         for start in range(0, len(deleted_ids), batch_size):
             delete_images(conn, deleted_ids[start:start + batch_size])
-        errors = Counter(row[-1] for row in inserts + [r[:-1] for r in changed_rows] if row[-2] == ERROR)
-        for reason, count in errors.items():
-            log.info("%d file(s) not usable: %s", count, reason)
+        unusable = [(row[0], row[-1]) for row in inserts if row[-2] == ERROR]
+        unusable += [(rel, r[-2]) for rel, r in zip(changed_paths, changed_rows) if r[-3] == ERROR]
+        for rel, reason in unusable:
+            log.warning("skipped %s: %s", rel, reason)
         summary.new, summary.changed, summary.moved, summary.deleted = len(inserts), len(changed_rows), len(moves), len(deleted)
-        summary.unreadable += sum(errors.values())
+        summary.unreadable = len(unusable)
         return summary
     finally:
         conn.close()
+
+
+def _storable(rel):
+    """(path as stored, is valid UTF-8): an undecodable name is kept, escaped, as an error row."""
+    try:
+        rel.encode("utf-8")
+        return rel, True
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace"), False
+
+
+def _not_utf8(full):
+    st = _stat_or_none(full)
+    size, mtime_ns = (st.st_size, st.st_mtime_ns) if st else (0, 0)
+    return size, mtime_ns, None, None, ERROR, "file name is not valid UTF-8: rename the file"
 
 
 def _stat_or_none(full):

@@ -48,7 +48,7 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _limit_pixels(max_pixels):
+            with limit_pixels(max_pixels):
                 image = Image.open(io.BytesIO(data))
                 if image.format == "JPEG":
                     image.draft("RGB", _draft_request(image.size, side))
@@ -63,7 +63,7 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
     return resize_shorter_side(to_rgb(image), side)
 
 
-class _limit_pixels:
+class limit_pixels:
     """Temporarily set Pillow's global decompression-bomb limit."""
 
     def __init__(self, limit):

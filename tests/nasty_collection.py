@@ -1,0 +1,231 @@
+"""A "nasty collection": the broken and odd files real photo folders hold, one of each kind.
+
+Why: the pipeline must finish on any folder, record every unusable file with a reason,
+and give every usable one correct features. Each kind says what the DB must hold for it:
+status "ok" (optionally with ``same_as``, a plain RGB PNG whose features must be
+identical, or ``looks_like``, an image it must closely resemble), status "error" with a
+piece of the reason, or None (no row at all).
+"""
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+W, H = 64, 48  # small, and a multiple of the JPEG block size both ways
+LOCKED = ("broken/secret.png", "locked")  # made unreadable (chmod 000)
+
+
+@dataclass
+class Kind:
+    name: str
+    path: str  # relative path as the DB stores it
+    status: str = "ok"  # "ok", "error", or None for "no row"
+    reason: str = None  # a piece of the stored one-line reason
+    same_as: str = None  # features must equal this reference file's, exactly
+    looks_like: str = None  # colours and embedding must be close to this file's
+
+
+def picture(seed, width=W, height=H):
+    """A smooth, structured RGB array (gradients plus a few blocks): stable hashes and crops."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
+                      (x + y) * 255 // max(width + height - 2, 1)], axis=-1).astype(np.int32)
+    for _ in range(4):
+        x0, y0 = rng.integers(0, width // 2), rng.integers(0, height // 2)
+        image[y0:y0 + height // 3, x0:x0 + width // 3] = rng.integers(0, 256, 3)
+    return image.astype(np.uint8)
+
+
+# EXIF orientation -> how a viewer turns the stored pixels upright (numpy, independent of Pillow).
+UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1, :],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+STORED = {k: UPRIGHT[{6: 8, 8: 6}.get(k, k)] for k in UPRIGHT}  # the inverse of each
+
+
+def _save(root, rel, image, **options):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image.save(path, **options)
+    return rel
+
+
+def _write(root, rel, data):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return rel
+
+
+def _encoded(image, fmt, **options):
+    buf = io.BytesIO()
+    image.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def _on_white(rgb, opaque):
+    return np.where(opaque[..., None], rgb, 255).astype(np.uint8)
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width, height):
+    """A genuine 1-bit PNG of ``width`` x ``height`` black pixels: tiny on disk, huge decoded."""
+    row = b"\x00" * (1 + (width + 7) // 8)
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def make(root, outside):
+    """Write the collection under ``root`` (and one target file under ``outside``); returns [Kind]."""
+    kinds = []
+    base = picture(0)
+    rgb = Image.fromarray(base)
+    ref = lambda rel, array: _save(root, f"refs/{rel}", Image.fromarray(array))  # noqa: E731
+    plain = _save(root, "plain.png", rgb)
+    jpeg = _encoded(rgb, "JPEG", quality=90)
+
+    # --- files that cannot be used -----------------------------------------------------
+    kinds += [
+        Kind("zero-byte file", _write(root, "broken/empty.jpg", b""), "error", "empty"),
+        Kind("text file named .jpg", _write(root, "broken/notes.jpg", b"shopping list\n" * 20), "error", "not a readable image"),
+        Kind("truncated JPEG", _write(root, "broken/cut.jpg", jpeg[: len(jpeg) // 2]), "error", "truncated"),
+        Kind("truncated PNG", _write(root, "broken/cut.png", _encoded(rgb, "PNG")[:300]), "error", "cannot decode"),
+        Kind("JPEG with corrupt Huffman data", _write(root, "broken/huffman.jpg", _corrupt_entropy(jpeg)), "error", "cannot decode"),
+        Kind("PNG with a bad CRC", _write(root, "broken/crc.png", _bad_crc(_encoded(rgb, "PNG"))), "error", "not a readable image"),
+        Kind("decompression bomb (> 2x limit)", _write(root, "broken/bomb_big.png", bomb_png(20000, 20000)), "error", "decompression-bomb"),
+        Kind("decompression bomb (1x-2x limit)", _write(root, "broken/bomb.png", bomb_png(12000, 12000)), "error", "decompression-bomb"),
+        Kind("file without read permission", _write(root, "broken/secret.png", _encoded(rgb, "PNG")), "error", "permission"),
+        Kind("file deleted between scan and extraction", _write(root, "broken/vanishing.png", _encoded(rgb, "BMP")), "error", "disappeared"),
+        Kind("symlink loop", _symlink(root, "broken/loop.jpg", "loop.jpg"), "error", "broken symlink"),
+        Kind("dangling symlink", _symlink(root, "broken/dangling.jpg", "nowhere.jpg"), "error", "broken symlink"),
+        Kind("symlink out of the dataset", _symlink(root, "broken/escape.png", _outside_file(outside, rgb)), "error", "outside the dataset"),
+        Kind("named pipe called .jpg", _fifo(root, "broken/pipe.jpg"), "error", "not a regular file"),
+        Kind("non-UTF-8 file name", _non_utf8(root, "broken", _encoded(rgb, "PNG")), "error", "UTF-8"),
+        Kind("directory named like an image", _dir_like_image(root, rgb), None),
+        Kind("folder without read permission (file inside)", _write(root, "locked/inside.png", _encoded(rgb, "PNG")), None),
+        Kind("not an image extension", _write(root, "readme.txt", b"hello"), None),
+    ]
+    os.symlink("..", os.path.join(root, "broken", "up"))  # a directory loop: must not be followed
+    for rel in LOCKED:
+        os.chmod(os.path.join(root, rel), 0)
+    kinds.append(Kind("file inside a directory named like an image", "album.jpg/inside.png", same_as=plain))
+
+    # --- files that can be used, each against a reference with the pixels they must decode to
+    grey = np.asarray(rgb.convert("L"))
+    kinds += [
+        Kind("greyscale PNG", _save(root, "modes/grey.png", Image.fromarray(grey, "L")), same_as=ref("grey.png", np.repeat(grey[..., None], 3, 2))),
+        Kind("16-bit greyscale PNG", _save(root, "modes/grey16.png", Image.fromarray(grey.astype(np.uint16) * 257)), same_as=ref("grey16.png", np.repeat(grey[..., None], 3, 2))),
+        Kind("1-bit PNG", _save(root, "modes/bilevel.png", rgb.convert("1")), same_as=ref("bilevel.png", np.asarray(rgb.convert("1").convert("RGB")))),
+    ]
+    palette = rgb.quantize(32)
+    kinds.append(Kind("palette PNG", _save(root, "modes/palette.png", palette), same_as=ref("palette.png", np.asarray(palette.convert("RGB")))))
+    index = np.asarray(palette)
+    kinds.append(Kind("palette PNG with transparency", _save(root, "modes/palette_alpha.png", palette, transparency=int(index[0, 0])),
+                      same_as=ref("palette_alpha.png", _on_white(np.asarray(palette.convert("RGB")), index != index[0, 0]))))
+    opaque = (np.indices((H, W)).sum(axis=0) // 8) % 2 == 0  # checkerboard of fully on/off alpha
+    alpha = Image.fromarray((opaque * 255).astype(np.uint8))
+    kinds += [
+        Kind("RGBA PNG", _save(root, "modes/rgba.png", Image.merge("RGBA", (*rgb.split(), alpha))), same_as=ref("rgba.png", _on_white(base, opaque))),
+        Kind("LA PNG", _save(root, "modes/la.png", Image.merge("LA", (Image.fromarray(grey), alpha))),
+             same_as=ref("la.png", _on_white(np.repeat(grey[..., None], 3, 2), opaque))),
+        Kind("CMYK JPEG", _save(root, "modes/cmyk.jpg", rgb.convert("CMYK"), quality=100), looks_like=plain),
+    ]
+    frames = [rgb.quantize(64), Image.fromarray(255 - base).quantize(64)]
+    kinds.append(Kind("animated GIF (first frame used)", _save(root, "formats/anim.gif", frames[0], save_all=True, append_images=frames[1:], duration=100, loop=0),
+                      same_as=ref("anim.png", np.asarray(frames[0].convert("RGB")))))
+    pages = [rgb, Image.fromarray(255 - base)]
+    kinds += [
+        Kind("multi-page TIFF (first page used)", _save(root, "formats/pages.tif", pages[0], save_all=True, append_images=pages[1:]), same_as=plain),
+        Kind("lossless WebP", _save(root, "formats/photo.webp", rgb, lossless=True), same_as=plain),
+        Kind("BMP", _save(root, "formats/photo.bmp", rgb), same_as=plain),
+        Kind("upper-case extension", _save(root, "formats/PHOTO.BMP", Image.fromarray(picture(1))), same_as=ref("upper.png", picture(1))),
+        Kind("PNG bytes named .jpg", _write(root, "formats/really_png.jpg", _encoded(Image.fromarray(picture(2)), "PNG")), same_as=ref("really_png.png", picture(2))),
+        Kind("JPEG with trailing garbage", _write(root, "formats/trailing.jpg", jpeg + b"\x00garbage" * 50),
+             same_as=_write(root, "refs/clean.jpg", jpeg)),
+        Kind("identical copy of another file", _write(root, "formats/copy_of_plain.png", open(os.path.join(root, plain), "rb").read()), same_as=plain),
+        Kind("unicode file name", _save(root, "names/café_日本_😀.bmp", Image.fromarray(picture(3))), same_as=ref("unicode.png", picture(3))),
+        Kind("quotes, semicolons and -- in the name", _save(root, "names/it's \"x\"; DROP TABLE images; --.bmp", Image.fromarray(picture(4))),
+             same_as=ref("sql.png", picture(4))),
+        Kind("1x1 image", _save(root, "sizes/dot.png", Image.new("RGB", (1, 1), (200, 30, 30)))),
+        Kind("20000x1 image", _save(root, "sizes/strip.png", Image.fromarray(np.tile(base[:1], (1, 313, 1))[:, :20000]))),
+    ]
+    for orientation in range(1, 9):
+        stored = np.ascontiguousarray(STORED[orientation](base))
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        rel = _save(root, f"exif/orientation_{orientation}.jpg", Image.fromarray(stored), quality=95, exif=exif)
+        with Image.open(os.path.join(root, rel)) as decoded:
+            upright = np.ascontiguousarray(UPRIGHT[orientation](np.asarray(decoded.convert("RGB"))))
+        assert np.abs(upright.astype(int) - base).mean() < 4, "the fixture's orientation table is wrong"
+        kinds.append(Kind(f"EXIF orientation {orientation}", rel, same_as=ref(f"orientation_{orientation}.png", upright)))
+    return kinds
+
+
+def unlock(root):
+    """Give the locked files their permissions back, so the folder can be deleted."""
+    for rel in LOCKED:
+        path = os.path.join(root, rel)
+        if os.path.exists(path):
+            os.chmod(path, 0o755)
+
+
+def _corrupt_entropy(jpeg):
+    """Overwrite the middle of the entropy-coded data with a marker that cannot occur there."""
+    start = jpeg.index(b"\xff\xda") + 20
+    middle = (start + len(jpeg)) // 2
+    return jpeg[:middle] + b"\xff\xc0\xff\xc4" * 8 + jpeg[middle + 32:]
+
+
+def _bad_crc(png):
+    """Flip one byte of the IHDR checksum."""
+    at = 8 + 8 + 13  # signature, IHDR length+type, IHDR data
+    return png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1:]
+
+
+def _symlink(root, rel, target):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink(target, path)
+    return rel
+
+
+def _outside_file(outside, image):
+    os.makedirs(outside, exist_ok=True)
+    path = os.path.join(outside, "private.png")
+    image.save(path)
+    return path
+
+
+def _fifo(root, rel):
+    os.mkfifo(os.path.join(root, rel))
+    return rel
+
+
+def _non_utf8(root, folder, data):
+    name = b"latin1_caf\xe9.png"
+    with open(os.path.join(os.fsencode(root), os.fsencode(folder), name), "wb") as fh:
+        fh.write(data)
+    return f"{folder}/" + name.decode("utf-8", "backslashreplace")
+
+
+def _dir_like_image(root, image):
+    _save(root, "album.jpg/inside.png", image)
+    return "album.jpg"
