@@ -1,0 +1,156 @@
+"""The projector export, read back from disk and served by TensorBoard itself."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from PIL import Image
+from tensorboard.plugins.projector import ProjectorConfig
+
+import export_tensorboard
+from search import store
+from viz import sprite
+from viz.projection import map_features
+
+
+def read_config(logdir):
+    config = ProjectorConfig()
+    with open(os.path.join(logdir, export_tensorboard.CONFIG_FILE), encoding="utf-8") as fh:
+        text_format.Parse(fh.read(), config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def exported(mini_collection, tmp_path_factory):
+    """The mini collection (60 images) exported with a cap of 25 points."""
+    logdir = tmp_path_factory.mktemp("tb")
+    result = export_tensorboard.export(str(mini_collection["db"]), str(logdir), "embeddings", limit=25, seed=1,
+                                       progress=False)
+    return result
+
+
+def test_files_agree_with_the_config_and_the_db(exported, mini_conn):
+    config = read_config(exported.logdir)
+    (embedding,) = config.embeddings
+    assert embedding.tensor_name == "embeddings"
+    assert list(embedding.tensor_shape) == [25, exported.dim]
+    tensor = np.fromfile(os.path.join(exported.logdir, embedding.tensor_path), dtype="<f4").reshape(25, -1)
+    with open(os.path.join(exported.logdir, embedding.metadata_path), encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    assert lines[0].split("\t") == list(export_tensorboard.METADATA_COLUMNS)
+    rows = [line.split("\t") for line in lines[1:]]
+    assert len(rows) == 25 and all(len(r) == 4 for r in rows)
+    loaded = store.load(mini_conn, "embeddings")
+    row_of_path = {loaded.paths[i]: i for i in range(len(loaded.ids))}
+    for (name, folder, label, path), vector in zip(rows, tensor):
+        assert path == f"{folder}/{name}" and label == folder  # flat collection: label is the folder
+        np.testing.assert_array_equal(vector, loaded.matrix[row_of_path[path]])
+    with Image.open(os.path.join(exported.logdir, embedding.sprite.image_path)) as image:
+        per_row, tile = sprite.sprite_layout(25)
+        assert list(embedding.sprite.single_image_dim) == [tile, tile] == [64, 64]
+        assert image.size == (per_row * tile, 5 * tile) == (320, 320)
+
+
+def test_the_sample_is_seeded_and_the_cap_is_logged(mini_collection, tmp_path, caplog):
+    again = export_tensorboard.export(str(mini_collection["db"]), str(tmp_path), "embeddings", limit=25, seed=1,
+                                      progress=False)
+    assert "exporting 25 of them (random sample, seed 1)" in caplog.text and "60 images" in caplog.text
+    with open(again.metadata_path, "rb") as fh:
+        assert fh.read() == open(os.path.join(tmp_path, "embeddings_metadata.tsv"), "rb").read()
+
+
+def test_a_second_mode_joins_the_same_config(mini_collection, tmp_path):
+    db = str(mini_collection["db"])
+    export_tensorboard.export(db, str(tmp_path), "embeddings", limit=None, sprite=False, progress=False)
+    export_tensorboard.export(db, str(tmp_path), "rgb", limit=None, progress=False)
+    export_tensorboard.export(db, str(tmp_path), "rgb", limit=10, progress=False)  # replaces, not duplicates
+    config = read_config(tmp_path)
+    shapes = {e.tensor_name: list(e.tensor_shape) for e in config.embeddings}
+    assert shapes == {"embeddings": [60, shapes["embeddings"][1]], "rgb": [10, 512]}
+    assert not config.embeddings[0].sprite.image_path
+
+
+def test_tensor_that_would_read_as_text_is_written_as_text():
+    suffix, data = export_tensorboard.tensor_bytes(np.zeros((3, 4), dtype=np.float32))
+    assert suffix == ".tsv" and np.loadtxt(data.decode().splitlines()).shape == (3, 4)
+    suffix, data = export_tensorboard.tensor_bytes(np.random.default_rng(0).normal(size=(3, 4)))
+    assert suffix == ".bytes" and len(data) == 3 * 4 * 4
+
+
+def test_metadata_survives_tabs_in_file_names():
+    lines = export_tensorboard.metadata_tsv(["a\tb/c.jpg", "top.jpg"]).decode().splitlines()
+    assert lines[1:] == ["c.jpg\ta b\ta b\ta b/c.jpg", "top.jpg\t.\t.\ttop.jpg"]
+
+
+def test_sprite_layout_follows_the_point_count():
+    assert sprite.sprite_layout(300) == (18, 64)
+    assert sprite.sprite_layout(10_000) == (100, 64)
+    assert sprite.sprite_layout(100_000) == (317, 25)  # 317 * 25 <= 8192
+    with pytest.raises(sprite.SpriteTooLargeError, match="at most 1048576"):
+        sprite.sprite_layout(2_000_000)
+
+
+def test_bad_arguments_are_one_line_errors(mini_collection, tmp_path, capsys):
+    from cli import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(lambda: export_tensorboard.main(["--db", str(mini_collection["db"]), "--logdir", str(tmp_path),
+                                             "--limit", "0"]))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: limit must be >= 1, got 0"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read()
+
+
+@pytest.mark.timeout(180)
+def test_tensorboard_serves_the_export_in_its_projector(exported, tmp_path):
+    """Start the real `tensorboard` on loopback and ask its projector plugin for our run."""
+    binary = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/data/plugin/projector"
+    log_file = open(tmp_path / "tensorboard.log", "wb")  # a file, not a pipe nobody reads that could fill up
+    server = subprocess.Popen([binary, "--logdir", exported.logdir, "--port", str(port), "--host", "127.0.0.1"],
+                              stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        runs, deadline = None, time.monotonic() + 90
+        while runs is None and time.monotonic() < deadline:
+            if server.poll() is not None:
+                pytest.fail(f"tensorboard exited with {server.returncode}: "
+                            f"{(tmp_path / 'tensorboard.log').read_text(errors='replace')[-500:]}")
+            try:
+                runs = json.loads(_get(f"{base}/runs"))
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        assert runs == ["."], "the projector plugin did not list the logdir as a run"
+        info = json.loads(_get(f"{base}/info?run=."))
+        (embedding,) = info["embeddings"]
+        assert embedding["tensorName"] == "embeddings" and embedding["tensorShape"] == [25, exported.dim]
+        with open(exported.tensor_path, "rb") as fh:
+            assert _get(f"{base}/tensor?run=.&name=embeddings") == fh.read()
+        assert len(_get(f"{base}/metadata?run=.&name=embeddings").decode().splitlines()) == 26
+        with open(exported.sprite_path, "rb") as fh:
+            assert _get(f"{base}/sprite_image?run=.&name=embeddings") == fh.read()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        log_file.close()
