@@ -48,10 +48,30 @@ def _quiet_worker(_):
 
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _die_with_parent()
+
+
+_PARENT_PID = os.getpid()  # in a forked decode worker: the main.py that started it
+
+
+def _die_with_parent():
+    """Have Linux kill this decode worker when main.py dies. Without it a SIGKILLed main.py
+    leaves workers blocked for ever writing to a full pipe (torch's watchdog never runs)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getpid() != _PARENT_PID and os.getppid() != _PARENT_PID:
+        os._exit(1)  # the parent died before the request took effect
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+class _ReportedInterrupt(KeyboardInterrupt):
+    """An interrupt whose progress message was already logged."""
 
 
 def _batches(paths, settings, batch_size, workers):
@@ -130,7 +150,7 @@ def _extract_pending(conn, root, settings, embedder, batch_size, workers, progre
         bar.close()
         log.warning("interrupted: %d of %d images extracted and saved in this run; "
                     "run the same command again to continue where it stopped", done, total)
-        raise
+        raise _ReportedInterrupt from None
     finally:
         bar.close()
         signal.signal(signal.SIGTERM, previous)
@@ -177,6 +197,7 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         if args.dask:
             from distributed_extract import extract_on_cluster
@@ -186,7 +207,9 @@ def main(argv=None):
         else:
             result = extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
                              reset=args.reset_features, progress=not args.no_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, _ReportedInterrupt):
+            log.warning("interrupted; every finished batch is saved: run the same command again to continue")
         sys.exit(130)
     print(summary_line(result))
 

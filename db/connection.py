@@ -95,6 +95,23 @@ def database_file(conn):
     raise NotADatabaseError("the connection has no main database")
 
 
+_HELD_LOCKS = set()  # lock files this process holds open
+
+
+def _close_inherited_locks():
+    """In a forked child (a decode worker): drop our copies of the parent's lock files.
+
+    An flock belongs to the open file, which fork shares: without this, a worker left
+    behind by a SIGKILLed main.py would keep the DB locked and block the rerun.
+    """
+    for fh in _HELD_LOCKS:
+        fh.close()
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 class WriterLock:
     """An exclusive, non-blocking lock on ``<db>.lock``: one extractor per DB.
 
@@ -115,8 +132,10 @@ class WriterLock:
                 f"another main.py is already extracting into this DB (lock {self.path}); "
                 f"wait for it to finish, it does the same work"
             ) from None
+        _HELD_LOCKS.add(self._fh)
         return self
 
     def __exit__(self, *exc):
+        _HELD_LOCKS.discard(self._fh)
         fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._fh.close()
