@@ -25,5 +25,10 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
+# The README pictures, from the demo collection (built first if missing).
+figures: venv
+	test -f $(DEMO)/images.db || $(MAKE) demo
+	$(PY) -m viz.figures --db $(DEMO)/images.db --query $(DEMO_QUERY) --out docs/figures
+
 clean:
 	rm -rf $(DEMO) .pytest_cache

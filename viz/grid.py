@@ -15,23 +15,28 @@ QUERY_COLOUR = "#1f77b4"
 SAME_FOLDER_COLOUR = "#2ca02c"
 
 
-def picture(path, size=THUMB):
-    """The image upright, RGB, fitted inside size x size (aspect kept); None if unreadable."""
+def picture(path, size=THUMB, cover=False):
+    """The image upright, RGB, fitted inside size x size (aspect kept); None if unreadable.
+
+    cover: fill the whole square instead, cropping the longer side (sprite tiles).
+    """
     try:
         with Image.open(path) as image:
             from features.decode import to_rgb
 
             image.draft("RGB", (size, size))
-            fitted = to_rgb(ImageOps.exif_transpose(image))
-            fitted.thumbnail((size, size))
-            return fitted
+            upright = to_rgb(ImageOps.exif_transpose(image))
+            if cover:
+                return ImageOps.fit(upright, (size, size), Image.LANCZOS)
+            upright.thumbnail((size, size), Image.LANCZOS)
+            return upright
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
-def thumbnail(path, size=THUMB):
-    """A size x size RGB tile: the picture centred on white; plain grey if unreadable."""
-    fitted = picture(path, size)
+def thumbnail(path, size=THUMB, cover=False):
+    """A size x size RGB tile: the picture centred on white (or covering it); grey if unreadable."""
+    fitted = picture(path, size, cover)
     if fitted is None:
         return Image.new("RGB", (size, size), (200, 200, 200))
     tile = Image.new("RGB", (size, size), (255, 255, 255))

@@ -89,7 +89,7 @@ def map_figure(cmap, thumbnails=False, n_thumbnails=60, thumb=48):
     import matplotlib.pyplot as plt
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    from viz.grid import thumbnail
+    from viz.grid import picture, thumbnail
 
     colours = group_colours(cmap.labels)
     fig, ax = plt.subplots(figsize=(11, 8.5), dpi=100)
@@ -120,8 +120,9 @@ def map_figure(cmap, thumbnails=False, n_thumbnails=60, thumb=48):
             offset = placer.place(cmap.coords[i], thumb + 6, thumb + 6)
             if offset is None:
                 continue
-            box = AnnotationBbox(OffsetImage(np.asarray(thumbnail(cmap.paths[i], thumb)), zoom=72 / fig.dpi),
-                                 cmap.coords[i], xybox=offset, boxcoords="offset pixels", frameon=True, pad=0.2,
+            image = picture(cmap.paths[i], thumb) or thumbnail(cmap.paths[i], thumb)
+            box = AnnotationBbox(OffsetImage(np.asarray(image), zoom=72 / fig.dpi), cmap.coords[i], xybox=offset,
+                                 boxcoords="offset pixels", frameon=True, pad=0.2,
                                  bboxprops=dict(edgecolor=colours[cmap.labels[i]], linewidth=1.5),
                                  arrowprops=line if offset != (0, 0) else None, zorder=3)
             ax.add_artist(box)

@@ -39,6 +39,7 @@ def sprite_layout(n_points, max_side=MAX_SPRITE_SIDE, max_tile=MAX_TILE):
 def save_sprite(paths, out_path, tile, per_row=None, progress=True, quality=90):
     """Write the sprite of ``paths`` (row-major, ``per_row`` tiles a row) as JPEG; returns its size.
 
+    Tiles are square crops: the projector draws each point as its whole tile.
     JPEG because a full 8192 x 8192 sheet of photos is ~100 MB as PNG and ~10 MB as JPEG.
     Written through a temporary file so an interrupted export leaves no broken sprite.
     """
@@ -46,7 +47,7 @@ def save_sprite(paths, out_path, tile, per_row=None, progress=True, quality=90):
     rows = math.ceil(len(paths) / per_row)
     sheet = Image.new("RGB", (per_row * tile, rows * tile), (255, 255, 255))
     for i, path in enumerate(tqdm(paths, desc="sprite", unit="img", disable=not progress)):
-        sheet.paste(thumbnail(path, tile), ((i % per_row) * tile, (i // per_row) * tile))
+        sheet.paste(thumbnail(path, tile, cover=True), ((i % per_row) * tile, (i // per_row) * tile))
     tmp = os.fspath(out_path) + ".tmp"
     sheet.save(tmp, format="JPEG", quality=quality)
     os.replace(tmp, out_path)

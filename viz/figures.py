@@ -1,0 +1,96 @@
+"""Regenerate the README pictures from the demo collection (`make figures`).
+
+    python -m viz.figures --db demo_data/images.db --query demo_data/images/chelsea/original.jpg --out docs/figures
+
+Writes demo_result.png (a result grid), mode_comparison.png, umap_map.png and
+projector_sprite.png (the thumbnails TensorBoard's projector shows). PNGs are reduced to
+256 colours so the repository stays small.
+"""
+import argparse
+import logging
+import os
+import tempfile
+
+from PIL import Image
+
+log = logging.getLogger("figures")
+
+SPRITE_PREVIEW_SIDE = 640  # pixels: the sprite shown in the README, downscaled
+
+
+def shrink_png(path):
+    """Re-save as a 256-colour PNG: a third of the bytes, and no visible change at README size."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    palette = rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small = rgb.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)  # dithered: no colour bands
+    colours = small.getpalette()
+    small.putpalette([255 if min(colours[i:i + 3]) >= 248 else c  # the page's near-white back to white
+                      for i in range(0, len(colours), 3) for c in colours[i:i + 3]])
+    tmp = path + ".tmp"
+    small.save(tmp, format="PNG", optimize=True)
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+def result_grid(db, query, out):
+    from db import connect
+    from similarities import calculate_similarities
+    from viz.grid import save_result_grid
+
+    conn = connect(db)
+    try:
+        results = calculate_similarities(query, conn, "embeddings", "cosine", top_k=8)
+    finally:
+        conn.close()
+    return save_result_grid([([query], results)], out, title="embeddings / cosine: the query, then its top 8")
+
+
+def sprite_preview(db, out):
+    """The projector's sprite for the whole collection, downscaled for the README."""
+    import export_tensorboard
+
+    with tempfile.TemporaryDirectory() as logdir:
+        exported = export_tensorboard.export(db, logdir, "embeddings", progress=False)
+        with Image.open(exported.sprite_path) as sheet:
+            scale = SPRITE_PREVIEW_SIDE / max(sheet.size)
+            sheet.resize((round(sheet.width * scale), round(sheet.height * scale)), Image.LANCZOS).save(out)
+    return out
+
+
+def make_all(db, query, out_dir):
+    from viz.compare import save_mode_comparison
+    from viz.projection import plot_map
+
+    os.makedirs(out_dir, exist_ok=True)
+    made = {
+        "demo_result.png": lambda p: result_grid(db, query, p),
+        "mode_comparison.png": lambda p: save_mode_comparison(query, db, p, top_k=6),
+        "umap_map.png": lambda p: plot_map(db, p, "umap", "embeddings", thumbnails=True),
+        "projector_sprite.png": lambda p: sprite_preview(db, p),
+    }
+    for name, make in made.items():
+        path = os.path.join(out_dir, name)
+        log.info("drawing %s", path)
+        make(path)
+        print(f"wrote {path} ({shrink_png(path) // 1024} KiB)")
+
+
+def main(argv=None):
+    from cli import UsageError, setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="demo_data/images.db")
+    parser.add_argument("--query", default="demo_data/images/chelsea/original.jpg")
+    parser.add_argument("--out", default="docs/figures")
+    args = parser.parse_args(argv)
+    setup_logging()
+    if not os.path.isfile(args.query):
+        raise UsageError(f"query image {args.query} does not exist: run `make demo` first")
+    make_all(args.db, args.query, args.out)
+
+
+if __name__ == "__main__":
+    from cli import run
+
+    run(main)
