@@ -140,7 +140,7 @@ def _extract_pending(conn, client, root, settings, expected, batch_size, shard_s
 
     def submit(rows):
         paths = [os.path.join(root, row[1]) for row in rows]
-        future = client.submit(extract_shard, paths, settings, batch_size, pure=False,
+        future = client.submit(extract_shard, paths, settings, batch_size, root, pure=False,
                                key=f"extract-shard-{rows[0][0]}-{rows[-1][0]}")
         rows_of[future.key] = rows
         running.add(future)

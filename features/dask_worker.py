@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from distributed import WorkerPlugin, get_worker
 
+from db.errors import DatasetRootError
 from features.extract import Settings, extract_batch, stamp
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,17 @@ def probe(model, hash_size, hist_bins, decode_side, max_pixels):
     return settings, stamp(settings, embedder)
 
 
-def extract_shard(paths, settings, batch_size):
+def extract_shard(paths, settings, batch_size, root):
     """Features of one shard, ``batch_size`` images per network call.
 
     Returns {"worker", "stamp", "results"}; results has one entry per path, exactly what
     ``extract_batch`` returns locally: (content_hash, {column: blob}) or an error string.
+    A worker that cannot see the dataset ``root`` raises instead, so that a missing mount
+    stops the run rather than marking every image as gone.
     """
+    if not os.path.isdir(root):
+        raise DatasetRootError(f"Dask worker {get_worker().address} cannot see the dataset folder {root}: "
+                               f"mount the collection at the same path on every worker")
     embedder = _embedder(settings.model)
     results = []
     for start in range(0, len(paths), batch_size):

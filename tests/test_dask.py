@@ -1,0 +1,232 @@
+"""main.py --dask: a LocalCluster run stores what a local run stores, even when a worker dies.
+
+One small generated collection (with a duplicate, a truncated JPEG and a file deleted after
+the scan), one local reference run in a subprocess, one 2-process LocalCluster shared by
+every test: about a minute on two busy cores.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("distributed")
+from distributed import Client, LocalCluster  # noqa: E402
+
+import distributed_extract  # noqa: E402
+import main  # noqa: E402
+from db import WriterLock, connect  # noqa: E402
+from db.codec import blobs_to_matrix  # noqa: E402
+from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
+from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
+from db.images import count_by_status, error_reasons, find_by_path, load_index  # noqa: E402
+from db.meta import features_stamp  # noqa: E402
+from generator import scan  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_IMAGES = 22
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    """A scanned DB of small images, two of which fail only at extraction time."""
+    folder = tmp_path_factory.mktemp("dask") / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(N_IMAGES):
+        size = (int(rng.integers(40, 320)), int(rng.integers(40, 320)))
+        gradient = np.linspace(0, 255, size[0] * size[1] * 3).reshape(size[1], size[0], 3)
+        pixels = (gradient + rng.integers(0, 60, gradient.shape)) % 256
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{i:02d}.{'jpg' if i % 3 else 'png'}")
+    shutil.copy(folder / "img01.jpg", folder / "zz_same_bytes.jpg")
+    data = (folder / "img02.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    db = folder.parent / "scanned.db"
+    scan(str(folder), str(db), progress=False)
+    os.remove(folder / "img04.jpg")  # gone after the scan
+    return db
+
+
+@pytest.fixture(scope="module")
+def reference(scanned):
+    """The DB a plain local `python main.py` makes, and the modules that run imported."""
+    db = scanned.parent / "local.db"
+    shutil.copy(scanned, db)
+    code = ("import sys, main; main.main(['--db', sys.argv[1], '--workers', '0', '--no-progress']);"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    done = subprocess.run([sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return db, done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        with Client(local) as client:
+            yield local, client
+
+
+def fresh_copy(scanned, name):
+    db = scanned.parent / name
+    shutil.copy(scanned, db)
+    return db
+
+
+def assert_same_db(db, reference_db):
+    """Same rows, statuses, reasons and content hashes; bit-identical histograms and hashes;
+    embeddings equal up to float rounding of different batch compositions."""
+    got, want = connect(db), connect(reference_db)
+    assert features_stamp(got) == features_stamp(want)
+    index = load_index(want)
+    assert load_index(got) == index
+    assert [find_by_path(got, p) for p in sorted(index)] == [find_by_path(want, p) for p in sorted(index)]
+    assert error_reasons(got) == error_reasons(want)
+    for column in FEATURE_COLUMNS:
+        ids, paths, blobs = load_column(got, column)
+        want_ids, want_paths, want_blobs = load_column(want, column)
+        assert (ids, paths) == (want_ids, want_paths)
+        if column == "embedding":
+            dim = int(features_stamp(want)["embedding_dim"])
+            a, b = blobs_to_matrix(blobs, dim), blobs_to_matrix(want_blobs, dim)
+            cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            assert cosine.min() >= 0.9999
+        else:
+            assert blobs == want_blobs
+    got.close()
+    want.close()
+
+
+def test_local_reference_is_sane_and_never_imports_dask(reference):
+    db, dask_modules = reference
+    assert dask_modules == "[]"
+    conn = connect(db)
+    reasons = dict(error_reasons(conn))
+    assert reasons["file disappeared after the scan"] == 1
+    assert sum(reasons.values()) == 2  # plus the truncated JPEG
+    ids, _, _ = load_column(conn, "embedding")
+    assert len(ids) == N_IMAGES  # N - the deleted one + the duplicate
+    conn.close()
+
+
+def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster):
+    local, _ = cluster
+    db = fresh_copy(scanned, "cluster.db")
+    result = distributed_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, progress=False,
+                                                    build_index=False)
+    assert (result["ok"], result["error"], result["done_now"]) == (N_IMAGES, 2, N_IMAGES + 2)
+    assert_same_db(db, reference[0])
+
+
+@pytest.mark.timeout(240)
+def test_killing_a_worker_mid_run_changes_nothing(scanned, reference, cluster, monkeypatch, capsys):
+    """Through main.py's --dask option; one worker process is SIGKILLed while it holds a shard."""
+    local, client = cluster
+    db = fresh_copy(scanned, "killed.db")
+    monkeypatch.setattr(distributed_extract, "SHARD_SIZE", 3)
+    pids = client.run(os.getpid)
+    killed = []
+
+    def kill_first_busy_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for worker, keys in client.processing().items():
+                if any(str(key).startswith("extract-shard") for key in keys) and worker in pids:
+                    os.kill(pids[worker], signal.SIGKILL)
+                    killed.append(worker)
+                    break
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_busy_worker)
+    killer.start()
+    main.main(["--db", str(db), "--dask", local.scheduler_address, "--no-progress"])
+    killer.join()
+    assert killed, "no worker was busy with a shard during the run"
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.run(os.getpid).values()) != set(pids.values())  # the nanny started a new process
+    assert capsys.readouterr().out.strip() == f"{N_IMAGES} images ok, 2 skipped: " + "; ".join(
+        f"{reason} (1)" for reason in sorted(["file disappeared after the scan", _truncated_reason(reference[0])]))
+    assert_same_db(db, reference[0])
+
+
+def _truncated_reason(db):
+    conn = connect(db)
+    reasons = [reason for reason, _ in error_reasons(conn) if reason != "file disappeared after the scan"]
+    conn.close()
+    return reasons[0]
+
+
+def _poison_weights():
+    from features import dask_worker
+
+    embedder = dask_worker._embedder("efficientnet_lite0")
+    embedder.weights_sha256 = "0" * 64
+
+
+def _forget_models():
+    from features import dask_worker
+
+    dask_worker._EMBEDDERS.clear()
+
+
+def test_workers_with_other_weights_are_refused(scanned, reference, cluster):
+    local, client = cluster
+    db = fresh_copy(reference[0], "refused.db")
+    conn = connect(db)
+    reset_features(conn)  # all pending again, the stamp stays
+    client.run(_poison_weights)
+    try:
+        with pytest.raises(SettingsMismatchError, match="embedding_weights_sha256"):
+            distributed_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False)
+    finally:
+        client.run(_forget_models)
+    assert load_column(conn, "embedding")[0] == []
+    conn.close()
+
+
+def test_a_worker_that_cannot_see_the_photos_stops_the_run(scanned, cluster):
+    """Not one image may be marked 'disappeared' because a mount is missing on a worker."""
+    local, _ = cluster
+    db = fresh_copy(scanned, "unmounted.db")
+    folder = scanned.parent / "images"
+    folder.rename(scanned.parent / "elsewhere")
+    try:
+        with pytest.raises(DatasetRootError, match="cannot see the dataset folder"):
+            distributed_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False)
+    finally:
+        (scanned.parent / "elsewhere").rename(folder)
+    conn = connect(db)
+    assert count_by_status(conn) == {"pending": N_IMAGES + 2}
+    conn.close()
+
+
+def test_a_shard_with_other_settings_is_refused():
+    expected = {key: "1" for key in ("embedding_model", "embedding_weights_sha256", "embedding_dim", "vector_dtype",
+                                     "rgb_dim", "hist_bins", "hash_size", "decode_side")}
+    report = {"worker": "tcp://10.0.0.9:1234", "stamp": dict(expected, hash_size=16), "results": ["x"]}
+    with pytest.raises(SettingsMismatchError, match=r"10\.0\.0\.9.*hash_size: DB has 1, worker has 16"):
+        distributed_extract.accept(report, expected, 1)
+    distributed_extract.accept(dict(report, stamp=expected), expected, 1)
+    with pytest.raises(SettingsMismatchError, match="returned 1 results for 2 images"):
+        distributed_extract.accept(dict(report, stamp=expected), expected, 2)
+
+
+def test_busy_db_and_bad_arguments_fail_before_any_cluster_work(scanned, monkeypatch):
+    db = fresh_copy(scanned, "busy.db")
+    with WriterLock(db), pytest.raises(DatabaseBusyError):
+        distributed_extract.extract_on_cluster(str(db), "tcp://127.0.0.1:9")
+    with pytest.raises(ValueError, match="--workers"):
+        distributed_extract.extract_on_cluster(str(db), "local", workers=0)
+    with pytest.raises(ValueError, match="shard_size"):
+        distributed_extract.extract_on_cluster(str(db), "local", shard_size=0)
+    monkeypatch.setattr(distributed_extract, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(distributed_extract.ClusterError, match="cannot reach the Dask scheduler"):
+        distributed_extract.extract_on_cluster(str(db), "tcp://127.0.0.1:9")
+    conn = connect(db)
+    assert count_by_status(conn) == {"pending": N_IMAGES + 2}
+    conn.close()
