@@ -30,7 +30,8 @@ class QueryImageError(ValueError):
     """A query image that cannot be read or decoded."""
 
 
-def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=False, *, exclude_query=True):
+def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=False, *, exclude_query=True,
+                           any_orientation=False):
     """Return the ``top_k`` images most similar to ``input_images`` as [(path, distance)], best first.
 
     input_images: one path or a list of paths (inside the collection or not). Several
@@ -40,16 +41,23 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     The score is a distance for every metric (cosine and ann_cosine: 1 - cosine similarity;
     bhattacharyya: sqrt(1 - BC); hamming: number of differing bits). A query image that is
     in the collection is left out of its own results unless ``exclude_query=False``; a
-    ``top_k`` larger than the collection returns the whole collection.
+    ``top_k`` larger than the collection returns the whole collection. ``any_orientation``
+    (hash modes only) also finds mirrored and 90°-rotated copies (search.orientations).
     """
     paths = _validate(input_images, mode, metric, top_k)
+    if any_orientation and mode not in ("ahash", "dhash", "phash"):
+        raise ValueError(f"any_orientation works with the hash modes only (ahash, dhash, phash), not {mode!r}")
     conn = getattr(cursor, "connection", cursor)
     with _step(verbose, "load matrix"):
         loaded = store.load(conn, mode)
     if len(loaded.ids) == 0:
         return []
     with _step(verbose, "query features"):
-        query, query_rows = _query_vector(conn, loaded, paths)
+        if any_orientation:
+            query = _oriented_query(paths, loaded)
+            query_rows = [row for row in (_collection_row(conn, loaded, p) for p in paths) if row is not None]
+        else:
+            query, query_rows = _query_vector(conn, loaded, paths)
     exclude = query_rows if exclude_query else []
     with _step(verbose, f"{metric} search over {len(loaded.ids)} rows"):
         rows, scores = _search(loaded, metric, query, top_k, exclude)
@@ -121,6 +129,18 @@ def _features_of_file(path, loaded):
     return blobs_to_bits([described.hashes[loaded.mode]], loaded.matrix.shape[1])[0]
 
 
+def _oriented_query(paths, loaded):
+    """(8, nbytes): the query's hash in every orientation; _search keeps each row's best."""
+    from features.decode import ImageDecodeError
+    from query_model import settings_for
+    from search.orientations import query_hashes
+
+    try:
+        return query_hashes(paths, settings_for(loaded.stamp), loaded.mode)
+    except ImageDecodeError as exc:
+        raise QueryImageError(f"query image: {exc}") from None
+
+
 def _combine(mode, vectors):
     if len(vectors) == 1:
         return vectors[0]
@@ -154,6 +174,10 @@ def _search(loaded, metric, query, top_k, exclude):
         dist = metrics.manhattan_distance(matrix, query.astype(np.float32))
     elif metric == "bhattacharyya":
         dist = metrics.bhattacharyya_distance(loaded.prepare("sqrt", np.sqrt), query.astype(np.float32))
+    elif query.ndim == 2:  # any_orientation
+        from search.orientations import min_hamming_distance
+
+        dist = min_hamming_distance(matrix, query)
     else:
         dist = metrics.hamming_distance(matrix, query)
     rows = metrics.smallest_k(dist, top_k, exclude)
@@ -171,6 +195,7 @@ def main(argv=None):
     parser.add_argument("--metric", default=None, choices=METRICS, help="default: the best metric for the mode")
     parser.add_argument("--top-k", type=int, default=config.TOP_K)
     parser.add_argument("--include-query", action="store_true", help="let a query in the collection match itself")
+    parser.add_argument("--any-orientation", action="store_true", help="hash modes: also find flipped/rotated copies")
     parser.add_argument("--out", help="write a PNG: the query image(s), then the results with their scores")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(argv)
@@ -181,7 +206,7 @@ def main(argv=None):
             raise UsageError(f"query image {query} does not exist")
     conn = connect(args.db)
     results = calculate_similarities(args.queries, conn.cursor(), args.mode, metric, args.top_k, args.verbose,
-                                     exclude_query=not args.include_query)
+                                     exclude_query=not args.include_query, any_orientation=args.any_orientation)
     for rank, (path, score) in enumerate(results, 1):
         print(f"{rank:3d}  {score:.4f}  {path}")
     if args.out:

@@ -1,0 +1,231 @@
+"""Retrieval quality of every mode x metric on real packaged photos, through the public API.
+
+    python bench/quality.py            # builds the sets into bench/cache/quality (see quality_sets.py)
+
+Labelled set (tuxpaint stamp photos, 15 classes): every image queries the collection it is
+part of (leave-one-out: calculate_similarities leaves the query out) and is scored by
+P@1/P@5/P@10 and mAP against its class. Near-duplicate set: each edited copy queries the
+originals + distractors and is scored by recall@1/@5 of its original, per edit. Query time
+is the median wall time of one calculate_similarities call. Chance level is shown beside
+every score. Prints a markdown table; writes bench/results/quality.{json,md}.
+"""
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import config  # noqa: E402
+import generator  # noqa: E402
+import main as extractor  # noqa: E402
+from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets  # noqa: E402
+from db import connect  # noqa: E402
+from search.metrics import VALID_METRICS  # noqa: E402
+from search.orientations import HASH_MODES  # noqa: E402
+from similarities import calculate_similarities  # noqa: E402
+
+log = logging.getLogger("quality")
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+PAIRS = [(mode, metric) for mode, metrics in VALID_METRICS.items() for metric in metrics]
+# (row name, mode, metric, extra calculate_similarities arguments): every valid pair, and the
+# hash modes once more with the flip/rotation-invariant search.
+VARIANTS = [(f"{mode}/{metric}", mode, metric, {}) for mode, metric in PAIRS] + [
+    (f"{mode}/{metric} +orientations", mode, metric, {"any_orientation": True})
+    for mode, metric in PAIRS if mode in HASH_MODES]
+MODELS = ("efficientnet_lite0", "resnet18")
+
+
+def build_db(folder, db_path, model, workers=config.NUM_WORKERS):
+    """The project's own pipeline: generator.scan, then main.extract with ``model``."""
+    generator.scan(folder, db_path, progress=False)
+    return extractor.extract(db_path, model=model, workers=workers, progress=False)
+
+
+def label_of(path, real_root):
+    """The class of an image: its top folder under the (real) collection root."""
+    return os.path.relpath(path, real_root).split(os.sep, 1)[0]
+
+
+def labelled_scores(conn, root, mode, metric, ks=(1, 5, 10), **options):
+    """Leave-one-out P@k and mAP over the whole labelled collection (class = top folder)."""
+    real_root = os.path.realpath(root)  # calculate_similarities returns paths under the real root
+    paths = sorted(p for p, in conn.execute("SELECT path FROM images WHERE status = 'ok'"))
+    labels = [p.split("/", 1)[0] for p in paths]
+    class_size = {label: labels.count(label) for label in set(labels)}
+    precision = {k: [] for k in ks}
+    average_precision, times = [], []
+    for path, label in zip(paths, labels):
+        start = time.perf_counter()
+        ranked = calculate_similarities(os.path.join(root, path), conn, mode, metric, top_k=len(paths) - 1,
+                                        **options)
+        times.append(time.perf_counter() - start)
+        hits = np.array([label_of(p, real_root) == label for p, _ in ranked], dtype=bool)
+        for k in ks:
+            precision[k].append(hits[:k].sum() / k)
+        relevant = class_size[label] - 1
+        ranks = np.flatnonzero(hits) + 1
+        average_precision.append(float((np.arange(1, len(ranks) + 1) / ranks).sum() / relevant) if relevant else 0.0)
+    scores = {f"P@{k}": float(np.mean(v)) for k, v in precision.items()}
+    scores["mAP"] = float(np.mean(average_precision))
+    scores["query_ms"] = 1000 * statistics.median(times)
+    return scores
+
+
+def labelled_chance(root, seed=0, rounds=20):
+    """Scores of a random ranking: P@k = mean share of same-class images; mAP by simulation."""
+    labels = np.array([label_of(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files])
+    rng = np.random.default_rng(seed)
+    share = np.mean([(labels == label).sum() - 1 for label in labels]) / (len(labels) - 1)
+    aps = []
+    for _ in range(rounds):
+        for i, label in enumerate(labels):
+            others = np.delete(labels, i)
+            hits = others[rng.permutation(len(others))] == label
+            ranks = np.flatnonzero(hits) + 1
+            aps.append((np.arange(1, len(ranks) + 1) / ranks).sum() / max(len(ranks), 1))
+    return {"P@1": float(share), "P@5": float(share), "P@10": float(share), "mAP": float(np.mean(aps))}
+
+
+def near_duplicate_queries(folder):
+    """{edit: [(query path, original path)]} from queries/<edit>/<name>.jpg."""
+    queries = {}
+    for edit in sorted(os.listdir(os.path.join(folder, "queries"))):
+        names = sorted(os.listdir(os.path.join(folder, "queries", edit)))
+        queries[edit] = [(os.path.join(folder, "queries", edit, n), os.path.join(folder, "collection/originals", n))
+                         for n in names]
+    return queries
+
+
+def near_duplicate_scores(conn, queries, mode, metric, ks=(1, 5), **options):
+    """{edit: {recall@k}} plus the median query time (features of the query file included)."""
+    scores, times = {}, []
+    for edit, pairs in queries.items():
+        found = {k: 0 for k in ks}
+        for query, original in pairs:
+            start = time.perf_counter()
+            ranked = calculate_similarities(query, conn, mode, metric, top_k=max(ks), **options)
+            times.append(time.perf_counter() - start)
+            paths = [os.path.realpath(p) for p, _ in ranked]
+            for k in ks:
+                found[k] += os.path.realpath(original) in paths[:k]
+        scores[edit] = {f"recall@{k}": found[k] / len(pairs) for k in ks}
+    scores["mean"] = {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in scores.values()])) for k in ks}
+    return scores, 1000 * statistics.median(times)
+
+
+def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=config.NUM_WORKERS):
+    """Every variant's scores on both sets with ``model``'s embeddings; builds the DBs if needed."""
+    labelled_db, near_db = os.path.join(db_dir, f"labelled_{model}.db"), os.path.join(db_dir, f"near_{model}.db")
+    build_db(labelled_dir, labelled_db, model, workers)
+    build_db(os.path.join(near_dir, "collection"), near_db, model, workers)
+    queries = near_duplicate_queries(near_dir)
+    labelled_conn, near_conn = connect(labelled_db), connect(near_db)
+    collection_size = near_conn.execute("SELECT COUNT(*) FROM images WHERE status = 'ok'").fetchone()[0]
+    results = {"model": model, "rows": {},
+               "chance": {"labelled": labelled_chance(labelled_dir),
+                          "near_duplicates": {"recall@1": 1 / collection_size, "recall@5": 5 / collection_size}},
+               "sizes": {"labelled": sum(len(f) for _, _, f in os.walk(labelled_dir)),
+                         "classes": len(os.listdir(labelled_dir)),
+                         "near_collection": collection_size,
+                         "near_originals": len(os.listdir(os.path.join(near_dir, "collection", "originals"))),
+                         "near_queries": sum(len(p) for p in queries.values())}}
+    for name, mode, metric, options in tqdm(variants, desc=f"quality ({model})", unit="pair"):
+        labelled = labelled_scores(labelled_conn, labelled_dir, mode, metric, **options)
+        near, near_ms = near_duplicate_scores(near_conn, queries, mode, metric, **options)
+        results["rows"][name] = {"mode": mode, "metric": metric, **options, "labelled": labelled,
+                                 "near_duplicates": near, "near_query_ms": near_ms}
+    labelled_conn.close()
+    near_conn.close()
+    return results
+
+
+def model_status(name):
+    """None if ``name``'s verified weights are on this machine, else the reason they are not."""
+    from features.embeddings import WeightsError, verified_weights
+
+    try:
+        verified_weights(name)
+    except WeightsError as exc:
+        return str(exc)
+    return None
+
+
+def markdown(report):
+    """Two markdown tables (labelled set; near-duplicate recall@1 per edit) plus the model notes."""
+    main_run = report["runs"][0]
+    chance_l, chance_n = main_run["chance"]["labelled"], main_run["chance"]["near_duplicates"]
+    sizes = main_run["sizes"]
+    edits = [e for e in next(iter(main_run["rows"].values()))["near_duplicates"] if e != "mean"]
+    lines = [f"Labelled set: {sizes['labelled']} tuxpaint stamp photos, {sizes['classes']} classes, leave-one-out. "
+             f"Near-duplicates: {sizes['near_queries']} edited queries of {sizes['near_originals']} originals, "
+             f"collection {sizes['near_collection']} images (originals + distractors).", "",
+             "| model | mode / metric | P@1 | P@5 | P@10 | mAP | near-dup R@1 | near-dup R@5 | ms/query in collection "
+             "| ms/query new file |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in report["runs"]:
+        for name, row in run["rows"].items():
+            lab, near = row["labelled"], row["near_duplicates"]["mean"]
+            lines.append(f"| {run['model']} | {name} | {lab['P@1']:.2f} | {lab['P@5']:.2f} | {lab['P@10']:.2f} | "
+                         f"{lab['mAP']:.2f} | {near['recall@1']:.2f} | {near['recall@5']:.2f} | "
+                         f"{lab['query_ms']:.1f} | {row['near_query_ms']:.1f} |")
+    lines.append(f"| | chance | {chance_l['P@1']:.2f} | {chance_l['P@5']:.2f} | {chance_l['P@10']:.2f} | "
+                 f"{chance_l['mAP']:.2f} | {chance_n['recall@1']:.3f} | {chance_n['recall@5']:.3f} | | |")
+    lines += ["", "Near-duplicate recall@1 per edit (" + report["runs"][0]["model"] + "):", "",
+              "| mode / metric | " + " | ".join(edits) + " |", "|---|" + "---|" * len(edits)]
+    for name, row in main_run["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{row['near_duplicates'][e]['recall@1']:.2f}" for e in edits) + " |")
+    lines.append(f"| chance | " + " | ".join(f"{chance_n['recall@1']:.3f}" for _ in edits) + " |")
+    for name, reason in report["unavailable_models"].items():
+        lines += ["", f"{name}: not measured, {reason}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(report, text, out_dir=RESULTS_DIR):
+    """quality.json and quality.md, each written to a temporary file and renamed into place."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name, content in (("quality.json", json.dumps(report, indent=2)), ("quality.md", text)):
+        path = os.path.join(out_dir, name)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as fh:
+            fh.write(content)
+        os.replace(f"{path}.tmp", path)
+
+
+def main(argv=None):
+    from cli import UsageError, setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", default=CACHE_DIR, help="where the image sets and DBs go (default: %(default)s)")
+    parser.add_argument("--models", default=",".join(MODELS), help="embedding models to compare (default: %(default)s)")
+    parser.add_argument("--out", default=RESULTS_DIR, help="folder for quality.json and quality.md")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        labelled_dir, near_dir = build_packaged_sets(args.cache)
+    except MissingImagesError as exc:
+        raise UsageError(str(exc)) from None
+    report = {"runs": [], "unavailable_models": {}}
+    for model in args.models.split(","):
+        reason = model_status(model)
+        if reason is not None:
+            log.warning("%s: %s", model, reason)
+            report["unavailable_models"][model] = reason
+            continue
+        variants = VARIANTS if not report["runs"] else [v for v in VARIANTS if v[1] == "embeddings"]
+        report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, model, variants))
+    if not report["runs"]:
+        raise UsageError("no embedding model has verified weights on this machine")
+    text = markdown(report)
+    write_results(report, text, args.out)
+    print(text)
+
+
+if __name__ == "__main__":
+    from cli import run
+
+    run(main)

@@ -1,0 +1,107 @@
+"""The quality benchmark on a seconds-sized subset made from scikit-image's sample photos.
+
+The full run (bench/quality.py, `make quality`) needs Debian packages; this one needs only
+PyPI, and checks that the benchmark's scoring is right and that retrieval is sane: the
+embeddings group crops of one photo far above chance, and an exact copy of an image is the
+first answer in every mode, metric and option.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import quality  # noqa: E402
+from bench.quality_sets import build_tiny_sets, load_class_map, stamp_files  # noqa: E402
+from db import connect  # noqa: E402
+from search import store  # noqa: E402
+from search.metrics import VALID_METRICS, hamming_distance  # noqa: E402
+from search.orientations import ORIENTATIONS, min_hamming_distance, oriented, oriented_hashes  # noqa: E402
+from similarities import calculate_similarities  # noqa: E402
+
+PHOTOS, CROPS = 6, 5
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("quality"))
+    labelled, near = build_tiny_sets(out, crops=CROPS)
+    report = {"runs": [quality.evaluate(labelled, near, out, "efficientnet_lite0", workers=0)], "unavailable_models": {}}
+    yield out, labelled, near, report
+    store.forget()
+
+
+def test_every_valid_pair_and_the_orientation_option_are_measured(tiny_run):
+    rows = tiny_run[3]["runs"][0]["rows"]
+    pairs = {(row["mode"], row["metric"]) for row in rows.values()}
+    assert pairs == {(mode, metric) for mode, metrics in VALID_METRICS.items() for metric in metrics}
+    assert sorted(r["mode"] for r in rows.values() if r.get("any_orientation")) == ["ahash", "dhash", "phash"]
+
+
+def test_chance_level_is_the_share_of_same_class_images(tiny_run):
+    chance = tiny_run[3]["runs"][0]["chance"]
+    n = PHOTOS * CROPS
+    assert chance["labelled"]["P@5"] == pytest.approx((CROPS - 1) / (n - 1))
+    assert chance["near_duplicates"]["recall@1"] == pytest.approx(1 / PHOTOS)  # no distractors here
+    assert chance["labelled"]["P@1"] < chance["labelled"]["mAP"] < 0.5
+
+
+def test_embeddings_beat_chance_by_a_wide_margin(tiny_run):
+    run = tiny_run[3]["runs"][0]
+    chance = run["chance"]["labelled"]
+    for metric in VALID_METRICS["embeddings"]:
+        scores = run["rows"][f"embeddings/{metric}"]["labelled"]
+        assert scores["P@1"] >= 0.9, metric
+        assert scores["P@5"] >= 4 * chance["P@5"], metric
+        assert scores["mAP"] >= 4 * chance["mAP"], metric
+
+
+def test_exact_copies_come_first_in_every_mode(tiny_run):
+    for name, row in tiny_run[3]["runs"][0]["rows"].items():
+        assert row["near_duplicates"]["exact_copy"]["recall@1"] == 1.0, name
+
+
+def test_labelled_scores_match_a_hand_ranking(tiny_run):
+    out, labelled, _, _ = tiny_run
+    conn = connect(os.path.join(out, "labelled_efficientnet_lite0.db"))
+    scores = quality.labelled_scores(conn, labelled, "rgb", "euclidean")
+    expected = {"P@1": [], "P@5": []}
+    for path in sorted(p for p, in conn.execute("SELECT path FROM images")):
+        ranked = calculate_similarities(os.path.join(labelled, path), conn, "rgb", "euclidean", top_k=5)
+        hits = [os.path.relpath(p, labelled).split(os.sep)[0] == path.split("/")[0] for p, _ in ranked]
+        expected["P@1"].append(hits[0])
+        expected["P@5"].append(sum(hits) / 5)
+    conn.close()
+    assert scores["P@1"] == pytest.approx(np.mean(expected["P@1"]))
+    assert scores["P@5"] == pytest.approx(np.mean(expected["P@5"]))
+
+
+def test_results_are_written_and_read_back(tiny_run, tmp_path):
+    report = tiny_run[3]
+    text = quality.markdown(report)
+    quality.write_results(report, text, str(tmp_path))
+    assert json.loads((tmp_path / "quality.json").read_text()) == json.loads(json.dumps(report))
+    written = (tmp_path / "quality.md").read_text()
+    assert written == text
+    assert "| efficientnet_lite0 | embeddings/cosine |" in written and "| | chance |" in written
+
+
+def test_every_orientation_of_an_image_finds_its_upright_hash():
+    image = Image.open(os.path.join(os.path.dirname(np.__file__), "..", "skimage", "data", "chelsea.png")).convert("RGB")
+    upright = oriented_hashes(image, "phash", 8)[:1]
+    assert len(ORIENTATIONS) == 8 and len({h.tobytes() for h in oriented_hashes(image, "phash", 8)}) == 8
+    for turned in oriented(image):
+        queries = oriented_hashes(turned, "phash", 8)
+        assert min_hamming_distance(upright, queries)[0] == 0
+        brute = min(hamming_distance(upright, q)[0] for q in queries)
+        assert brute == 0
+
+
+def test_class_map_is_shipped_in_the_project():
+    mapping = load_class_map()
+    assert mapping["animals/birds"] == "birds" and mapping["stamps/clothes"] == "clothes"
+    assert len(set(mapping.values())) == 17  # 15 kept + trees and mushrooms, which have under 8 images
+    assert stamp_files("/nonexistent") == []
