@@ -30,5 +30,19 @@ figures: venv
 	test -f $(DEMO)/images.db || $(MAKE) demo
 	$(PY) -m viz.figures --db $(DEMO)/images.db --query $(DEMO_QUERY) --out docs/figures
 
+# Retrieval quality on packaged photos (Debian packages; see bench/quality.py). Prints the
+# table and writes bench/results/quality.{json,md}. Skipped where apt is unavailable.
+QUALITY_PACKAGES := tuxpaint-stamps-default plasma-workspace-wallpapers gnome-backgrounds mate-backgrounds \
+	ukui-wallpapers lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
+quality: venv
+	@if command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends $(QUALITY_PACKAGES) >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(QUALITY_PACKAGES) >/dev/null; } || \
+		echo "make quality: could not apt-get install $(QUALITY_PACKAGES) (not root?)"; \
+	fi; \
+	if [ -d /usr/share/tuxpaint/stamps ]; then $(PY) bench/quality.py; \
+	else echo "make quality: skipped: tuxpaint-stamps-default is not installed and apt-get could not install it"; fi
+
 clean:
 	rm -rf $(DEMO) .pytest_cache
