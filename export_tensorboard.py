@@ -136,7 +136,7 @@ def export(db_path, logdir, mode="embeddings", limit=DEFAULT_LIMIT, sample="rand
         log.warning("the collection has %d images; exporting %d of them (%s, seed %d) because the projector "
                     "slows down with more points and its sprite must fit 8192x8192 px; pass --limit to change",
                     total, len(rows), "random sample" if sample == "random" else "the first by id", seed)
-    matrix = map_features(loaded)[rows]
+    matrix = map_features(loaded, rows)
     paths = [loaded.paths[r] for r in rows]
     per_row, tile = sprite_layout(len(rows)) if sprite else (0, 0)
     os.makedirs(logdir, exist_ok=True)

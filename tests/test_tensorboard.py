@@ -17,7 +17,6 @@ from tensorboard.plugins.projector import ProjectorConfig
 import export_tensorboard
 from search import store
 from viz import sprite
-from viz.projection import map_features
 
 
 def read_config(logdir):

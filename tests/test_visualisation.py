@@ -153,3 +153,17 @@ def test_spread_points_picks_one_point_per_region():
     coords = np.vstack([np.zeros((50, 2)), np.ones((50, 2)) * 10])
     picked = map_figure.spread_points(coords, 10)
     assert len(picked) == 2 and {int(p) // 50 for p in picked} == {0, 1}
+
+
+def test_half_a_million_points_are_sampled_and_the_picture_says_so(caplog):
+    from viz.map_figure import map_figure
+
+    n = 500_000
+    rng = np.random.default_rng(0)
+    loaded = store.Loaded("phash", 1, np.arange(n), [f"g{i % 40}/{i}.jpg" for i in range(n)], "/nowhere",
+                          rng.integers(0, 256, size=(n, 8), dtype=np.uint8), {}, "fake.db")
+    cmap = projection.map_of_loaded(loaded, "pca")
+    assert (cmap.drawn, cmap.total) == (projection.DEFAULT_LIMITS["pca"], n) and cmap.coords.shape == (50_000, 2)
+    assert "drawing 50000 of 500000 images (random sample, seed 0)" in caplog.text
+    fig = map_figure(cmap)
+    assert "50,000 of 500,000 images drawn (random sample, seed 0)" in fig.axes[0].get_title()

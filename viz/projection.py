@@ -16,20 +16,24 @@ from search.metrics import MODES
 log = logging.getLogger(__name__)
 
 METHODS = ("umap", "pca", "tsne")
-# Points drawn by default: a scatter is saturated long before this, and UMAP (about a
-# minute at 20k on 2 cores) and t-SNE (far slower) stay interactive.
+# Points drawn by default: a scatter is saturated long before this, and UMAP (about two
+# minutes at 20k on 2 cores) and t-SNE (slower still) finish while you wait.
 DEFAULT_LIMITS = {"umap": 20_000, "pca": 50_000, "tsne": 5_000}
 SAMPLINGS = ("random", "first")
 LABELS = ("folder", "top")
 
 
-def map_features(loaded):
-    """Float32 rows of a ``search.store.Loaded`` whose Euclidean geometry fits its mode."""
+def map_features(loaded, rows=None):
+    """Float32 rows (all, or just ``rows``) of a ``search.store.Loaded``, in a geometry that fits its mode.
+
+    Only the chosen rows are copied: at 500k images the full matrix can be gigabytes.
+    """
+    matrix = loaded.matrix if rows is None else loaded.matrix[rows]
     if loaded.mode == "embeddings":
-        return loaded.matrix
+        return np.asarray(matrix, dtype=np.float32)
     if loaded.mode == "rgb":
-        return np.sqrt(loaded.matrix)
-    return np.unpackbits(loaded.matrix, axis=1).astype(np.float32)
+        return np.sqrt(matrix, dtype=np.float32)
+    return np.unpackbits(matrix, axis=1).astype(np.float32)
 
 
 def sample_rows(n_rows, limit, how="random", seed=0):
@@ -56,12 +60,16 @@ def folder_labels(paths, label="folder"):
 
 
 def pca_2d(matrix):
-    """The first two principal components, by SVD of the centred rows (numpy only)."""
-    centred = matrix - matrix.mean(axis=0, keepdims=True)
-    if len(centred) < 2:
-        return np.zeros((len(centred), 2), dtype=np.float32)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ vt[:2].T
+    """The first two principal components (numpy only), from the d x d covariance.
+
+    Eigenvectors of the covariance cost O(n d^2) and d x d memory, where an SVD of the
+    rows would also build an n x d factor nobody needs.
+    """
+    centred = np.asarray(matrix, dtype=np.float64)
+    centred = centred - centred.mean(axis=0, keepdims=True)
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+    top = vectors[:, ::-1][:, :2]
+    coords = centred @ top
     if coords.shape[1] < 2:
         coords = np.hstack([coords, np.zeros((len(coords), 2 - coords.shape[1]))])
     return coords.astype(np.float32)
@@ -113,7 +121,11 @@ def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, l
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    loaded = store.load(conn, mode)
+    return map_of_loaded(store.load(conn, mode), method, limit, seed, label)
+
+
+def map_of_loaded(loaded, method="umap", limit=None, seed=0, label="folder"):
+    """Project (a seeded random sample of) one loaded matrix to 2-D."""
     total = len(loaded.ids)
     if total == 0:
         raise ValueError("the DB has no extracted images: run `python main.py` first")
@@ -121,10 +133,10 @@ def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, l
     rows = sample_rows(total, limit, "random", seed)
     if len(rows) < total:
         log.warning("drawing %d of %d images (random sample, seed %d); pass --limit to change", len(rows), total, seed)
-    coords = project(map_features(loaded)[rows], method, seed)
+    coords = project(map_features(loaded, rows), method, seed)
     paths = [loaded.paths[r] for r in rows]
     return CollectionMap(coords, rows, [os.path.join(loaded.root, p) for p in paths],
-                         folder_labels(paths, label), total, method, mode, seed)
+                         folder_labels(paths, label), total, method, loaded.mode, seed)
 
 
 def plot_map(db, out_path, method="umap", mode="embeddings", thumbnails=False, limit=None, seed=0,
