@@ -1,0 +1,154 @@
+"""Crash safety: main.py killed at random moments resumes to the DB an uninterrupted run makes.
+
+A seeded schedule interrupts main.py with SIGKILL (during start-up and at random points of
+the extraction), with Ctrl-C (SIGINT to the whole process group, as a terminal sends it)
+and with SIGTERM. After every interruption the DB passes PRAGMA integrity_check and keeps
+every batch that was committed; the final DB equals the reference run's.
+"""
+import os
+import random
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from db.meta import STAMP_KEYS
+from reliability_tools import (
+    MODEL, assert_clean_stderr, assert_same_features, features_by_path, image_rows, integrity, query, run_script,
+    script_env, small_photos, start_script,
+)
+
+N_IMAGES = 200
+BATCH = 4
+SEED = 20261125
+SCHEDULE = ("startup-kill", "kill", "kill", "sigint", "kill", "sigterm", "kill")
+
+
+def _copy_db(src, dst):
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    a.close(), b.close()
+
+
+def _done(db):
+    return query(db, "SELECT COUNT(*) FROM images WHERE status != 'pending'")[0][0]
+
+
+def _extract_args(db):
+    return ("--db", db, "--model", MODEL, "--batch-size", BATCH, "--workers", 1, "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    base = tmp_path_factory.mktemp("crash")
+    photos = base / "photos"
+    small_photos(photos, N_IMAGES, seed=SEED)
+    (photos / "empty.png").write_bytes(b"")
+    (photos / "cut.png").write_bytes((photos / "img_0000.png").read_bytes()[:200])
+    db = base / "scanned.db"
+    scan = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    assert scan.returncode == 0, scan.stderr
+    reference = base / "reference.db"
+    _copy_db(db, reference)
+    done = run_script("main.py", *_extract_args(reference))
+    assert done.returncode == 0, done.stderr
+    return {"base": base, "db": db, "reference": reference}
+
+
+def _wait_for(condition, proc, timeout=240):
+    """Poll until ``condition()`` or the process ends; True if the condition came first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if condition():
+            return True
+        time.sleep(0.02)
+    raise AssertionError("main.py made no progress")
+
+
+def _interrupt(kind, db, rng, log_path):
+    """Start main.py, interrupt it as ``kind`` says; returns (exit status, done before, log text)."""
+    total = len(image_rows(db))
+    before = _done(db)
+    proc = start_script("main.py", *_extract_args(db), log_to=log_path, env=script_env())
+    try:
+        if kind == "startup-kill":
+            time.sleep(rng.uniform(0.2, 2.0))
+            reached = proc.poll() is None
+        else:
+            target = rng.randint(before + 1, max(before + 1, total - 2 * BATCH))
+            reached = _wait_for(lambda: _done(db) >= target, proc)
+        committed = _done(db)
+        if kind == "sigint" and reached:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        elif reached:
+            os.kill(proc.pid, signal.SIGTERM if kind == "sigterm" else signal.SIGKILL)
+        status = proc.wait(timeout=120)
+        if status == -signal.SIGKILL:
+            _assert_workers_die_with(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with open(log_path) as fh:
+        return status, committed, fh.read()
+
+
+def _assert_workers_die_with(proc):
+    """Decode workers of a SIGKILLed main.py exit with it (else they would hold memory, once the lock)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("a decode worker outlived the SIGKILLed main.py")
+
+
+def test_interrupted_runs_resume_to_the_uninterrupted_result(scanned):
+    db = scanned["base"] / "interrupted.db"
+    _copy_db(scanned["db"], db)
+    rng = random.Random(SEED)
+    killed, progress = 0, []
+    for step, kind in enumerate(SCHEDULE):  # each run starts right after the last one died: no stale lock
+        started = time.monotonic()
+        status, committed, log = _interrupt(kind, db, rng, scanned["base"] / f"run{step}.log")
+        print(kind, status, committed, f"{time.monotonic() - started:.1f}s")
+        assert integrity(db) == [("ok",)], (kind, log)
+        progress.append(_done(db))
+        assert progress[-1] >= committed, f"{kind}: committed batches were lost"
+        assert_clean_stderr(log)
+        if status == -signal.SIGKILL:
+            killed += 1
+        elif kind in ("sigint", "sigterm") and status == 130:
+            assert "interrupted" in log and "run the same command again" in log, log
+        else:
+            assert status == 0, (kind, status, log)  # it finished before the signal came
+        assert query(db, "SELECT COUNT(*) FROM images WHERE status = 'ok' AND content_hash NOT IN"
+                         " (SELECT content_hash FROM features)") == [(0,)]
+    assert killed >= 4, f"only {killed} SIGKILLs landed while main.py ran"
+    assert progress == sorted(progress) and progress[-1] < len(image_rows(db))
+
+    final = run_script("main.py", *_extract_args(db))
+    assert final.returncode == 0, final.stderr
+    assert_clean_stderr(final.stderr)
+    _assert_same_db(db, scanned["reference"])
+    print(f"survived {killed} SIGKILLs, 1 SIGINT, 1 SIGTERM; progress after each: {progress}")
+
+
+def _assert_same_db(db, reference):
+    assert integrity(db) == [("ok",)]
+    got, want = image_rows(db), image_rows(reference)
+    assert got == want  # same ids, paths, statuses, reasons and content hashes
+    assert query(db, "SELECT COUNT(*) FROM images WHERE status = 'pending'") == [(0,)]
+    assert query(db, "SELECT COUNT(*), COUNT(DISTINCT content_hash) FROM features") == \
+        query(reference, "SELECT COUNT(*), COUNT(DISTINCT content_hash) FROM features")
+    got_features, want_features = features_by_path(db), features_by_path(reference)
+    assert set(got_features) == set(want_features) and len(got_features) == N_IMAGES
+    for path, features in want_features.items():
+        assert_same_features(got_features[path], features, what=path)
+    settings = f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * len(STAMP_KEYS))}) ORDER BY key"
+    assert query(db, settings, STAMP_KEYS) == query(reference, settings, STAMP_KEYS)
