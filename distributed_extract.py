@@ -26,7 +26,7 @@ from db.errors import SettingsMismatchError
 from db.features import delete_orphans, reset_features, write_batch
 from db.images import count_by_status, error_reasons, pending_page
 from db.meta import STAMP_KEYS, check_or_write_stamp, clear_stamp, dataset_root, features_stamp
-from features.dask_worker import TorchThreads, extract_shard, host_of, probe
+from features.dask_worker import WorkerSetup, extract_shard, host_of, probe
 
 log = logging.getLogger("distributed_extract")
 
@@ -39,6 +39,10 @@ CONNECT_TIMEOUT = 30  # seconds to reach a scheduler, and to wait for its first 
 
 class ClusterError(UsageError):
     """The Dask cluster asked for cannot be used (unreachable scheduler, no workers)."""
+
+
+class ReportedInterrupt(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM after the driver logged how much of the run is saved."""
 
 
 def open_client(scheduler, workers):
@@ -70,9 +74,9 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
 
     in_flight: shards submitted but not yet written (default: two per worker thread).
     """
-    shard_size = SHARD_SIZE if shard_size is None else shard_size
     for name, value in (("batch_size", batch_size), ("hash_size", hash_size), ("hist_bins", hist_bins),
-                        ("shard_size", shard_size), ("in_flight", 1 if in_flight is None else in_flight)):
+                        ("shard_size", 1 if shard_size is None else shard_size),
+                        ("in_flight", 1 if in_flight is None else in_flight)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if hash_size < 2:
@@ -88,16 +92,16 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
             stored = features_stamp(conn)
             if model == "auto" and stored is not None:
                 model = stored["embedding_model"]  # keep what the DB was built with
-            threads = client.nthreads()
-            by_host = {}
-            for address, n in threads.items():
-                by_host[host_of(address)] = by_host.get(host_of(address), 0) + n
-            client.register_plugin(TorchThreads(by_host, config.TORCH_THREADS))
+            threads = set_up_workers(client, local=cluster is not None)
             settings, worker_stamp = client.submit(probe, model, hash_size, hist_bins, config.DECODE_SIDE,
                                                    config.MAX_IMAGE_PIXELS, pure=False).result()
             check_or_write_stamp(conn, worker_stamp)
             expected = {key: str(worker_stamp[key]) for key in STAMP_KEYS}
-            in_flight = in_flight or max(2, 2 * sum(threads.values()))
+            if in_flight is None:
+                in_flight = max(2, 2 * sum(threads.values()))
+            if shard_size is None:  # a small collection still gets a few shards per worker thread
+                pending = count_by_status(conn).get("pending", 0)
+                shard_size = max(batch_size, min(SHARD_SIZE, -(-pending // (4 * sum(threads.values())))))
             log.info("extracting on %d Dask workers (%d threads), %d shards of %d images in flight",
                      len(threads), sum(threads.values()), in_flight, shard_size)
             done = _extract_pending(conn, client, dataset_root(conn), settings, expected, batch_size,
@@ -105,6 +109,8 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
         finally:
             client.close()
             if cluster is not None:
+                # Workers that imported torch take seconds to exit; the nanny then kills them, as it should.
+                logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
                 cluster.close()
         removed = delete_orphans(conn)
         if removed:
@@ -115,6 +121,16 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
     reasons = error_reasons(conn)
     conn.close()
     return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done, "reasons": reasons}
+
+
+def set_up_workers(client, local):
+    """Install WorkerSetup on every worker, now and later; returns {worker address: Dask threads}."""
+    threads = client.nthreads()
+    by_host = {}
+    for address, n in threads.items():
+        by_host[host_of(address)] = by_host.get(host_of(address), 0) + n
+    client.register_plugin(WorkerSetup(by_host, config.TORCH_THREADS, ignore_ctrl_c=local))
+    return threads
 
 
 def pending_shards(conn, shard_size):
@@ -166,7 +182,7 @@ def _extract_pending(conn, client, root, settings, expected, batch_size, shard_s
         bar.close()
         log.warning("interrupted: %d of %d images extracted and saved in this run; "
                     "run the same command again to continue where it stopped", done, total)
-        raise
+        raise ReportedInterrupt from None
     finally:
         bar.close()
         signal.signal(signal.SIGTERM, previous)

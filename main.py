@@ -200,10 +200,14 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         if args.dask:
-            from distributed_extract import extract_on_cluster
+            from distributed_extract import ReportedInterrupt, extract_on_cluster
 
-            result = extract_on_cluster(args.db, args.dask, args.workers, args.model, args.batch_size, args.hash_size,
-                                        args.hist_bins, reset=args.reset_features, progress=not args.no_progress)
+            try:
+                result = extract_on_cluster(args.db, args.dask, args.workers, args.model, args.batch_size,
+                                            args.hash_size, args.hist_bins, reset=args.reset_features,
+                                            progress=not args.no_progress)
+            except ReportedInterrupt:
+                raise _ReportedInterrupt from None
         else:
             result = extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
                              reset=args.reset_features, progress=not args.no_progress)

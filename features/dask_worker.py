@@ -8,6 +8,7 @@ weights or hash settings differ from the DB's.
 """
 import logging
 import os
+import signal
 from urllib.parse import urlparse
 
 from distributed import WorkerPlugin, get_worker
@@ -25,22 +26,25 @@ def host_of(address):
     return urlparse(address).hostname
 
 
-class TorchThreads(WorkerPlugin):
+class WorkerSetup(WorkerPlugin):
     """Give each worker process its share of its machine's cores for torch.
 
     ``threads_by_host`` holds the Dask threads on each host when the run started; a worker
     on a host that joined later assumes it is alone there. ``fixed`` > 0 overrides
-    (config.TORCH_THREADS).
+    (config.TORCH_THREADS). ``ignore_ctrl_c``: for a LocalCluster, whose workers share the
+    terminal's process group; the driver handles Ctrl-C and closes them.
     """
 
-    name = "image-recommender-torch-threads"
+    name = "image-recommender-worker-setup"
 
-    def __init__(self, threads_by_host, fixed=0):
-        self.threads_by_host, self.fixed = threads_by_host, fixed
+    def __init__(self, threads_by_host, fixed=0, ignore_ctrl_c=False):
+        self.threads_by_host, self.fixed, self.ignore_ctrl_c = threads_by_host, fixed, ignore_ctrl_c
 
     def setup(self, worker):
         import torch
 
+        if self.ignore_ctrl_c:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         sharing = self.threads_by_host.get(host_of(worker.address), worker.state.nthreads)
         threads = self.fixed or max(1, (os.cpu_count() or 1) // max(1, sharing))
         torch.set_num_threads(threads)

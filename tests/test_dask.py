@@ -144,7 +144,7 @@ def test_killing_a_worker_mid_run_changes_nothing(scanned, reference, cluster, m
 
     killer = threading.Thread(target=kill_first_busy_worker)
     killer.start()
-    main.main(["--db", str(db), "--dask", local.scheduler_address, "--no-progress"])
+    main.main(["--db", str(db), "--dask", local.scheduler_address, "--batch-size", "2", "--no-progress"])
     killer.join()
     assert killed, "no worker was busy with a shard during the run"
     client.wait_for_workers(2, timeout=60)
