@@ -25,9 +25,12 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
-# The README pictures, from the demo collection (built first if missing).
+# The README pictures, from the demo collection (built first if missing). Chromium (Debian)
+# is only for the projector screenshot; without it that one picture is skipped.
 figures: venv
 	test -f $(DEMO)/images.db || $(MAKE) demo
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "chromium not installable here: the projector screenshot will be skipped"
 	$(PY) -m viz.figures --db $(DEMO)/images.db --query $(DEMO_QUERY) --out docs/figures
 
 # Retrieval quality on packaged photos (Debian packages; see bench/quality.py). Prints the

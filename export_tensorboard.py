@@ -3,8 +3,8 @@
     python export_tensorboard.py --db photos.db --logdir runs/photos [--mode embeddings|rgb]
     tensorboard --logdir runs/photos      # then open the PROJECTOR tab
 
-Writes, per mode, the tensor (raw float32), metadata.tsv (file, folder, label = parent
-folder, path), a sprite of thumbnails and projector_config.pbtxt (made with TensorBoard's
+Writes, per mode, the tensor (raw float32), metadata.tsv (path, file name, folder,
+label = parent folder), a sprite of thumbnails and projector_config.pbtxt (made with TensorBoard's
 own ProjectorConfig proto). Exporting another mode into the same logdir adds it to the
 config, so the projector offers both. The projector slows down past some ten thousand
 points and its sprite is limited to 8192 x 8192 pixels, so large collections are sampled
@@ -25,7 +25,7 @@ log = logging.getLogger("export_tensorboard")
 DEFAULT_LIMIT = 10_000  # points; at this size a sprite tile is still 64 px and the browser stays fluent
 EXPORT_MODES = ("embeddings", "rgb", "ahash", "dhash", "phash")
 CONFIG_FILE = "projector_config.pbtxt"
-METADATA_COLUMNS = ("file", "folder", "label", "path")
+METADATA_COLUMNS = ("path", "file", "folder", "label")  # the first one labels points on hover
 
 
 @dataclass
@@ -74,7 +74,7 @@ def metadata_tsv(paths):
     lines = ["\t".join(METADATA_COLUMNS)]
     for path, label in zip(paths, labels):
         folder, _, name = path.rpartition("/")
-        lines.append("\t".join(clean(v) for v in (name, folder or ".", label, path)))
+        lines.append("\t".join(clean(v) for v in (path, name, folder or ".", label)))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

@@ -1,12 +1,6 @@
 """The projector export, read back from disk and served by TensorBoard itself."""
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,6 +11,7 @@ from tensorboard.plugins.projector import ProjectorConfig
 import export_tensorboard
 from search import store
 from viz import sprite
+from viz.projector_shot import get, running_tensorboard
 
 
 def read_config(logdir):
@@ -48,7 +43,7 @@ def test_files_agree_with_the_config_and_the_db(exported, mini_conn):
     assert len(rows) == 25 and all(len(r) == 4 for r in rows)
     loaded = store.load(mini_conn, "embeddings")
     row_of_path = {loaded.paths[i]: i for i in range(len(loaded.ids))}
-    for (name, folder, label, path), vector in zip(rows, tensor):
+    for (path, name, folder, label), vector in zip(rows, tensor):
         assert path == f"{folder}/{name}" and label == folder  # flat collection: label is the folder
         np.testing.assert_array_equal(vector, loaded.matrix[row_of_path[path]])
     with Image.open(os.path.join(exported.logdir, embedding.sprite.image_path)) as image:
@@ -85,7 +80,7 @@ def test_tensor_that_would_read_as_text_is_written_as_text():
 
 def test_metadata_survives_tabs_in_file_names():
     lines = export_tensorboard.metadata_tsv(["a\tb/c.jpg", "top.jpg"]).decode().splitlines()
-    assert lines[1:] == ["c.jpg\ta b\ta b\ta b/c.jpg", "top.jpg\t.\t.\ttop.jpg"]
+    assert lines[1:] == ["a b/c.jpg\tc.jpg\ta b\ta b", "top.jpg\ttop.jpg\t.\t."]
 
 
 def test_sprite_layout_follows_the_point_count():
@@ -106,50 +101,18 @@ def test_bad_arguments_are_one_line_errors(mini_collection, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "error: limit must be >= 1, got 0"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url):
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read()
-
-
 @pytest.mark.timeout(180)
-def test_tensorboard_serves_the_export_in_its_projector(exported, tmp_path):
+def test_tensorboard_serves_the_export_in_its_projector(exported):
     """Start the real `tensorboard` on loopback and ask its projector plugin for our run."""
-    binary = os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}/data/plugin/projector"
-    log_file = open(tmp_path / "tensorboard.log", "wb")  # a file, not a pipe nobody reads that could fill up
-    server = subprocess.Popen([binary, "--logdir", exported.logdir, "--port", str(port), "--host", "127.0.0.1"],
-                              stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        runs, deadline = None, time.monotonic() + 90
-        while runs is None and time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail(f"tensorboard exited with {server.returncode}: "
-                            f"{(tmp_path / 'tensorboard.log').read_text(errors='replace')[-500:]}")
-            try:
-                runs = json.loads(_get(f"{base}/runs"))
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.5)
-        assert runs == ["."], "the projector plugin did not list the logdir as a run"
-        info = json.loads(_get(f"{base}/info?run=."))
-        (embedding,) = info["embeddings"]
+    with running_tensorboard(exported.logdir) as base:
+        projector = f"{base}/data/plugin/projector"
+        assert json.loads(get(f"{projector}/runs")) == ["."], "the projector did not list the logdir as a run"
+        (embedding,) = json.loads(get(f"{projector}/info?run=."))["embeddings"]
         assert embedding["tensorName"] == "embeddings" and embedding["tensorShape"] == [25, exported.dim]
         with open(exported.tensor_path, "rb") as fh:
-            assert _get(f"{base}/tensor?run=.&name=embeddings") == fh.read()
-        assert len(_get(f"{base}/metadata?run=.&name=embeddings").decode().splitlines()) == 26
+            assert get(f"{projector}/tensor?run=.&name=embeddings") == fh.read()
+        assert len(get(f"{projector}/metadata?run=.&name=embeddings").decode().splitlines()) == 26
         with open(exported.sprite_path, "rb") as fh:
-            assert _get(f"{base}/sprite_image?run=.&name=embeddings") == fh.read()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
-        log_file.close()
+            assert get(f"{projector}/sprite_image?run=.&name=embeddings") == fh.read()
+    with pytest.raises(OSError):  # and the server is gone afterwards
+        get(f"{projector}/runs", timeout=2)

@@ -2,9 +2,10 @@
 
     python -m viz.figures --db demo_data/images.db --query demo_data/images/chelsea/original.jpg --out docs/figures
 
-Writes demo_result.png (a result grid), mode_comparison.png, umap_map.png and
-projector_sprite.png (the thumbnails TensorBoard's projector shows). PNGs are reduced to
-256 colours so the repository stays small.
+Writes demo_result.png (a result grid), mode_comparison.png, umap_map.png,
+projector_sprite.png (the thumbnails TensorBoard's projector shows) and projector.png (a
+headless-Chromium screenshot of the projector; skipped with a message without Chromium).
+PNGs are reduced to 256 colours so the repository stays small.
 """
 import argparse
 import logging
@@ -58,6 +59,16 @@ def sprite_preview(db, out):
     return out
 
 
+def projector_picture(db, out):
+    """A screenshot of TensorBoard's projector showing the demo collection (needs Chromium)."""
+    import export_tensorboard
+    from viz.projector_shot import screenshot
+
+    with tempfile.TemporaryDirectory() as logdir:
+        export_tensorboard.export(db, logdir, "embeddings", progress=False)
+        return out if screenshot(logdir, out) else None
+
+
 def make_all(db, query, out_dir):
     from viz.compare import save_mode_comparison
     from viz.projection import plot_map
@@ -68,11 +79,14 @@ def make_all(db, query, out_dir):
         "mode_comparison.png": lambda p: save_mode_comparison(query, db, p, top_k=6),
         "umap_map.png": lambda p: plot_map(db, p, "umap", "embeddings", thumbnails=True),
         "projector_sprite.png": lambda p: sprite_preview(db, p),
+        "projector.png": lambda p: projector_picture(db, p),
     }
     for name, make in made.items():
         path = os.path.join(out_dir, name)
         log.info("drawing %s", path)
-        make(path)
+        if make(path) is None:
+            print(f"kept the old {path}")
+            continue
         print(f"wrote {path} ({shrink_png(path) // 1024} KiB)")
 
 
