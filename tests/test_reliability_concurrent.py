@@ -1,0 +1,95 @@
+"""Concurrent use: queries keep working while main.py writes, and a second main.py backs off.
+
+Every answer given during the run must be a consistent snapshot: as many results as there
+were extracted images at some moment of the query, each with the distance its stored
+features really have, best first. A second main.py started while the first holds the DB
+(paused with SIGSTOP so the timing is certain) exits at once with a one-line message and
+writes nothing.
+"""
+import os
+import signal
+import time
+
+from db import connect
+from features.decode import decode, read_file
+from features.histogram import rgb_histograms
+from reliability_tools import (
+    MODEL, assert_clean_stderr, bhattacharyya, integrity, query, run_script, small_photos, start_script,
+)
+from similarities import calculate_similarities
+
+N_IMAGES = 120
+
+
+def _ok(db):
+    return query(db, "SELECT COUNT(*) FROM images WHERE status = 'ok'")[0][0]
+
+
+def _histograms(db):
+    rows = query(db, "SELECT i.path, f.rgb FROM images AS i JOIN features AS f ON f.content_hash = i.content_hash")
+    return dict(rows)
+
+
+def _check_snapshot(conn, db, photos, probe):
+    """One query during the run; returns the number of images it saw."""
+    before = _ok(db)
+    results = calculate_similarities(probe, conn.cursor(), "rgb", "bhattacharyya", top_k=10_000)
+    after = _ok(db)
+    assert before <= len(results) <= after
+    distances = [d for _, d in results]
+    assert distances == sorted(distances)
+    stored = _histograms(db)  # features never change once written: the truth for every result
+    probe_hist = rgb_histograms([decode(read_file(probe)[0])])[0].tobytes()
+    for path, distance in results[:: max(1, len(results) // 10)]:
+        rel = os.path.relpath(path, photos)
+        assert abs(bhattacharyya(stored[rel], probe_hist) - distance) < 1e-5, rel
+    return len(results)
+
+
+def test_queries_during_extraction_and_a_second_writer(tmp_path):
+    photos = tmp_path / "photos"
+    small_photos(photos, N_IMAGES, seed=7)
+    probe = tmp_path / "probe.png"
+    small_photos(tmp_path / "outside", 1, seed=99)
+    os.rename(tmp_path / "outside" / "img_0000.png", probe)
+    db = tmp_path / "photos.db"
+    assert run_script("generator.py", "--data", photos, "--db", db, "--no-progress").returncode == 0
+
+    writer = start_script("main.py", "--db", db, "--model", MODEL, "--batch-size", 4, "--workers", 1,
+                          "--no-progress", log_to=tmp_path / "writer.log")
+    try:
+        while _ok(db) < 8:
+            assert writer.poll() is None, (tmp_path / "writer.log").read_text()
+            time.sleep(0.05)
+        conn = connect(db)  # one connection for the whole run, as a notebook would hold it
+        seen = {_check_snapshot(conn, db, photos, probe)}
+
+        writer.send_signal(signal.SIGSTOP)  # holds the lock (maybe mid-transaction) for certain
+        try:
+            generation = query(db, "SELECT value FROM meta WHERE key = 'generation'")
+            second = run_script("main.py", "--db", db, "--model", MODEL, "--no-progress")
+            assert second.returncode == 2
+            assert second.stderr.strip().count("\n") == 0, second.stderr
+            assert "another main.py is already extracting" in second.stderr
+            assert query(db, "SELECT value FROM meta WHERE key = 'generation'") == generation
+            cli = run_script("similarities.py", probe, "--db", db, "--mode", "rgb", "--top-k", 3)
+            assert cli.returncode == 0 and len(cli.stdout.strip().splitlines()) == 3, cli.stderr
+            seen.add(_check_snapshot(conn, db, photos, probe))
+        finally:
+            writer.send_signal(signal.SIGCONT)
+
+        while writer.poll() is None:
+            seen.add(_check_snapshot(conn, db, photos, probe))
+        conn.close()
+        assert writer.wait() == 0, (tmp_path / "writer.log").read_text()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    assert_clean_stderr((tmp_path / "writer.log").read_text())
+    assert len(seen) >= 3, f"queries saw only {sorted(seen)}: they did not overlap the writes"
+    assert _ok(db) == N_IMAGES and integrity(db) == [("ok",)]
+    final = connect(db)
+    try:
+        assert len(calculate_similarities(str(probe), final, "rgb", "bhattacharyya", top_k=10_000)) == N_IMAGES
+    finally:
+        final.close()
