@@ -25,6 +25,14 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
+# Performance vs a seed-style reference (bench/run.py): markdown table, JSON in bench/results/.
+# bench-quick: 48 photos + search at 100k (< 3 min once bench/cache/ is built); bench: 100k-1M.
+bench: venv
+	$(PY) bench/run.py
+
+bench-quick: venv
+	$(PY) bench/run.py --quick
+
 # The README pictures, from the demo collection (built first if missing). Chromium (Debian)
 # is only for the projector screenshot; without it that one picture is skipped.
 figures: venv

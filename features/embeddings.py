@@ -122,12 +122,43 @@ def build_network(name, state_dict=None):
     raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(SPECS)}")
 
 
-class Embedder:
-    """A network ready for inference plus what the DB must record about it."""
+PRECISIONS = ("auto", "float32", "bfloat16")
 
-    def __init__(self, spec, network, weights_sha256):
+
+def native_bfloat16():
+    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere
+    bfloat16 would be emulated, slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision):
+    """``auto`` -> bfloat16 where the CPU has it natively, else float32 (see config.EMBED_PRECISION)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return precision
+
+
+class Embedder:
+    """A network ready for inference plus what the DB must record about it.
+
+    ``precision="bfloat16"`` runs the network under autocast (inputs and outputs stay
+    float32): about twice as fast on CPUs with native bfloat16, and embeddings keep cosine
+    >= 0.99 to float32 ones on real photos (tests/test_precision.py).
+    """
+
+    def __init__(self, spec, network, weights_sha256, precision="float32"):
         self.spec = spec
         self.weights_sha256 = weights_sha256
+        self.precision = resolve_precision(precision)
         self.network = network.eval().to(memory_format=torch.channels_last)
         self._mean = torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0
@@ -136,7 +167,7 @@ class Embedder:
         """uint8 (n, 224, 224, 3) centre crops -> (n, dim) float32 embeddings, one network call."""
         if len(crops) == 0:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bfloat16"):
             x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
             x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
             return self.network(x).float().numpy()
@@ -154,9 +185,12 @@ def centre_crop(image, size=CROP):
     return np.array(image.crop((left, top, left + size, top + size)))  # writable: torch wants that
 
 
-def load_embedder(name):
-    """The verified ImageNet model ``name`` (``auto`` resolved first), ready for inference."""
+def load_embedder(name, precision=None):
+    """The verified ImageNet model ``name`` (``auto`` resolved first), ready for inference,
+    computing in ``precision`` (default: config.EMBED_PRECISION)."""
+    import config
+
     name = resolve_model(name)
     path, digest = verified_weights(name)
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    return Embedder(SPECS[name], build_network(name, state_dict), digest)
+    return Embedder(SPECS[name], build_network(name, state_dict), digest, precision or config.EMBED_PRECISION)

@@ -1,0 +1,144 @@
+"""Markdown tables and the target check for a benchmark result (see bench/run.py)."""
+
+SEARCH_TARGETS_MS = {"embeddings/cosine": 100, "embeddings/euclidean": 120, "rgb/bhattacharyya": 150,
+                     "embeddings/manhattan": 300, "ahash/hamming": 10, "dhash/hamming": 10, "phash/hamming": 10,
+                     "embeddings/ann_cosine": 5}
+TARGET_N = 500_000
+
+
+def _ratio(reference, project):
+    return f"{reference / project:.1f}x" if project > 0 else "-"
+
+
+def machine_line(machine):
+    load = ", ".join(f"{x:.1f}" for x in machine["load_average"])
+    return (f"{machine['cores']} cores ({machine['cpu']}), float32 matmul {machine['matmul_gflops']:.0f} GFLOP/s, "
+            f"load average at start {load}, OMP_WAIT_POLICY={machine['omp_wait_policy']}")
+
+
+def extraction_table(ex):
+    per = {stage: 1000 * s / ex["images"] for stage, s in ex["stages"].items()}
+    ref = {stage: 1000 * s / ex["images"] for stage, s in ex["reference_stages"].items()}
+    ref_rate = ex["images"] / ex["reference_seconds"]
+    lines = [f"Extraction: {ex['images']} photos ({ex['photos']['jpeg']} JPEG, {ex['photos']['png']} PNG, "
+             f"mean {ex['photos']['megapixels_mean']:.1f} MP), all features, ResNet18 ({ex['weights']}) on both sides.",
+             "", "| run | img/s | vs reference | peak RSS MB |", "| --- | ---: | ---: | ---: |",
+             f"| reference (seed-style, batch 1, 3 full decodes) | {ref_rate:.1f} | 1.0x | - |"]
+    for run in ex["runs"]:
+        rate = run["ok"] / run["seconds"]
+        lines.append(f"| main.extract workers={run['workers']} batch={run['batch_size']} threads={run['torch_threads']} "
+                     f"OMP={run['omp_wait_policy']} | {rate:.1f} | {rate / ref_rate:.1f}x | {run['peak_rss_mb']:.0f} |")
+    lines += ["", "| stage, ms per image (one stage at a time) | project | reference | ratio |", "| --- | ---: | ---: | ---: |"]
+    project_decode = per.get("read", 0) + per.get("decode", 0)
+    rows = [("read + decode", project_decode, ref.get("decode", 0))]
+    rows += [(stage, per.get(stage, 0), ref.get(stage, 0))
+             for stage in ("preprocess", "network", "histogram", "hashes", "db_write")]
+    for name, mine, theirs in rows:
+        lines.append(f"| {name} | {mine:.1f} | {theirs:.1f} | {_ratio(theirs, mine)} |")
+    return "\n".join(lines)
+
+
+def search_table(results):
+    sizes = [r["n"] for r in results]
+    head = "| " + " | ".join(["measure"] + [f"N={n:,}: project / reference (ratio)" for n in sizes]) + " |"
+    lines = [head, "| --- |" + " ---: |" * len(sizes)]
+
+    def row(name, cells):
+        lines.append("| " + " | ".join([name] + cells) + " |")
+
+    row("load embeddings, SQLite -> matrix (s)",
+        [f"{r['load_sqlite_s']['embeddings']:.2f} / {r['load_reference_s']:.2f} "
+         f"({_ratio(r['load_reference_s'], r['load_sqlite_s']['embeddings'])})" for r in results])
+    row("load all 5 modes: SQLite / memory-mapped cache (s)",
+        [f"{sum(r['load_sqlite_s'].values()):.2f} / {sum(r['load_mapped_s'].values()):.4f}" for r in results])
+    for pair in results[0]["queries"]:
+        cells = []
+        for r in results:
+            q = r["queries"].get(pair)
+            if q is None:
+                cells.append("-")
+                continue
+            p, ref = q["project"], q["reference"]
+            cells.append(f"{p['median_ms']:.1f} (p95 {p['p95_ms']:.1f}) / {ref['median_ms']:.0f} "
+                         f"({_ratio(ref['median_ms'], p['median_ms'])})")
+        row(f"{pair} top-10, median ms", cells)
+    if all("annoy" in r for r in results):
+        row("Annoy build s / index MB / recall@10",
+            [f"{r['annoy']['build_s']:.0f} / {r['annoy']['index_mb']:.0f} / {r['annoy']['recall_at_10']:.3f}"
+             for r in results])
+    row("fresh process: open DB + first answer, cosine (s)",
+        [f"{r['fresh_process']['embeddings/cosine']['first_answer_s']:.3f}" for r in results])
+    row("fresh process without the cache (s)",
+        [f"{r['fresh_process']['embeddings/cosine, no cache']['first_answer_s']:.2f}" for r in results])
+    row("query process peak RSS, cosine / bhattacharyya (MB)",
+        [f"{r['fresh_process']['embeddings/cosine']['peak_rss_mb']:.0f} / "
+         f"{r['fresh_process']['rgb/bhattacharyya']['peak_rss_mb']:.0f}" for r in results])
+    if all("query_from_file" in r for r in results):
+        row("query from an image file, warm (s)", [f"{_median(r['query_from_file']['later_answers_s']):.3f}"
+                                                   for r in results])
+    return "\n".join(lines)
+
+
+def annoy_sweep_table(results):
+    lines = ["| N | trees | search_k | recall@10 | median ms |", "| ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        for point in r.get("annoy", {}).get("sweep", []):
+            lines.append(f"| {r['n']:,} | {r['annoy']['trees']} | {point['search_k']} | {point['recall_at_10']:.3f} | "
+                         f"{point['median_ms']:.2f} |")
+    return "\n".join(lines)
+
+
+def _median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else float("nan")
+
+
+def targets(data):
+    """[(target, measured, met)] for every target of the performance issue that this run measured."""
+    out = []
+    ex = data.get("extraction")
+    if ex:
+        ref_rate = ex["images"] / ex["reference_seconds"]
+        best = max(run["ok"] / run["seconds"] for run in ex["runs"])
+        default = ex["runs"][0]["ok"] / ex["runs"][0]["seconds"]
+        out.append(("extraction >= 3x reference (default settings)", f"{default / ref_rate:.1f}x", default >= 3 * ref_rate))
+        out.append(("extraction, best configuration tried", f"{best / ref_rate:.1f}x", best >= 3 * ref_rate))
+    at = [r for r in data.get("search", []) if r["n"] == TARGET_N] or data.get("search", [])[-1:]
+    for r in at:
+        n = f"N={r['n']:,}"
+        for pair, limit in SEARCH_TARGETS_MS.items():
+            q = r["queries"].get(pair)
+            if q:
+                out.append((f"{pair} <= {limit} ms at {n}", f"{q['project']['median_ms']:.1f} ms",
+                            q["project"]["median_ms"] <= limit))
+        if "annoy" in r:
+            out.append((f"Annoy recall@10 >= 0.95 at {n}", f"{r['annoy']['recall_at_10']:.3f}",
+                        r["annoy"]["recall_at_10"] >= 0.95))
+        first = r["fresh_process"]["embeddings/cosine"]
+        out.append((f"open DB + first query <= 3 s at {n}", f"{first['first_answer_s']:.2f} s", first["first_answer_s"] <= 3))
+        peak = max(p["peak_rss_mb"] for p in r["fresh_process"].values())
+        out.append((f"query process peak RSS <= 3 GB at {n}", f"{peak:.0f} MB", peak <= 3072))
+        if "query_from_file" in r:
+            warm = _median(r["query_from_file"]["later_answers_s"])
+            out.append(("query from an image file <= 0.3 s (model loaded)", f"{warm:.3f} s", warm <= 0.3))
+    return out
+
+
+def targets_table(data):
+    lines = ["| target | measured | met |", "| --- | ---: | :---: |"]
+    lines += [f"| {name} | {value} | {'yes' if met else '**no**'} |" for name, value, met in targets(data)]
+    return "\n".join(lines)
+
+
+def render(data):
+    parts = [f"Machine: {machine_line(data['machine'])}.", ""]
+    if data.get("extraction"):
+        parts += [extraction_table(data["extraction"]), ""]
+    if data.get("search"):
+        parts += ["Search on synthetic clustered features (512-d embeddings and histograms, 64-bit hashes), "
+                  "in-collection queries, top 10:", "", search_table(data["search"]), ""]
+        sweep = annoy_sweep_table(data["search"])
+        if sweep.count("\n") > 1:
+            parts += ["Annoy recall / latency trade-off (search_k):", "", sweep, ""]
+    parts += ["Targets:", "", targets_table(data)]
+    return "\n".join(parts)

@@ -1,0 +1,193 @@
+"""Search benchmark at one collection size N, on a synthetic DB (see bench/synthetic.py).
+
+Measures, each beside the seed-style reference (bench/reference.py) in the same run:
+load time DB -> matrices (from SQLite, and memory-mapped from the cache), per-query
+latency of every valid mode x metric through ``calculate_similarities`` (in-collection
+queries, top 10, median and p95), the Annoy index (build time, size, recall@10 against
+exact cosine), a fresh query process (open + first answer, peak RSS) and a query from an
+image file outside the collection.
+
+    python bench/search_speed.py --n 100000 --out result.json   # one size (used by run.py)
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import reference, synthetic  # noqa: E402
+from db import connect  # noqa: E402
+from search import ann, store  # noqa: E402
+from search.metrics import VALID_METRICS  # noqa: E402
+from similarities import calculate_similarities  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = 10
+PAIRS = [(mode, metric) for mode, metrics in VALID_METRICS.items() for metric in metrics]
+COLUMN = {"embeddings": "embedding", "rgb": "rgb", "ahash": "ahash", "dhash": "dhash", "phash": "phash"}
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def summary(seconds):
+    ms = sorted(1000 * s for s in seconds)
+    return {"median_ms": statistics.median(ms), "p95_ms": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))],
+            "count": len(ms)}
+
+
+def load_times(conn, db_path):
+    """Seconds to get every mode's matrix: SQLite (writing the cache), then the memory map."""
+    shutil.rmtree(store.cache_root(db_path), ignore_errors=True)
+    store.forget()
+    cold = {mode: timed(store.load, conn, mode)[1] for mode in VALID_METRICS}
+    store.forget()
+    mapped = {mode: timed(store.load, conn, mode)[1] for mode in VALID_METRICS}
+    return cold, mapped
+
+
+def annoy_numbers(conn, db_path, cache_dir, n):
+    """Build time (measured once per DB and remembered), file size, and the index ready."""
+    loaded = store.load(conn, "embeddings")
+    record = os.path.join(cache_dir, f"annoy-build-n{n}.json")
+    stamp = ann._wanted_stamp(loaded, ann.config.ANNOY_TREES, ann.config.ANNOY_SEED)
+    remembered = None
+    if os.path.exists(record):
+        with open(record) as fh:
+            remembered = json.load(fh)
+    if remembered is None or remembered.get("stamp") != stamp or not os.path.isdir(ann.index_dir(db_path)):
+        shutil.rmtree(ann.index_dir(db_path), ignore_errors=True)
+        ann._OPEN.clear()
+        _, seconds = timed(ann.get_index, loaded)
+        remembered = {"stamp": stamp, "build_s": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")}
+        with open(record, "w") as fh:
+            json.dump(remembered, fh)
+    ann.get_index(loaded)
+    size = sum(os.path.getsize(os.path.join(ann.index_dir(db_path), f)) for f in os.listdir(ann.index_dir(db_path)))
+    return {"build_s": remembered["build_s"], "build_measured": remembered["measured"], "index_mb": size / 1e6,
+            "trees": ann.config.ANNOY_TREES, "search_k": ann.config.ANNOY_SEARCH_K}
+
+
+def annoy_sweep(conn, rows, search_ks):
+    """Recall@10 and latency of the Annoy index itself at several search_k (the speed/recall dial)."""
+    from search import metrics
+
+    loaded = store.load(conn, "embeddings")
+    index = ann.get_index(loaded)
+    exact = [metrics.smallest_k(metrics.cosine_distance(loaded.matrix, loaded.matrix[r]), TOP, [r]).tolist()
+             for r in rows]
+    points = []
+    for search_k in search_ks:
+        found, seconds = [], []
+        for r in rows:
+            (got, _), took = timed(ann.query, index, loaded.matrix[r], TOP + 1, search_k)
+            seconds.append(took)
+            found.append([g for g in got.tolist() if g != r][:TOP])
+        points.append({"search_k": search_k, "recall_at_10": recall(found, exact), **summary(seconds)})
+    return points
+
+
+def query_latencies(conn, query_paths):
+    """{(mode, metric): (seconds per query, results)} through the public API; one warm-up each."""
+    out = {}
+    for mode, metric in PAIRS:
+        calculate_similarities(query_paths[0], conn, mode, metric, TOP)  # prepares derived arrays once
+        seconds, results = [], []
+        for path in query_paths:
+            found, took = timed(calculate_similarities, path, conn, mode, metric, TOP)
+            seconds.append(took)
+            results.append([p for p, _ in found])
+        out[(mode, metric)] = (seconds, results)
+    return out
+
+
+def reference_latencies(conn, rows, n_queries):
+    """Seed-style search per pair on ``n_queries`` rows; also returns the reference load time."""
+    out, load_s = {}, None
+    for mode in VALID_METRICS:
+        if mode in ("embeddings", "rgb"):
+            (matrix, _), took = timed(reference.load_matrix, conn, COLUMN[mode])
+            load_s = took if mode == "embeddings" else load_s
+        else:
+            packed, _ = reference.load_matrix(conn, COLUMN[mode], np.uint8)
+            matrix = reference.seed_hash_layout(packed)
+            del packed
+        for metric in VALID_METRICS[mode]:
+            exact = "cosine" if metric == "ann_cosine" else metric
+            seconds = [timed(reference.top_k, matrix, matrix[row], exact, TOP, row)[1] for row in rows[:n_queries]]
+            out[(mode, metric)] = seconds
+        del matrix
+    return out, load_s
+
+
+def fresh_process(db_path, mode, metric, queries, extra=(), env=None):
+    command = [sys.executable, os.path.join(HERE, "query_process.py"), "--db", db_path, "--mode", mode,
+               "--metric", metric, *extra, *queries]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def recall(approximate, exact):
+    return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approximate, exact)]))
+
+
+def run(n, cache_dir, n_queries=50, n_reference=10, photo=None, with_ann=True):
+    db_path, build_s = synthetic.build(cache_dir, n)
+    conn = connect(db_path)
+    result = {"n": n, "dim": synthetic.DIM, "clusters": synthetic.clusters_for(n), "synthetic_build_s": build_s,
+              "db_mb": os.path.getsize(db_path) / 1e6}
+    result["load_sqlite_s"], result["load_mapped_s"] = load_times(conn, db_path)
+    loaded = store.load(conn, "embeddings")
+    rows = np.random.default_rng(n).choice(n, size=n_queries, replace=False)
+    query_paths = [loaded.absolute_path(int(r)) for r in rows]
+    if with_ann:
+        result["annoy"] = annoy_numbers(conn, db_path, cache_dir, n)
+    pairs = [(m, k) for m, k in PAIRS if with_ann or k != "ann_cosine"]
+    latencies = {p: v for p, v in query_latencies(conn, query_paths).items() if p in pairs}
+    ref, result["load_reference_s"] = reference_latencies(conn, [int(r) for r in rows], n_reference)
+    result["queries"] = {f"{mode}/{metric}": {"project": summary(latencies[(mode, metric)][0]),
+                                              "reference": summary(ref[(mode, metric)])}
+                         for mode, metric in pairs}
+    if with_ann:
+        result["annoy"]["recall_at_10"] = recall(latencies[("embeddings", "ann_cosine")][1],
+                                                 latencies[("embeddings", "cosine")][1])
+        search_k = ann.config.ANNOY_SEARCH_K if ann.config.ANNOY_SEARCH_K > 0 else ann.config.ANNOY_TREES * TOP
+        result["annoy"]["sweep"] = annoy_sweep(conn, [int(r) for r in rows],
+                                               sorted({search_k, 2 * search_k, 4 * search_k, 8 * search_k}))
+    conn.close()
+    store.forget()
+    first = query_paths[:3]
+    result["fresh_process"] = {
+        "embeddings/cosine": fresh_process(db_path, "embeddings", "cosine", first),
+        "rgb/bhattacharyya": fresh_process(db_path, "rgb", "bhattacharyya", first),
+        "embeddings/cosine, no cache": fresh_process(db_path, "embeddings", "cosine", first[:1],
+                                                     env=dict(os.environ, IR_MATRIX_CACHE="0")),
+    }
+    if photo:
+        result["query_from_file"] = fresh_process(db_path, "embeddings", "cosine", [photo] * 6,
+                                                  ["--random-resnet18", synthetic.STAMP["embedding_weights_sha256"]])
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--cache", default=os.path.join(HERE, "cache"))
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--reference-queries", type=int, default=10)
+    parser.add_argument("--photo", help="an image file outside the collection, for the query-from-file time")
+    parser.add_argument("--no-ann", action="store_true")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    data = run(args.n, args.cache, args.queries, args.reference_queries, args.photo, not args.no_ann)
+    with open(args.out, "w") as fh:
+        json.dump(data, fh, indent=1)
