@@ -90,17 +90,17 @@ def _batches(paths, settings, batch_size, workers):
 def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE, workers=config.NUM_WORKERS,
             hash_size=config.HASH_SIZE, hist_bins=config.HIST_BINS, reset=False, progress=True, build_index=True):
     """Extract all pending images of the DB; returns {'ok': n, 'error': m, 'done_now': k}."""
-    import torch
-
-    from features.embeddings import load_embedder
-
     for name, value in (("batch_size", batch_size), ("hash_size", hash_size), ("hist_bins", hist_bins)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if hash_size < 2:
         raise ValueError(f"hash_size must be at least 2, got {hash_size}")
     conn = connect(db_path)
-    with WriterLock(db_path):
+    with WriterLock(db_path):  # a bad DB or a busy one is reported before the slow imports
+        import torch
+
+        from features.embeddings import load_embedder
+
         if reset:
             reset_features(conn)
             with conn:

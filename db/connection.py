@@ -7,7 +7,7 @@ import fcntl
 import os
 import sqlite3
 
-from db.errors import DatabaseBusyError, DatabaseNotFoundError, NotADatabaseError, SchemaVersionError
+from db.errors import DatabaseBusyError, DatabaseError, DatabaseNotFoundError, NotADatabaseError, SchemaVersionError
 
 SCHEMA_VERSION = 1
 
@@ -49,6 +49,8 @@ def connect(path, create=False):
     that says what to do.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NotADatabaseError(f"{path} is a folder: pass the database file made by generator.py")
     exists = os.path.exists(path) and os.path.getsize(path) > 0
     if not exists and not create:
         raise DatabaseNotFoundError(f"no database at {path}: run `python generator.py --db {path}` first")
@@ -56,13 +58,16 @@ def connect(path, create=False):
         with open(path, "rb") as fh:
             if fh.read(16) != SQLITE_MAGIC:
                 raise NotADatabaseError(f"{path} is not an SQLite database: pass the DB made by generator.py")
-    conn = sqlite3.connect(path, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        if exists:
+            _check_version(conn, path)  # before any write: another program's DB stays untouched
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open {path} ({exc}): check that its folder exists and is writable") from None
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
-    if exists:
-        _check_version(conn, path)
-    else:
+    if not exists:
         with conn:
             conn.executescript(_SCHEMA)
             conn.execute(
