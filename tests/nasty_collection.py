@@ -124,6 +124,7 @@ def make(root, outside):
         Kind("not an image extension", _write(root, "readme.txt", b"hello"), None),
     ]
     os.symlink("..", os.path.join(root, "broken", "up"))  # a directory loop: must not be followed
+    kinds.append(Kind("folder symlink loop", "broken/up", None))
     for rel in LOCKED:
         os.chmod(os.path.join(root, rel), 0)
     kinds.append(Kind("file inside a directory named like an image", "album.jpg/inside.png", same_as=plain))

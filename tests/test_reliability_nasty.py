@@ -62,6 +62,7 @@ def test_every_kind_is_recorded_as_expected(nasty):
             assert kind.reason in reason and "\n" not in reason, (kind.name, reason)
             assert digest is None, f"{kind.name}: an unusable file must have no features"
     assert not [p for p, row in rows.items() if row[1] == "pending"]
+    assert not [p for p in rows if p.startswith("broken/up/")], "a symlinked folder was followed"
 
 
 def test_unusable_files_never_get_features(nasty):
