@@ -87,7 +87,8 @@ def test_map_features_turn_each_metric_into_euclidean_distance(mini_conn):
     np.testing.assert_allclose(euclidean_sq, 2 * bhattacharyya ** 2, atol=1e-5)  # |√p-√q|² = 2(1-BC)
     phash = store.load(mini_conn, "phash")
     bits = projection.map_features(phash)
-    np.testing.assert_array_equal(((bits - bits[0]) ** 2).sum(axis=1), metrics.hamming_distance(phash.matrix, phash.matrix[0]))
+    hamming = metrics.hamming_distance(phash.matrix, phash.matrix[0])
+    np.testing.assert_array_equal(((bits - bits[0]) ** 2).sum(axis=1), hamming)
 
 
 def test_pca_matches_scikit_learn_up_to_sign():
