@@ -18,6 +18,16 @@ def test_short_name_keeps_the_file_name_and_shortens_the_folder():
     assert len(grid.short_name("/x/f/" + "n" * 40 + ".jpg", 20)) == 20
 
 
+def test_unreadable_files_become_grey_tiles_not_errors(tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    assert grid.picture(broken) is None
+    tile = grid.thumbnail(broken, 32)
+    assert tile.size == (32, 32) and tile.getpixel((16, 16)) == (200, 200, 200)
+    mosaic = grid.query_tile([broken] * 3, 64)  # 2 x 2 mosaic, the fourth cell left white
+    assert mosaic.getpixel((10, 10)) == (200, 200, 200) and mosaic.getpixel((50, 50)) == (255, 255, 255)
+
+
 def test_scores_of_a_hamming_row_are_whole_numbers():
     assert grid.score_format([0.0, 3.0, 12.0]).format(3.0) == "3"
     assert grid.score_format([0.0, 0.125]).format(0.125) == "0.125"

@@ -3,6 +3,7 @@
 Every tile has the same size whatever the image, so a grid reads at a glance: a framed
 query, a gap, then rank, distance and file name above each result.
 """
+import math
 import os
 
 from PIL import Image, ImageOps
@@ -48,7 +49,7 @@ def query_tile(paths, size=THUMB):
     """One tile for the query column: the image itself, or a mosaic of several combined queries."""
     if len(paths) == 1:
         return picture(paths[0], size) or thumbnail(paths[0], size)
-    side = int(len(paths) ** 0.5 + 0.999)
+    side = math.ceil(math.sqrt(len(paths)))
     cell = size // side
     tile = Image.new("RGB", (size, size), (255, 255, 255))
     for i, path in enumerate(paths):
