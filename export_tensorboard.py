@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 import config
+from search.metrics import MODES
 from viz.projection import SAMPLINGS, folder_labels, map_features, sample_rows
 
 log = logging.getLogger("export_tensorboard")
 
 DEFAULT_LIMIT = 10_000  # points; at this size a sprite tile is still 64 px and the browser stays fluent
-EXPORT_MODES = ("embeddings", "rgb", "ahash", "dhash", "phash")
 CONFIG_FILE = "projector_config.pbtxt"
 METADATA_COLUMNS = ("path", "file", "folder", "label")  # the first one labels points on hover
 
@@ -117,8 +117,8 @@ def export(db_path, logdir, mode="embeddings", limit=DEFAULT_LIMIT, sample="rand
     from search import store
     from viz.sprite import save_sprite, sprite_layout
 
-    if mode not in EXPORT_MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(EXPORT_MODES)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     if sample not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sample!r}; valid: {', '.join(SAMPLINGS)}")
     if limit is not None and limit < 1:
@@ -159,7 +159,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py + main.py (default: %(default)s)")
     parser.add_argument("--logdir", required=True, help="folder to write (give it to `tensorboard --logdir`)")
-    parser.add_argument("--mode", default="embeddings", choices=EXPORT_MODES,
+    parser.add_argument("--mode", default="embeddings", choices=MODES,
                         help="features to export; rgb is exported square-rooted, hashes as 0/1 bits")
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="most points to export (default: %(default)s)")
     parser.add_argument("--sample", default="random", choices=SAMPLINGS, help="which points when capped")
