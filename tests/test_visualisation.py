@@ -101,10 +101,11 @@ def test_map_features_turn_each_metric_into_euclidean_distance(mini_conn):
     np.testing.assert_array_equal(((bits - bits[0]) ** 2).sum(axis=1), hamming)
 
 
-def test_pca_matches_scikit_learn_up_to_sign():
+@pytest.mark.parametrize("shape", [(200, 30), (20, 300)])  # covariance route, SVD route
+def test_pca_matches_scikit_learn_up_to_sign(shape):
     from sklearn.decomposition import PCA
 
-    data = np.random.default_rng(0).normal(size=(200, 30)) * np.linspace(5, 0.1, 30)
+    data = np.random.default_rng(0).normal(size=shape) * np.linspace(5, 0.1, shape[1])
     ours = projection.pca_2d(data.astype(np.float32))
     ref = PCA(n_components=2).fit_transform(data)
     for k in range(2):

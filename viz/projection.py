@@ -60,15 +60,19 @@ def folder_labels(paths, label="folder"):
 
 
 def pca_2d(matrix):
-    """The first two principal components (numpy only), from the d x d covariance.
+    """The first two principal components (numpy only).
 
-    Eigenvectors of the covariance cost O(n d^2) and d x d memory, where an SVD of the
-    rows would also build an n x d factor nobody needs.
+    With more rows than dimensions (the usual case) from the d x d covariance: O(n d^2)
+    and d x d memory, where an SVD of the rows would also build an n x d factor. With
+    fewer rows, the SVD of the rows is the cheaper one.
     """
     centred = np.asarray(matrix, dtype=np.float64)
     centred = centred - centred.mean(axis=0, keepdims=True)
-    _, vectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
-    top = vectors[:, ::-1][:, :2]
+    if len(centred) >= centred.shape[1]:
+        _, vectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+        top = vectors[:, ::-1][:, :2]
+    else:
+        top = np.linalg.svd(centred, full_matrices=False)[2][:2].T
     coords = centred @ top
     if coords.shape[1] < 2:
         coords = np.hstack([coords, np.zeros((len(coords), 2 - coords.shape[1]))])
