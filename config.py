@@ -29,7 +29,7 @@ IMAGE_EXTENSIONS = _env(  # matched case-insensitively
 # --- extraction -------------------------------------------------------------------------
 BATCH_SIZE = _env("BATCH_SIZE", 32)  # images per network call and per DB transaction
 NUM_WORKERS = _env("NUM_WORKERS", 1)  # decode processes running beside the network
-TORCH_THREADS = _env("TORCH_THREADS", 0)  # 0 = one per core
+TORCH_THREADS = _env("TORCH_THREADS", 0)  # 0 = one per core not running a decode worker
 # torch's OpenMP threads sleep instead of spinning while they wait: spinning threads steal
 # the cores that decode workers (or anything else running) need; with one busy neighbour,
 # batch-1 ResNet18 on 2 threads ran 15x slower. Must be set before torch is imported.

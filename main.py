@@ -112,7 +112,8 @@ def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
         settings = Settings(model=embedder.spec.name, hash_size=hash_size, hist_bins=hist_bins,
                             decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS)
         check_or_write_stamp(conn, stamp(settings, embedder))
-        torch.set_num_threads(config.TORCH_THREADS or os.cpu_count())
+        # The decode workers have cores of their own: more threads than cores stall the network.
+        torch.set_num_threads(config.TORCH_THREADS or max(1, (os.cpu_count() or 1) - workers))
         root = dataset_root(conn)
         done = _extract_pending(conn, root, settings, embedder, batch_size, workers, progress)
         removed = delete_orphans(conn)
@@ -169,12 +170,16 @@ def _store(conn, rows, results):
 
 
 def _refresh_ann_index(conn):
-    """Build (or keep, if current) the Annoy index so the first ann_cosine query is fast."""
+    """Build (or keep, if current) the Annoy index so the first ann_cosine query is fast,
+    and every mode's matrix cache (search.store) so the first query of any mode is too."""
     from search import ann, store
+    from search.metrics import MODES
 
     loaded = store.load(conn, "embeddings")
     if len(loaded.ids):
         ann.get_index(loaded)
+    for mode in MODES:
+        store.load(conn, mode)
 
 
 def summary_line(result):

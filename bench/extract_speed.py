@@ -26,13 +26,15 @@ SYNTHETIC_SHA = "random-init-resnet18-benchmark"
 
 
 def resnet18_embedder():
-    """ResNet18 for timing: verified ImageNet weights when present, else random init (same cost)."""
+    """ResNet18 for timing: verified ImageNet weights when present, else random init (same
+    cost), computing in config.EMBED_PRECISION like the pipeline."""
     from features.embeddings import SPECS, Embedder, WeightsError, build_network, load_embedder
 
     try:
         return load_embedder("resnet18"), "ImageNet weights"
     except WeightsError:
-        return Embedder(SPECS["resnet18"], build_network("resnet18"), SYNTHETIC_SHA), "random init (weights absent)"
+        network = build_network("resnet18")
+        return Embedder(SPECS["resnet18"], network, SYNTHETIC_SHA, config.EMBED_PRECISION), "random init (weights absent)"
 
 
 def child(db_path, workers, batch_size):
@@ -74,7 +76,7 @@ def end_to_end(folder, work_dir, workers, batch_size, threads=None, omp_policy=N
                          capture_output=True, text=True, env=env, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result.update(scan_seconds=scan_seconds, workers=workers, batch_size=batch_size,
-                  torch_threads=threads or config.TORCH_THREADS or os.cpu_count(),
+                  torch_threads=threads or config.TORCH_THREADS or max(1, os.cpu_count() - workers),
                   omp_wait_policy=env.get("OMP_WAIT_POLICY", "default"))
     return result
 

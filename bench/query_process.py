@@ -23,10 +23,12 @@ from similarities import calculate_similarities  # noqa: E402
 
 def use_random_resnet18(stamp_sha):
     """Register a random-init ResNet18 as the DB's model (benchmark only: same cost as the real one)."""
+    import config
     import query_model
     from features.embeddings import SPECS, Embedder, build_network
 
-    query_model._EMBEDDERS["resnet18"] = Embedder(SPECS["resnet18"], build_network("resnet18"), stamp_sha)
+    query_model._EMBEDDERS["resnet18"] = Embedder(SPECS["resnet18"], build_network("resnet18"), stamp_sha,
+                                                  config.EMBED_PRECISION)
 
 
 def main():

@@ -31,9 +31,9 @@ log = logging.getLogger("bench")
 def extraction(count, quick):
     folder = photos.build(CACHE, count)
     default = (config.NUM_WORKERS, config.BATCH_SIZE, None, None)
-    configurations = [default] if quick else [default, (0, config.BATCH_SIZE, None, None),
-                                              (config.NUM_WORKERS, config.BATCH_SIZE, 1, None),
-                                              (config.NUM_WORKERS, config.BATCH_SIZE, None, "ACTIVE")]
+    others = [(0, config.BATCH_SIZE, None, None), (1, config.BATCH_SIZE, os.cpu_count(), None),
+              (2, config.BATCH_SIZE, None, None), (config.NUM_WORKERS, config.BATCH_SIZE, None, "ACTIVE")]
+    configurations = [default] if quick else [default] + [c for c in others if c != default]
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as work:
         result = extract_speed.run(folder, work, configurations)
     result["photos"] = photos.describe(folder)

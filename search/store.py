@@ -145,25 +145,25 @@ def _read_sqlite(conn, mode, stamp, folder, db_version):
     (width,), dtype = _row_shape(mode, stamp)
     column = "embedding" if mode == "embeddings" else mode
     tmp = _start_tmp(folder) if folder else None
-    ids, ends, path_blob, parts = [], [], bytearray(), []
+    ids, lengths, path_blob, parts = [], [], bytearray(), []
     matrix_file = open(os.path.join(tmp, "matrix.bin"), "wb") if tmp else None
     try:
         for chunk in column_chunks(conn, column):
             chunk_ids, chunk_paths, blobs = zip(*chunk)
             ids.extend(chunk_ids)
-            for path in chunk_paths:
-                path_blob += path.encode("utf-8")
-                ends.append(len(path_blob))
+            encoded = [path.encode("utf-8") for path in chunk_paths]
+            lengths.extend(map(len, encoded))
+            path_blob += b"".join(encoded)
             rows = _to_rows(mode, blobs, width, dtype)
             if matrix_file:
-                matrix_file.write(rows.tobytes())
+                matrix_file.write(memoryview(np.ascontiguousarray(rows)).cast("B"))
             else:
                 parts.append(rows)
     finally:
         if matrix_file:
             matrix_file.close()
     ids = np.asarray(ids, dtype=np.int64)
-    ends = np.asarray(ends, dtype=np.int64)
+    ends = np.cumsum(np.asarray(lengths, dtype=np.int64))
     if tmp and version(conn) == db_version and _publish(tmp, folder, ids, ends, path_blob, mode, stamp, width,
                                                            dtype, db_version):
         opened = _open_cached(folder, mode, stamp)
