@@ -12,6 +12,7 @@ def test_notebook_executes_on_a_collection(mini_collection, monkeypatch, tmp_pat
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     pictures = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.data]
-    assert len(pictures) == 5  # one grid per mode
+    assert len(pictures) == 7  # one grid per mode, the mode comparison, the UMAP map
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "chelsea/original.jpg" in text and "overlap with exact cosine" in text
+    assert f"{mini_collection['count']} of {mini_collection['count']} images drawn" in text
