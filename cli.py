@@ -24,3 +24,6 @@ def run(main):
     except (UsageError, DatabaseError, WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # every write is one transaction: stopping loses nothing committed
+        print("interrupted: run the same command again to finish", file=sys.stderr)
+        sys.exit(130)

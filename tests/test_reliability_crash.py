@@ -152,3 +152,45 @@ def _assert_same_db(db, reference):
         assert_same_features(got_features[path], features, what=path)
     settings = f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * len(STAMP_KEYS))}) ORDER BY key"
     assert query(db, settings, STAMP_KEYS) == query(reference, settings, STAMP_KEYS)
+
+
+@pytest.mark.parametrize("stop_in", ["describe_header", "delete_images"])
+def test_interrupted_scan_says_so_and_the_next_scan_heals(tmp_path, monkeypatch, capsys, stop_in):
+    """Ctrl-C while generator.py walks the folder, or between its insert and delete phases."""
+    import generator
+    from cli import run
+
+    photos = tmp_path / "photos"
+    small_photos(photos, 30, seed=5)
+    db = tmp_path / "scan.db"
+    generator.scan(str(photos), str(db), progress=False)
+    for name in ("img_0000.png", "img_0001.png"):
+        os.remove(photos / name)
+    small_photos(tmp_path / "more", 5, seed=6)
+    for name in os.listdir(tmp_path / "more"):
+        os.rename(tmp_path / "more" / name, photos / f"new_{name}")
+
+    real, calls = getattr(generator, stop_in), []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 3 or stop_in == "delete_images":
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(generator, stop_in, interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        run(lambda: generator.main(["--data", str(photos), "--db", str(db), "--no-progress"]))
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted: run the same command again" in err and "Traceback" not in err
+    assert integrity(db) == [("ok",)]
+    monkeypatch.undo()
+    generator.scan(str(photos), str(db), progress=False)
+    fresh = tmp_path / "fresh.db"
+    generator.scan(str(photos), str(fresh), progress=False)
+    assert _without_ids(image_rows(db)) == _without_ids(image_rows(fresh))
+
+
+def _without_ids(rows):
+    return {path: row[1:] for path, row in rows.items()}
