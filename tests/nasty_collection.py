@@ -165,6 +165,7 @@ def make(root, outside):
         Kind("unicode file name", _save(root, "names/café_日本_😀.bmp", Image.fromarray(picture(3))), same_as=ref("unicode.png", picture(3))),
         Kind("quotes, semicolons and -- in the name", _save(root, "names/it's \"x\"; DROP TABLE images; --.bmp", Image.fromarray(picture(4))),
              same_as=ref("sql.png", picture(4))),
+        Kind("line break in the name", _save(root, "names/two\nlines.bmp", Image.fromarray(picture(5))), same_as=ref("newline.png", picture(5))),
         Kind("1x1 image", _save(root, "sizes/dot.png", Image.new("RGB", (1, 1), (200, 30, 30)))),
         Kind("20000x1 image", _save(root, "sizes/strip.png", Image.fromarray(np.tile(base[:1], (1, 313, 1))[:, :20000]))),
     ]
