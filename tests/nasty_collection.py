@@ -95,90 +95,133 @@ def bomb_png(width, height):
 
 def make(root, outside):
     """Write the collection under ``root`` (and one target file under ``outside``); returns [Kind]."""
-    kinds = []
     base = picture(0)
-    rgb = Image.fromarray(base)
-    ref = lambda rel, array: _save(root, f"refs/{rel}", Image.fromarray(array))  # noqa: E731
-    plain = _save(root, "plain.png", rgb)
-    jpeg = _encoded(rgb, "JPEG", quality=90)
-
-    # --- files that cannot be used -----------------------------------------------------
-    kinds += [
-        Kind("zero-byte file", _write(root, "broken/empty.jpg", b""), "error", "empty"),
-        Kind("text file named .jpg", _write(root, "broken/notes.jpg", b"shopping list\n" * 20), "error", "not a readable image"),
-        Kind("truncated JPEG", _write(root, "broken/cut.jpg", jpeg[: len(jpeg) // 2]), "error", "truncated"),
-        Kind("truncated PNG", _write(root, "broken/cut.png", _encoded(rgb, "PNG")[:300]), "error", "cannot decode"),
-        Kind("JPEG with corrupt Huffman data", _write(root, "broken/huffman.jpg", _corrupt_entropy(jpeg)), "error", "cannot decode"),
-        Kind("PNG with a bad CRC", _write(root, "broken/crc.png", _bad_crc(_encoded(rgb, "PNG"))), "error", "not a readable image"),
-        Kind("decompression bomb (> 2x limit)", _write(root, "broken/bomb_big.png", bomb_png(20000, 20000)), "error", "decompression-bomb"),
-        Kind("decompression bomb (1x-2x limit)", _write(root, "broken/bomb.png", bomb_png(12000, 12000)), "error", "decompression-bomb"),
-        Kind("file without read permission", _write(root, "broken/secret.png", _encoded(rgb, "PNG")), "error", "permission"),
-        Kind("file deleted between scan and extraction", _write(root, "broken/vanishing.png", _encoded(rgb, "BMP")), "error", "disappeared"),
-        Kind("symlink loop", _symlink(root, "broken/loop.jpg", "loop.jpg"), "error", "broken symlink"),
-        Kind("dangling symlink", _symlink(root, "broken/dangling.jpg", "nowhere.jpg"), "error", "broken symlink"),
-        Kind("symlink out of the dataset", _symlink(root, "broken/escape.png", _outside_file(outside, rgb)), "error", "outside the dataset"),
-        Kind("named pipe called .jpg", _fifo(root, "broken/pipe.jpg"), "error", "not a regular file"),
-        Kind("non-UTF-8 file name", _non_utf8(root, "broken", _encoded(rgb, "PNG")), "error", "UTF-8"),
-        Kind("directory named like an image", _dir_like_image(root, rgb), None),
-        Kind("folder without read permission (file inside)", _write(root, "locked/inside.png", _encoded(rgb, "PNG")), None),
-        Kind("not an image extension", _write(root, "readme.txt", b"hello"), None),
-    ]
-    os.symlink("..", os.path.join(root, "broken", "up"))  # a directory loop: must not be followed
-    kinds.append(Kind("folder symlink loop", "broken/up", None))
+    plain = _save(root, "plain.png", Image.fromarray(base))
+    jpeg = _encoded(Image.fromarray(base), "JPEG", quality=90)
+    kinds = _unusable(root, outside, base, jpeg) + _odd_places(root, base, plain)
+    kinds += _modes(root, base, plain) + _formats_and_names(root, base, plain, jpeg) + _orientations(root, base)
     for rel in LOCKED:
         os.chmod(os.path.join(root, rel), 0)
-    kinds.append(Kind("file inside a directory named like an image", "album.jpg/inside.png", same_as=plain))
+    return kinds
 
-    # --- files that can be used, each against a reference with the pixels they must decode to
-    grey = np.asarray(rgb.convert("L"))
-    kinds += [
-        Kind("greyscale PNG", _save(root, "modes/grey.png", Image.fromarray(grey, "L")), same_as=ref("grey.png", np.repeat(grey[..., None], 3, 2))),
-        Kind("16-bit greyscale PNG", _save(root, "modes/grey16.png", Image.fromarray(grey.astype(np.uint16) * 257)), same_as=ref("grey16.png", np.repeat(grey[..., None], 3, 2))),
-        Kind("1-bit PNG", _save(root, "modes/bilevel.png", rgb.convert("1")), same_as=ref("bilevel.png", np.asarray(rgb.convert("1").convert("RGB")))),
+
+def _unusable(root, outside, base, jpeg):
+    rgb = Image.fromarray(base)
+    png = _encoded(rgb, "PNG")
+    bad = [  # (kind, path, content, piece of the reason)
+        ("zero-byte file", "empty.jpg", b"", "empty"),
+        ("text file named .jpg", "notes.jpg", b"shopping list\n" * 20, "not a readable image"),
+        ("truncated JPEG", "cut.jpg", jpeg[: len(jpeg) // 2], "truncated"),
+        ("truncated PNG", "cut.png", png[:300], "cannot decode"),
+        ("JPEG with corrupt Huffman data", "huffman.jpg", _corrupt_entropy(jpeg), "cannot decode"),
+        ("PNG with a bad CRC", "crc.png", _bad_crc(png), "not a readable image"),
+        ("decompression bomb (> 2x limit)", "bomb_big.png", bomb_png(20000, 20000), "decompression-bomb"),
+        ("decompression bomb (1x-2x limit)", "bomb.png", bomb_png(12000, 12000), "decompression-bomb"),
+        ("file without read permission", "secret.png", png, "permission"),
+        ("file deleted between scan and extraction", "vanishing.png", _encoded(rgb, "BMP"), "disappeared"),
     ]
+    kinds = [Kind(name, _write(root, f"broken/{rel}", data), "error", reason) for name, rel, data, reason in bad]
+    return kinds + [
+        Kind("symlink loop", _symlink(root, "broken/loop.jpg", "loop.jpg"), "error", "broken symlink"),
+        Kind("dangling symlink", _symlink(root, "broken/dangling.jpg", "nowhere.jpg"), "error", "broken symlink"),
+        Kind("symlink out of the dataset", _symlink(root, "broken/escape.png", _outside_file(outside, rgb)),
+             "error", "outside the dataset"),
+        Kind("named pipe called .jpg", _fifo(root, "broken/pipe.jpg"), "error", "not a regular file"),
+        Kind("non-UTF-8 file name", _non_utf8(root, "broken", png), "error", "UTF-8"),
+    ]
+
+
+def _odd_places(root, base, plain):
+    """Things that are not image files, or hide where a scan must not go."""
+    os.symlink("..", os.path.join(root, "broken", "up"))  # a folder loop: must not be followed
+    png = _encoded(Image.fromarray(base), "PNG")
+    return [
+        Kind("folder symlink loop", "broken/up", None),
+        Kind("directory named like an image", _dir_like_image(root, Image.fromarray(base)), None),
+        Kind("file inside a directory named like an image", "album.jpg/inside.png", same_as=plain),
+        Kind("folder without read permission (file inside)", _write(root, "locked/inside.png", png), None),
+        Kind("not an image extension", _write(root, "readme.txt", b"hello"), None),
+    ]
+
+
+def _modes(root, base, plain):
+    """Pillow modes other than RGB, each against the RGB pixels it must turn into."""
+    rgb = Image.fromarray(base)
+    grey = np.asarray(rgb.convert("L"))
+    grey_rgb = np.repeat(grey[..., None], 3, 2)
     palette = rgb.quantize(32)
-    kinds.append(Kind("palette PNG", _save(root, "modes/palette.png", palette), same_as=ref("palette.png", np.asarray(palette.convert("RGB")))))
     index = np.asarray(palette)
-    kinds.append(Kind("palette PNG with transparency", _save(root, "modes/palette_alpha.png", palette, transparency=int(index[0, 0])),
-                      same_as=ref("palette_alpha.png", _on_white(np.asarray(palette.convert("RGB")), index != index[0, 0]))))
     opaque = (np.indices((H, W)).sum(axis=0) // 8) % 2 == 0  # checkerboard of fully on/off alpha
     alpha = Image.fromarray((opaque * 255).astype(np.uint8))
-    kinds += [
-        Kind("RGBA PNG", _save(root, "modes/rgba.png", Image.merge("RGBA", (*rgb.split(), alpha))), same_as=ref("rgba.png", _on_white(base, opaque))),
-        Kind("LA PNG", _save(root, "modes/la.png", Image.merge("LA", (Image.fromarray(grey), alpha))),
-             same_as=ref("la.png", _on_white(np.repeat(grey[..., None], 3, 2), opaque))),
-        Kind("CMYK JPEG", _save(root, "modes/cmyk.jpg", rgb.convert("CMYK"), quality=100), looks_like=plain),
+    made = [  # (kind, path, image, save options, reference pixels)
+        ("greyscale PNG", "grey.png", Image.fromarray(grey, "L"), {}, grey_rgb),
+        ("16-bit greyscale PNG", "grey16.png", Image.fromarray(grey.astype(np.uint16) * 257), {}, grey_rgb),
+        ("1-bit PNG", "bilevel.png", rgb.convert("1"), {}, np.asarray(rgb.convert("1").convert("RGB"))),
+        ("palette PNG", "palette.png", palette, {}, np.asarray(palette.convert("RGB"))),
+        ("palette PNG with transparency", "palette_alpha.png", palette, {"transparency": int(index[0, 0])},
+         _on_white(np.asarray(palette.convert("RGB")), index != index[0, 0])),
+        ("RGBA PNG", "rgba.png", Image.merge("RGBA", (*rgb.split(), alpha)), {}, _on_white(base, opaque)),
+        ("LA PNG", "la.png", Image.merge("LA", (Image.fromarray(grey), alpha)), {}, _on_white(grey_rgb, opaque)),
     ]
-    frames = [rgb.quantize(64), Image.fromarray(255 - base).quantize(64)]
-    kinds.append(Kind("animated GIF (first frame used)", _save(root, "formats/anim.gif", frames[0], save_all=True, append_images=frames[1:], duration=100, loop=0),
-                      same_as=ref("anim.png", np.asarray(frames[0].convert("RGB")))))
-    pages = [rgb, Image.fromarray(255 - base)]
-    kinds += [
-        Kind("multi-page TIFF (first page used)", _save(root, "formats/pages.tif", pages[0], save_all=True, append_images=pages[1:]), same_as=plain),
+    kinds = [Kind(name, _save(root, f"modes/{rel}", image, **options), same_as=_ref(root, rel, pixels))
+             for name, rel, image, options, pixels in made]
+    cmyk = _save(root, "modes/cmyk.jpg", rgb.convert("CMYK"), quality=100)
+    return kinds + [Kind("CMYK JPEG", cmyk, looks_like=plain)]
+
+
+def _formats_and_names(root, base, plain, jpeg):
+    rgb, other = Image.fromarray(base), Image.fromarray(255 - base)
+    frames = [rgb.quantize(64), other.quantize(64)]
+    with open(os.path.join(root, plain), "rb") as fh:
+        plain_bytes = fh.read()
+    sql_name = "names/it's \"x\"; DROP TABLE images; --.bmp"
+    kinds = [
+        Kind("animated GIF (first frame used)",
+             _save(root, "formats/anim.gif", frames[0], save_all=True, append_images=frames[1:], duration=100, loop=0),
+             same_as=_ref(root, "anim.png", np.asarray(frames[0].convert("RGB")))),
+        Kind("multi-page TIFF (first page used)",
+             _save(root, "formats/pages.tif", rgb, save_all=True, append_images=[other]), same_as=plain),
         Kind("lossless WebP", _save(root, "formats/photo.webp", rgb, lossless=True), same_as=plain),
         Kind("BMP", _save(root, "formats/photo.bmp", rgb), same_as=plain),
-        Kind("upper-case extension", _save(root, "formats/PHOTO.BMP", Image.fromarray(picture(1))), same_as=ref("upper.png", picture(1))),
-        Kind("PNG bytes named .jpg", _write(root, "formats/really_png.jpg", _encoded(Image.fromarray(picture(2)), "PNG")), same_as=ref("really_png.png", picture(2))),
         Kind("JPEG with trailing garbage", _write(root, "formats/trailing.jpg", jpeg + b"\x00garbage" * 50),
              same_as=_write(root, "refs/clean.jpg", jpeg)),
-        Kind("identical copy of another file", _write(root, "formats/copy_of_plain.png", open(os.path.join(root, plain), "rb").read()), same_as=plain),
-        Kind("unicode file name", _save(root, "names/café_日本_😀.bmp", Image.fromarray(picture(3))), same_as=ref("unicode.png", picture(3))),
-        Kind("quotes, semicolons and -- in the name", _save(root, "names/it's \"x\"; DROP TABLE images; --.bmp", Image.fromarray(picture(4))),
-             same_as=ref("sql.png", picture(4))),
-        Kind("line break in the name", _save(root, "names/two\nlines.bmp", Image.fromarray(picture(5))), same_as=ref("newline.png", picture(5))),
+        Kind("identical copy of another file", _write(root, "formats/copy_of_plain.png", plain_bytes), same_as=plain),
+        Kind("PNG bytes named .jpg", _write(root, "formats/png.jpg", _encoded(Image.fromarray(picture(2)), "PNG")),
+             same_as=_ref(root, "png.png", picture(2))),
         Kind("1x1 image", _save(root, "sizes/dot.png", Image.new("RGB", (1, 1), (200, 30, 30)))),
-        Kind("20000x1 image", _save(root, "sizes/strip.png", Image.fromarray(np.tile(base[:1], (1, 313, 1))[:, :20000]))),
+        Kind("20000x1 image", _save(root, "sizes/strip.png", Image.fromarray(np.tile(base, (1, 313, 1))[:1, :20000]))),
     ]
+    named = [  # (kind, path): BMPs of distinct pictures, each against a plain PNG of its pixels
+        ("upper-case extension", "formats/PHOTO.BMP"),
+        ("unicode file name", "names/café_日本_😀.bmp"),
+        ("quotes, semicolons and -- in the name", sql_name),
+        ("line break in the name", "names/two\nlines.bmp"),
+    ]
+    for seed, (name, rel) in enumerate(named, start=3):
+        kinds.append(Kind(name, _save(root, rel, Image.fromarray(picture(seed))),
+                          same_as=_ref(root, f"named_{seed}.png", picture(seed))))
+    return kinds
+
+
+def _orientations(root, base):
+    """All 8 EXIF orientations; each must give the features of the upright pixels."""
+    kinds = []
     for orientation in range(1, 9):
-        stored = np.ascontiguousarray(STORED[orientation](base))
         exif = Image.Exif()
         exif[0x0112] = orientation
-        rel = _save(root, f"exif/orientation_{orientation}.jpg", Image.fromarray(stored), quality=95, exif=exif)
+        stored = Image.fromarray(np.ascontiguousarray(STORED[orientation](base)))
+        rel = _save(root, f"exif/orientation_{orientation}.jpg", stored, quality=95, exif=exif)
         with Image.open(os.path.join(root, rel)) as decoded:
             upright = np.ascontiguousarray(UPRIGHT[orientation](np.asarray(decoded.convert("RGB"))))
         assert np.abs(upright.astype(int) - base).mean() < 4, "the fixture's orientation table is wrong"
-        kinds.append(Kind(f"EXIF orientation {orientation}", rel, same_as=ref(f"orientation_{orientation}.png", upright)))
+        kinds.append(Kind(f"EXIF orientation {orientation}", rel,
+                          same_as=_ref(root, f"orientation_{orientation}.png", upright)))
     return kinds
+
+
+def _ref(root, rel, pixels):
+    """A plain 8-bit RGB PNG of ``pixels``: what a decodable odd file must match exactly."""
+    return _save(root, f"refs/{rel}", Image.fromarray(pixels))
 
 
 def unlock(root):
