@@ -112,7 +112,7 @@ def _assert_workers_die_with(proc):
     raise AssertionError("a decode worker outlived the SIGKILLed main.py")
 
 
-def test_interrupted_runs_resume_to_the_uninterrupted_result(scanned):
+def test_interrupted_runs_resume_to_the_uninterrupted_result(scanned, record_property):
     db = scanned["base"] / "interrupted.db"
     _copy_db(scanned["db"], db)
     rng = random.Random(SEED)
@@ -131,6 +131,8 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(scanned):
             assert status == 0, (kind, status, log)  # it finished before the signal came
         assert query(db, "SELECT COUNT(*) FROM images WHERE status = 'ok' AND content_hash NOT IN"
                          " (SELECT content_hash FROM features)") == [(0,)]
+    record_property("sigkills_survived", killed)
+    record_property("done_after_each_interruption", progress)
     assert killed >= 4, f"only {killed} SIGKILLs landed while main.py ran"
     assert progress == sorted(progress) and progress[-1] < len(image_rows(db))
 
