@@ -1,9 +1,15 @@
 """What every script shares: logging set-up and one-line errors instead of tracebacks."""
 import logging
+import sqlite3
 import sys
 
 from db.errors import DatabaseError
 from features.errors import WeightsError
+
+
+# SQLite failures that are the storage's, not the code's: a one-line message, not a traceback.
+STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY",
+                  "SQLITE_CORRUPT", "SQLITE_CANTOPEN", "SQLITE_NOTADB")
 
 
 class UsageError(Exception):
@@ -23,6 +29,12 @@ def run(main):
         sys.exit(main() or 0)
     except (UsageError, DatabaseError, WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except sqlite3.Error as exc:
+        if not (getattr(exc, "sqlite_errorname", None) or "").startswith(STORAGE_ERRORS):
+            raise
+        print(f"error: the database failed ({exc}); all finished work is saved: "
+              f"fix the cause (disk space, permissions) and run the same command again", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # every write is one transaction: stopping loses nothing committed
         print("interrupted: run the same command again to finish", file=sys.stderr)

@@ -197,3 +197,41 @@ def test_interrupted_scan_says_so_and_the_next_scan_heals(tmp_path, monkeypatch,
 
 def _without_ids(rows):
     return {path: row[1:] for path, row in rows.items()}
+
+
+def test_full_disk_mid_run_is_one_line_and_resumable(tmp_path, monkeypatch, capsys):
+    """SQLite's max_page_count makes the DB 'full' after a few batches, as a full disk would."""
+    import generator
+    import main
+    from cli import run
+
+    photos = tmp_path / "photos"
+    small_photos(photos, 24, seed=8)
+    db = tmp_path / "full.db"
+    generator.scan(str(photos), str(db), progress=False)
+    limit = query(db, "PRAGMA page_count")[0][0] + 20  # room for a batch or two of features
+    real_connect = main.connect
+
+    def nearly_full(path, create=False):
+        conn = real_connect(path, create)
+        conn.execute(f"PRAGMA max_page_count = {int(limit)}")
+        return conn
+
+    monkeypatch.setattr(main, "connect", nearly_full)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            run(lambda: main.main(["--db", str(db), "--model", MODEL, "--workers", "0", "--batch-size", "4",
+                                   "--no-progress"]))
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: the database failed (database or disk is full); all finished work is saved: "
+        "fix the cause (disk space, permissions) and run the same command again"]
+    saved = query(db, "SELECT COUNT(*) FROM images WHERE status = 'ok'")[0][0]
+    assert 0 < saved < 24 and integrity(db) == [("ok",)]
+    monkeypatch.undo()
+    result = main.extract(str(db), model=MODEL, workers=0, batch_size=4, progress=False, build_index=False)
+    assert (result["ok"], result["done_now"]) == (24, 24 - saved)
