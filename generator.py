@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import config
 from cli import UsageError, run, setup_logging
-from db import connect
+from db import ScanLock, connect
 from db.images import ERROR, PENDING, delete_images, insert_images, load_index, move_images, update_changed
 from db.meta import claim_dataset_root
 from features.decode import content_hash, limit_pixels
@@ -120,45 +120,51 @@ def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=1000,
     extensions = {e.lower() for e in extensions}
     conn = connect(db_path, create=True)
     try:
-        claim_dataset_root(conn, root)
-        index = load_index(conn)
-        summary, seen, new_rows, changed_rows, changed_paths = ScanSummary(), set(), {}, [], []
-        for rel, full in tqdm(walk_images(root, extensions), desc="scanning", unit="file", disable=not progress):
-            summary.files += 1
-            rel, utf8 = _storable(rel)
-            seen.add(rel)
-            old = index.get(rel)
-            if old is not None:
-                st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
-                if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old[1], old[2]):
-                    continue
-            row = describe_header(full, root) if utf8 else _not_utf8(full)
-            if old is None:
-                new_rows[rel] = (full, *row)
-            else:
-                changed_rows.append((*row, old[0]))
-                changed_paths.append(rel)
-        deleted = {path: row for path, row in index.items() if path not in seen}
-        moves = find_moves(new_rows, deleted)
-        inserts = [(rel, *row[1:]) for rel, row in new_rows.items()]
-        for start in range(0, len(inserts), batch_size):
-            insert_images(conn, inserts[start:start + batch_size])
-        for start in range(0, len(changed_rows), batch_size):
-            update_changed(conn, changed_rows[start:start + batch_size])
-        if moves:
-            move_images(conn, moves)
-        deleted_ids = [row[0] for row in deleted.values()]
-        for start in range(0, len(deleted_ids), batch_size):
-            delete_images(conn, deleted_ids[start:start + batch_size])
-        unusable = [(row[0], row[-1]) for row in inserts if row[-2] == ERROR]
-        unusable += [(rel, r[-2]) for rel, r in zip(changed_paths, changed_rows) if r[-3] == ERROR]
-        for rel, reason in unusable:
-            log.warning("skipped %s: %s", rel, reason)
-        summary.new, summary.changed, summary.moved, summary.deleted = len(inserts), len(changed_rows), len(moves), len(deleted)
-        summary.unreadable = len(unusable)
-        return summary
+        with ScanLock(db_path):
+            return _sync(conn, root, extensions, batch_size, progress)
     finally:
         conn.close()
+
+
+def _sync(conn, root, extensions, batch_size, progress):
+    """The scan proper, under the scan lock: compare the folder with the DB and apply the difference."""
+    claim_dataset_root(conn, root)
+    index = load_index(conn)
+    summary, seen, new_rows, changed_rows, changed_paths = ScanSummary(), set(), {}, [], []
+    for rel, full in tqdm(walk_images(root, extensions), desc="scanning", unit="file", disable=not progress):
+        summary.files += 1
+        rel, utf8 = _storable(rel)
+        seen.add(rel)
+        old = index.get(rel)
+        if old is not None:
+            st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
+            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old[1], old[2]):
+                continue
+        row = describe_header(full, root) if utf8 else _not_utf8(full)
+        if old is None:
+            new_rows[rel] = (full, *row)
+        else:
+            changed_rows.append((*row, old[0]))
+            changed_paths.append(rel)
+    deleted = {path: row for path, row in index.items() if path not in seen}
+    moves = find_moves(new_rows, deleted)
+    inserts = [(rel, *row[1:]) for rel, row in new_rows.items()]
+    for start in range(0, len(inserts), batch_size):
+        insert_images(conn, inserts[start:start + batch_size])
+    for start in range(0, len(changed_rows), batch_size):
+        update_changed(conn, changed_rows[start:start + batch_size])
+    if moves:
+        move_images(conn, moves)
+    deleted_ids = [row[0] for row in deleted.values()]
+    for start in range(0, len(deleted_ids), batch_size):
+        delete_images(conn, deleted_ids[start:start + batch_size])
+    unusable = [(row[0], row[-1]) for row in inserts if row[-2] == ERROR]
+    unusable += [(rel, r[-2]) for rel, r in zip(changed_paths, changed_rows) if r[-3] == ERROR]
+    for rel, reason in unusable:
+        log.warning("skipped %s: %s", rel, reason)
+    summary.new, summary.changed, summary.moved, summary.deleted = len(inserts), len(changed_rows), len(moves), len(deleted)
+    summary.unreadable = len(unusable)
+    return summary
 
 
 def _storable(rel):

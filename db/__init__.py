@@ -1,5 +1,5 @@
 """All SQL of the project lives in this package (parameterised queries only)."""
-from db.connection import SCHEMA_VERSION, WriterLock, connect, database_file
+from db.connection import SCHEMA_VERSION, ScanLock, WriterLock, connect, database_file
 from db.errors import (
     DatabaseBusyError, DatabaseError, DatabaseNotFoundError, DatasetRootError, NotADatabaseError,
     SchemaVersionError, SettingsMismatchError,

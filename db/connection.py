@@ -123,8 +123,12 @@ class WriterLock:
     The OS drops the lock when the process dies, so a killed run never leaves it stale.
     """
 
+    SUFFIX = ".lock"
+    BUSY = ("another main.py is already extracting into this DB (lock {path}); "
+            "wait for it to finish, it does the same work")
+
     def __init__(self, db_path):
-        self.path = os.fspath(db_path) + ".lock"
+        self.path = os.fspath(db_path) + self.SUFFIX
         self._fh = None
 
     def __enter__(self):
@@ -133,10 +137,7 @@ class WriterLock:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._fh.close()
-            raise DatabaseBusyError(
-                f"another main.py is already extracting into this DB (lock {self.path}); "
-                f"wait for it to finish, it does the same work"
-            ) from None
+            raise DatabaseBusyError(self.BUSY.format(path=self.path)) from None
         _HELD_LOCKS.add(self._fh)
         return self
 
@@ -144,3 +145,10 @@ class WriterLock:
         _HELD_LOCKS.discard(self._fh)
         fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._fh.close()
+
+
+class ScanLock(WriterLock):
+    """One generator.py scan per DB at a time; a rescan may run beside an extraction."""
+
+    SUFFIX = ".scan.lock"
+    BUSY = "another generator.py is already scanning this DB (lock {path}); wait for it to finish"

@@ -93,3 +93,19 @@ def test_queries_during_extraction_and_a_second_writer(tmp_path):
         assert len(calculate_similarities(str(probe), final, "rgb", "bhattacharyya", top_k=10_000)) == N_IMAGES
     finally:
         final.close()
+
+
+def test_a_second_scan_of_the_same_db_backs_off(tmp_path):
+    """Two generator.py at once would insert the same new paths twice: the second one stops."""
+    from db import ScanLock
+
+    photos = tmp_path / "photos"
+    small_photos(photos, 3)
+    db = tmp_path / "scan.db"
+    with ScanLock(db):
+        busy = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    assert busy.returncode == 2 and busy.stderr.strip().splitlines() == [
+        f"error: another generator.py is already scanning this DB (lock {db}.scan.lock); wait for it to finish"]
+    assert query(db, "SELECT COUNT(*) FROM images") == [(0,)]
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    assert done.returncode == 0 and "3 new" in done.stdout, done.stderr
