@@ -17,6 +17,7 @@ from PIL import Image
 
 W, H = 64, 48  # small, and a multiple of the JPEG block size both ways
 LOCKED = ("broken/secret.png", "locked")  # made unreadable (chmod 000)
+REVOKED_AFTER_SCAN = "broken/revoked.png"  # the test makes it unreadable between the two scripts
 
 
 @dataclass
@@ -118,6 +119,7 @@ def _unusable(root, outside, base, jpeg):
         ("decompression bomb (> 2x limit)", "bomb_big.png", bomb_png(20000, 20000), "decompression-bomb"),
         ("decompression bomb (1x-2x limit)", "bomb.png", bomb_png(12000, 12000), "decompression-bomb"),
         ("file without read permission", "secret.png", png, "permission"),
+        ("read permission removed after the scan", "revoked.png", _encoded(rgb, "TIFF"), "permission"),
         ("file deleted between scan and extraction", "vanishing.png", _encoded(rgb, "BMP"), "disappeared"),
     ]
     kinds = [Kind(name, _write(root, f"broken/{rel}", data), "error", reason) for name, rel, data, reason in bad]
@@ -226,7 +228,7 @@ def _ref(root, rel, pixels):
 
 def unlock(root):
     """Give the locked files their permissions back, so the folder can be deleted."""
-    for rel in LOCKED:
+    for rel in LOCKED + (REVOKED_AFTER_SCAN,):
         path = os.path.join(root, rel)
         if os.path.exists(path):
             os.chmod(path, 0o755)

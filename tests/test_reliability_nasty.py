@@ -31,6 +31,8 @@ def nasty():
         scan = run_script("generator.py", "--data", data, "--db", db, "--no-progress", preexec_fn=preexec)
         vanishing = next(k for k in kinds if k.reason == "disappeared")
         os.remove(os.path.join(data, vanishing.path))
+        if enforced:
+            os.chmod(os.path.join(data, nasty_collection.REVOKED_AFTER_SCAN), 0)
         extract = run_script("main.py", "--db", db, "--model", MODEL, "--workers", 1, "--batch-size", 8,
                              "--no-progress", preexec_fn=preexec)
         yield {"kinds": kinds, "db": db, "scan": scan, "extract": extract, "preexec": preexec}
