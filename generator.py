@@ -116,6 +116,10 @@ def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=1000,
     """Bring the DB's rows in line with the files under ``data_dir``; returns a ScanSummary."""
     if not os.path.isdir(data_dir):
         raise UsageError(f"dataset folder {data_dir} does not exist: pass --data with your photo folder")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(extensions, str) or not extensions:
+        raise ValueError(f"extensions must be a non-empty list such as {list(config.IMAGE_EXTENSIONS)}")
     root = os.path.realpath(data_dir)
     extensions = {e.lower() for e in extensions}
     conn = connect(db_path, create=True)

@@ -95,6 +95,8 @@ def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if hash_size < 2:
         raise ValueError(f"hash_size must be at least 2, got {hash_size}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be 0 (decode inline) or a positive integer, got {workers!r}")
     conn = connect(db_path)
     with WriterLock(db_path):  # a bad DB or a busy one is reported before the slow imports
         import torch

@@ -116,6 +116,9 @@ def test_file_names_with_sql_syntax_are_just_names(built):
     (lambda c: calculate_similarities("x.png", c, "rgb", "chi2"), "valid metrics:"),
     (lambda c: calculate_similarities([], c, "rgb", "cosine"), "at least one image"),
     (lambda c: main.extract("unused.db", hist_bins=0), "hist_bins must be a positive integer"),
+    (lambda c: main.extract("unused.db", workers=-1), "workers must be 0"),
+    (lambda c: generator.scan(".", "unused.db", batch_size=0), "batch_size must be a positive integer"),
+    (lambda c: generator.scan(".", "unused.db", extensions=".jpg"), r"such as \['.jpg'"),
 ])
 def test_public_entry_points_name_the_valid_choices(call, valid):
     with pytest.raises(ValueError, match=valid):
