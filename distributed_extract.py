@@ -35,6 +35,10 @@ log = logging.getLogger("distributed_extract")
 SHARD_SIZE = int(os.environ.get("IR_SHARD_SIZE", 256))
 PAGE = 2048  # pending rows read from the DB at a time
 CONNECT_TIMEOUT = 30  # seconds to reach a scheduler, and to wait for its first worker
+PROBE_TIMEOUT = 600  # seconds for a worker to load the model and answer the first task
+PROJECT = os.path.dirname(os.path.abspath(__file__))
+SAME_CODE = (f"start the scheduler and every worker with this project on PYTHONPATH (PYTHONPATH={PROJECT}) "
+             f"and the packages of requirements.txt")
 
 
 class ClusterError(UsageError):
@@ -63,7 +67,7 @@ def open_client(scheduler, workers):
     except TimeoutError:
         client.close()
         raise ClusterError(f"the Dask scheduler at {scheduler} has no workers: start some with "
-                           f"`dask worker {scheduler}`") from None
+                           f"`PYTHONPATH={PROJECT} dask worker {scheduler}`") from None
     return client, None
 
 
@@ -93,8 +97,7 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
             if model == "auto" and stored is not None:
                 model = stored["embedding_model"]  # keep what the DB was built with
             threads = set_up_workers(client, local=cluster is not None)
-            settings, worker_stamp = client.submit(probe, model, hash_size, hist_bins, config.DECODE_SIDE,
-                                                   config.MAX_IMAGE_PIXELS, pure=False).result()
+            settings, worker_stamp = first_answer(client, model, hash_size, hist_bins)
             check_or_write_stamp(conn, worker_stamp)
             expected = {key: str(worker_stamp[key]) for key in STAMP_KEYS}
             if in_flight is None:
@@ -123,13 +126,31 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
     return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done, "reasons": reasons}
 
 
+def first_answer(client, model, hash_size, hist_bins):
+    """(Settings, stamp) from one worker, with one-line errors for a cluster set up wrong."""
+    future = client.submit(probe, model, hash_size, hist_bins, config.DECODE_SIDE, config.MAX_IMAGE_PIXELS,
+                           pure=False)
+    try:
+        return future.result(timeout=PROBE_TIMEOUT)
+    except (ImportError, RuntimeError) as exc:  # RuntimeError: the scheduler could not unpickle the task
+        first_line = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
+        raise ClusterError(f"the Dask cluster cannot import this project's code ({first_line}): {SAME_CODE}") from None
+    except TimeoutError:
+        raise ClusterError(f"no Dask worker answered in {PROBE_TIMEOUT} s (see the worker logs): {SAME_CODE}") from None
+
+
 def set_up_workers(client, local):
     """Install WorkerSetup on every worker, now and later; returns {worker address: Dask threads}."""
     threads = client.nthreads()
     by_host = {}
     for address, n in threads.items():
         by_host[host_of(address)] = by_host.get(host_of(address), 0) + n
-    client.register_plugin(WorkerSetup(by_host, config.TORCH_THREADS, ignore_ctrl_c=local))
+    try:
+        client.register_plugin(WorkerSetup(by_host, config.TORCH_THREADS, ignore_ctrl_c=local))
+    except Exception as exc:  # distributed re-raises a worker's ImportError as a bare Exception
+        if "ModuleNotFoundError" not in str(exc) and "ImportError" not in str(exc):
+            raise
+        raise ClusterError(f"a Dask worker cannot import this project's code ({exc}): {SAME_CODE}") from None
     return threads
 
 

@@ -137,7 +137,8 @@ def main_bench():
     for row in rows:
         extra = (f"{row['warm_img_per_s']:.1f} | {row['startup_s']:.1f} | {row['empty_shard_ms']:.1f}"
                  if "startup_s" in row else "- | - | -")
-        print(f"| {row['mode']} | {row['seconds']:.1f} | {row['img_per_s']:.1f} | {row['vs_local']:.2f}x | {row['cpu_ms_per_img']:.0f} | {extra} |")
+        print(f"| {row['mode']} | {row['seconds']:.1f} | {row['img_per_s']:.1f} | {row['vs_local']:.2f}x "
+              f"| {row['cpu_ms_per_img']:.0f} | {extra} |")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     temporary = args.out + ".tmp"
     with open(temporary, "w") as fh:
