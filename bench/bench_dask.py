@@ -5,8 +5,8 @@
 Every run extracts the same files, starting from a copy of the same freshly scanned DB, in
 the same process run (the machine is shared: compare ratios, not absolute numbers across
 runs). A cluster is started before its timer (start-up is reported in its own column); model
-loading on the workers is inside the timer, as it is inside the local run's; a second run on
-the same cluster, whose workers keep their model, shows the steady rate a big collection gets. The overhead
+loading on the workers is inside the first run's timer, as it is inside the local run's; a
+second run of each mode (workers keep their model) shows the steady rate a big collection gets. The overhead
 per shard is the round trip of an empty shard on a warm worker: what Dask adds per task.
 CPU ms/img (driver + workers, or main.py + its decode processes) is the column that other
 jobs on a shared machine disturb least.
@@ -72,6 +72,40 @@ def empty_shard_round_trip(client, settings, root, repeats=30):
     return (time.perf_counter() - start) / repeats
 
 
+class WriteTimer:
+    """Wraps the driver's write_shard to time the one transaction per shard it runs."""
+
+    def __init__(self):
+        self.seconds, self.shards, self.original = 0.0, 0, distributed_extract.write_shard
+
+    def __call__(self, *args):
+        start = time.perf_counter()
+        self.original(*args)
+        self.seconds += time.perf_counter() - start
+        self.shards += 1
+
+
+def timed_twice(extract, base_db, db, n_images, cpu_now):
+    """Run ``extract(db)`` on a fresh copy of the scanned DB twice: (cold row, warm seconds)."""
+    shutil.copy(base_db, db)
+    cpu_before, start = cpu_now(), time.perf_counter()
+    result = extract(db)
+    seconds, cpu = time.perf_counter() - start, cpu_now() - cpu_before
+    assert result["done_now"] == n_images, result
+    shutil.copy(base_db, db)  # again: the model is loaded (workers) or torch imported (local)
+    start = time.perf_counter()
+    extract(db)
+    warm = time.perf_counter() - start
+    return {"seconds": seconds, "img_per_s": n_images / seconds, "cpu_ms_per_img": cpu / n_images * 1000,
+            "warm_img_per_s": n_images / warm}
+
+
+def run_local(base_db, folder, n_images):
+    row = timed_twice(lambda db: main.extract(db, progress=False, build_index=False), base_db,
+                      os.path.join(folder, "local.db"), n_images, local_cpu_seconds)
+    return dict(row, mode=f"local (main.py, {config.NUM_WORKERS} decode process)")
+
+
 def run_cluster(n_workers, base_db, folder, n_images, shard_size):
     from distributed import Client, LocalCluster
 
@@ -82,27 +116,21 @@ def run_cluster(n_workers, base_db, folder, n_images, shard_size):
             Client(cluster) as client:
         client.wait_for_workers(n_workers)
         startup = time.perf_counter() - started
-        db = os.path.join(folder, f"dask{n_workers}.db")
-        shutil.copy(base_db, db)
-        cpu_before = cpu_seconds() + workers_cpu_seconds(client)
-        start = time.perf_counter()
-        result = distributed_extract.extract_on_cluster(db, cluster.scheduler_address, progress=False,
-                                                        build_index=False, shard_size=shard_size)
-        seconds = time.perf_counter() - start
-        cpu = cpu_seconds() + workers_cpu_seconds(client) - cpu_before
-        shutil.copy(base_db, db)  # again, on workers that have their model loaded already
-        start = time.perf_counter()
-        distributed_extract.extract_on_cluster(db, cluster.scheduler_address, progress=False, build_index=False,
-                                               shard_size=shard_size)
-        warm_seconds = time.perf_counter() - start
+        timer = WriteTimer()
+        distributed_extract.write_shard = timer
+        try:
+            row = timed_twice(lambda db: distributed_extract.extract_on_cluster(
+                db, cluster.scheduler_address, progress=False, build_index=False, shard_size=shard_size),
+                base_db, os.path.join(folder, f"dask{n_workers}.db"), n_images,
+                lambda: cpu_seconds() + workers_cpu_seconds(client))
+        finally:
+            distributed_extract.write_shard = timer.original
         settings = client.submit(probe, "auto", config.HASH_SIZE, config.HIST_BINS, config.DECODE_SIDE,
                                  config.MAX_IMAGE_PIXELS, pure=False).result()[0]
         overhead = empty_shard_round_trip(client, settings, folder)
-    assert result["done_now"] == n_images, result
-    return {"mode": f"LocalCluster, {n_workers} worker{'s' if n_workers > 1 else ''}", "seconds": seconds,
-            "img_per_s": n_images / seconds, "cpu_ms_per_img": cpu / n_images * 1000, "startup_s": startup,
-            "warm_img_per_s": n_images / warm_seconds, "empty_shard_ms": overhead * 1000,
-            "shards": -(-n_images // shard_size)}
+        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)  # slow torch exit, then killed: fine
+    return dict(row, mode=f"LocalCluster, {n_workers} worker{'s' if n_workers > 1 else ''}", startup_s=startup,
+                empty_shard_ms=overhead * 1000, write_ms_per_shard=timer.seconds / timer.shards * 1000)
 
 
 def main_bench():
@@ -116,29 +144,21 @@ def main_bench():
         images, n_images = collection(args.images, folder)
         base_db = os.path.join(folder, "scanned.db")
         scan(images, base_db, progress=False)
-        local_db = os.path.join(folder, "local.db")
-        shutil.copy(base_db, local_db)
-        cpu_before = local_cpu_seconds()
-        start = time.perf_counter()
-        result = main.extract(local_db, progress=False, build_index=False)
-        seconds = time.perf_counter() - start
-        cpu = local_cpu_seconds() - cpu_before
-        assert result["done_now"] == n_images, result
-        rows = [{"mode": f"local (main.py, {config.NUM_WORKERS} decode process)", "seconds": seconds,
-                 "img_per_s": n_images / seconds, "cpu_ms_per_img": cpu / n_images * 1000}]
+        rows = [run_local(base_db, folder, n_images)]
         for n_workers in (1, 2):
             rows.append(run_cluster(n_workers, base_db, folder, n_images, args.shard_size))
     for row in rows:
         row["vs_local"] = row["img_per_s"] / rows[0]["img_per_s"]
+        row["warm_vs_local"] = row["warm_img_per_s"] / rows[0]["warm_img_per_s"]
     print(f"\n{n_images} images, shards of {args.shard_size}, {os.cpu_count()} cores\n")
-    print("| mode | seconds | img/s | vs local | CPU ms/img | img/s, models loaded | cluster start (s) "
-          "| empty-shard round trip (ms) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mode | first run: s | img/s | vs local | CPU ms/img | second run: img/s | vs local "
+          "| cluster start (s) | empty-shard round trip (ms) | driver write per shard (ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        extra = (f"{row['warm_img_per_s']:.1f} | {row['startup_s']:.1f} | {row['empty_shard_ms']:.1f}"
+        extra = (f"{row['startup_s']:.1f} | {row['empty_shard_ms']:.1f} | {row['write_ms_per_shard']:.1f}"
                  if "startup_s" in row else "- | - | -")
         print(f"| {row['mode']} | {row['seconds']:.1f} | {row['img_per_s']:.1f} | {row['vs_local']:.2f}x "
-              f"| {row['cpu_ms_per_img']:.0f} | {extra} |")
+              f"| {row['cpu_ms_per_img']:.0f} | {row['warm_img_per_s']:.1f} | {row['warm_vs_local']:.2f}x | {extra} |")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     temporary = args.out + ".tmp"
     with open(temporary, "w") as fh:
