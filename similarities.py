@@ -18,7 +18,7 @@ import numpy as np
 
 import config
 from db.codec import blobs_to_bits, blobs_to_matrix
-from db.features import features_of_image
+from db.errors import NoFeaturesError
 from db.images import find_by_path
 from search import metrics, store
 from search.metrics import METRICS, MODES, VALID_METRICS
@@ -50,8 +50,10 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     conn = getattr(cursor, "connection", cursor)
     with _step(verbose, "load matrix"):
         loaded = store.load(conn, mode)
+    if not loaded.stamp:
+        raise NoFeaturesError(f"{loaded.db_file} has no extracted features yet: run `python main.py --db {loaded.db_file}` first")
     if len(loaded.ids) == 0:
-        return []
+        return []  # extracted, but no image was usable
     with _step(verbose, "query features"):
         if any_orientation:
             query = _oriented_query(paths, loaded)
@@ -202,11 +204,15 @@ def main(argv=None):
     setup_logging()
     metric = args.metric or (config.DEFAULT_METRIC if args.mode == config.DEFAULT_MODE else VALID_METRICS[args.mode][0])
     for query in args.queries:
+        if os.path.isdir(query):
+            raise UsageError(f"query {query} is a folder: give image files")
         if not os.path.isfile(query):
             raise UsageError(f"query image {query} does not exist")
     conn = connect(args.db)
     results = calculate_similarities(args.queries, conn.cursor(), args.mode, metric, args.top_k, args.verbose,
                                      exclude_query=not args.include_query, any_orientation=args.any_orientation)
+    if not results:
+        raise UsageError(f"no other image in {args.db} has features to compare with (see `python main.py --db {args.db}`)")
     for rank, (path, score) in enumerate(results, 1):
         print(f"{rank:3d}  {score:.4f}  {path}")
     if args.out:

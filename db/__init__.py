@@ -1,6 +1,6 @@
 """All SQL of the project lives in this package (parameterised queries only)."""
 from db.connection import SCHEMA_VERSION, ScanLock, WriterLock, connect, database_file
 from db.errors import (
-    DatabaseBusyError, DatabaseError, DatabaseNotFoundError, DatasetRootError, NotADatabaseError,
+    DatabaseBusyError, DatabaseError, DatabaseNotFoundError, DatasetRootError, NoFeaturesError, NotADatabaseError,
     SchemaVersionError, SettingsMismatchError,
 )

@@ -21,6 +21,10 @@ class SchemaVersionError(DatabaseError):
     """The DB was written by another version of the schema."""
 
 
+class NoFeaturesError(DatabaseError):
+    """Nothing was extracted into the DB yet, so there is nothing to search."""
+
+
 class SettingsMismatchError(DatabaseError):
     """Features in the DB were made with other settings (model, hash size, bins)."""
 

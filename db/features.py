@@ -89,12 +89,3 @@ def column_chunks(conn, column, size=16384):
             return
         yield rows
 
-
-def features_of_image(conn, image_id):
-    """{column: blob} for one image, or None when it has no features."""
-    row = conn.execute(
-        "SELECT f.embedding, f.rgb, f.ahash, f.dhash, f.phash FROM images AS i JOIN features AS f"
-        " ON f.content_hash = i.content_hash WHERE i.id = ? AND i.status = ?",
-        (image_id, OK),
-    ).fetchone()
-    return None if row is None else dict(zip(FEATURE_COLUMNS, row))

@@ -63,3 +63,5 @@ def test_scripts_give_one_line_errors(tmp_path):
     bad_pair = _run(os.path.join(ROOT, "similarities.py"), __file__, "--db", str(tmp_path / "absent.db"),
                     "--mode", "phash", "--metric", "cosine", cwd=tmp_path)
     assert bad_pair.returncode == 2 and "Traceback" not in bad_pair.stderr
+    folder = _run(os.path.join(ROOT, "similarities.py"), str(tmp_path), "--db", str(tmp_path / "absent.db"), cwd=tmp_path)
+    assert folder.returncode == 2 and "is a folder: give image files" in folder.stderr

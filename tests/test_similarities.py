@@ -99,3 +99,18 @@ def test_matrices_are_loaded_once_and_reloaded_after_a_write(mini_collection, mi
         bump_generation(mini_conn)
     second = store.load(mini_conn, "rgb")
     assert second is not first and np.array_equal(second.matrix, first.matrix)
+
+
+def test_a_db_without_features_says_to_run_main(tmp_path):
+    import generator
+    from conftest import random_photo
+    from db import NoFeaturesError, connect
+
+    (tmp_path / "photos").mkdir()
+    photo = tmp_path / "photos" / "a.png"
+    random_photo(1).save(photo)
+    generator.scan(str(tmp_path / "photos"), str(tmp_path / "scanned.db"), progress=False)
+    conn = connect(tmp_path / "scanned.db")
+    with pytest.raises(NoFeaturesError, match="no extracted features yet: run `python main.py --db"):
+        calculate_similarities(str(photo), conn.cursor(), "phash", "hamming")
+    conn.close()
