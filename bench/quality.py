@@ -26,6 +26,8 @@ import generator  # noqa: E402
 import main as extractor  # noqa: E402
 from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets  # noqa: E402
 from db import connect  # noqa: E402
+from db.images import OK, count_by_status  # noqa: E402
+from search import store  # noqa: E402
 from search.metrics import VALID_METRICS  # noqa: E402
 from search.orientations import HASH_MODES  # noqa: E402
 from similarities import calculate_similarities  # noqa: E402
@@ -56,11 +58,11 @@ def label_of(path, real_root):
 def labelled_scores(conn, root, mode, metric, ks=(1, 5, 10), **options):
     """Leave-one-out P@k and mAP over the whole labelled collection (class = top folder)."""
     real_root = os.path.realpath(root)  # calculate_similarities returns paths under the real root
-    paths = sorted(p for p, in conn.execute("SELECT path FROM images WHERE status = 'ok'"))
+    paths = sorted(store.load(conn, "ahash").paths)  # every searchable image (the hashes load fastest)
     labels = [p.split("/", 1)[0] for p in paths]
     class_size = {label: labels.count(label) for label in set(labels)}
     precision = {k: [] for k in ks}
-    average_precision, times = [], []
+    average_precisions, times = [], []
     for path, label in zip(paths, labels):
         start = time.perf_counter()
         ranked = calculate_similarities(os.path.join(root, path), conn, mode, metric, top_k=len(paths) - 1,
@@ -69,13 +71,17 @@ def labelled_scores(conn, root, mode, metric, ks=(1, 5, 10), **options):
         hits = np.array([label_of(p, real_root) == label for p, _ in ranked], dtype=bool)
         for k in ks:
             precision[k].append(hits[:k].sum() / k)
-        relevant = class_size[label] - 1
-        ranks = np.flatnonzero(hits) + 1
-        average_precision.append(float((np.arange(1, len(ranks) + 1) / ranks).sum() / relevant) if relevant else 0.0)
+        average_precisions.append(average_precision(hits, class_size[label] - 1))
     scores = {f"P@{k}": float(np.mean(v)) for k, v in precision.items()}
-    scores["mAP"] = float(np.mean(average_precision))
+    scores["mAP"] = float(np.mean(average_precisions))
     scores["query_ms"] = 1000 * statistics.median(times)
     return scores
+
+
+def average_precision(hits, relevant):
+    """Mean of the precision at the rank of each relevant item; ones never returned count 0."""
+    ranks = np.flatnonzero(hits) + 1
+    return float((np.arange(1, len(ranks) + 1) / ranks).sum() / relevant) if relevant else 0.0
 
 
 def labelled_chance(root, seed=0, rounds=20):
@@ -88,8 +94,7 @@ def labelled_chance(root, seed=0, rounds=20):
         for i, label in enumerate(labels):
             others = np.delete(labels, i)
             hits = others[rng.permutation(len(others))] == label
-            ranks = np.flatnonzero(hits) + 1
-            aps.append((np.arange(1, len(ranks) + 1) / ranks).sum() / max(len(ranks), 1))
+            aps.append(average_precision(hits, hits.sum()))
     return {"P@1": float(share), "P@5": float(share), "P@10": float(share), "mAP": float(np.mean(aps))}
 
 
@@ -106,7 +111,7 @@ def near_duplicate_queries(folder):
 def near_duplicate_scores(conn, queries, mode, metric, ks=(1, 5), **options):
     """{edit: {recall@k}} plus the median query time (features of the query file included)."""
     scores, times = {}, []
-    for edit, pairs in queries.items():
+    for edit, pairs in tqdm(queries.items(), desc=f"{mode}/{metric} near-duplicates", unit="edit", leave=False):
         found = {k: 0 for k in ks}
         for query, original in pairs:
             start = time.perf_counter()
@@ -120,14 +125,22 @@ def near_duplicate_scores(conn, queries, mode, metric, ks=(1, 5), **options):
     return scores, 1000 * statistics.median(times)
 
 
-def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=config.NUM_WORKERS):
-    """Every variant's scores on both sets with ``model``'s embeddings; builds the DBs if needed."""
+def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=config.NUM_WORKERS, query_threads=1):
+    """Every variant's scores on both sets with ``model``'s embeddings; builds the DBs if needed.
+
+    Queries run the network on one image with ``query_threads`` torch threads: two gain
+    little on one image, and on a busy machine two OpenMP threads waiting for each other
+    made a query ten times slower (0.9 s instead of 0.08 s), which would swamp the timings.
+    """
+    import torch
+
     labelled_db, near_db = os.path.join(db_dir, f"labelled_{model}.db"), os.path.join(db_dir, f"near_{model}.db")
     build_db(labelled_dir, labelled_db, model, workers)
     build_db(os.path.join(near_dir, "collection"), near_db, model, workers)
+    torch.set_num_threads(query_threads)
     queries = near_duplicate_queries(near_dir)
     labelled_conn, near_conn = connect(labelled_db), connect(near_db)
-    collection_size = near_conn.execute("SELECT COUNT(*) FROM images WHERE status = 'ok'").fetchone()[0]
+    collection_size = count_by_status(near_conn).get(OK, 0)
     results = {"model": model, "rows": {},
                "chance": {"labelled": labelled_chance(labelled_dir),
                           "near_duplicates": {"recall@1": 1 / collection_size, "recall@5": 5 / collection_size}},
@@ -136,7 +149,8 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
                          "near_collection": collection_size,
                          "near_originals": len(os.listdir(os.path.join(near_dir, "collection", "originals"))),
                          "near_queries": sum(len(p) for p in queries.values())}}
-    for name, mode, metric, options in tqdm(variants, desc=f"quality ({model})", unit="pair"):
+    for name, mode, metric, options in variants:
+        log.info("%s: %s", model, name)
         labelled = labelled_scores(labelled_conn, labelled_dir, mode, metric, **options)
         near, near_ms = near_duplicate_scores(near_conn, queries, mode, metric, **options)
         results["rows"][name] = {"mode": mode, "metric": metric, **options, "labelled": labelled,

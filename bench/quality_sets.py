@@ -10,6 +10,7 @@ Nobody here drew these images, so scores on them say something about real photos
 is written to a temporary folder and renamed into place when complete.
 """
 import glob
+import json
 import logging
 import os
 import shutil
@@ -100,7 +101,7 @@ def labelled_stamps(stamps_dir=STAMPS_DIR, class_map=None, min_per_class=MIN_PER
 
 def wallpaper_files():
     """{name: path} of the installed packaged wallpapers, one per distinct picture."""
-    files = {}
+    files, seen = {}, set()
     for name in PLASMA_WALLPAPERS:
         candidates = glob.glob(f"/usr/share/wallpapers/{name}/contents/images/*.*")
         landscape = [(w * h, p) for p in candidates for w, h in [_size(p)] if w >= h]
@@ -109,8 +110,11 @@ def wallpaper_files():
     for pattern in BACKGROUND_GLOBS:
         for path in sorted(glob.glob(pattern)):
             stem = os.path.splitext(os.path.basename(path))[0]
-            if not any(stem.startswith(skip) for skip in BACKGROUND_SKIP) and not _mostly_transparent(path):
-                files[f"bg_{stem}"] = path
+            real = os.path.realpath(path)  # some are symlinks to another wallpaper
+            if real in seen or any(stem.startswith(skip) for skip in BACKGROUND_SKIP) or _mostly_transparent(path):
+                continue
+            seen.add(real)
+            files[f"bg_{stem}"] = path
     return files
 
 
@@ -188,16 +192,35 @@ def build_near_duplicates(out_dir, originals, distractors=(), edits=NEAR_DUPLICA
 def build_packaged_sets(cache_dir, stamps_dir=STAMPS_DIR):
     """Build (or reuse) the labelled and near-duplicate sets; returns their folders."""
     labelled, near = os.path.join(cache_dir, "labelled"), os.path.join(cache_dir, "near_duplicates")
-    if not os.path.isdir(labelled):
+    stamps = labelled_stamps(stamps_dir)
+    if _manifest(labelled) != sorted(name for _, _, name in stamps):
         log.info("labelled set: %s", build_labelled(labelled, stamps_dir))
-    if not os.path.isdir(near):
-        originals = {**wallpaper_files(), **sample_photo_files()}
-        if len(originals) < 100:
-            log.warning("only %d packaged originals found (want >= 100): apt-get install %s",
-                        len(originals), " ".join(APT_PACKAGES[1:]))
+        _write_manifest(labelled, sorted(name for _, _, name in stamps))
+    originals = {**wallpaper_files(), **sample_photo_files()}
+    if len(originals) < 100:
+        log.warning("only %d packaged originals found (want >= 100): apt-get install %s",
+                    len(originals), " ".join(APT_PACKAGES[1:]))
+    if _manifest(near) != sorted(originals):
         distractors = [(path, name) for path, _, name in stamp_files(stamps_dir)]
         log.info("near-duplicate set: %s", build_near_duplicates(near, originals, distractors))
+        _write_manifest(near, sorted(originals))
     return labelled, near
+
+
+def _manifest(folder):
+    """What a built set was built from (names), or None: a set is rebuilt when its sources change."""
+    try:
+        with open(os.path.join(folder, "..", os.path.basename(folder) + ".json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_manifest(folder, names):
+    path = os.path.join(folder, "..", os.path.basename(folder) + ".json")
+    with open(f"{path}.tmp", "w", encoding="utf-8") as fh:
+        json.dump(names, fh)
+    os.replace(f"{path}.tmp", path)
 
 
 def build_tiny_sets(out_dir, photos=("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "ihc"), crops=5):

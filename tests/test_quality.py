@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import quality  # noqa: E402
 from bench.quality_sets import build_tiny_sets, load_class_map, stamp_files  # noqa: E402
 from db import connect  # noqa: E402
+from demo.build_demo import package_file  # noqa: E402
 from search import store  # noqa: E402
 from search.metrics import VALID_METRICS, hamming_distance  # noqa: E402
 from search.orientations import ORIENTATIONS, min_hamming_distance, oriented, oriented_hashes  # noqa: E402
@@ -69,7 +70,7 @@ def test_labelled_scores_match_a_hand_ranking(tiny_run):
     conn = connect(os.path.join(out, "labelled_efficientnet_lite0.db"))
     scores = quality.labelled_scores(conn, labelled, "rgb", "euclidean")
     expected = {"P@1": [], "P@5": []}
-    for path in sorted(p for p, in conn.execute("SELECT path FROM images")):
+    for path in sorted(store.load(conn, "rgb").paths):
         ranked = calculate_similarities(os.path.join(labelled, path), conn, "rgb", "euclidean", top_k=5)
         hits = [os.path.relpath(p, labelled).split(os.sep)[0] == path.split("/")[0] for p, _ in ranked]
         expected["P@1"].append(hits[0])
@@ -77,6 +78,12 @@ def test_labelled_scores_match_a_hand_ranking(tiny_run):
     conn.close()
     assert scores["P@1"] == pytest.approx(np.mean(expected["P@1"]))
     assert scores["P@5"] == pytest.approx(np.mean(expected["P@5"]))
+
+
+def test_average_precision_known_answers():
+    assert quality.average_precision(np.array([True, False, True]), 2) == pytest.approx((1 + 2 / 3) / 2)
+    assert quality.average_precision(np.array([False, True]), 4) == pytest.approx(0.5 / 4)  # 3 never returned
+    assert quality.average_precision(np.array([False, False]), 0) == 0.0
 
 
 def test_results_are_written_and_read_back(tiny_run, tmp_path):
@@ -90,7 +97,7 @@ def test_results_are_written_and_read_back(tiny_run, tmp_path):
 
 
 def test_every_orientation_of_an_image_finds_its_upright_hash():
-    image = Image.open(os.path.join(os.path.dirname(np.__file__), "..", "skimage", "data", "chelsea.png")).convert("RGB")
+    image = Image.open(package_file("skimage", "data/chelsea.png")).convert("RGB")
     upright = oriented_hashes(image, "phash", 8)[:1]
     assert len(ORIENTATIONS) == 8 and len({h.tobytes() for h in oriented_hashes(image, "phash", 8)}) == 8
     for turned in oriented(image):
