@@ -132,7 +132,9 @@ def first_answer(client, model, hash_size, hist_bins):
                            pure=False)
     try:
         return future.result(timeout=PROBE_TIMEOUT)
-    except (ImportError, RuntimeError) as exc:  # RuntimeError: the scheduler could not unpickle the task
+    except (ImportError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "deserializ" not in str(exc):
+            raise  # not the scheduler failing to unpickle the task: a real error, shown as it is
         first_line = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
         raise ClusterError(f"the Dask cluster cannot import this project's code ({first_line}): {SAME_CODE}") from None
     except TimeoutError:
