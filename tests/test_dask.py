@@ -154,6 +154,30 @@ def test_killing_a_worker_mid_run_changes_nothing(scanned, reference, cluster, m
     assert_same_db(db, reference[0])
 
 
+@pytest.mark.timeout(300)
+def test_stopped_run_resumes_like_a_local_one(scanned, reference, cluster):
+    """SIGTERM to `main.py --dask local` after its first saved shard; the same command on a
+    cluster then finishes the job, and the DB is the one a local run makes."""
+    local, _ = cluster
+    db = fresh_copy(scanned, "stopped.db")
+    command = [sys.executable, "main.py", "--db", str(db), "--dask", "local", "--workers", "1", "--batch-size", "1",
+               "--no-progress"]
+    run = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, IR_SHARD_SIZE="2"), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    conn = connect(db)
+    deadline = time.monotonic() + 240
+    while count_by_status(conn).get("pending") == N_IMAGES + 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "extracted and saved in this run; run the same command again" in err
+    assert 0 < N_IMAGES + 2 - count_by_status(conn).get("pending", 0) < N_IMAGES + 2
+    conn.close()
+    main.main(["--db", str(db), "--dask", local.scheduler_address, "--no-progress"])
+    assert_same_db(db, reference[0])
+
+
 def _truncated_reason(db):
     conn = connect(db)
     reasons = [reason for reason, _ in error_reasons(conn) if reason != "file disappeared after the scan"]
