@@ -112,3 +112,25 @@ def test_class_map_is_shipped_in_the_project():
     assert mapping["animals/birds"] == "birds" and mapping["stamps/clothes"] == "clothes"
     assert len(set(mapping.values())) == 17  # 15 kept + trees and mushrooms, which have under 8 images
     assert stamp_files("/nonexistent") == []
+
+
+def test_any_orientation_finds_a_mirrored_copy_that_the_upright_hash_misses(tiny_run, tmp_path):
+    out, _, near, _ = tiny_run
+    conn = connect(os.path.join(out, "near_efficientnet_lite0.db"))
+    original = os.path.join(near, "collection", "originals", "sample_chelsea.jpg")
+    mirrored = str(tmp_path / "mirrored.png")
+    Image.open(original).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    upright = calculate_similarities(mirrored, conn, "phash", "hamming", top_k=1)
+    turned = calculate_similarities(mirrored, conn, "phash", "hamming", top_k=1, any_orientation=True)
+    conn.close()
+    assert os.path.samefile(turned[0][0], original) and turned[0][1] <= 4
+    assert upright[0][1] > 16  # the mirrored picture's own hash is far from everything
+
+
+def test_any_orientation_is_refused_outside_the_hash_modes(tiny_run):
+    out, _, near, _ = tiny_run
+    conn = connect(os.path.join(out, "near_efficientnet_lite0.db"))
+    query = os.path.join(near, "queries", "exact_copy", "sample_chelsea.jpg")
+    with pytest.raises(ValueError, match="hash modes"):
+        calculate_similarities(query, conn, "embeddings", "cosine", any_orientation=True)
+    conn.close()
