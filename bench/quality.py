@@ -145,7 +145,8 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
                "chance": {"labelled": labelled_chance(labelled_dir),
                           "near_duplicates": {"recall@1": 1 / collection_size, "recall@5": 5 / collection_size}},
                "sizes": {"labelled": sum(len(f) for _, _, f in os.walk(labelled_dir)),
-                         "classes": len(os.listdir(labelled_dir)),
+                         "classes": {c: len(os.listdir(os.path.join(labelled_dir, c)))
+                                     for c in sorted(os.listdir(labelled_dir))},
                          "near_collection": collection_size,
                          "near_originals": len(os.listdir(os.path.join(near_dir, "collection", "originals"))),
                          "near_queries": sum(len(p) for p in queries.values())}}
@@ -177,9 +178,10 @@ def markdown(report):
     chance_l, chance_n = main_run["chance"]["labelled"], main_run["chance"]["near_duplicates"]
     sizes = main_run["sizes"]
     edits = [e for e in next(iter(main_run["rows"].values()))["near_duplicates"] if e != "mean"]
-    lines = [f"Labelled set: {sizes['labelled']} tuxpaint stamp photos, {sizes['classes']} classes, leave-one-out. "
-             f"Near-duplicates: {sizes['near_queries']} edited queries of {sizes['near_originals']} originals, "
-             f"collection {sizes['near_collection']} images (originals + distractors).", "",
+    classes = ", ".join(f"{c} {n}" for c, n in sorted(sizes["classes"].items(), key=lambda item: -item[1]))
+    lines = [f"Labelled set: {sizes['labelled']} tuxpaint stamp photos in {len(sizes['classes'])} classes ({classes}), "
+             f"leave-one-out. Near-duplicates: {sizes['near_queries']} edited queries of {sizes['near_originals']} "
+             f"originals, collection {sizes['near_collection']} images (originals + distractors).", "",
              "| model | mode / metric | P@1 | P@5 | P@10 | mAP | near-dup R@1 | near-dup R@5 | ms/query in collection "
              "| ms/query new file |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in report["runs"]:

@@ -43,8 +43,9 @@ def test_every_valid_pair_and_the_orientation_option_are_measured(tiny_run):
 
 
 def test_chance_level_is_the_share_of_same_class_images(tiny_run):
-    chance = tiny_run[3]["runs"][0]["chance"]
+    chance, sizes = tiny_run[3]["runs"][0]["chance"], tiny_run[3]["runs"][0]["sizes"]
     n = PHOTOS * CROPS
+    assert len(sizes["classes"]) == PHOTOS and set(sizes["classes"].values()) == {CROPS} and sizes["labelled"] == n
     assert chance["labelled"]["P@5"] == pytest.approx((CROPS - 1) / (n - 1))
     assert chance["near_duplicates"]["recall@1"] == pytest.approx(1 / PHOTOS)  # no distractors here
     assert chance["labelled"]["P@1"] < chance["labelled"]["mAP"] < 0.5
