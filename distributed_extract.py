@@ -13,6 +13,7 @@ only costs a rerun of its shard, and results from a worker with other weights ar
 import logging
 import os
 import signal
+import uuid
 from itertools import islice
 
 from distributed import Client, LocalCluster, as_completed
@@ -173,14 +174,15 @@ def _raise_interrupt(signum, frame):
 
 
 def _extract_pending(conn, client, root, settings, expected, batch_size, shard_size, in_flight, progress):
-    total = conn.execute("SELECT COUNT(*) FROM images WHERE status = 'pending'").fetchone()[0]
+    total = count_by_status(conn).get("pending", 0)
     shards = pending_shards(conn, shard_size)
     running, rows_of, done = as_completed(), {}, 0
+    run_id = uuid.uuid4().hex[:12]  # keys must not collide with another DB's run on the same cluster
 
     def submit(rows):
         paths = [os.path.join(root, row[1]) for row in rows]
         future = client.submit(extract_shard, paths, settings, batch_size, root, pure=False,
-                               key=f"extract-shard-{rows[0][0]}-{rows[-1][0]}")
+                               key=f"extract-shard-{rows[0][0]}-{rows[-1][0]}-{run_id}")
         rows_of[future.key] = rows
         running.add(future)
 
