@@ -114,12 +114,27 @@ def test_local_reference_is_sane_and_never_imports_dask(reference):
     conn.close()
 
 
-def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster):
-    local, _ = cluster
+def _shard_tasks_on_scheduler(dask_scheduler):
+    return sum(str(key).startswith("extract-shard") for key in dask_scheduler.tasks)
+
+
+def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster, monkeypatch):
+    """Also checks the backpressure: never more than ``in_flight`` shards at the scheduler (+1
+    written and released whose release the scheduler may not have processed yet)."""
+    local, client = cluster
     db = fresh_copy(scanned, "cluster.db")
-    result = distributed_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, progress=False,
-                                                    build_index=False)
+    tasks_at_each_write = []
+    write_shard = distributed_extract.write_shard
+
+    def counting_write_shard(*args):
+        tasks_at_each_write.append(client.run_on_scheduler(_shard_tasks_on_scheduler))
+        write_shard(*args)
+
+    monkeypatch.setattr(distributed_extract, "write_shard", counting_write_shard)
+    result = distributed_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, in_flight=2,
+                                                    progress=False, build_index=False)
     assert (result["ok"], result["error"], result["done_now"]) == (N_IMAGES, 2, N_IMAGES + 2)
+    assert len(tasks_at_each_write) == 6 and 1 <= max(tasks_at_each_write) <= 3
     assert_same_db(db, reference[0])
 
 
