@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_data
 DEMO_QUERY := $(DEMO)/images/chelsea/original.jpg
 
-.PHONY: venv demo test bench bench-quick quality figures clean
+.PHONY: venv demo test bench bench-quick bench-dask quality figures clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: venv
 
 bench-quick: venv
 	$(PY) bench/run.py --quick
+
+# Extraction on Dask: local vs a LocalCluster of 1 and 2 workers (bench/bench_dask.py), JSON in bench/results/.
+bench-dask: venv
+	$(PY) bench/bench_dask.py --images 300 --shard-size 25
 
 # The README pictures, from the demo collection (built first if missing). Chromium (Debian)
 # is only for the projector screenshot; without it that one picture is skipped.
