@@ -243,6 +243,28 @@ def test_a_worker_that_cannot_see_the_photos_stops_the_run(scanned, cluster):
     conn.close()
 
 
+def test_each_worker_gets_its_share_of_its_machines_cores():
+    import torch
+
+    from features.dask_worker import WorkerSetup
+
+    class FakeWorker:
+        def __init__(self, address, nthreads):
+            self.address = address
+            self.state = type("State", (), {"nthreads": nthreads})()
+
+    cores, before = os.cpu_count(), torch.get_num_threads()
+    try:
+        WorkerSetup({"10.0.0.1": 2 * cores}).setup(FakeWorker("tcp://10.0.0.1:4000", 1))
+        assert torch.get_num_threads() == 1  # more Dask threads than cores on that host
+        WorkerSetup({"10.0.0.1": 2 * cores}).setup(FakeWorker("tcp://10.0.0.2:4000", 1))
+        assert torch.get_num_threads() == cores  # a host that joined later: alone there
+        WorkerSetup({"10.0.0.1": 1}, fixed=3).setup(FakeWorker("tcp://10.0.0.1:4000", 1))
+        assert torch.get_num_threads() == 3  # config.TORCH_THREADS wins
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_shard_with_other_settings_is_refused():
     expected = {key: "1" for key in ("embedding_model", "embedding_weights_sha256", "embedding_dim", "vector_dtype",
                                      "rgb_dim", "hist_bins", "hash_size", "decode_side")}
