@@ -147,7 +147,7 @@ def run(folder, work_dir, configurations):
     runs = [end_to_end(folder, work_dir, *c) for c in configurations]
     stages = stage_times(folder, work_dir, embedder)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return {"images": len(paths), "weights": weights, "reference_seconds": ref_seconds,
+    return {"images": len(paths), "weights": weights, "precision": embedder.precision, "reference_seconds": ref_seconds,
             "reference_stages": ref_stages, "stages": stages, "runs": runs}
 
 

@@ -21,13 +21,19 @@ def extraction_table(ex):
     ref = {stage: 1000 * s / ex["images"] for stage, s in ex["reference_stages"].items()}
     ref_rate = ex["images"] / ex["reference_seconds"]
     lines = [f"Extraction: {ex['images']} photos ({ex['photos']['jpeg']} JPEG, {ex['photos']['png']} PNG, "
-             f"mean {ex['photos']['megapixels_mean']:.1f} MP), all features, ResNet18 ({ex['weights']}) on both sides.",
-             "", "| run | img/s | vs reference | peak RSS MB |", "| --- | ---: | ---: | ---: |",
+             f"mean {ex['photos']['megapixels_mean']:.1f} MP), all features, ResNet18 ({ex['weights']}) on both sides: "
+             f"the project's in {ex.get('precision', 'unrecorded precision')} (EMBED_PRECISION), batch {ex['runs'][0]['batch_size']}; "
+             "the reference's in float32, batch 1.",
+             "", "| run | img/s | vs reference | main process peak RSS MB |", "| --- | ---: | ---: | ---: |",
              f"| reference (seed-style, batch 1, 3 full decodes) | {ref_rate:.1f} | 1.0x | - |"]
     for run in ex["runs"]:
         rate = run["ok"] / run["seconds"]
         lines.append(f"| main.extract workers={run['workers']} batch={run['batch_size']} threads={run['torch_threads']} "
                      f"OMP={run['omp_wait_policy']} | {rate:.1f} | {rate / ref_rate:.1f}x | {run['peak_rss_mb']:.0f} |")
+    small = ex.get("smaller_run")
+    if small:
+        lines += ["", f"main.extract peak RSS with {small['ok']} photos: {small['peak_rss_mb']:.0f} MB, with "
+                  f"{ex['runs'][0]['ok']}: {ex['runs'][0]['peak_rss_mb']:.0f} MB (bounded batches and DB pages)."]
     lines += ["", "| stage, ms per image (one stage at a time) | project | reference | ratio |", "| --- | ---: | ---: | ---: |"]
     project_decode = per.get("read", 0) + per.get("decode", 0)
     rows = [("read + decode", project_decode, ref.get("decode", 0))]
@@ -140,5 +146,10 @@ def render(data):
         sweep = annoy_sweep_table(data["search"])
         if sweep.count("\n") > 1:
             parts += ["Annoy recall / latency trade-off (search_k):", "", sweep, ""]
+    real = data.get("real_embeddings")
+    if real:
+        parts += [f"Annoy on real embeddings (the demo DB, {real['images']} photos, {real['model']} {real['dim']}-d): "
+                  f"recall@10 {real['recall_at_10']:.3f}, {real['ann_median_ms']:.2f} ms per query "
+                  f"(exact cosine {real['exact_median_ms']:.2f} ms).", ""]
     parts += ["Targets:", "", targets_table(data)]
     return "\n".join(parts)

@@ -87,6 +87,8 @@ def hamming_distance(packed_matrix, packed_query):
         words, query = packed_matrix.view(np.uint64), packed_query.view(np.uint64)
     else:
         words, query = packed_matrix, packed_query
+    if words.shape[1] == 1:  # one 64-bit word per hash (hash_size 8): no row sums needed
+        return np.bitwise_count(words[:, 0] ^ query[0]).astype(np.int64)
     return np.bitwise_count(words ^ query).sum(axis=1, dtype=np.int64)
 
 
@@ -97,17 +99,36 @@ def smallest_k(distances, k, exclude=()):
     value is considered before the tie-break.
     """
     distances = np.asarray(distances)
-    excluded = np.unique(np.arange(len(distances))[np.asarray(exclude, dtype=np.int64)])
-    k = min(k, len(distances) - len(excluded))
+    n = len(distances)
+    exclude = np.asarray(exclude, dtype=np.int64).ravel()
+    if len(exclude) and (exclude.min() < -n or exclude.max() >= n):
+        raise IndexError(f"exclude holds a row outside 0..{n - 1}")
+    excluded = np.unique(np.where(exclude < 0, exclude + n, exclude))
+    k = min(k, n - len(excluded))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    # One partial sort of the whole array (excluded rows pushed to the end), then only the
-    # few rows tied with or better than the k-th value are sorted exactly.
-    work = distances.astype(np.result_type(distances.dtype, np.float32), copy=True)
-    work[excluded] = np.inf
-    work.partition(k - 1)
-    kth = work[k - 1]
+    # Find the k-th smallest value in one pass, then sort exactly only the few rows tied
+    # with or better than it.
+    kth = _kth_smallest(distances, k, excluded)
     candidates = np.flatnonzero(distances <= kth)
-    candidates = candidates[~np.isin(candidates, excluded)]
+    if len(excluded):
+        candidates = candidates[~np.isin(candidates, excluded)]
     order = np.lexsort((candidates, distances[candidates]))[:k]
     return candidates[order]
+
+
+def _kth_smallest(distances, k, excluded):
+    """The k-th smallest value of ``distances`` without the ``excluded`` rows."""
+    if distances.dtype.kind in "iu":
+        low, high = int(distances.min()), int(distances.max())
+        if high - low <= 1 << 16:  # small integers (Hamming): counting beats a partial sort
+            shift = min(low, 0)  # bincount wants non-negative values; usually there is nothing to shift
+            values = (distances - shift if shift else distances).astype(np.intp, copy=False)
+            counts = np.bincount(values, minlength=high - shift + 1)
+            if len(excluded):
+                counts -= np.bincount(values[excluded], minlength=high - shift + 1)
+            return shift + int(np.searchsorted(np.cumsum(counts), k))
+    work = distances.astype(np.result_type(distances.dtype, np.float32), copy=True)
+    work[excluded] = np.inf  # pushed past every real distance
+    work.partition(k - 1)
+    return work[k - 1]

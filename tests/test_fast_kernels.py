@@ -40,3 +40,18 @@ def test_smallest_k_with_infinite_and_duplicate_exclusions():
     assert metrics.smallest_k(distances, 5, exclude=[1, 1, -1]).tolist() == [3, 0, 2]
     assert metrics.smallest_k(distances, 2, exclude=[3]).tolist() == [1, 4]
     assert metrics.smallest_k(distances[:0], 3).tolist() == []
+
+
+def test_smallest_k_counting_path_for_small_integers_equals_the_definition():
+    """Hamming distances take the histogram path; wide-range integers the partial sort."""
+    rng = np.random.default_rng(11)
+    for distances in (rng.integers(0, 65, size=30_000), rng.integers(0, 65, size=30_000).astype(np.uint8),
+                      rng.integers(-5, 3, size=1000), rng.integers(0, 1 << 40, size=5000)):
+        exclude = rng.choice(len(distances), size=50, replace=False).tolist()
+        for k in (1, 10, 2000):
+            assert metrics.smallest_k(distances, k, exclude).tolist() == plain_smallest_k(distances, k, exclude).tolist()
+
+
+def test_smallest_k_rejects_rows_outside_the_array():
+    with pytest.raises(IndexError):
+        metrics.smallest_k(np.arange(5.0), 2, exclude=[5])

@@ -1,0 +1,51 @@
+"""Annoy recall@10 against exact cosine on real embeddings: the demo collection's DB.
+
+Every image of the DB queries the collection once through ``calculate_similarities``
+(ann_cosine vs cosine, the query left out). Small (~300 photos), so it says little about
+scale, but the vectors are real EfficientNet-Lite0/ResNet18 embeddings, not synthetic.
+
+    python bench/real_recall.py demo_data/images.db
+"""
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from db import connect  # noqa: E402
+from db.meta import features_stamp  # noqa: E402
+from search import store  # noqa: E402
+from similarities import calculate_similarities  # noqa: E402
+
+TOP = 10
+
+
+def measure(db_path):
+    """{'db', 'images', 'model', 'recall_at_10', 'ann_median_ms', 'exact_median_ms'}, or None without a DB."""
+    if not os.path.exists(db_path):
+        return None
+    conn = connect(db_path)
+    loaded = store.load(conn, "embeddings")
+    paths = [loaded.absolute_path(row) for row in range(len(loaded.ids))]
+    if len(paths) <= TOP:
+        conn.close()
+        return None
+    recalls, ann_ms, exact_ms = [], [], []
+    for path in paths:
+        start = time.perf_counter()
+        exact = {p for p, _ in calculate_similarities(path, conn, "embeddings", "cosine", TOP)}
+        middle = time.perf_counter()
+        approximate = {p for p, _ in calculate_similarities(path, conn, "embeddings", "ann_cosine", TOP)}
+        end = time.perf_counter()
+        recalls.append(len(exact & approximate) / TOP)
+        exact_ms.append(1000 * (middle - start))
+        ann_ms.append(1000 * (end - middle))
+    stamp = features_stamp(conn) or {}
+    conn.close()
+    return {"db": db_path, "images": len(paths), "model": stamp.get("embedding_model"),
+            "dim": int(stamp.get("embedding_dim", 0)), "recall_at_10": statistics.mean(recalls),
+            "ann_median_ms": statistics.median(ann_ms), "exact_median_ms": statistics.median(exact_ms)}
+
+
+if __name__ == "__main__":
+    print(measure(sys.argv[1] if len(sys.argv) > 1 else "demo_data/images.db"))
