@@ -12,7 +12,6 @@ only costs a rerun of its shard, and results from a worker with other weights ar
 """
 import logging
 import os
-import signal
 import uuid
 from itertools import islice
 
@@ -24,9 +23,9 @@ import config
 from cli import UsageError
 from db import WriterLock, connect
 from db.errors import SettingsMismatchError
-from db.features import delete_orphans, reset_features, write_batch
-from db.images import count_by_status, error_reasons, pending_page
-from db.meta import STAMP_KEYS, check_or_write_stamp, clear_stamp, dataset_root, features_stamp
+from db.images import count_by_status, pending_page
+from db.meta import STAMP_KEYS, check_or_write_stamp, dataset_root
+from extraction_run import check_positive, finish, interrupted, prepare_run, sigterm_as_interrupt, store_results
 from features.dask_worker import WorkerSetup, extract_shard, host_of, probe
 
 log = logging.getLogger("distributed_extract")
@@ -44,10 +43,6 @@ SAME_CODE = (f"start the scheduler and every worker with this project on PYTHONP
 
 class ClusterError(UsageError):
     """The Dask cluster asked for cannot be used (unreachable scheduler, no workers)."""
-
-
-class ReportedInterrupt(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM after the driver logged how much of the run is saved."""
 
 
 def open_client(scheduler, workers):
@@ -79,24 +74,13 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
 
     in_flight: shards submitted but not yet written (default: two per worker thread).
     """
-    for name, value in (("batch_size", batch_size), ("hash_size", hash_size), ("hist_bins", hist_bins),
-                        ("shard_size", 1 if shard_size is None else shard_size),
-                        ("in_flight", 1 if in_flight is None else in_flight)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if hash_size < 2:
-        raise ValueError(f"hash_size must be at least 2, got {hash_size}")
+    check_positive(batch_size=batch_size, hash_size=hash_size, hist_bins=hist_bins,
+                   shard_size=1 if shard_size is None else shard_size, in_flight=1 if in_flight is None else in_flight)
     conn = connect(db_path)
     with WriterLock(db_path):
         client, cluster = open_client(scheduler, workers)
         try:
-            if reset:
-                reset_features(conn)
-                with conn:
-                    clear_stamp(conn)
-            stored = features_stamp(conn)
-            if model == "auto" and stored is not None:
-                model = stored["embedding_model"]  # keep what the DB was built with
+            model = prepare_run(conn, model, reset)
             threads = set_up_workers(client, local=cluster is not None)
             settings, worker_stamp = first_answer(client, model, hash_size, hist_bins)
             check_or_write_stamp(conn, worker_stamp)
@@ -116,15 +100,9 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
                 # Workers that imported torch take seconds to exit; the nanny then kills them, as it should.
                 logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
                 cluster.close()
-        removed = delete_orphans(conn)
-        if removed:
-            log.info("removed features of %d files that are gone", removed)
-        if build_index:
-            _refresh_ann_index(conn)
-    counts = count_by_status(conn)
-    reasons = error_reasons(conn)
+        result = finish(conn, done, build_index)
     conn.close()
-    return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done, "reasons": reasons}
+    return result
 
 
 def first_answer(client, model, hash_size, hist_bins):
@@ -169,10 +147,6 @@ def pending_shards(conn, shard_size):
             yield page[start:start + shard_size]
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _extract_pending(conn, client, root, settings, expected, batch_size, shard_size, in_flight, progress):
     total = count_by_status(conn).get("pending", 0)
     shards = pending_shards(conn, shard_size)
@@ -186,17 +160,16 @@ def _extract_pending(conn, client, root, settings, expected, batch_size, shard_s
         rows_of[future.key] = rows
         running.add(future)
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bar = tqdm(total=total, desc="extracting on dask", unit="img", disable=not progress, smoothing=0.1)
     try:
-        with logging_redirect_tqdm():
+        with sigterm_as_interrupt(), logging_redirect_tqdm():
             for rows in islice(shards, in_flight):
                 submit(rows)
             for future in running:
                 rows = rows_of.pop(future.key)
                 report = future.result()
                 accept(report, expected, len(rows))
-                write_shard(conn, rows, report["results"])
+                store_results(conn, rows, report["results"])
                 future.release()
                 done += len(rows)
                 bar.update(len(rows))
@@ -205,12 +178,9 @@ def _extract_pending(conn, client, root, settings, expected, batch_size, shard_s
                     submit(following)
     except KeyboardInterrupt:
         bar.close()
-        log.warning("interrupted: %d of %d images extracted and saved in this run; "
-                    "run the same command again to continue where it stopped", done, total)
-        raise ReportedInterrupt from None
+        raise interrupted(done, total) from None
     finally:
         bar.close()
-        signal.signal(signal.SIGTERM, previous)
     return done
 
 
@@ -225,24 +195,3 @@ def accept(report, expected, n_rows):
     if len(report["results"]) != n_rows:
         raise SettingsMismatchError(f"Dask worker {report['worker']} returned {len(report['results'])} results "
                                     f"for {n_rows} images: run the same code version on every worker")
-
-
-def write_shard(conn, rows, results):
-    """One shard, one transaction: exactly what a local run stores for the same results."""
-    extracted, failed = [], []
-    for (image_id, path, size, mtime_ns), result in zip(rows, results):
-        if isinstance(result, str):
-            log.warning("skipped %s: %s", path, result)
-            failed.append((image_id, size, mtime_ns, result))
-        else:
-            extracted.append((image_id, size, mtime_ns, result[0], result[1]))
-    write_batch(conn, extracted, failed)
-
-
-def _refresh_ann_index(conn):
-    """Build (or keep, if current) the Annoy index so the first ann_cosine query is fast."""
-    from search import ann, store
-
-    loaded = store.load(conn, "embeddings")
-    if len(loaded.ids):
-        ann.get_index(loaded)

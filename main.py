@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-from collections import Counter
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -20,9 +19,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 import config
 from cli import run, setup_logging
 from db import WriterLock, connect
-from db.features import delete_orphans, reset_features, write_batch
-from db.images import count_by_status, error_reasons, pending_page
-from db.meta import check_or_write_stamp, clear_stamp, dataset_root, features_stamp
+from db.images import count_by_status, pending_page
+from db.meta import check_or_write_stamp, dataset_root
+from extraction_run import (
+    ReportedInterrupt, check_positive, finish, interrupted, prepare_run, sigterm_as_interrupt, store_results, summary_line,
+)
 from features.extract import Settings, describe_file, finish_batch, stamp
 
 log = logging.getLogger("main")
@@ -66,12 +67,6 @@ def _die_with_parent():
         os._exit(1)  # the parent died before the request took effect
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-class _ReportedInterrupt(KeyboardInterrupt):
-    """An interrupt whose progress message was already logged."""
 
 
 def _batches(paths, settings, batch_size, workers):
@@ -90,11 +85,7 @@ def _batches(paths, settings, batch_size, workers):
 def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE, workers=config.NUM_WORKERS,
             hash_size=config.HASH_SIZE, hist_bins=config.HIST_BINS, reset=False, progress=True, build_index=True):
     """Extract all pending images of the DB; returns {'ok': n, 'error': m, 'done_now': k}."""
-    for name, value in (("batch_size", batch_size), ("hash_size", hash_size), ("hist_bins", hist_bins)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if hash_size < 2:
-        raise ValueError(f"hash_size must be at least 2, got {hash_size}")
+    check_positive(batch_size=batch_size, hash_size=hash_size, hist_bins=hist_bins)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be 0 (decode inline) or a positive integer, got {workers!r}")
     conn = connect(db_path)
@@ -103,14 +94,7 @@ def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
 
         from features.embeddings import load_embedder
 
-        if reset:
-            reset_features(conn)
-            with conn:
-                clear_stamp(conn)
-        stored = features_stamp(conn)
-        if model == "auto" and stored is not None:
-            model = stored["embedding_model"]  # keep what the DB was built with
-        embedder = load_embedder(model)
+        embedder = load_embedder(prepare_run(conn, model, reset))
         settings = Settings(model=embedder.spec.name, hash_size=hash_size, hist_bins=hist_bins,
                             decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS)
         check_or_write_stamp(conn, stamp(settings, embedder))
@@ -118,24 +102,17 @@ def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
         torch.set_num_threads(config.TORCH_THREADS or max(1, (os.cpu_count() or 1) - workers))
         root = dataset_root(conn)
         done = _extract_pending(conn, root, settings, embedder, batch_size, workers, progress)
-        removed = delete_orphans(conn)
-        if removed:
-            log.info("removed features of %d files that are gone", removed)
-        if build_index:
-            _refresh_ann_index(conn)
-    counts = count_by_status(conn)
-    reasons = error_reasons(conn)
+        result = finish(conn, done, build_index)
     conn.close()
-    return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done, "reasons": reasons}
+    return result
 
 
 def _extract_pending(conn, root, settings, embedder, batch_size, workers, progress):
-    total = conn.execute("SELECT COUNT(*) FROM images WHERE status = 'pending'").fetchone()[0]
+    total = count_by_status(conn).get("pending", 0)
     done, after = 0, 0
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bar = tqdm(total=total, desc="extracting", unit="img", disable=not progress, smoothing=0.1)
     try:
-        with logging_redirect_tqdm():
+        with sigterm_as_interrupt(), logging_redirect_tqdm():
             while True:
                 page = pending_page(conn, after, PAGE)
                 if not page:
@@ -146,47 +123,15 @@ def _extract_pending(conn, root, settings, embedder, batch_size, workers, progre
                 for described in _batches(paths, settings, batch_size, workers):
                     rows = page[position:position + len(described)]
                     position += len(described)
-                    _store(conn, rows, finish_batch(described, embedder))
+                    store_results(conn, rows, finish_batch(described, embedder))
                     done += len(rows)
                     bar.update(len(rows))
     except KeyboardInterrupt:
         bar.close()
-        log.warning("interrupted: %d of %d images extracted and saved in this run; "
-                    "run the same command again to continue where it stopped", done, total)
-        raise _ReportedInterrupt from None
+        raise interrupted(done, total) from None
     finally:
         bar.close()
-        signal.signal(signal.SIGTERM, previous)
     return done
-
-
-def _store(conn, rows, results):
-    extracted, failed = [], []
-    for (image_id, path, size, mtime_ns), result in zip(rows, results):
-        if isinstance(result, str):
-            log.warning("skipped %s: %s", path, result)
-            failed.append((image_id, size, mtime_ns, result))
-        else:
-            extracted.append((image_id, size, mtime_ns, result[0], result[1]))
-    write_batch(conn, extracted, failed)
-
-
-def _refresh_ann_index(conn):
-    """Build (or keep, if current) the Annoy index so the first ann_cosine query is fast,
-    and every mode's matrix cache (search.store) so the first query of any mode is too."""
-    from search import ann, store
-    from search.metrics import MODES
-
-    loaded = store.load(conn, "embeddings")
-    if len(loaded.ids):
-        ann.get_index(loaded)
-    for mode in MODES:
-        store.load(conn, mode)
-
-
-def summary_line(result):
-    reasons = "; ".join(f"{reason} ({n})" for reason, n in result["reasons"]) or "none"
-    return f"{result['ok']} images ok, {result['error']} skipped: {reasons}"
 
 
 def main(argv=None):
@@ -204,25 +149,24 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
-        if args.dask:
-            from distributed_extract import ReportedInterrupt, extract_on_cluster
-
-            try:
-                result = extract_on_cluster(args.db, args.dask, args.workers, args.model, args.batch_size,
-                                            args.hash_size, args.hist_bins, reset=args.reset_features,
-                                            progress=not args.no_progress)
-            except ReportedInterrupt:
-                raise _ReportedInterrupt from None
-        else:
-            result = extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
-                             reset=args.reset_features, progress=not args.no_progress)
+        with sigterm_as_interrupt():
+            result = _run(args)
     except KeyboardInterrupt as exc:
-        if not isinstance(exc, _ReportedInterrupt):
+        if not isinstance(exc, ReportedInterrupt):
             log.warning("interrupted; every finished batch is saved: run the same command again to continue")
         sys.exit(130)
     print(summary_line(result))
+
+
+def _run(args):
+    if args.dask:
+        from distributed_extract import extract_on_cluster
+
+        return extract_on_cluster(args.db, args.dask, args.workers, args.model, args.batch_size, args.hash_size,
+                                  args.hist_bins, reset=args.reset_features, progress=not args.no_progress)
+    return extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
+                   reset=args.reset_features, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

@@ -73,10 +73,10 @@ def empty_shard_round_trip(client, settings, root, repeats=30):
 
 
 class WriteTimer:
-    """Wraps the driver's write_shard to time the one transaction per shard it runs."""
+    """Wraps the driver's store_results to time the one transaction per shard it runs."""
 
     def __init__(self):
-        self.seconds, self.shards, self.original = 0.0, 0, distributed_extract.write_shard
+        self.seconds, self.shards, self.original = 0.0, 0, distributed_extract.store_results
 
     def __call__(self, *args):
         start = time.perf_counter()
@@ -117,14 +117,14 @@ def run_cluster(n_workers, base_db, folder, n_images, shard_size):
         client.wait_for_workers(n_workers)
         startup = time.perf_counter() - started
         timer = WriteTimer()
-        distributed_extract.write_shard = timer
+        distributed_extract.store_results = timer
         try:
             row = timed_twice(lambda db: distributed_extract.extract_on_cluster(
                 db, cluster.scheduler_address, progress=False, build_index=False, shard_size=shard_size),
                 base_db, os.path.join(folder, f"dask{n_workers}.db"), n_images,
                 lambda: cpu_seconds() + workers_cpu_seconds(client))
         finally:
-            distributed_extract.write_shard = timer.original
+            distributed_extract.store_results = timer.original
         settings = client.submit(probe, "auto", config.HASH_SIZE, config.HIST_BINS, config.DECODE_SIDE,
                                  config.MAX_IMAGE_PIXELS, pure=False).result()[0]
         overhead = empty_shard_round_trip(client, settings, folder)

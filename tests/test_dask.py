@@ -124,13 +124,13 @@ def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster, mo
     local, client = cluster
     db = fresh_copy(scanned, "cluster.db")
     tasks_at_each_write = []
-    write_shard = distributed_extract.write_shard
+    store_results = distributed_extract.store_results
 
-    def counting_write_shard(*args):
+    def counting_store_results(*args):
         tasks_at_each_write.append(client.run_on_scheduler(_shard_tasks_on_scheduler))
-        write_shard(*args)
+        store_results(*args)
 
-    monkeypatch.setattr(distributed_extract, "write_shard", counting_write_shard)
+    monkeypatch.setattr(distributed_extract, "store_results", counting_store_results)
     result = distributed_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, in_flight=2,
                                                     progress=False, build_index=False)
     assert (result["ok"], result["error"], result["done_now"]) == (N_IMAGES, 2, N_IMAGES + 2)

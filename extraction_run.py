@@ -1,0 +1,102 @@
+"""What every extraction run shares, local (main.py) or on Dask (distributed_extract.py).
+
+One place for the argument checks, which model a run uses, how a batch's results are
+stored, the interrupt message, and the tidy-up at the end, so both drivers leave exactly
+the same DB behind.
+"""
+import logging
+import signal
+from contextlib import contextmanager
+
+from db.features import delete_orphans, reset_features, write_batch
+from db.images import count_by_status, error_reasons
+from db.meta import clear_stamp, features_stamp
+
+log = logging.getLogger("main")
+
+
+class ReportedInterrupt(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM after the run logged how much of it is saved."""
+
+
+def check_positive(**values):
+    """ValueError unless every value is a positive integer; hash_size must also be >= 2."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if values.get("hash_size", 2) < 2:
+        raise ValueError(f"hash_size must be at least 2, got {values['hash_size']}")
+
+
+def prepare_run(conn, model, reset):
+    """Apply ``--reset-features`` and return the model to use: ``auto`` keeps the DB's model."""
+    if reset:
+        reset_features(conn)
+        with conn:
+            clear_stamp(conn)
+    stored = features_stamp(conn)
+    return stored["embedding_model"] if model == "auto" and stored is not None else model
+
+
+def store_results(conn, rows, results):
+    """One batch or shard in one transaction. rows: (id, path, size, mtime_ns) pending rows;
+    results: per row, (content_hash, {column: blob}) or the reason it is unusable."""
+    extracted, failed = [], []
+    for (image_id, path, size, mtime_ns), result in zip(rows, results):
+        if isinstance(result, str):
+            log.warning("skipped %s: %s", path, result)
+            failed.append((image_id, size, mtime_ns, result))
+        else:
+            extracted.append((image_id, size, mtime_ns, result[0], result[1]))
+    write_batch(conn, extracted, failed)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """`kill` stops a run as cleanly as Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(done, total):
+    """Log how far the run got and return the exception to raise."""
+    log.warning("interrupted: %d of %d images extracted and saved in this run; "
+                "run the same command again to continue where it stopped", done, total)
+    return ReportedInterrupt()
+
+
+def finish(conn, done, build_index):
+    """Drop orphaned features, get derived files ready for queries, and summarise the DB."""
+    removed = delete_orphans(conn)
+    if removed:
+        log.info("removed features of %d files that are gone", removed)
+    if build_index:
+        prepare_for_queries(conn)
+    counts = count_by_status(conn)
+    return {"ok": counts.get("ok", 0), "error": counts.get("error", 0), "done_now": done,
+            "reasons": error_reasons(conn)}
+
+
+def prepare_for_queries(conn):
+    """Build (or keep, if current) the Annoy index and every mode's matrix cache, so the
+    first query of any mode and metric is fast."""
+    from search import ann, store
+    from search.metrics import MODES
+
+    loaded = store.load(conn, "embeddings")
+    if len(loaded.ids):
+        ann.get_index(loaded)
+    for mode in MODES:
+        store.load(conn, mode)
+
+
+def summary_line(result):
+    reasons = "; ".join(f"{reason} ({n})" for reason, n in result["reasons"]) or "none"
+    return f"{result['ok']} images ok, {result['error']} skipped: {reasons}"
