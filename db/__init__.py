@@ -4,3 +4,9 @@ from db.errors import (
     DatabaseBusyError, DatabaseError, DatabaseNotFoundError, DatasetRootError, NoFeaturesError, NotADatabaseError,
     SchemaVersionError, SettingsMismatchError,
 )
+
+__all__ = [
+    "SCHEMA_VERSION", "ScanLock", "WriterLock", "connect", "database_file", "DatabaseBusyError", "DatabaseError",
+    "DatabaseNotFoundError", "DatasetRootError", "NoFeaturesError", "NotADatabaseError", "SchemaVersionError",
+    "SettingsMismatchError",
+]

@@ -47,8 +47,6 @@ def build(matrix, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
 
 def get_index(loaded, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
     """The index for ``loaded`` (a search.store.Loaded), loading or (re)building it as needed."""
-    from annoy import AnnoyIndex
-
     ann_path, stamp_path = _paths(loaded.db_file, loaded.mode)
     wanted = _wanted_stamp(loaded, trees, seed)
     cached = _OPEN.get(ann_path)
