@@ -196,7 +196,7 @@ def markdown(report):
               "| mode / metric | " + " | ".join(edits) + " |", "|---|" + "---|" * len(edits)]
     for name, row in main_run["rows"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row['near_duplicates'][e]['recall@1']:.2f}" for e in edits) + " |")
-    lines.append(f"| chance | " + " | ".join(f"{chance_n['recall@1']:.3f}" for _ in edits) + " |")
+    lines.append("| chance | " + " | ".join(f"{chance_n['recall@1']:.3f}" for _ in edits) + " |")
     for name, reason in report["unavailable_models"].items():
         lines += ["", f"{name}: not measured, {reason}"]
     return "\n".join(lines) + "\n"
