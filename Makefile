@@ -26,7 +26,7 @@ test: venv
 	$(PY) -m pytest -q tests
 
 # Performance vs a seed-style reference (bench/run.py): markdown table, JSON in bench/results/.
-# bench-quick: 48 photos + search at 100k (< 3 min once bench/cache/ is built); bench: 100k-1M.
+# bench-quick: 64 photos + search at 100k (about 2 min on a clean clone); bench: 100k-1M.
 bench: venv
 	$(PY) bench/run.py
 

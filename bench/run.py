@@ -1,6 +1,6 @@
 """The performance benchmark: extraction and search, each beside a seed-style reference.
 
-    python bench/run.py --quick     # ~3 min: 48 photos, search at N = 100k   (make bench-quick)
+    python bench/run.py --quick     # < 3 min: 64 photos, search at N = 100k   (make bench-quick)
     python bench/run.py             # 160 photos, search at N = 100k, 500k, 1M (make bench)
 
 Prints markdown tables (absolute numbers and ratios to the reference measured in the same
@@ -54,14 +54,14 @@ def search(n, photo, queries, reference_queries):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="48 photos and N = 100k only (< 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="64 photos and N = 100k only (< 3 minutes)")
     parser.add_argument("--images", type=int, help="photos for the extraction benchmark")
     parser.add_argument("--sizes", help="comma-separated N for the search benchmark")
     parser.add_argument("--queries", type=int, default=50, help="queries per mode x metric (default 50)")
     parser.add_argument("--skip-extraction", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    images = args.images or (48 if args.quick else 160)
+    images = args.images or (64 if args.quick else 160)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [100_000] if args.quick else [100_000, 500_000, 1_000_000])
     started = time.time()
