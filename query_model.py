@@ -22,10 +22,10 @@ def embedder_for(stamp):
     """The DB's embedding model, with weights whose hash equals the stamped one."""
     from features.embeddings import load_embedder
 
-    name = stamp["embedding_model"]
-    if name not in _EMBEDDERS:
-        _EMBEDDERS[name] = load_embedder(name)
-    embedder = _EMBEDDERS[name]
+    name, precision = stamp["embedding_model"], stamp["embedding_precision"]
+    if (name, precision) not in _EMBEDDERS:
+        _EMBEDDERS[name, precision] = load_embedder(name, precision)  # queries embed as the DB did
+    embedder = _EMBEDDERS[name, precision]
     if embedder.weights_sha256 != stamp["embedding_weights_sha256"]:
         raise SettingsMismatchError(
             f"the DB's {name} features were made with weights {stamp['embedding_weights_sha256'][:12]}…, "

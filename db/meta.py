@@ -8,7 +8,7 @@ from db.errors import DatasetRootError, SettingsMismatchError
 # Keys a features stamp consists of; a DB refuses features made with different values.
 STAMP_KEYS = (
     "embedding_model", "embedding_weights_sha256", "embedding_dim", "vector_dtype",
-    "rgb_dim", "hist_bins", "hash_size", "decode_side",
+    "rgb_dim", "hist_bins", "hash_size", "decode_side", "embedding_precision",
 )
 
 
@@ -61,7 +61,7 @@ def features_stamp(conn):
     meta = get_meta(conn)
     if "embedding_model" not in meta:
         return None
-    return {key: meta[key] for key in STAMP_KEYS}
+    return {key: meta.get(key, "unrecorded") for key in STAMP_KEYS}
 
 
 def check_or_write_stamp(conn, stamp):

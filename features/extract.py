@@ -87,6 +87,7 @@ def stamp(settings, embedder):
         "embedding_model": embedder.spec.name,
         "embedding_weights_sha256": embedder.weights_sha256,
         "embedding_dim": embedder.spec.dim,
+        "embedding_precision": embedder.precision,  # bfloat16 and float32 vectors differ slightly: never mixed
         "vector_dtype": "float32-le",
         "rgb_dim": settings.hist_bins ** 3,
         "hist_bins": settings.hist_bins,

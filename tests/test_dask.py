@@ -26,7 +26,7 @@ from db.codec import blobs_to_matrix  # noqa: E402
 from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
 from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
 from db.images import count_by_status, error_reasons, find_by_path, load_index  # noqa: E402
-from db.meta import features_stamp  # noqa: E402
+from db.meta import STAMP_KEYS, features_stamp  # noqa: E402
 from generator import scan  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -266,8 +266,7 @@ def test_each_worker_gets_its_share_of_its_machines_cores():
 
 
 def test_a_shard_with_other_settings_is_refused():
-    expected = {key: "1" for key in ("embedding_model", "embedding_weights_sha256", "embedding_dim", "vector_dtype",
-                                     "rgb_dim", "hist_bins", "hash_size", "decode_side")}
+    expected = {key: "1" for key in STAMP_KEYS}
     report = {"worker": "tcp://10.0.0.9:1234", "stamp": dict(expected, hash_size=16), "results": ["x"]}
     with pytest.raises(SettingsMismatchError, match=r"10\.0\.0\.9.*hash_size: DB has 1, worker has 16"):
         distributed_extract.accept(report, expected, 1)

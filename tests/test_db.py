@@ -17,6 +17,7 @@ def test_meta_records_every_setting(mini_conn):
     assert meta["embedding_model"] == "efficientnet_lite0" and meta["embedding_dim"] == "1280"
     assert len(meta["embedding_weights_sha256"]) == 64 and meta["embedding_weights_sha256"].startswith("57934424")
     assert (meta["vector_dtype"], meta["rgb_dim"], meta["hist_bins"], meta["hash_size"]) == ("float32-le", "512", "8", "8")
+    assert meta["embedding_precision"] in ("float32", "bfloat16")
     assert mini_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -35,6 +36,21 @@ def test_other_settings_are_refused_with_a_way_out(mini_collection, tmp_path):
     shutil.copy(mini_collection["db"], db)
     with pytest.raises(SettingsMismatchError, match=r"hash_size: DB has 8, asked for 16.*--reset-features"):
         main.extract(str(db), model="efficientnet_lite0", hash_size=16, workers=0, progress=False)
+
+
+def test_other_network_precision_is_refused(mini_collection, tmp_path, monkeypatch):
+    """bfloat16 and float32 embeddings differ slightly: one DB never holds both."""
+    import config
+
+    db = tmp_path / "copy.db"
+    shutil.copy(mini_collection["db"], db)
+    conn = connect(db)
+    stored = get_meta(conn)["embedding_precision"]
+    conn.close()
+    other = "float32" if stored == "bfloat16" else "bfloat16"
+    monkeypatch.setattr(config, "EMBED_PRECISION", other)
+    with pytest.raises(SettingsMismatchError, match=f"embedding_precision: DB has {stored}, asked for {other}"):
+        main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False)
 
 
 def test_reset_features_re_extracts_with_new_settings(mini_collection, tmp_path):
