@@ -16,8 +16,6 @@ import uuid
 from itertools import islice
 
 from distributed import Client, LocalCluster, as_completed
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 import config
 from cli import UsageError
@@ -25,7 +23,8 @@ from db import WriterLock, connect
 from db.errors import SettingsMismatchError
 from db.images import count_by_status, pending_page
 from db.meta import STAMP_KEYS, check_or_write_stamp, dataset_root
-from extraction_run import check_positive, finish, interrupted, prepare_run, sigterm_as_interrupt, store_results
+from extraction_run import check_positive, finish, prepare_run, store_results
+from extraction_run import progress as extraction_progress
 from features.dask_worker import WorkerSetup, extract_shard, host_of, probe
 
 log = logging.getLogger("distributed_extract")
@@ -150,7 +149,7 @@ def pending_shards(conn, shard_size):
 def _extract_pending(conn, client, root, settings, expected, batch_size, shard_size, in_flight, progress):
     total = count_by_status(conn).get("pending", 0)
     shards = pending_shards(conn, shard_size)
-    running, rows_of, done = as_completed(), {}, 0
+    running, rows_of = as_completed(), {}
     run_id = uuid.uuid4().hex[:12]  # keys must not collide with another DB's run on the same cluster
 
     def submit(rows):
@@ -160,28 +159,20 @@ def _extract_pending(conn, client, root, settings, expected, batch_size, shard_s
         rows_of[future.key] = rows
         running.add(future)
 
-    bar = tqdm(total=total, desc="extracting on dask", unit="img", disable=not progress, smoothing=0.1)
-    try:
-        with sigterm_as_interrupt(), logging_redirect_tqdm():
-            for rows in islice(shards, in_flight):
-                submit(rows)
-            for future in running:
-                rows = rows_of.pop(future.key)
-                report = future.result()
-                accept(report, expected, len(rows))
-                store_results(conn, rows, report["results"])
-                future.release()
-                done += len(rows)
-                bar.update(len(rows))
-                following = next(shards, None)
-                if following is not None:
-                    submit(following)
-    except KeyboardInterrupt:
-        bar.close()
-        raise interrupted(done, total) from None
-    finally:
-        bar.close()
-    return done
+    with extraction_progress(total, "extracting on dask", progress) as saved:
+        for rows in islice(shards, in_flight):
+            submit(rows)
+        for future in running:
+            rows = rows_of.pop(future.key)
+            report = future.result()
+            accept(report, expected, len(rows))
+            store_results(conn, rows, report["results"])
+            future.release()
+            saved.update(len(rows))
+            following = next(shards, None)
+            if following is not None:
+                submit(following)
+    return saved.done
 
 
 def accept(report, expected, n_rows):

@@ -8,6 +8,9 @@ import logging
 import signal
 from contextlib import contextmanager
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from db.features import delete_orphans, reset_features, write_batch
 from db.images import count_by_status, error_reasons
 from db.meta import clear_stamp, features_stamp
@@ -65,11 +68,32 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def interrupted(done, total):
-    """Log how far the run got and return the exception to raise."""
-    log.warning("interrupted: %d of %d images extracted and saved in this run; "
-                "run the same command again to continue where it stopped", done, total)
-    return ReportedInterrupt()
+class Progress:
+    """Images saved in this run, shown on a tqdm bar (which counts nothing when disabled)."""
+
+    def __init__(self, bar):
+        self.bar, self.done = bar, 0
+
+    def update(self, n):
+        self.done += n
+        self.bar.update(n)
+
+
+@contextmanager
+def progress(total, desc, enabled=True):
+    """A bar with images/s and ETA; Ctrl-C or SIGTERM inside it logs how far the run got."""
+    bar = tqdm(total=total, desc=desc, unit="img", disable=not enabled, smoothing=0.1)
+    counter = Progress(bar)
+    try:
+        with sigterm_as_interrupt(), logging_redirect_tqdm():
+            yield counter
+    except KeyboardInterrupt:
+        bar.close()
+        log.warning("interrupted: %d of %d images extracted and saved in this run; "
+                    "run the same command again to continue where it stopped", counter.done, total)
+        raise ReportedInterrupt() from None
+    finally:
+        bar.close()
 
 
 def finish(conn, done, build_index):

@@ -13,17 +13,15 @@ import os
 import signal
 import sys
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 import config
 from cli import run, setup_logging
 from db import WriterLock, connect
 from db.images import count_by_status, pending_page
 from db.meta import check_or_write_stamp, dataset_root
 from extraction_run import (
-    ReportedInterrupt, check_positive, finish, interrupted, prepare_run, sigterm_as_interrupt, store_results, summary_line,
+    ReportedInterrupt, check_positive, finish, prepare_run, sigterm_as_interrupt, store_results, summary_line,
 )
+from extraction_run import progress as extraction_progress
 from features.extract import Settings, describe_file, finish_batch, stamp
 
 log = logging.getLogger("main")
@@ -108,30 +106,21 @@ def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
 
 
 def _extract_pending(conn, root, settings, embedder, batch_size, workers, progress):
-    total = count_by_status(conn).get("pending", 0)
-    done, after = 0, 0
-    bar = tqdm(total=total, desc="extracting", unit="img", disable=not progress, smoothing=0.1)
-    try:
-        with sigterm_as_interrupt(), logging_redirect_tqdm():
-            while True:
-                page = pending_page(conn, after, PAGE)
-                if not page:
-                    break
-                after = page[-1][0]
-                paths = [os.path.join(root, row[1]) for row in page]
-                position = 0
-                for described in _batches(paths, settings, batch_size, workers):
-                    rows = page[position:position + len(described)]
-                    position += len(described)
-                    store_results(conn, rows, finish_batch(described, embedder))
-                    done += len(rows)
-                    bar.update(len(rows))
-    except KeyboardInterrupt:
-        bar.close()
-        raise interrupted(done, total) from None
-    finally:
-        bar.close()
-    return done
+    after = 0
+    with extraction_progress(count_by_status(conn).get("pending", 0), "extracting", progress) as saved:
+        while True:
+            page = pending_page(conn, after, PAGE)
+            if not page:
+                break
+            after = page[-1][0]
+            paths = [os.path.join(root, row[1]) for row in page]
+            position = 0
+            for described in _batches(paths, settings, batch_size, workers):
+                rows = page[position:position + len(described)]
+                position += len(described)
+                store_results(conn, rows, finish_batch(described, embedder))
+                saved.update(len(rows))
+    return saved.done
 
 
 def main(argv=None):

@@ -30,10 +30,10 @@ from db.meta import check_or_write_stamp, claim_dataset_root
 DIM = 512
 HASH_BYTES = 8
 CHUNK = 20_000
-FORMAT = 2  # bump when the generator changes: cached DBs are named after it
+FORMAT = 3  # bump when the generator changes: cached DBs are named after it
 STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "synthetic-benchmark-features",
          "embedding_dim": DIM, "vector_dtype": "float32-le", "rgb_dim": 512, "hist_bins": 8,
-         "hash_size": 8, "decode_side": 256}
+         "hash_size": 8, "decode_side": 256, "embedding_precision": "float32"}
 
 
 class Mixture:

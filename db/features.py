@@ -58,13 +58,7 @@ def reset_features(conn):
 
 def load_column(conn, column):
     """(ids, paths, blobs) of every usable image for one feature column, ordered by id."""
-    if column not in FEATURE_COLUMNS:
-        raise ValueError(f"unknown feature column {column!r}; valid: {', '.join(FEATURE_COLUMNS)}")
-    rows = conn.execute(
-        f"SELECT i.id, i.path, f.{column} FROM images AS i JOIN features AS f"
-        " ON f.content_hash = i.content_hash WHERE i.status = ? ORDER BY i.id",
-        (OK,),
-    ).fetchall()
+    rows = [row for chunk in column_chunks(conn, column) for row in chunk]
     if not rows:
         return [], [], []
     ids, paths, blobs = zip(*rows)

@@ -15,7 +15,8 @@ from search.metrics import MODES
 
 DIM = 16
 STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "embedding_dim": DIM,
-         "vector_dtype": "float32-le", "rgb_dim": 8, "hist_bins": 2, "hash_size": 8, "decode_side": 256}
+         "vector_dtype": "float32-le", "rgb_dim": 8, "hist_bins": 2, "hash_size": 8, "decode_side": 256,
+         "embedding_precision": "float32"}
 
 
 def add_images(conn, rng, names):
