@@ -125,7 +125,7 @@ def _row_shape(mode, stamp):
         return (int(stamp.get("embedding_dim", 0)),), np.float32
     if mode == "rgb":
         return (int(stamp.get("rgb_dim", 0)),), np.float32
-    return (int(stamp.get("hash_size", 8)) ** 2 // 8,), np.uint8
+    return ((int(stamp.get("hash_size", 8)) ** 2 + 7) // 8,), np.uint8  # np.packbits pads to whole bytes
 
 
 def _to_rows(mode, blobs, width, dtype):
