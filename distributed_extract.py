@@ -23,7 +23,7 @@ from db import WriterLock, connect
 from db.errors import SettingsMismatchError
 from db.images import count_by_status, pending_page
 from db.meta import STAMP_KEYS, check_or_write_stamp, dataset_root
-from extraction_run import check_positive, finish, prepare_run, store_results
+from extraction_run import check_positive, finish, model_for_run, reset_if_asked, store_results
 from extraction_run import progress as extraction_progress
 from features.dask_worker import WorkerSetup, extract_shard, host_of, probe
 
@@ -79,9 +79,10 @@ def extract_on_cluster(db_path, scheduler, workers=1, model=config.EMBEDDING_MOD
     with WriterLock(db_path):
         client, cluster = open_client(scheduler, workers)
         try:
-            model = prepare_run(conn, model, reset)
+            model, _ = model_for_run(conn, model, reset)  # workers compute in their own precision
             threads = set_up_workers(client, local=cluster is not None)
             settings, worker_stamp = first_answer(client, model, hash_size, hist_bins)
+            reset_if_asked(conn, reset)
             check_or_write_stamp(conn, worker_stamp)
             expected = {key: str(worker_stamp[key]) for key in STAMP_KEYS}
             if in_flight is None:

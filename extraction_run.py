@@ -9,11 +9,13 @@ import signal
 from contextlib import contextmanager
 
 from tqdm import tqdm
+
+import config
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from db.features import delete_orphans, reset_features, write_batch
 from db.images import count_by_status, error_reasons
-from db.meta import clear_stamp, features_stamp
+from db.meta import features_stamp
 
 log = logging.getLogger("main")
 
@@ -31,14 +33,21 @@ def check_positive(**values):
         raise ValueError(f"hash_size must be at least 2, got {values['hash_size']}")
 
 
-def prepare_run(conn, model, reset):
-    """Apply ``--reset-features`` and return the model to use: ``auto`` keeps the DB's model."""
+def model_for_run(conn, model, reset):
+    """The model and precision to load: ``auto`` keeps what the DB was built with (unless it
+    is being reset). Changes nothing: the reset waits until the model has loaded."""
+    stored = None if reset else features_stamp(conn)
+    if stored is None:
+        return model, None
+    precision = stored["embedding_precision"] if config.EMBED_PRECISION == "auto" else None
+    return (stored["embedding_model"] if model == "auto" else model), precision
+
+
+def reset_if_asked(conn, reset):
+    """``--reset-features``: called only once the new model is known to load, so a run that
+    cannot extract never throws the old features away."""
     if reset:
         reset_features(conn)
-        with conn:
-            clear_stamp(conn)
-    stored = features_stamp(conn)
-    return stored["embedding_model"] if model == "auto" and stored is not None else model
 
 
 def store_results(conn, rows, results):

@@ -16,10 +16,11 @@ import sys
 import config
 from cli import run, setup_logging
 from db import WriterLock, connect
-from db.images import count_by_status, pending_page
+from db.images import count_by_status, pending_page, retry_errors
 from db.meta import check_or_write_stamp, dataset_root
 from extraction_run import (
-    ReportedInterrupt, check_positive, finish, prepare_run, sigterm_as_interrupt, store_results, summary_line,
+    ReportedInterrupt, check_positive, finish, model_for_run, reset_if_asked, sigterm_as_interrupt, store_results,
+    summary_line,
 )
 from extraction_run import progress as extraction_progress
 from features.extract import Settings, describe_file, finish_batch, stamp
@@ -81,7 +82,8 @@ def _batches(paths, settings, batch_size, workers):
 
 
 def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE, workers=config.NUM_WORKERS,
-            hash_size=config.HASH_SIZE, hist_bins=config.HIST_BINS, reset=False, progress=True, build_index=True):
+            hash_size=config.HASH_SIZE, hist_bins=config.HIST_BINS, reset=False, progress=True, build_index=True,
+            retry=False):
     """Extract all pending images of the DB; returns {'ok': n, 'error': m, 'done_now': k}."""
     check_positive(batch_size=batch_size, hash_size=hash_size, hist_bins=hist_bins)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -92,7 +94,10 @@ def extract(db_path, model=config.EMBEDDING_MODEL, batch_size=config.BATCH_SIZE,
 
         from features.embeddings import load_embedder
 
-        embedder = load_embedder(prepare_run(conn, model, reset))
+        embedder = load_embedder(*model_for_run(conn, model, reset))
+        reset_if_asked(conn, reset)
+        if retry:
+            log.info("retrying %d files that failed before", retry_errors(conn))
         settings = Settings(model=embedder.spec.name, hash_size=hash_size, hist_bins=hist_bins,
                             decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS)
         check_or_write_stamp(conn, stamp(settings, embedder))
@@ -135,6 +140,8 @@ def main(argv=None):
     parser.add_argument("--hash-size", type=int, default=config.HASH_SIZE)
     parser.add_argument("--hist-bins", type=int, default=config.HIST_BINS)
     parser.add_argument("--reset-features", action="store_true", help="drop all features and extract again")
+    parser.add_argument("--retry-errors", action="store_true",
+                        help="try the files that failed before again (after fixing permissions or limits)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
@@ -155,7 +162,7 @@ def _run(args):
         return extract_on_cluster(args.db, args.dask, args.workers, args.model, args.batch_size, args.hash_size,
                                   args.hist_bins, reset=args.reset_features, progress=not args.no_progress)
     return extract(args.db, args.model, args.batch_size, args.workers, args.hash_size, args.hist_bins,
-                   reset=args.reset_features, progress=not args.no_progress)
+                   reset=args.reset_features, progress=not args.no_progress, retry=args.retry_errors)
 
 
 if __name__ == "__main__":

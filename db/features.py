@@ -4,7 +4,7 @@ Features are keyed by the file's content hash, so identical files share one row 
 moved file keeps its features.
 """
 from db.images import ERROR, OK, PENDING
-from db.meta import bump_generation
+from db.meta import bump_generation, clear_stamp
 
 # The blob column of each search mode: a fixed whitelist, never user text in SQL.
 FEATURE_COLUMNS = ("embedding", "rgb", "ahash", "dhash", "phash")
@@ -49,8 +49,10 @@ def delete_orphans(conn):
 
 
 def reset_features(conn):
-    """Forget every feature: all images go back to pending (``main.py --reset-features``)."""
+    """Forget every feature and the stamp, in one transaction: all images go back to pending
+    (``main.py --reset-features``)."""
     with conn:
+        clear_stamp(conn)
         conn.execute("DELETE FROM features")
         conn.execute("UPDATE images SET status = ?, reason = NULL, content_hash = NULL", (PENDING,))
         bump_generation(conn)

@@ -26,7 +26,7 @@ from db.codec import blobs_to_matrix  # noqa: E402
 from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
 from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
 from db.images import count_by_status, error_reasons, find_by_path, load_index  # noqa: E402
-from db.meta import STAMP_KEYS, features_stamp  # noqa: E402
+from db.meta import STAMP_KEYS, check_or_write_stamp, features_stamp  # noqa: E402
 from generator import scan  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,7 +216,9 @@ def test_workers_with_other_weights_are_refused(scanned, reference, cluster):
     local, client = cluster
     db = fresh_copy(reference[0], "refused.db")
     conn = connect(db)
-    reset_features(conn)  # all pending again, the stamp stays
+    stamp_before = features_stamp(conn)
+    reset_features(conn)  # all pending again; the DB keeps its stamp as if extracted before
+    check_or_write_stamp(conn, stamp_before)
     client.run(_poison_weights)
     try:
         with pytest.raises(SettingsMismatchError, match="embedding_weights_sha256"):
