@@ -55,6 +55,16 @@ def delete_images(conn, ids):
         bump_generation(conn)
 
 
+def retry_errors(conn):
+    """Put every unusable file back in the queue (``main.py --retry-errors``), e.g. after a
+    permission fix or a raised pixel limit, which a rescan cannot see; returns the count."""
+    with conn:
+        count = conn.execute("UPDATE images SET status = ?, reason = NULL WHERE status = ?", (PENDING, ERROR)).rowcount
+        if count:
+            bump_generation(conn)
+    return count
+
+
 def pending_page(conn, after_id, limit):
     """The next ``limit`` rows awaiting extraction, by id: main.py streams through these."""
     return conn.execute(

@@ -55,7 +55,8 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
                 image.load()
                 image = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError(f"more than {max_pixels} pixels (decompression-bomb limit; raise MAX_IMAGE_PIXELS)") from None
+        raise ImageDecodeError(f"more than {max_pixels} pixels (decompression-bomb limit; raise IR_MAX_IMAGE_PIXELS "
+                               f"and run main.py --retry-errors)") from None
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:

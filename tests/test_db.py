@@ -82,3 +82,54 @@ def test_old_schema_version_is_refused(tmp_path):
 def test_extract_validates_arguments(mini_collection, kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         main.extract(str(mini_collection["db"]), workers=0, progress=False, **kwargs)
+
+
+def test_hash_sizes_that_do_not_fill_whole_bytes_are_searchable(mini_collection, tmp_path):
+    """hash_size 10 -> 100 bits -> 13 packed bytes (np.packbits pads the last byte)."""
+    from similarities import calculate_similarities
+
+    db = tmp_path / "copy.db"
+    shutil.copy(mini_collection["db"], db)
+    main.extract(str(db), model="efficientnet_lite0", hash_size=10, workers=0, progress=False, reset=True)
+    conn = connect(db)
+    assert {len(b) for (b,) in conn.execute("SELECT phash FROM features")} == {13}
+    query = str(mini_collection["images"] / "rocket" / "original.jpg")
+    results = calculate_similarities(query, conn.cursor(), "phash", "hamming", top_k=3)
+    assert all("/rocket/" in path for path, _ in results)
+    conn.close()
+
+
+def test_a_reset_that_cannot_load_its_model_keeps_the_old_features(mini_collection, tmp_path, monkeypatch):
+    from features import embeddings
+    from features.errors import WeightsError
+
+    db = tmp_path / "copy.db"
+    shutil.copy(mini_collection["db"], db)
+    monkeypatch.setitem(embeddings.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "absent.pth"), "f37072fd"))
+    with pytest.raises(WeightsError):
+        main.extract(str(db), model="resnet18", workers=0, progress=False, reset=True)
+    conn = connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM features").fetchone()[0] == mini_collection["count"]
+    assert get_meta(conn)["embedding_model"] == "efficientnet_lite0"
+    conn.close()
+
+
+def test_retry_errors_puts_failed_files_back_in_the_queue(tmp_path):
+    import generator
+    from conftest import random_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    good = photos / "good.png"
+    random_photo(3).save(good)
+    payload = good.read_bytes()
+    (photos / "later.png").write_bytes(payload[: len(payload) // 2])  # truncated: fails at extraction
+    db = tmp_path / "r.db"
+    generator.scan(str(photos), str(db), progress=False)
+    first = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
+    assert (first["ok"], first["error"]) == (1, 1)
+    again = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
+    assert again["done_now"] == 0  # without the flag, a failed file stays failed
+    retried = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False,
+                           retry=True)
+    assert retried["done_now"] == 1 and retried["error"] == 1
