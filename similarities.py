@@ -17,7 +17,6 @@ from contextlib import contextmanager
 import numpy as np
 
 import config
-from db.codec import blobs_to_bits, blobs_to_matrix
 from db.errors import NoFeaturesError
 from db.images import find_by_path
 from search import metrics, store
@@ -112,9 +111,9 @@ def _collection_row(conn, loaded, path):
 
 
 def _features_of_file(path, loaded):
-    """Features of an image outside the collection, made exactly as main.py makes them."""
+    """The mode's feature of an image outside the collection, made exactly as main.py makes it
+    (same decoded copy, same functions), and only that one."""
     from features.decode import ImageDecodeError, decode, read_file
-    from features.extract import describe_image, finish_batch
     from query_model import embedder_for, settings_for
 
     settings = settings_for(loaded.stamp)
@@ -122,13 +121,15 @@ def _features_of_file(path, loaded):
         image = decode(read_file(path)[0], settings.decode_side, settings.max_pixels)
     except ImageDecodeError as exc:
         raise QueryImageError(f"query image {path}: {exc}") from None
-    described = describe_image(image, settings)
     if loaded.mode == "embeddings":
-        blob = finish_batch([described], embedder_for(loaded.stamp))[0][1]["embedding"]
-        return metrics.unit_rows(blobs_to_matrix([blob], loaded.matrix.shape[1]))[0]
+        return metrics.unit_rows(embedder_for(loaded.stamp)([image]))[0]
     if loaded.mode == "rgb":
-        return described.rgb
-    return blobs_to_bits([described.hashes[loaded.mode]], loaded.matrix.shape[1])[0]
+        from features.histogram import rgb_histograms
+
+        return rgb_histograms([image], settings.hist_bins)[0]
+    from features.hashes import packed_hashes
+
+    return packed_hashes([image.convert("L")], loaded.mode, settings.hash_size)[0]
 
 
 def _oriented_query(paths, loaded):
