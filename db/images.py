@@ -3,9 +3,21 @@
 Paths are stored relative to the dataset root with '/' separators; the root is stored once
 in meta. Every write runs in one transaction per batch and bumps the generation.
 """
+import sqlite3
+from typing import NamedTuple
+
 from db.meta import bump_generation
 
 PENDING, OK, ERROR = "pending", "ok", "error"
+
+
+class PendingRow(NamedTuple):
+    """A file awaiting extraction; size and mtime let main.py notice it changed since the scan."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
 
 
 def load_index(conn):
@@ -65,12 +77,15 @@ def retry_errors(conn):
     return count
 
 
-def pending_page(conn, after_id, limit):
+def pending_page(conn: sqlite3.Connection, after_id: int, limit: int) -> list[PendingRow]:
     """The next ``limit`` rows awaiting extraction, by id: main.py streams through these."""
-    return conn.execute(
-        "SELECT id, path, size, mtime_ns FROM images WHERE status = ? AND id > ? ORDER BY id LIMIT ?",
-        (PENDING, after_id, limit),
-    ).fetchall()
+    return [
+        PendingRow(*row)
+        for row in conn.execute(
+            "SELECT id, path, size, mtime_ns FROM images WHERE status = ? AND id > ? ORDER BY id LIMIT ?",
+            (PENDING, after_id, limit),
+        )
+    ]
 
 
 def count_by_status(conn):
