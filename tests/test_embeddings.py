@@ -1,22 +1,30 @@
 """Model code paths: ResNet18 with random weights (never used for real extraction), the
-weights hash check with fake files, and the auto fallback to EfficientNet-Lite0."""
+weights hash check with fake files, the auto fallback to EfficientNet-Lite0, and naming
+ResNet18's file without torchvision."""
 import hashlib
+import io
 import logging
+import os
 
 import numpy as np
 import pytest
+import skimage
 import torch
+from PIL import Image
+from torchvision import transforms
+from torchvision.models import ResNet18_Weights, resnet18
 
-from conftest import random_photo
+from samples import random_photo
 from features import embeddings
 from features.decode import resize_shorter_side
-from features.embeddings import SPECS, Embedder, WeightsError, build_network
+from features.embeddings import SPECS, WeightsError
+from features.torch_net import TorchEmbedder, build_network
 
 
 @pytest.fixture
 def random_resnet18():
     torch.manual_seed(0)
-    return Embedder(SPECS["resnet18"], build_network("resnet18"), weights_sha256="random-init-for-tests")
+    return TorchEmbedder(SPECS["resnet18"], build_network("resnet18"), weights_sha256="random-init-for-tests")
 
 
 def test_resnet18_path_shape_and_determinism(random_resnet18):
@@ -29,8 +37,6 @@ def test_resnet18_path_shape_and_determinism(random_resnet18):
 
 
 def test_preprocessing_normalises_like_torchvision(random_resnet18):
-    from torchvision import transforms
-
     crop = embeddings.centre_crop(resize_shorter_side(random_photo(9, (260, 300)), 256))
     reference = transforms.Normalize(SPECS["resnet18"].mean, SPECS["resnet18"].std)(
         torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0)
@@ -50,13 +56,16 @@ def _fake_weights(monkeypatch, tmp_path, content, claimed_prefix=None):
 def test_missing_resnet18_weights_name_the_file_and_hash(monkeypatch, tmp_path):
     monkeypatch.setitem(embeddings.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "resnet18-f37072fd.pth"), "f37072fd"))
     with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth.*f37072fd"):
-        embeddings.load_embedder("resnet18")
+        embeddings.load_embedder("resnet18", runtime="torch")
+    with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth.*f37072fd"):
+        embeddings.load_embedder("resnet18", runtime="onnxruntime")
 
 
 def test_weights_with_the_wrong_hash_are_refused(monkeypatch, tmp_path):
     _fake_weights(monkeypatch, tmp_path, b"not really weights", claimed_prefix="f37072fd")
-    with pytest.raises(WeightsError, match="not the published weights"):
-        embeddings.load_embedder("resnet18")
+    for runtime in ("torch", "onnxruntime"):
+        with pytest.raises(WeightsError, match="not the published weights"):
+            embeddings.load_embedder("resnet18", runtime=runtime)
 
 
 def test_auto_falls_back_to_efficientnet_with_a_warning(monkeypatch, tmp_path, caplog):
@@ -67,17 +76,13 @@ def test_auto_falls_back_to_efficientnet_with_a_warning(monkeypatch, tmp_path, c
 
 
 def test_auto_uses_resnet18_when_its_weights_verify(monkeypatch, tmp_path):
-    import io
-
     buffer = io.BytesIO()
     torch.manual_seed(1)
-    from torchvision.models import resnet18
-
     torch.save(resnet18(weights=None).state_dict(), buffer)
     path = _fake_weights(monkeypatch, tmp_path, buffer.getvalue())
     assert embeddings.resolve_model("auto") == "resnet18"
-    embedder = embeddings.load_embedder("auto")
-    assert embedder.spec.name == "resnet18"
+    embedder = embeddings.load_embedder("auto", runtime="torch")
+    assert embedder.spec.name == "resnet18" and embedder.runtime == "torch"
     assert embedder.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -88,15 +93,25 @@ def test_unknown_model_is_a_value_error_listing_choices():
 
 def test_efficientnet_lite0_real_weights_recognise_a_cat():
     """The fallback model is really ImageNet-trained: the sample cat photo is a cat class."""
-    import os
-
-    import skimage
-    from PIL import Image
-
-    embedder = embeddings.load_embedder("efficientnet_lite0")
+    embedder = embeddings.load_embedder("efficientnet_lite0", runtime="torch")
     with Image.open(os.path.join(os.path.dirname(skimage.__file__), "data", "chelsea.png")) as image:
         crop = embeddings.centre_crop(resize_shorter_side(image.convert("RGB"), 256))
     x = (torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0 - 0.5) / 0.5
     with torch.inference_mode():
         logits = embedder.network.net(x)
     assert int(logits.argmax()) in range(281, 286)  # ImageNet's domestic cat classes
+
+
+def test_resnet18_file_name_is_torchvisions_without_importing_it():
+    """The hard-coded name (so that ``auto`` needs no torchvision import) is torchvision's own."""
+    assert ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1] == embeddings.RESNET18_FILE
+    path, prefix = embeddings.resnet18_weights_file()
+    assert path == os.path.join(torch.hub.get_dir(), "checkpoints", "resnet18-f37072fd.pth") and prefix == "f37072fd"
+
+
+def test_torch_hub_dir_follows_torch_home_and_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert embeddings.torch_hub_dir() == torch.hub.get_dir() == str(tmp_path / "th" / "hub")
+    monkeypatch.delenv("TORCH_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert embeddings.torch_hub_dir() == torch.hub.get_dir() == str(tmp_path / "xdg" / "torch" / "hub")

@@ -1,0 +1,102 @@
+"""The network on ONNX Runtime (CPUExecutionProvider): the default runtime.
+
+``load`` finds the verified cached ONNX model (features/onnx_cache.py) or exports it once from
+the verified torch weights; only that export imports torch. Threads are fixed per session and
+chosen by the caller (extraction gives the network the cores the decode workers leave free).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+
+from features import onnx_cache
+from features.embeddings import Embedder, ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
+    """Sequential execution on ``threads`` intra-op threads. Idle threads sleep instead of
+    spinning (``spin=False``), as torch's OpenMP threads do here (config.py): a spinning pool
+    steals the cores that decode workers need."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.log_severity_level = 3  # errors only: ORT's warnings about unused initialisers are noise here
+    return options
+
+
+class OnnxEmbedder(Embedder):
+    """An InferenceSession over the exported graph (uint8 crops in, float32 embeddings out)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, spec: ModelSpec, model: bytes | str, weights_sha256: str, precision: str = "float32",
+                 threads: int | None = None, spin: bool = False):
+        threads = threads or os.cpu_count() or 1
+        super().__init__(spec, weights_sha256, precision, threads)
+        self.session = ort.InferenceSession(model, session_options(threads, spin), providers=["CPUExecutionProvider"])
+
+    def embed_crops(self, crops) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.spec.dim), dtype=np.float32)
+        batch = np.ascontiguousarray(crops, dtype=np.uint8)
+        return self.session.run([onnx_cache.OUTPUT], {onnx_cache.INPUT: batch})[0]
+
+
+def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precision: str) -> bytes:
+    """The verified ONNX model for these weights and precision, exported (and for int8
+    quantised) first if no usable copy is cached."""
+    dirs = onnx_cache.cache_dirs(weights_path)
+    extra = int8_settings() if precision == "int8" else {}
+    expected = onnx_cache.expected_record(spec.name, weights_sha256, precision, **extra)
+    name = onnx_cache.file_name(spec.name, weights_sha256, precision)
+    found = onnx_cache.find(dirs, name, expected)
+    if found is not None:
+        return found[1]
+    path = os.path.join(onnx_cache.writable_dir(dirs), name)
+    if precision == "int8":
+        from features import onnx_int8  # onnx and the quantiser: only for building an int8 model
+
+        float32 = cached_model(spec, weights_path, weights_sha256, "float32")
+        return onnx_cache.store(path, lambda tmp: onnx_int8.quantize(float32, tmp), expected)
+    log.info("exporting %s to ONNX (once; cached in %s)", spec.name, os.path.dirname(path))
+    from features import onnx_export  # torch is heavy: only imported when nothing usable is cached
+
+    return onnx_cache.store(path, lambda tmp: onnx_export.export_weights(spec.name, spec, weights_path, tmp),
+                            expected, torch_version=onnx_export.torch_version(), onnxruntime_version=ort.__version__)
+
+
+def int8_settings() -> dict:
+    """What an int8 file depends on beyond the weights: the quantiser's settings and calibration."""
+    from features import onnx_int8  # see cached_model
+
+    return onnx_int8.SETTINGS
+
+
+def load(spec: ModelSpec, weights_path: str, weights_sha256: str, precision: str,
+         threads: int | None = None) -> OnnxEmbedder:
+    return OnnxEmbedder(spec, cached_model(spec, weights_path, weights_sha256, precision), weights_sha256,
+                        precision, threads)
+
+
+def from_network(spec: ModelSpec, network, weights_sha256: str, precision: str = "float32",
+                 threads: int | None = None) -> OnnxEmbedder:
+    """A torch network without a weights file (random weights for benchmarks and tests),
+    exported to a temporary file that is removed once the session holds the model."""
+    if precision != "float32":
+        raise ValueError(f"networks without a weights file run in float32 on onnxruntime, got {precision!r}")
+    from features import onnx_export  # torch is heavy; the caller already has it, but keep it off load's path
+
+    with tempfile.TemporaryDirectory(prefix="onnx-export-") as folder:
+        path = os.path.join(folder, "network.onnx")
+        onnx_export.export(spec, network, path)
+        with open(path, "rb") as fh:
+            return OnnxEmbedder(spec, fh.read(), weights_sha256, precision, threads)
