@@ -1,0 +1,172 @@
+"""The JSON API: health, search by uploaded photos, similar by id, files and thumbnails by id.
+
+Every route takes ids, never paths: the path of a file always comes from the DB. Routes are
+plain functions (FastAPI runs them in its thread pool), so a slow search never blocks the
+thumbnails the page is loading meanwhile.
+"""
+from __future__ import annotations
+
+import mimetypes
+import os
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from features.decode import ImageDecodeError
+from webapp.collection import DEFAULT_MODE, DEFAULT_TOP_K, MAX_FILES, MAX_TOP_K, Collection, Upload
+from webapp.errors import ApiError
+from webapp.thumbnails import jpeg_of
+
+router = APIRouter(prefix="/api")
+
+# Formats every browser shows as they are; anything else (TIFF) is sent as a JPEG preview.
+BROWSER_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/avif")
+PREVIEW_SIDE = 2048
+ERRORS = {code: {"description": text, "content": {"application/json": {"example": {"error": text}}}}
+          for code, text in ((400, "bad input, e.g. not an image or an unknown mode"),
+                             (404, "no image with this id"), (413, "upload over the byte or pixel limit"),
+                             (422, "a malformed parameter, e.g. top_k not a number"),
+                             (503, "the DB has no extracted features yet"))}
+
+ImageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the image's id in the DB (from a result)")]
+ModeQuery = Annotated[str, Query(description="embeddings, rgb, ahash, dhash or phash (see /api/health)")]
+MetricQuery = Annotated[str | None, Query(description="a metric of the mode; default: the mode's own")]
+TopKQuery = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="how many results")]
+
+
+class Result(BaseModel):
+    id: int = Field(description="DB id: pass it to /api/similar, /api/thumb, /api/image")
+    path: str = Field(description="relative to the collection's folder")
+    score: float = Field(description="a distance: smaller is more similar, 0 is identical")
+    thumbnail: str = Field(description="URL of a 256 px JPEG")
+    image: str = Field(description="URL of the full image")
+
+
+class Results(BaseModel):
+    results: list[Result] = Field(description="best first")
+    mode: str
+    metric: str
+    top_k: int
+    took_ms: float = Field(description="server time for the search")
+
+
+class Health(BaseModel):
+    images: int = Field(description="images with features, i.e. searchable")
+    pending: int = Field(description="images not extracted yet")
+    errors: int = Field(description="files that could not be used")
+    model: str | None = Field(description="the embedding network the DB was made with")
+    precision: str | None
+    modes: list[str]
+    metrics: dict[str, list[str]] = Field(description="the metrics of each mode, the default first")
+    default_metrics: dict[str, str]
+    default_mode: str
+    duplicates: bool = Field(description="whether /api/duplicates is available")
+
+
+class ImageInfo(BaseModel):
+    id: int
+    path: str
+    width: int | None
+    height: int | None
+    size: int
+    status: str
+    thumbnail: str
+    image: str
+
+
+def collection(request: Request) -> Collection:
+    return request.app.state.collection
+
+
+@router.get("/health", response_model=Health, summary="What is in the collection",
+            description="Counts of searchable, pending and failed images, the model, and the modes with "
+                        "their metrics (the first is each mode's default).")
+def health(request: Request) -> dict:
+    return {**collection(request).health(), "duplicates": request.app.state.duplicates is not None}
+
+
+@router.post("/search", response_model=Results, responses=ERRORS, summary="Search by uploaded photos",
+             description=f"Multipart form: one or more images in `files` (at most {MAX_FILES}, combined into one "
+                         "query as calculate_similarities does), optional `mode`, `metric` and `top_k`. Uploads "
+                         "are decoded in memory and never stored in the collection.")
+def search(request: Request,
+           files: Annotated[list[UploadFile], File(description="the query image(s)")],
+           mode: Annotated[str, Form(description="search mode")] = DEFAULT_MODE,
+           metric: Annotated[str | None, Form(description="default: the mode's own")] = None,
+           top_k: Annotated[int, Form(description=f"how many results, 1..{MAX_TOP_K}")] = DEFAULT_TOP_K) -> dict:
+    coll = collection(request)
+    query = coll.check(mode, metric, top_k)
+    uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files[:MAX_FILES + 1]]
+    return _timed(coll, query, lambda: coll.search_uploads(uploads, query))
+
+
+@router.get("/similar/{image_id}", response_model=Results, responses=ERRORS, summary="More like this image",
+            description="The images most similar to one of the collection (left out of its own results).")
+def similar(request: Request, image_id: ImageId, mode: ModeQuery = DEFAULT_MODE, metric: MetricQuery = None,
+            top_k: TopKQuery = DEFAULT_TOP_K) -> dict:
+    coll = collection(request)
+    query = coll.check(mode, metric, top_k)
+    return _timed(coll, query, lambda: coll.similar(image_id, query))
+
+
+@router.get("/images/{image_id}", response_model=ImageInfo, responses=ERRORS, summary="One image's details")
+def image_info(request: Request, image_id: ImageId) -> dict:
+    coll = collection(request)
+    row = coll.row(image_id)
+    return {"id": row.id, "path": row.path, "width": row.width, "height": row.height, "size": row.size,
+            "status": row.status, **coll.urls(row)}
+
+
+@router.get("/thumb/{image_id}", responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
+            response_class=Response, summary="A 256 px JPEG thumbnail",
+            description="Made on first request and cached in `<db>.thumbs/`; sent with an ETag.")
+def thumbnail(request: Request, image_id: ImageId, v: Annotated[str | None, Query(
+        description="the content key from a result's URL; makes the response cacheable for good")] = None) -> Response:
+    coll = collection(request)
+    row = coll.row(image_id)
+    source = coll.file_of(row)
+    try:
+        thumb = coll.thumbs.get(row, source)
+    except ImageDecodeError as exc:
+        raise ApiError(404, f"image {image_id} has no thumbnail: {exc}") from None
+    fresh = v is not None and thumb.etag.strip('"').startswith(v)
+    headers = {"ETag": thumb.etag,
+               "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache"}
+    if request.headers.get("if-none-match") == thumb.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(thumb.data, media_type="image/jpeg", headers=headers)
+
+
+@router.get("/image/{image_id}", responses={**ERRORS, 200: {"content": {"image/*": {}}}},
+            response_class=Response, summary="The full image",
+            description="The original file (a JPEG preview for formats browsers do not show, such as TIFF).")
+def image(request: Request, image_id: ImageId) -> Response:
+    coll = collection(request)
+    row = coll.row(image_id)
+    source = coll.file_of(row)
+    media_type = mimetypes.guess_type(source)[0]
+    if media_type in BROWSER_TYPES:
+        return FileResponse(source, media_type=media_type, headers={"Cache-Control": "no-cache"})
+    side = min(PREVIEW_SIDE, min(row.width or PREVIEW_SIDE, row.height or PREVIEW_SIDE))
+    try:
+        data = jpeg_of(source, side, coll.thumbs.max_pixels)
+    except ImageDecodeError as exc:
+        raise ApiError(404, f"image {image_id} cannot be shown: {exc}") from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+
+def _timed(coll: Collection, query, search) -> dict:
+    start = time.perf_counter()
+    hits = search()
+    took = 1000 * (time.perf_counter() - start)
+    return {"results": coll.results(hits), "mode": query.mode, "metric": query.metric, "top_k": query.top_k,
+            "took_ms": round(took, 1)}
+
+
+def _display_name(filename: str | None) -> str:
+    """An upload's name for messages only (it is never used as a path)."""
+    name = os.path.basename((filename or "").replace("\\", "/"))[:80]
+    return name or "uploaded file"

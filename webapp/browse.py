@@ -1,0 +1,153 @@
+"""Looking at the whole collection: the groups of near-duplicates and a 2-D map.
+
+Both are computed once per DB version and kept in memory: the page asks for them again
+each time someone opens the view, and the answer only changes when the DB does.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from db import NoFeaturesError
+from db.lookup import images_by_ids
+from db.meta import version
+from search import store
+from search.modes import get_mode
+from viz.projection import map_of_loaded
+from webapp.api import ERRORS, collection
+from webapp.errors import ApiError
+
+try:  # the duplicate finder (issue 13): without it /api/duplicates answers 503
+    from search.duplicates import find_duplicates
+except ImportError:
+    find_duplicates = None
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api")
+MAP_METHODS = ("pca", "umap")
+MAP_LIMIT = 5000  # points a browser scatter draws smoothly
+MAX_GROUPS = 5000  # duplicate groups per answer
+_CACHE: dict = {}  # (db file, db version, what) -> answer
+_LOCK = threading.Lock()  # one projection at a time: UMAP uses every core
+
+
+class MapPoint(BaseModel):
+    id: int
+    x: float
+    y: float
+    label: str = Field(description="the image's folder")
+    path: str
+    thumbnail: str
+
+
+class CollectionMapOut(BaseModel):
+    points: list[MapPoint]
+    total: int = Field(description="images in the collection; points is a seeded random sample when smaller")
+    method: str
+    mode: str
+
+
+def duplicates_available() -> bool:
+    return find_duplicates is not None
+
+
+def _cached(request: Request, what: tuple, make):
+    """``make(collection)``, or its answer for the same DB version from memory."""
+    coll = collection(request)
+    key = (coll.db_path, version(coll.conn()), what)
+    with _LOCK:
+        if key not in _CACHE:
+            for old in [k for k in _CACHE if k[0] == coll.db_path and k[2] == what]:
+                del _CACHE[old]  # an older version of the same answer
+            _CACHE[key] = make(coll)
+        return _CACHE[key]
+
+
+@router.get("/map", response_model=CollectionMapOut, responses=ERRORS, summary="A 2-D map of the collection",
+            description="PCA (instant) or UMAP (slow the first time) of a mode's features, as plot_embeddings "
+                        f"draws it; at most {MAP_LIMIT} points, a seeded random sample of larger collections.")
+def collection_map(request: Request,
+                   mode: Annotated[str, Query(description="the features to project")] = "embeddings",
+                   method: Annotated[str, Query(description="pca or umap")] = "pca",
+                   limit: Annotated[int, Query(ge=2, le=MAP_LIMIT, description="points at most")] = 2000) -> dict:
+    try:
+        get_mode(mode)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    if method not in MAP_METHODS:
+        raise ApiError(400, f"unknown method {method!r}; valid methods: {', '.join(MAP_METHODS)}")
+
+    def make(coll):
+        loaded = store.load(coll.conn(), mode)
+        if len(loaded.ids) < 2:
+            raise ApiError(503, "the collection has fewer than 2 extracted images: run main.py first")
+        projected = map_of_loaded(loaded, method, limit, seed=0)
+        ids = [int(i) for i in np.asarray(loaded.ids)[projected.rows]]
+        rows = images_by_ids(coll.conn(), ids)
+        coords = _normalised(projected.coords)
+        return {"points": [{"id": i, "x": round(float(x), 5), "y": round(float(y), 5), "label": label,
+                            "path": loaded.paths[int(r)], "thumbnail": coll.urls(rows.get(i), i)["thumbnail"]}
+                           for i, (x, y), label, r in zip(ids, coords, projected.labels, projected.rows)],
+                "total": projected.total, "method": method, "mode": mode}
+
+    return _cached(request, ("map", mode, method, limit), make)
+
+
+def _normalised(coords: np.ndarray) -> np.ndarray:
+    """Coordinates scaled into [0, 1] on both axes (the page draws them as they are)."""
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    return (coords - low) / np.where(high > low, high - low, 1.0)
+
+
+@router.get("/duplicates", responses=ERRORS, summary="Groups of near-duplicates, each with its keeper",
+            description="The groups of the duplicate finder (find_duplicates.py), largest first: each group's "
+                        "images with the keeper first and every other image's distance to it. Nothing is moved "
+                        "or deleted. Computed once per DB version (seconds to minutes on a large collection).")
+def duplicates(request: Request,
+               mode: Annotated[str, Query(description="embeddings, or a hash mode")] = "embeddings",
+               threshold: Annotated[float | None, Query(description="largest distance to count as a copy; "
+                                                                      "default: the finder's measured one")] = None,
+               any_orientation: Annotated[bool, Query(description="also mirrored and rotated copies")] = False,
+               limit: Annotated[int, Query(ge=1, le=MAX_GROUPS, description="groups returned at most")] = 200) -> dict:
+    if find_duplicates is None:
+        raise ApiError(503, "the duplicate finder is not available in this version")
+
+    def make(coll):
+        try:
+            return find_duplicates(coll.conn().cursor(), mode, threshold, any_orientation=any_orientation)
+        except NoFeaturesError as exc:
+            raise ApiError(503, str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    report = _cached(request, ("duplicates", mode, threshold, any_orientation), make)
+    return _duplicates_json(collection(request), report, limit)
+
+
+def _duplicates_json(coll, report, limit: int) -> dict:
+    """The report's first ``limit`` groups, with relative paths and thumbnail URLs."""
+    groups = report.groups[:limit]
+    root = report.settings.get("root") or ""
+    rows = images_by_ids(coll.conn(), [m.id for g in groups for m in g.members])
+    return {
+        "groups": [{"kind": g.kind, "keep": g.members[0].id, "bytes_freed": g.bytes_freed,
+                    "images": [{"id": m.id, "path": _relative(m.path, root), "distance": round(float(m.distance), 6),
+                                "keep": i == 0, "width": m.width, "height": m.height, "size": m.size,
+                                **coll.urls(rows.get(m.id), m.id)} for i, m in enumerate(g.members)]}
+                   for g in groups],
+        "total_groups": len(report.groups),
+        "images_in_groups": report.images_in_groups,
+        "bytes_freed": report.bytes_freed,
+        "settings": {k: v for k, v in report.settings.items() if k != "root"},
+    }
+
+
+def _relative(path: str, root: str) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/") if root and os.path.isabs(path) else path

@@ -1,0 +1,188 @@
+"""The collection behind the web app: one DB, searched through the search API, kept warm.
+
+Why a connection per thread: sqlite3 connections belong to the thread that made them, and
+the server answers from a pool of threads. In WAL mode every statement reads a consistent
+snapshot, so the server keeps answering while ``main.py`` extracts into the same DB; the
+search reloads a matrix only when the DB's version changed (search.store).
+
+Why one search at a time: a search already uses every core (BLAS, the network's threads),
+so two at once only split them; and two threads loading a new matrix version at once would
+hold it twice in memory. Decoding uploads and serving thumbnails run in parallel.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from PIL import Image
+
+import config
+from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
+from db.images import OK, count_by_status
+from db.lookup import ImageRow, first_ok_id, image_by_id, images_by_ids
+from db.meta import dataset_root, features_stamp
+from search.modes import MODES, check_metric, get_mode
+from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
+from webapp.errors import ApiError
+from webapp.thumbnails import ThumbnailCache, thumbnail_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODE = "embeddings"
+DEFAULT_TOP_K = 20
+MAX_TOP_K = 1000  # a page of results; a whole 500k collection as JSON helps nobody
+MAX_FILES = 32  # query images combined into one search
+
+
+@dataclass(frozen=True)
+class Query:
+    """A checked search request: the mode, its metric (the default filled in) and top_k."""
+
+    mode: str
+    metric: str
+    top_k: int
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+class Collection:
+    """Everything the routes ask of the DB: counts, rows by id, searches, files, thumbnails."""
+
+    def __init__(self, db_path: str | os.PathLike, thumbs_dir: str | None = None):
+        self.db_path = os.fspath(db_path)
+        connect(self.db_path).close()  # a missing or foreign DB fails here, with its one-line message
+        self._local = threading.local()
+        self._search_lock = threading.Lock()
+        self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
+
+    def conn(self):
+        """This thread's connection (made on first use, kept for the thread's life)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.db_path)
+        return conn
+
+    # --- what is in it ------------------------------------------------------------------
+
+    def health(self) -> dict:
+        conn = self.conn()
+        counts = count_by_status(conn)
+        stamp = features_stamp(conn) or {}
+        return {
+            "images": counts.get(OK, 0),
+            "pending": counts.get("pending", 0),
+            "errors": counts.get("error", 0),
+            "model": stamp.get("embedding_model"),
+            "precision": stamp.get("embedding_precision"),
+            "modes": list(MODES),
+            "metrics": {name: list(mode.metrics) for name, mode in MODES.items()},
+            "default_metrics": {name: mode.default_metric for name, mode in MODES.items()},
+            "default_mode": DEFAULT_MODE,
+        }
+
+    def row(self, image_id: int) -> ImageRow:
+        found = image_by_id(self.conn(), image_id)
+        if found is None:
+            raise ApiError(404, f"no image with id {image_id} in this collection")
+        return found
+
+    def file_of(self, row: ImageRow) -> str:
+        """The absolute path of a row's file, which must lie inside the collection's folder."""
+        root = os.path.realpath(dataset_root(self.conn()) or "")
+        path = os.path.realpath(os.path.join(root, row.path))
+        if not root or os.path.commonpath([root, path]) != root:
+            raise ApiError(404, f"image {row.id} is not inside the collection folder")
+        if not os.path.isfile(path):
+            raise ApiError(404, f"the file of image {row.id} ({row.path}) is missing: moved or deleted? "
+                                f"run generator.py to rescan")
+        return path
+
+    # --- searching ----------------------------------------------------------------------
+
+    @staticmethod
+    def check(mode: str | None, metric: str | None, top_k: int | None) -> Query:
+        """The request's mode, metric and top_k, or a 400 that lists the valid choices."""
+        mode = mode or DEFAULT_MODE
+        try:
+            get_mode(mode)
+            metric = check_metric(mode, metric or None)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        top_k = DEFAULT_TOP_K if top_k is None else top_k
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ApiError(400, f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+        return Query(mode, metric, top_k)
+
+    def search_uploads(self, uploads: list[Upload], query: Query) -> list[Hit]:
+        """Several uploaded photos combined into one query, as calculate_similarities does."""
+        if not uploads:
+            raise ApiError(400, "no file: send one or more images in the form field 'files'")
+        if len(uploads) > MAX_FILES:
+            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {len(uploads)}")
+        images = []
+        for upload in uploads:
+            try:
+                images.append(decode_query_bytes(self.conn(), upload.data, upload.name))
+            except QueryImageError as exc:
+                raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
+            except (NoFeaturesError, SettingsMismatchError) as exc:
+                raise ApiError(503, str(exc)) from None
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k))
+
+    def similar(self, image_id: int, query: Query) -> list[Hit]:
+        """The images most like one of the collection's own, itself left out."""
+        row = self.row(image_id)
+        if row.status != OK:
+            raise ApiError(409, f"image {image_id} has no features ({row.status}"
+                                f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
+        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k))
+
+    def _search(self, run) -> list[Hit]:
+        with self._search_lock:
+            try:
+                return run(self.conn())
+            except UnknownImageError as exc:  # extracted after the row was read, or deleted since
+                raise ApiError(404, str(exc)) from None
+            except (NoFeaturesError, SettingsMismatchError) as exc:
+                raise ApiError(503, str(exc)) from None
+            except (QueryImageError, ValueError) as exc:
+                raise ApiError(400, str(exc)) from None
+            except DatabaseError as exc:
+                raise ApiError(503, str(exc)) from None
+
+    def results(self, hits: list[Hit]) -> list[dict]:
+        """Hits as the API returns them, with the URLs of their thumbnail and image.
+
+        The thumbnail URL carries its content key, so browsers may keep it for good.
+        """
+        rows = images_by_ids(self.conn(), [hit.id for hit in hits])
+        return [{"id": hit.id, "path": hit.path, "score": round(float(hit.distance), 6),
+                 **self.urls(rows.get(hit.id), hit.id)} for hit in hits]
+
+    @staticmethod
+    def urls(row: ImageRow | None, image_id: int | None = None) -> dict:
+        """{"thumbnail", "image"} URLs of a row (or of an id whose row is gone)."""
+        image_id = row.id if row is not None else image_id
+        version = f"?v={thumbnail_key(row)[:16]}" if row is not None else ""
+        return {"thumbnail": f"/api/thumb/{image_id}{version}", "image": f"/api/image/{image_id}"}
+
+    def warm(self) -> float:
+        """Load the default mode's matrix and the network now, so the first search is fast; seconds taken."""
+        start = time.perf_counter()
+        conn = self.conn()
+        first = first_ok_id(conn)
+        if first is None:
+            log.warning("%s has no extracted images yet: searches will answer once main.py has run", self.db_path)
+            return 0.0
+        query = self.check(DEFAULT_MODE, None, 1)
+        self._search(lambda c: search_ids(c, [first], query.mode, query.metric, 1))
+        probe = Image.new("RGB", (256, 256), (128, 128, 128))
+        self._search(lambda c: search_images(c, [probe], query.mode, query.metric, 1))
+        return time.perf_counter() - start

@@ -1,0 +1,85 @@
+"""An ASGI middleware in front of every route: the Host header and the request size.
+
+Why the Host check: a page on another site can point its own domain name at 127.0.0.1
+(DNS rebinding) and read the collection through the user's browser; refusing Host headers
+that are not this server's names stops that. Why the size check here: the multipart parser
+would otherwise spool any amount to a temporary file before a route could look at it.
+A declared Content-Length over the limit is refused before reading; a body without one
+(chunked) is counted as it streams and cut off at the limit.
+"""
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webapp.errors import UploadTooLarge, error_response
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Sent with every response: no MIME sniffing, no referrer leaving the machine, and the page
+# may load scripts, styles and images from this server only (no CDN, nothing injected).
+_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'{styles}; script-src 'self'; "
+           "object-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", _POLICY.format(styles="").encode()),
+]
+DOCS_HEADERS = [*SECURITY_HEADERS[:2],  # Swagger UI writes style attributes into its HTML
+                (b"content-security-policy", _POLICY.format(styles=" 'unsafe-inline'").encode())]
+
+
+def host_name(header: str) -> str:
+    """'127.0.0.1:8000' -> '127.0.0.1', '[::1]:80' -> '[::1]'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class RequestGuard:
+    """Refuses unknown Host headers (400) and bodies over ``max_body`` bytes (413); adds SECURITY_HEADERS."""
+
+    def __init__(self, app: ASGIApp, max_body: int, allowed_hosts: tuple[str, ...] | None = None):
+        self.app = app
+        self.max_body = max_body
+        self.allowed = None if allowed_hosts is None else {host_name(h) for h in allowed_hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.allowed is not None and host_name(headers.get("host", "")) not in self.allowed:
+            await error_response(400, "unknown Host header: open the page as http://127.0.0.1:PORT/")(
+                scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await error_response(413, UploadTooLarge(self.max_body).detail, {"Connection": "close"})(
+                scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise UploadTooLarge(self.max_body)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = DOCS_HEADERS if scope["path"] == "/docs" else SECURITY_HEADERS
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except UploadTooLarge as exc:  # raised outside a route's error handling (e.g. a body read by a middleware)
+            if started:
+                raise
+            await error_response(413, exc.detail, {"Connection": "close"})(scope, receive, send)
