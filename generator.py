@@ -4,6 +4,12 @@ A rescan reads only what changed: new files get a row, files whose size or mtime
 are marked for re-extraction, deleted files lose their row, and a file that moved (same
 bytes under a new name) keeps its row and features without being extracted again.
 
+It never mistakes "cannot see the files" for "the files are gone": a missing or empty
+folder, a folder it cannot list, or a rescan that would delete more than
+config.DELETION_GUARD_SHARE of the collection changes nothing (or keeps those rows).
+The walk commits as it goes and holds one batch in memory, so a kill keeps the finished
+batches and the same command goes on from there.
+
     python generator.py --data ~/Pictures --db photos.db
 """
 import argparse
@@ -11,7 +17,11 @@ import logging
 import os
 import stat
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
+from typing import NamedTuple
 
 from PIL import Image
 from tqdm import tqdm
@@ -19,11 +29,26 @@ from tqdm import tqdm
 import config
 from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
-from db.images import ERROR, PENDING, delete_images, insert_images, load_index, move_images, update_changed
+from db.images import ERROR, PENDING, ChangedRow, ImageRow, count_images, delete_images, known_files
 from db.meta import claim_dataset_root
+from db.scan import (
+    Move, ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
+    fresh_by_size, gone_by_size, gone_page, mark_unchecked, move_page, record_moves,
+)
 from features.decode import content_hash, limit_pixels
 
 log = logging.getLogger("generator")
+
+
+class Header(NamedTuple):
+    """What the scan learns about a file from stat and the image header."""
+
+    size: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    status: str
+    reason: str | None
 
 
 @dataclass
@@ -34,19 +59,31 @@ class ScanSummary:
     moved: int = 0
     deleted: int = 0
     unreadable: int = 0
+    not_checked: int = 0  # rows kept as they were: their folder could not be listed
+    unlisted: list[str] = field(default_factory=list)
 
     def __str__(self):
-        return (f"scanned {self.files} files: {self.new} new, {self.changed} changed, {self.moved} moved, "
+        line = (f"scanned {self.files} files: {self.new} new, {self.changed} changed, {self.moved} moved, "
                 f"{self.deleted} deleted, {self.unreadable} unreadable")
+        if self.unlisted:
+            folders = ", ".join(f or "." for f in self.unlisted[:3]) + (", ..." if len(self.unlisted) > 3 else "")
+            plural = "folder" if len(self.unlisted) == 1 else "folders"
+            line += f", {self.not_checked} not checked ({len(self.unlisted)} {plural} could not be listed: {folders})"
+        return line
 
 
-def walk_images(root, extensions):
+def walk_images(root: str, extensions, unlisted: list[str] | None = None) -> Iterator[tuple[str, str]]:
     """Yield (relative posix path, absolute path) of every image file under ``root``.
 
     Directory symlinks are not followed (no loops); file symlinks are yielded and checked
-    by the caller.
+    by the caller. Folders that cannot be listed are appended to ``unlisted``.
     """
-    for folder, dirs, files in os.walk(root, onerror=lambda exc: log.warning("cannot list %s", exc.filename)):
+    def cannot_list(exc):
+        log.warning("cannot list %s: its rows are kept as they are (not checked)", exc.filename)
+        if unlisted is not None:
+            unlisted.append(exc.filename)
+
+    for folder, dirs, files in os.walk(root, onerror=cannot_list):
         dirs.sort()
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in extensions:
@@ -54,29 +91,29 @@ def walk_images(root, extensions):
                 yield os.path.relpath(full, root).replace(os.sep, "/"), full
 
 
-def describe_header(full, root):
-    """(size, mtime_ns, width, height, status, reason) from stat and the image header only."""
+def describe_header(full: str, root: str) -> Header:
+    """What stat and the image header alone say about a file (no decoding)."""
     try:
         st = os.stat(full)
     except OSError:
-        return 0, 0, None, None, ERROR, "broken symlink or vanished file"
+        return Header(0, 0, None, None, ERROR, "broken symlink or vanished file")
     if os.path.islink(full) and os.path.commonpath([os.path.realpath(full), root]) != root:
-        return st.st_size, st.st_mtime_ns, None, None, ERROR, "symlink points outside the dataset"
+        return Header(st.st_size, st.st_mtime_ns, None, None, ERROR, "symlink points outside the dataset")
     if not stat.S_ISREG(st.st_mode):  # a named pipe would block the scan forever
-        return st.st_size, st.st_mtime_ns, None, None, ERROR, "not a regular file"
+        return Header(st.st_size, st.st_mtime_ns, None, None, ERROR, "not a regular file")
     try:
         with warnings.catch_warnings(), limit_pixels(config.MAX_IMAGE_PIXELS):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(full) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
-        return st.st_size, st.st_mtime_ns, None, None, ERROR, "more than twice the decompression-bomb limit"
+        return Header(st.st_size, st.st_mtime_ns, None, None, ERROR, "more than twice the decompression-bomb limit")
     except PermissionError:
-        return st.st_size, st.st_mtime_ns, None, None, ERROR, "no permission to read the file"
+        return Header(st.st_size, st.st_mtime_ns, None, None, ERROR, "no permission to read the file")
     except Exception as exc:  # Pillow raises many types for a bad header; all mean "not usable"
         reason = "empty file" if st.st_size == 0 else f"not a readable image ({type(exc).__name__})"
-        return st.st_size, st.st_mtime_ns, None, None, ERROR, reason
-    return st.st_size, st.st_mtime_ns, width, height, PENDING, None
+        return Header(st.st_size, st.st_mtime_ns, None, None, ERROR, reason)
+    return Header(st.st_size, st.st_mtime_ns, width, height, PENDING, None)
 
 
 def _file_digest(full):
@@ -87,88 +124,155 @@ def _file_digest(full):
         return None
 
 
-def find_moves(new_rows, deleted):
-    """Pair new files with deleted rows holding the same bytes; only equal sizes are hashed.
+def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=config.SCAN_BATCH_SIZE, progress=True,
+         allow_deletions=False) -> ScanSummary:
+    """Bring the DB's rows in line with the files under ``data_dir``; returns a ScanSummary.
 
-    new_rows: {rel: (full, size, mtime_ns, width, height, status, reason)};
-    deleted: {rel: (id, size, mtime_ns, content_hash)}. Paired entries are removed from
-    both and returned as (new_path, mtime_ns, id).
+    Raises UsageError, changing nothing, when the folder is missing, not a folder, or empty
+    while the DB has rows, and before deleting more than config.DELETION_GUARD_SHARE of the
+    rows unless ``allow_deletions``.
     """
-    by_size = {}
-    for path, (row_id, size, _, digest) in deleted.items():
-        if digest is not None:
-            by_size.setdefault(size, []).append((path, row_id, digest))
-    moves = []
-    for rel, (full, size, mtime_ns, *_, status, _reason) in list(new_rows.items()):
-        candidates = by_size.get(size)
-        if not candidates or status != PENDING:
-            continue
-        digest = _file_digest(full)
-        for k, (old_path, row_id, old_digest) in enumerate(candidates):
-            if digest == old_digest:
-                moves.append((rel, mtime_ns, row_id))
-                del candidates[k], deleted[old_path], new_rows[rel]
-                break
-    return moves
-
-
-def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=1000, progress=True):
-    """Bring the DB's rows in line with the files under ``data_dir``; returns a ScanSummary."""
-    if not os.path.isdir(data_dir):
-        raise UsageError(f"dataset folder {data_dir} does not exist: pass --data with your photo folder")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(extensions, str) or not extensions:
         raise ValueError(f"extensions must be a non-empty list such as {list(config.IMAGE_EXTENSIONS)}")
+    if not os.path.exists(data_dir):
+        raise UsageError(f"dataset folder {data_dir} does not exist: pass --data with your photo folder "
+                         f"(on a drive or share: is it mounted?); nothing was changed")
+    if not os.path.isdir(data_dir):
+        raise UsageError(f"dataset folder {data_dir} is not a folder: pass --data with your photo folder")
     root = os.path.realpath(data_dir)
     extensions = {e.lower() for e in extensions}
     conn = connect(db_path, create=True)
     try:
         with ScanLock(db_path):
-            return _sync(conn, root, extensions, batch_size, progress)
+            _refuse_empty_root(conn, data_dir, root)
+            return _sync(conn, root, extensions, batch_size, progress, allow_deletions)
     finally:
         conn.close()
 
 
-def _sync(conn, root, extensions, batch_size, progress):
-    """The scan proper, under the scan lock: compare the folder with the DB and apply the difference."""
+def _refuse_empty_root(conn, data_dir, root):
+    """An empty mount point looks exactly like a collection whose files were all deleted."""
+    try:
+        with os.scandir(root) as entries:
+            empty = next(entries, None) is None
+    except OSError as exc:
+        raise UsageError(f"cannot list the dataset folder {data_dir} ({exc.strerror}); nothing was changed") from None
+    rows = count_images(conn) if empty else 0
+    if rows:
+        raise UsageError(f"dataset folder {data_dir} is empty but the DB has {rows} images from it: is the drive "
+                         f"mounted? Nothing was changed (if the collection is really gone, start a new DB)")
+
+
+def _sync(conn, root, extensions, batch_size, progress, allow_deletions):
+    """The scan proper, under the scan lock: walk and commit batch by batch, then moves and deletions."""
     claim_dataset_root(conn, root)
-    index = load_index(conn)
-    summary, seen, new_rows, changed_rows, changed_paths = ScanSummary(), set(), {}, [], []
-    for rel, full in tqdm(walk_images(root, extensions), desc="scanning", unit="file", disable=not progress):
-        summary.files += 1
-        rel, utf8 = _storable(rel)
-        seen.add(rel)
-        old = index.get(rel)
-        if old is not None:
-            st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
-            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old[1], old[2]):
-                continue
-        row = describe_header(full, root) if utf8 else _not_utf8(full)
-        if old is None:
-            new_rows[rel] = (full, *row)
-        else:
-            changed_rows.append((*row, old[0]))
-            changed_paths.append(rel)
-    deleted = {path: row for path, row in index.items() if path not in seen}
-    moves = find_moves(new_rows, deleted)
-    inserts = [(rel, *row[1:]) for rel, row in new_rows.items()]
-    for start in range(0, len(inserts), batch_size):
-        insert_images(conn, inserts[start:start + batch_size])
-    for start in range(0, len(changed_rows), batch_size):
-        update_changed(conn, changed_rows[start:start + batch_size])
-    if moves:
-        move_images(conn, moves)
-    deleted_ids = [row[0] for row in deleted.values()]
-    for start in range(0, len(deleted_ids), batch_size):
-        delete_images(conn, deleted_ids[start:start + batch_size])
-    unusable = [(row[0], row[-1]) for row in inserts if row[-2] == ERROR]
-    unusable += [(rel, r[-2]) for rel, r in zip(changed_paths, changed_rows) if r[-3] == ERROR]
-    for rel, reason in unusable:
-        log.warning("skipped %s: %s", rel, reason)
-    summary.new, summary.changed, summary.moved, summary.deleted = len(inserts), len(changed_rows), len(moves), len(deleted)
-    summary.unreadable = len(unusable)
+    scan_range = begin_scan(conn)
+    summary, batch = ScanSummary(), []
+    for item in tqdm(walk_images(root, extensions, summary.unlisted), desc="scanning", unit="file",
+                     disable=not progress):
+        batch.append(item)
+        if len(batch) >= batch_size:
+            _check_batch(conn, scan_range, batch, root, summary)
+            batch = []
+    _check_batch(conn, scan_range, batch, root, summary)
+    summary.unlisted = [_relative_folder(folder, root) for folder in summary.unlisted]
+    for folder in summary.unlisted:
+        mark_unchecked(conn, folder)
+    moved, moved_new = _find_moves(conn, scan_range, root, batch_size)
+    summary.moved, summary.new = moved, summary.new - moved_new
+    gone, summary.not_checked = count_gone(conn, scan_range), count_not_checked(conn, scan_range)
+    _refuse_mass_deletion(gone, count_rows(conn, scan_range), allow_deletions)
+    after = 0
+    while page := move_page(conn, after, batch_size):
+        apply_moves(conn, page)
+        after = page[-1].old_id
+    after = 0
+    while ids := gone_page(conn, scan_range, after, batch_size):
+        delete_images(conn, ids)
+        after = ids[-1]
+    end_scan(conn)
+    summary.deleted = gone
     return summary
+
+
+def _check_batch(conn, scan_range, batch, root, summary):
+    """Compare one batch of walked files with their rows and commit the difference."""
+    files = {}
+    for rel, full in batch:
+        stored, utf8 = _storable(rel)
+        files[stored] = (full, utf8)
+    known = known_files(conn, list(files))
+    inserts, changes, seen = [], [], []
+    for rel, (full, utf8) in files.items():
+        old = known.get(rel)
+        if old is not None:
+            seen.append(old.id)
+            st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
+            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old.size, old.mtime_ns):
+                continue
+        header = describe_header(full, root) if utf8 else _not_utf8(full)
+        if header.status == ERROR:
+            log.warning("skipped %s: %s", rel, header.reason)
+            summary.unreadable += 1
+        if old is None:
+            inserts.append(ImageRow(rel, *header))
+        else:
+            changes.append(ChangedRow(old.id, *header))
+    commit_batch(conn, scan_range, inserts, changes, seen)
+    summary.files += len(batch)
+    summary.new += len(inserts)
+    summary.changed += len(changes)
+
+
+def _find_moves(conn, scan_range: ScanRange, root, batch_size) -> tuple[int, int]:
+    """Pair rows that are gone with files seen for the first time holding the same bytes.
+
+    Both sides stream from the DB ordered by size; only files whose size equals a gone
+    row's are hashed. Returns (moves, of which files this scan inserted).
+    """
+    sizes = attrgetter("size")
+    gone_groups = groupby(gone_by_size(conn, scan_range), sizes)
+    fresh_groups = groupby(fresh_by_size(conn, scan_range), sizes)
+    gone, fresh = next(gone_groups, None), next(fresh_groups, None)
+    found, total, of_new = [], 0, 0
+    while gone is not None and fresh is not None:
+        if gone[0] != fresh[0]:
+            if gone[0] < fresh[0]:
+                gone = next(gone_groups, None)
+            else:
+                fresh = next(fresh_groups, None)
+            continue
+        by_digest = {}
+        for row in gone[1]:
+            by_digest.setdefault(row.content_hash, []).append(row)
+        for row in fresh[1]:
+            candidates = by_digest.get(_file_digest(os.path.join(root, row.path)))
+            if candidates:
+                found.append(Move(candidates.pop(0).id, row.id, row.path, row.mtime_ns))
+                of_new += row.id > scan_range.last
+        if len(found) >= batch_size:
+            record_moves(conn, found)
+            total, found = total + len(found), []
+        gone, fresh = next(gone_groups, None), next(fresh_groups, None)
+    record_moves(conn, found)
+    return total + len(found), of_new
+
+
+def _refuse_mass_deletion(gone, total, allow):
+    """Many rows gone at once is far more often a missing share or drive than a real deletion."""
+    if allow or gone <= config.DELETION_GUARD_MIN_FILES or gone <= config.DELETION_GUARD_SHARE * total:
+        return
+    raise UsageError(
+        f"this rescan would delete {gone} of {total} images ({gone / total:.0%}, more than the "
+        f"{config.DELETION_GUARD_SHARE:.0%} allowed): is a drive, share or folder missing? Nothing was deleted; "
+        f"if the files are really gone, run again with --allow-deletions")
+
+
+def _relative_folder(folder, root):
+    rel = os.path.relpath(folder, root)
+    return "" if rel == "." else _storable(rel.replace(os.sep, "/"))[0]
 
 
 def _storable(rel):
@@ -183,7 +287,7 @@ def _storable(rel):
 def _not_utf8(full):
     st = _stat_or_none(full)
     size, mtime_ns = (st.st_size, st.st_mtime_ns) if st else (0, 0)
-    return size, mtime_ns, None, None, ERROR, "file name is not valid UTF-8: rename the file"
+    return Header(size, mtime_ns, None, None, ERROR, "file name is not valid UTF-8: rename the file")
 
 
 def _stat_or_none(full):
@@ -197,10 +301,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=config.IMAGE_DATA_DIR, help="folder of images (default: %(default)s)")
     parser.add_argument("--db", default=config.DB_PATH, help="SQLite file to write (default: %(default)s)")
+    parser.add_argument("--allow-deletions", action="store_true",
+                        help=f"delete the rows of missing files even if they are more than "
+                             f"{config.DELETION_GUARD_SHARE:.0%} of the collection")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging()
-    print(scan(args.data, args.db, progress=not args.no_progress))
+    print(scan(args.data, args.db, progress=not args.no_progress, allow_deletions=args.allow_deletions))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS features (
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def connect(path, create=False):
+def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
     """Open the project DB at ``path``; with ``create`` make it (and its schema) if missing.
 
     Raises DatabaseNotFoundError, NotADatabaseError or SchemaVersionError with a message
@@ -60,24 +60,59 @@ def connect(path, create=False):
                 raise NotADatabaseError(f"{path} is not an SQLite database: pass the DB made by generator.py")
     try:
         conn = sqlite3.connect(path, timeout=30)
-        if exists:
+        blank = _unfinished(conn)  # made by a create that was killed before it committed
+        if blank and not create:
+            conn.close()
+            raise DatabaseNotFoundError(f"{path} is an empty database: run `python generator.py --db {path}` first")
+        if not blank:
             _check_version(conn, path)  # before any write: another program's DB stays untouched
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {path} ({exc}): check that its folder exists and is writable") from None
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
-    if not exists:
-        with conn:
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?), ('generation', '0')",
-                (str(SCHEMA_VERSION),),
-            )
+    if blank:
+        _create_schema(conn)
     return conn
 
 
-def _check_version(conn, path):
+_OWN_TABLES = {"meta", "images", "features"}
+
+
+def _unfinished(conn: sqlite3.Connection) -> bool:
+    """True for a DB without tables, or with some of ours, no version and no rows: what a
+    create killed part-way leaves (today's create is atomic; older code's was not)."""
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return True
+        if not tables <= _OWN_TABLES or "meta" in tables and conn.execute(
+                "SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone():
+            return False
+        return all(conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0] == 0 for name in tables - {"meta"})
+    except sqlite3.DatabaseError:
+        return False  # not readable as a DB: _check_version says so
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Tables, indexes and the version in one transaction: a kill part-way leaves a blank DB
+    that the next run creates again, never tables without a version (refused for ever)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?), ('generation', '0')",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def _check_version(conn: sqlite3.Connection, path: str) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -92,7 +127,7 @@ def _check_version(conn, path):
         )
 
 
-def database_file(conn):
+def database_file(conn: sqlite3.Connection) -> str:
     """The file behind a connection (or cursor's connection), for per-file caches."""
     for _, name, filename in conn.execute("PRAGMA database_list"):
         if name == "main":
@@ -127,11 +162,11 @@ class WriterLock:
     BUSY = ("another main.py is already extracting into this DB (lock {path}); "
             "wait for it to finish, it does the same work")
 
-    def __init__(self, db_path):
+    def __init__(self, db_path: str | os.PathLike):
         self.path = os.fspath(db_path) + self.SUFFIX
         self._fh = None
 
-    def __enter__(self):
+    def __enter__(self) -> "WriterLock":
         self._fh = open(self.path, "a+")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -141,7 +176,7 @@ class WriterLock:
         _HELD_LOCKS.add(self._fh)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         _HELD_LOCKS.discard(self._fh)
         fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._fh.close()

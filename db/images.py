@@ -1,9 +1,11 @@
 """Rows of the images table: what generator.py writes and main.py reads.
 
 Paths are stored relative to the dataset root with '/' separators; the root is stored once
-in meta. Every write runs in one transaction per batch and bumps the generation.
+in meta. Every write runs in one transaction per batch and bumps the generation; the
+scan's own bookkeeping (rows seen, moves) is in db/scan.py.
 """
 import sqlite3
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from db.meta import bump_generation
@@ -20,8 +22,41 @@ class PendingRow(NamedTuple):
     mtime_ns: int
 
 
-def load_index(conn):
-    """{path: (id, size, mtime_ns, content_hash)} for every row: what a rescan compares against."""
+class ImageRow(NamedTuple):
+    """A file as the scan describes it: what a new row holds before extraction."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    status: str
+    reason: str | None
+
+
+class ChangedRow(NamedTuple):
+    """New header data for the row ``id`` whose file changed (features to be made again)."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    status: str
+    reason: str | None
+
+
+class KnownFile(NamedTuple):
+    """What a rescan compares a file with: unchanged size and mtime mean nothing to do."""
+
+    id: int
+    size: int
+    mtime_ns: int
+
+
+def load_index(conn: sqlite3.Connection) -> dict[str, tuple[int, int, int, bytes | None]]:
+    """{path: (id, size, mtime_ns, content_hash)} for every row (tests compare whole DBs with it;
+    the scan itself looks rows up batch by batch with ``known_files``)."""
     return {
         path: (row_id, size, mtime_ns, content_hash)
         for row_id, path, size, mtime_ns, content_hash in conn.execute(
@@ -30,44 +65,61 @@ def load_index(conn):
     }
 
 
-def insert_images(conn, rows):
-    """rows: (path, size, mtime_ns, width, height, status, reason)."""
-    with conn:
-        conn.executemany(
-            "INSERT INTO images(path, size, mtime_ns, width, height, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
+_LOOKUP_CHUNK = 500  # paths per query: well under SQLite's limit of bound parameters
+
+
+def known_files(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, KnownFile]:
+    """{path: KnownFile} for those of ``paths`` that have a row."""
+    found = {}
+    for start in range(0, len(paths), _LOOKUP_CHUNK):
+        chunk = paths[start:start + _LOOKUP_CHUNK]
+        found.update(
+            (path, KnownFile(row_id, size, mtime_ns))
+            for row_id, path, size, mtime_ns in conn.execute(
+                f"SELECT id, path, size, mtime_ns FROM images WHERE path IN ({', '.join('?' * len(chunk))})", chunk
+            )
         )
-        bump_generation(conn)
+    return found
 
 
-def update_changed(conn, rows):
-    """A file whose size or mtime changed: new header data, features to be re-extracted.
+def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow]) -> None:
+    """Insert, inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO images(path, size, mtime_ns, width, height, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
-    rows: (size, mtime_ns, width, height, status, reason, id).
-    """
+
+def change_rows(conn: sqlite3.Connection, rows: Iterable[ChangedRow]) -> None:
+    """New header data and back to the queue, inside the caller's transaction."""
+    conn.executemany(
+        "UPDATE images SET size = ?, mtime_ns = ?, width = ?, height = ?, status = ?, reason = ?,"
+        " content_hash = NULL WHERE id = ?",
+        [(r.size, r.mtime_ns, r.width, r.height, r.status, r.reason, r.id) for r in map(ChangedRow._make, rows)],
+    )
+
+
+def insert_images(conn: sqlite3.Connection, rows: Iterable[ImageRow]) -> None:
+    """rows: ImageRow (or plain tuples in its order), in one transaction."""
     with conn:
-        conn.executemany(
-            "UPDATE images SET size = ?, mtime_ns = ?, width = ?, height = ?, status = ?, reason = ?,"
-            " content_hash = NULL WHERE id = ?",
-            rows,
-        )
+        add_rows(conn, rows)
         bump_generation(conn)
 
 
-def move_images(conn, rows):
-    """A file that moved keeps its row, and so its features. rows: (new_path, mtime_ns, id)."""
+def update_changed(conn: sqlite3.Connection, rows: Iterable[ChangedRow]) -> None:
+    """A file whose size or mtime changed: new header data, features to be re-extracted."""
     with conn:
-        conn.executemany("UPDATE images SET path = ?, mtime_ns = ? WHERE id = ?", rows)
+        change_rows(conn, rows)
         bump_generation(conn)
 
 
-def delete_images(conn, ids):
+def delete_images(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
     with conn:
         conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
         bump_generation(conn)
 
 
-def retry_errors(conn):
+def retry_errors(conn: sqlite3.Connection) -> int:
     """Put every unusable file back in the queue (``main.py --retry-errors``), e.g. after a
     permission fix or a raised pixel limit, which a rescan cannot see; returns the count."""
     with conn:
@@ -88,11 +140,15 @@ def pending_page(conn: sqlite3.Connection, after_id: int, limit: int) -> list[Pe
     ]
 
 
-def count_by_status(conn):
+def count_images(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+
+def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status"))
 
 
-def error_reasons(conn):
+def error_reasons(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """[(reason, count)] most common first, for the end-of-run summary."""
     return conn.execute(
         "SELECT reason, COUNT(*) AS n FROM images WHERE status = ? GROUP BY reason ORDER BY n DESC, reason",
@@ -100,6 +156,6 @@ def error_reasons(conn):
     ).fetchall()
 
 
-def find_by_path(conn, rel_path):
+def find_by_path(conn: sqlite3.Connection, rel_path: str) -> tuple[int, str] | None:
     """(id, status) of the row for ``rel_path``, or None."""
     return conn.execute("SELECT id, status FROM images WHERE path = ?", (rel_path,)).fetchone()

@@ -1,0 +1,168 @@
+"""What a scan in progress remembers, on disk rather than in memory: rows seen, folders it
+could not list, moves found.
+
+A scan walks the folder in batches and commits each one, so memory stays flat for any
+collection and a kill keeps the finished batches. Which rows are gone is only known at the
+end: rows the walk saw go to a temporary table of this connection (SQLite keeps it in a
+file, not in RAM), and the rest, minus the rows under a folder that could not be listed,
+are the deletion candidates. Rows inserted by a scan that did not finish keep their
+chance to be recognised as moves through the meta key ``scan_new_after_id``.
+"""
+import sqlite3
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from db.images import PENDING, ChangedRow, ImageRow, add_rows, change_rows
+from db.meta import bump_generation
+
+_NEW_AFTER_KEY = "scan_new_after_id"
+
+# Rows this scan has not seen: known before it started, not listed by the walk, not under a
+# folder it could not list (their files may well be there: "not checked", never deleted).
+_UNSEEN = ("i.id <= :last AND i.id NOT IN (SELECT id FROM temp.scan_seen)"
+           " AND NOT EXISTS (SELECT 1 FROM temp.scan_unchecked AS u"
+           "                 WHERE substr(i.path, 1, length(u.prefix)) = u.prefix)")
+_UNCHECKED = ("i.id <= :last AND i.id NOT IN (SELECT id FROM temp.scan_seen)"
+              " AND EXISTS (SELECT 1 FROM temp.scan_unchecked AS u"
+              "             WHERE substr(i.path, 1, length(u.prefix)) = u.prefix)")
+_NOT_MOVED = "i.id NOT IN (SELECT old_id FROM temp.scan_moves)"
+
+
+class ScanRange(NamedTuple):
+    """Row ids that tell a scan's rows apart: ``last`` was the highest id when it started
+    (every id above it is a row it inserted); rows above ``new_after`` were inserted by this
+    scan or by an unfinished one before it, and may still be moves."""
+
+    last: int
+    new_after: int
+
+
+class GoneRow(NamedTuple):
+    id: int
+    path: str
+    size: int
+    content_hash: bytes
+
+
+class FreshRow(NamedTuple):
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+
+
+class Move(NamedTuple):
+    """The row ``old_id`` (with its features) takes the path of the file first seen as ``new_id``."""
+
+    old_id: int
+    new_id: int
+    path: str
+    mtime_ns: int
+
+
+def begin_scan(conn: sqlite3.Connection) -> ScanRange:
+    """Start the bookkeeping of one scan on ``conn`` (fresh temporary tables); writes nothing."""
+    conn.executescript("""
+        CREATE TEMP TABLE IF NOT EXISTS scan_seen (id INTEGER PRIMARY KEY);
+        CREATE TEMP TABLE IF NOT EXISTS scan_unchecked (prefix TEXT PRIMARY KEY);
+        CREATE TEMP TABLE IF NOT EXISTS scan_moves (
+            old_id INTEGER PRIMARY KEY, new_id INTEGER NOT NULL, path TEXT NOT NULL, mtime_ns INTEGER NOT NULL);
+        DELETE FROM temp.scan_seen;
+        DELETE FROM temp.scan_unchecked;
+        DELETE FROM temp.scan_moves;
+    """)
+    last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0]
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_NEW_AFTER_KEY,)).fetchone()
+    return ScanRange(last=last, new_after=min(int(row[0]), last) if row else last)
+
+
+def commit_batch(conn: sqlite3.Connection, scan: ScanRange, inserts: list[ImageRow], changes: list[ChangedRow],
+                 seen_ids: list[int]) -> None:
+    """One walked batch in one transaction; the generation moves only if a row did.
+
+    With the first insert the DB remembers that a scan is unfinished: if it is killed, the
+    next scan still treats the rows it inserted as possible moves.
+    """
+    with conn:
+        if inserts:
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+                         (_NEW_AFTER_KEY, str(scan.new_after)))
+            add_rows(conn, inserts)
+        if changes:
+            change_rows(conn, changes)
+        conn.executemany("INSERT OR IGNORE INTO temp.scan_seen(id) VALUES (?)", [(i,) for i in seen_ids])
+        if inserts or changes:
+            bump_generation(conn)
+
+
+def mark_unchecked(conn: sqlite3.Connection, folder: str) -> None:
+    """Rows under ``folder`` (relative, '/' separated; '' for the root) are kept as they are."""
+    prefix = folder.rstrip("/") + "/" if folder else ""
+    with conn:
+        conn.execute("INSERT OR IGNORE INTO temp.scan_unchecked(prefix) VALUES (?)", (prefix,))
+
+
+def gone_by_size(conn: sqlite3.Connection, scan: ScanRange) -> Iterator[GoneRow]:
+    """Unseen rows that have a content hash (extracted), by size: they may have moved."""
+    cursor = conn.execute(
+        f"SELECT i.id, i.path, i.size, i.content_hash FROM images AS i"
+        f" WHERE {_UNSEEN} AND i.content_hash IS NOT NULL ORDER BY i.size, i.id", scan._asdict())
+    return map(GoneRow._make, cursor)
+
+
+def fresh_by_size(conn: sqlite3.Connection, scan: ScanRange) -> Iterator[FreshRow]:
+    """Rows of files seen for the first time and not yet extracted, by size: possible move targets."""
+    cursor = conn.execute(
+        "SELECT id, path, size, mtime_ns FROM images WHERE id > :new_after"
+        " AND (id > :last OR id IN (SELECT id FROM temp.scan_seen))"
+        " AND status = :pending AND content_hash IS NULL ORDER BY size, id", {**scan._asdict(), "pending": PENDING})
+    return map(FreshRow._make, cursor)
+
+
+def record_moves(conn: sqlite3.Connection, moves: list[Move]) -> None:
+    with conn:
+        conn.executemany("INSERT INTO temp.scan_moves(old_id, new_id, path, mtime_ns) VALUES (?, ?, ?, ?)", moves)
+
+
+def count_rows(conn: sqlite3.Connection, scan: ScanRange) -> int:
+    """Rows the DB held when the scan started."""
+    return conn.execute("SELECT COUNT(*) FROM images WHERE id <= ?", (scan.last,)).fetchone()[0]
+
+
+def count_gone(conn: sqlite3.Connection, scan: ScanRange) -> int:
+    """Rows to delete: unseen, not moved, not under a folder that could not be listed."""
+    return conn.execute(f"SELECT COUNT(*) FROM images AS i WHERE {_UNSEEN} AND {_NOT_MOVED}",
+                        scan._asdict()).fetchone()[0]
+
+
+def count_not_checked(conn: sqlite3.Connection, scan: ScanRange) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM images AS i WHERE {_UNCHECKED}", scan._asdict()).fetchone()[0]
+
+
+def move_page(conn: sqlite3.Connection, after_old_id: int, limit: int) -> list[Move]:
+    return [Move._make(row) for row in conn.execute(
+        "SELECT old_id, new_id, path, mtime_ns FROM temp.scan_moves WHERE old_id > ? ORDER BY old_id LIMIT ?",
+        (after_old_id, limit))]
+
+
+def gone_page(conn: sqlite3.Connection, scan: ScanRange, after_id: int, limit: int) -> list[int]:
+    """The next ``limit`` ids to delete, by id."""
+    return [row[0] for row in conn.execute(
+        f"SELECT i.id FROM images AS i WHERE {_UNSEEN} AND {_NOT_MOVED} AND i.id > :after ORDER BY i.id"
+        f" LIMIT :limit", {**scan._asdict(), "after": after_id, "limit": limit})]
+
+
+def apply_moves(conn: sqlite3.Connection, moves: list[Move]) -> None:
+    """Each old row takes its new path; the row made for the new path goes (it has no features)."""
+    with conn:
+        conn.executemany("DELETE FROM images WHERE id = ?", [(m.new_id,) for m in moves])
+        conn.executemany("UPDATE images SET path = ?, mtime_ns = ? WHERE id = ?",
+                         [(m.path, m.mtime_ns, m.old_id) for m in moves])
+        bump_generation(conn)
+
+
+def end_scan(conn: sqlite3.Connection) -> None:
+    """The scan finished: its new rows are ordinary rows from now on."""
+    if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_NEW_AFTER_KEY,)).fetchone():
+        with conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (_NEW_AFTER_KEY,))

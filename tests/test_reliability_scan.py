@@ -1,0 +1,239 @@
+"""Scans that never lose work: an unmounted drive, an unlistable folder, a mass deletion, a kill.
+
+A rescan must never turn "I could not see the files" into "the files are gone": every row
+deleted by mistake costs a re-extraction. And a long scan commits as it goes, so a kill
+keeps what was done and the next run finishes it.
+"""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import generator
+from cli import UsageError
+from features.decode import content_hash
+from reliability_tools import (
+    ROOT, assert_clean_stderr, image_rows, integrity, permissions_enforced_for_children, query, run_script,
+    script_env, small_photos,
+)
+
+
+def _scan(folder, db, **options):
+    return generator.scan(str(folder), str(db), progress=False, **options)
+
+
+def _pretend_extracted(db, folder):
+    """Mark every pending row ok with its real content hash, as main.py would (without the CNN):
+    only extracted rows can be recognised when they move."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for row_id, path in conn.execute("SELECT id, path FROM images WHERE status = 'pending'").fetchall():
+            digest = content_hash((folder / path).read_bytes())
+            conn.execute("UPDATE images SET status = 'ok', content_hash = ? WHERE id = ?", (digest, row_id))
+    conn.close()
+
+
+def _rows_without_ids(db):
+    return {path: row[1:] for path, row in image_rows(db).items()}
+
+
+def _one_line_exit_2(done, *words):
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def scanned(tmp_path):
+    photos = tmp_path / "photos"
+    small_photos(photos / "a", 12, seed=1)
+    small_photos(photos / "b", 12, seed=2)
+    small_photos(photos / "b" / "deep", 6, seed=3)
+    db = tmp_path / "photos.db"
+    _scan(photos, db)
+    _pretend_extracted(db, photos)
+    return photos, db
+
+
+def test_unmounted_drive_changes_nothing_and_nothing_is_lost_when_it_is_back(scanned, tmp_path):
+    photos, db = scanned
+    before, db_bytes = image_rows(db), db.read_bytes()
+    os.rename(photos, tmp_path / "away")
+    os.mkdir(photos)  # the empty mount point
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    _one_line_exit_2(done, "is empty", "30 images", str(photos))
+    os.rmdir(photos)  # no mount point at all
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    _one_line_exit_2(done, "does not exist")
+    photos.write_text("a file where the folder was")
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    _one_line_exit_2(done, "not a folder")
+    assert db.read_bytes() == db_bytes and image_rows(db) == before
+
+    os.remove(photos)
+    os.rename(tmp_path / "away", photos)  # the drive is back
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "0 new, 0 changed, 0 moved, 0 deleted" in done.stdout
+    assert image_rows(db) == before
+
+
+def test_empty_folder_with_an_empty_db_is_fine(tmp_path):
+    (tmp_path / "photos").mkdir()
+    summary = _scan(tmp_path / "photos", tmp_path / "new.db")
+    assert (summary.files, summary.new, summary.deleted) == (0, 0, 0)
+
+
+def test_folder_that_cannot_be_listed_keeps_its_rows(scanned, monkeypatch):
+    photos, db = scanned
+    before = image_rows(db)
+    os.remove(photos / "a" / "img_0003.png")  # a real deletion elsewhere still happens
+    real_scandir, locked = os.scandir, str(photos / "b")
+
+    def scandir(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    summary = _scan(photos, db)
+    assert (summary.deleted, summary.not_checked) == (1, 18), summary
+    assert "18 not checked (1 folder could not be listed: b)" in str(summary)
+    after = image_rows(db)
+    assert set(before) - set(after) == {"a/img_0003.png"}
+    assert all(after[p] == before[p] for p in after)
+    monkeypatch.undo()
+    summary = _scan(photos, db)  # readable again: checked, and nothing to do
+    assert (summary.new, summary.deleted, summary.not_checked) == (0, 0, 0)
+
+
+def test_unreadable_folder_as_a_real_permission_keeps_its_rows(scanned, tmp_path):
+    photos, db = scanned
+    preexec, enforced = permissions_enforced_for_children(str(tmp_path))
+    if not enforced:
+        pytest.skip("this container cannot take away the right to list a folder")
+    before = image_rows(db)
+    os.chmod(photos / "b" / "deep", 0)
+    try:
+        done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress", preexec_fn=preexec)
+    finally:
+        os.chmod(photos / "b" / "deep", 0o755)
+    assert done.returncode == 0, done.stderr
+    assert_clean_stderr(done.stderr)
+    assert "0 deleted" in done.stdout and "6 not checked (1 folder could not be listed: b/deep)" in done.stdout
+    assert image_rows(db) == before
+
+
+def test_mass_deletion_stops_unless_allowed(scanned):
+    photos, db = scanned
+    before, db_bytes = image_rows(db), db.read_bytes()
+    for name in sorted(os.listdir(photos / "a")):
+        os.remove(photos / "a" / name)  # 12 of 30 (40 %): e.g. one share of a NAS not mounted
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    _one_line_exit_2(done, "would delete 12 of 30", "--allow-deletions")
+    assert image_rows(db) == before and db.read_bytes() == db_bytes
+    with pytest.raises(UsageError, match="would delete 12 of 30"):
+        _scan(photos, db)
+    done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress", "--allow-deletions")
+    assert done.returncode == 0 and "0 new, 0 changed, 0 moved, 12 deleted" in done.stdout, done.stderr
+    assert set(image_rows(db)) == {p for p in before if not p.startswith("a/")}
+
+
+def test_a_few_deletions_or_a_share_under_the_threshold_do_not_stop(scanned):
+    photos, db = scanned
+    for name in ("img_0000.png", "img_0001.png", "img_0002.png"):  # 3 of 30: 10 %
+        os.remove(photos / "b" / name)
+    assert _scan(photos, db).deleted == 3
+    small = photos / "b" / "deep"
+    for name in os.listdir(small):  # 6 of 27 (22 %), but only 6 files: a few seconds to redo
+        os.remove(small / name)
+    assert _scan(photos, db).deleted == 6
+
+
+def test_moves_do_not_count_as_deletions(scanned):
+    photos, db = scanned
+    before = image_rows(db)
+    os.rename(photos / "a", photos / "album")  # 12 of 30 rows change path: moved, not deleted
+    summary = _scan(photos, db)
+    assert (summary.new, summary.moved, summary.deleted) == (0, 12, 0), summary
+    after = image_rows(db)
+    assert all(after[f"album/{p[2:]}"] == before[p] for p in before if p.startswith("a/"))
+
+
+KILLABLE_SCAN = """
+import sys, time
+import generator
+real = generator.describe_header
+def slow(*args):
+    time.sleep(0.02)  # an hour-long scan of a NAS, shrunk
+    return real(*args)
+generator.describe_header = slow
+generator.main(["--data", sys.argv[1], "--db", sys.argv[2], "--no-progress"])
+"""
+
+
+def _scan_and_kill(photos, db, wait_for_rows):
+    """Start a slow scan, SIGKILL it once ``wait_for_rows`` rows are committed; return the row count."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_SCAN, str(photos), str(db)], cwd=ROOT,
+        env=script_env(IR_SCAN_BATCH_SIZE=10), start_new_session=True)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if os.path.exists(db):
+                try:
+                    if query(db, "SELECT COUNT(*) FROM images")[0][0] >= wait_for_rows:
+                        break
+                except Exception:  # noqa: BLE001 - the schema may not exist yet
+                    pass
+            assert proc.poll() is None, "the scan finished before it could be killed"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    return query(db, "SELECT COUNT(*) FROM images")[0][0]
+
+
+def test_a_scan_killed_half_way_keeps_what_it_committed(tmp_path):
+    photos = tmp_path / "photos"
+    small_photos(photos / "x", 100, seed=7)
+    small_photos(photos / "y", 100, seed=8)
+    db = tmp_path / "killed.db"
+    kept = _scan_and_kill(photos, db, wait_for_rows=40)
+    assert 40 <= kept < 200 and integrity(db) == [("ok",)]
+    summary = _scan(photos, db)  # the rerun only reads the headers it has not read yet
+    assert summary.new == 200 - kept and summary.deleted == 0
+    fresh = tmp_path / "fresh.db"
+    _scan(photos, fresh)
+    assert _rows_without_ids(db) == _rows_without_ids(fresh)
+
+
+def test_a_rescan_killed_half_way_still_finds_every_move(tmp_path):
+    photos = tmp_path / "photos"
+    small_photos(photos / "x", 120, seed=9)
+    db = tmp_path / "moves.db"
+    _scan(photos, db)
+    _pretend_extracted(db, photos)
+    before = image_rows(db)
+    os.rename(photos / "x", photos / "renamed")
+    kept = _scan_and_kill(photos, db, wait_for_rows=120 + 30)
+    assert 150 <= kept < 240  # new rows for the renamed files were committed, nothing deleted yet
+    summary = _scan(photos, db)
+    assert (summary.new, summary.moved, summary.deleted) == (0, 120, 0), summary
+    after = image_rows(db)
+    assert len(after) == 120
+    assert all(after[f"renamed/{p[2:]}"] == before[p] for p in before)  # same id, status, hash
+
+
+def test_a_rescan_that_changes_nothing_writes_nothing(scanned):
+    photos, db = scanned
+    version = query(db, "SELECT key, value FROM meta WHERE key IN ('generation', 'write_token') ORDER BY key")
+    _scan(photos, db)
+    assert query(db, "SELECT key, value FROM meta WHERE key IN ('generation', 'write_token') ORDER BY key") == version
