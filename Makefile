@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_data
 DEMO_QUERY := $(DEMO)/images/chelsea/original.jpg
 
-.PHONY: venv demo test bench bench-quick bench-dask quality figures clean
+.PHONY: venv demo test bench bench-quick bench-dask quality figures clean serve
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ demo: venv
 	$(PY) generator.py --data $(DEMO)/images --db $(DEMO)/images.db
 	$(PY) main.py --db $(DEMO)/images.db
 	$(PY) similarities.py $(DEMO_QUERY) --db $(DEMO)/images.db --mode embeddings --metric cosine --top-k 8 --out $(DEMO)/result.png
+	@echo "Browse the demo collection: make serve  (i.e. $(PY) app.py --db $(DEMO)/images.db), then open http://127.0.0.1:8000/"
+
+# The web app (app.py) on the demo collection, or on yours: make serve DB=~/photos.db PORT=8001
+DB ?= $(DEMO)/images.db
+PORT ?= 8000
+serve: venv
+	$(PY) app.py --db $(DB) --port $(PORT)
 
 test: venv
 	$(PY) -m pytest -q tests
