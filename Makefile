@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 demo: venv
-	$(PY) demo/build_demo.py --out $(DEMO)/images
+	$(PY) -m demo.build_demo --out $(DEMO)/images
 	$(PY) generator.py --data $(DEMO)/images --db $(DEMO)/images.db
 	$(PY) main.py --db $(DEMO)/images.db
 	$(PY) similarities.py $(DEMO_QUERY) --db $(DEMO)/images.db --mode embeddings --metric cosine --top-k 8 --out $(DEMO)/result.png
@@ -50,7 +50,7 @@ figures: venv
 	test -f $(DEMO)/images.db || $(MAKE) demo
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
 		|| echo "chromium not installable here: the projector screenshot will be skipped"
-	$(PY) -m viz.figures --db $(DEMO)/images.db --query $(DEMO_QUERY) --out docs/figures
+	$(PY) -m tools.figures --db $(DEMO)/images.db --query $(DEMO_QUERY) --out docs/figures
 
 # Retrieval quality on packaged photos (Debian packages; see bench/quality.py). Prints the
 # table and writes bench/results/quality.{json,md}. Skipped where apt is unavailable.

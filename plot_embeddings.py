@@ -9,14 +9,12 @@ and the printed line say how many points were drawn.
 import argparse
 
 import config
-from search.metrics import MODES
-from viz.projection import DEFAULT_LIMITS, LABELS, METHODS
+from cli import run, setup_logging
+from search.modes import MODES
+from viz.projection import DEFAULT_LIMITS, LABELS, METHODS, plot_map
 
 
 def main(argv=None):
-    from cli import setup_logging
-    from viz.projection import plot_map
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py + main.py (default: %(default)s)")
     parser.add_argument("--out", required=True, help="PNG file to write")
@@ -36,6 +34,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cli import run
-
     run(main)

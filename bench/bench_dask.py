@@ -38,7 +38,7 @@ def collection(n_images, folder):
     source = os.path.join(ROOT, "demo_data", "images")
     if not os.path.isdir(source):
         source = os.path.join(folder, "demo")
-        subprocess.run([sys.executable, os.path.join(ROOT, "demo", "build_demo.py"), "--out", source], check=True)
+        subprocess.run([sys.executable, "-m", "demo.build_demo", "--out", source], check=True, cwd=ROOT)
     files = sorted(walk_images(source, set(config.IMAGE_EXTENSIONS)))[:n_images]
     target = os.path.join(folder, "images")
     for rel, full in files:

@@ -28,19 +28,18 @@ from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_set
 from db import connect  # noqa: E402
 from db.images import OK, count_by_status  # noqa: E402
 from search import store  # noqa: E402
-from search.metrics import VALID_METRICS  # noqa: E402
-from search.orientations import HASH_MODES  # noqa: E402
+from search.modes import MODES, pairs  # noqa: E402
 from similarities import calculate_similarities  # noqa: E402
 
 log = logging.getLogger("quality")
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-PAIRS = [(mode, metric) for mode, metrics in VALID_METRICS.items() for metric in metrics]
+PAIRS = pairs()
 # (row name, mode, metric, extra calculate_similarities arguments): every valid pair, and the
 # hash modes once more with the flip/rotation-invariant search.
 VARIANTS = [(f"{mode}/{metric}", mode, metric, {}) for mode, metric in PAIRS] + [
     (f"{mode}/{metric} +orientations", mode, metric, {"any_orientation": True})
-    for mode, metric in PAIRS if mode in HASH_MODES]
+    for mode, metric in PAIRS if MODES[mode].orientable]
 MODELS = ("efficientnet_lite0", "resnet18")
 
 

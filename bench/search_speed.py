@@ -24,12 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import reference, synthetic  # noqa: E402
 from db import connect  # noqa: E402
 from search import ann, store  # noqa: E402
-from search.metrics import VALID_METRICS  # noqa: E402
+from search.modes import MODES, pairs  # noqa: E402
 from similarities import calculate_similarities  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = 10
-PAIRS = [(mode, metric) for mode, metrics in VALID_METRICS.items() for metric in metrics]
+PAIRS = pairs()
 COLUMN = {"embeddings": "embedding", "rgb": "rgb", "ahash": "ahash", "dhash": "dhash", "phash": "phash"}
 
 
@@ -49,9 +49,9 @@ def load_times(conn, db_path):
     """Seconds to get every mode's matrix: SQLite (writing the cache), then the memory map."""
     shutil.rmtree(store.cache_root(db_path), ignore_errors=True)
     store.forget()
-    cold = {mode: timed(store.load, conn, mode)[1] for mode in VALID_METRICS}
+    cold = {mode: timed(store.load, conn, mode)[1] for mode in MODES}
     store.forget()
-    mapped = {mode: timed(store.load, conn, mode)[1] for mode in VALID_METRICS}
+    mapped = {mode: timed(store.load, conn, mode)[1] for mode in MODES}
     return cold, mapped
 
 
@@ -118,7 +118,7 @@ def query_latencies(conn, query_paths):
 def reference_latencies(conn, rows, n_queries):
     """Seed-style search per pair on ``n_queries`` rows; also returns the reference load time."""
     out, load_s = {}, None
-    for mode in VALID_METRICS:
+    for mode in MODES:
         if mode in ("embeddings", "rgb"):
             (matrix, _), took = timed(reference.load_matrix, conn, COLUMN[mode])
             load_s = took if mode == "embeddings" else load_s
@@ -126,7 +126,7 @@ def reference_latencies(conn, rows, n_queries):
             packed, _ = reference.load_matrix(conn, COLUMN[mode], np.uint8)
             matrix = reference.seed_hash_layout(packed)
             del packed
-        for metric in VALID_METRICS[mode]:
+        for metric in MODES[mode].metrics:
             exact = "cosine" if metric == "ann_cosine" else metric
             seconds = [timed(reference.top_k, matrix, matrix[row], exact, TOP, row)[1] for row in rows[:n_queries]]
             out[(mode, metric)] = seconds

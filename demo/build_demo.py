@@ -5,17 +5,16 @@ distinct "originals" (the whole photo and its quarters), and every original gets
 deterministic edited copies (resized, re-compressed, cropped, flipped, brightened) so a
 search visibly finds them first. About 300 images, no downloads.
 
-    python demo/build_demo.py --out demo_data/images
+    python -m demo.build_demo --out demo_data/images
 """
 import argparse
 import logging
 import os
-import sys
 
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from demo.edits import DEMO_EDITS, save_edit  # noqa: E402
+from demo.edits import DEMO_EDITS, save_edit
+from fileio import atomic_write
 
 log = logging.getLogger("build_demo")
 
@@ -61,7 +60,8 @@ def build(out_dir, quarters=True):
         for label, image in originals(name, photo) if quarters else [(name, photo)]:
             folder = os.path.join(out_dir, label)
             os.makedirs(folder, exist_ok=True)
-            image.save(os.path.join(folder, "original.jpg"), quality=92)
+            with atomic_write(os.path.join(folder, "original.jpg"), "wb") as fh:
+                image.save(fh, format="JPEG", quality=92)
             for edit_name, edit in DEMO_EDITS.items():
                 save_edit(image, edit, os.path.join(folder, f"{edit_name}.jpg"))
             written += 1 + len(DEMO_EDITS)

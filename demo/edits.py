@@ -5,6 +5,8 @@ collection is byte-identical.
 """
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
+from fileio import atomic_write
+
 
 def resize_25(image):
     return image.resize((max(1, image.width // 4), max(1, image.height // 4)), Image.LANCZOS)
@@ -62,7 +64,8 @@ NEAR_DUPLICATE_EDITS = {"resize_25": resize_25, JPEG_20: None, "crop_80": crop_8
 
 def save_edit(image, edit, path, jpeg_quality=90):
     """Apply ``edit`` (None: re-encode only, at quality 20) and save as JPEG."""
-    if edit is None:
-        image.save(path, quality=20)
-    else:
-        edit(image).save(path, quality=jpeg_quality)
+    with atomic_write(path, "wb") as fh:
+        if edit is None:
+            image.save(fh, format="JPEG", quality=20)
+        else:
+            edit(image).save(fh, format="JPEG", quality=jpeg_quality)

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 import config
+from fileio import atomic_write, remove_dead_temporaries, write_with
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,11 @@ def get_index(loaded, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
     log.info("building the Annoy index for %s (%d rows, %d trees)", loaded.mode, wanted["rows"], trees)
     index = build(loaded.matrix, trees, seed)
     os.makedirs(os.path.dirname(ann_path), exist_ok=True)
-    _remove_dead_tmp(ann_path)
-    identity = _atomic_write(ann_path, index.save)
-    _atomic_write(stamp_path, lambda tmp: _write_json(tmp, {"index": wanted, "file": identity}))
+    remove_dead_temporaries(os.path.dirname(ann_path), os.path.basename(ann_path))
+    identity = []
+    write_with(ann_path, lambda tmp: identity.extend(_save(index, tmp)))
+    with atomic_write(stamp_path, "w") as fh:
+        json.dump({"index": wanted, "file": identity}, fh)
     _OPEN[ann_path] = (wanted, index)
     return index
 
@@ -95,23 +98,23 @@ def _identity(path):
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _remove_dead_tmp(path):
-    """Delete temporary files a killed build left behind (their writer's pid is gone)."""
-    folder, prefix = os.path.dirname(path), os.path.basename(path) + ".tmp"
-    for name in os.listdir(folder):
-        pid = name[len(prefix):]
-        if name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
-            os.remove(os.path.join(folder, name))
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def search(loaded, query_row, top_k, exclude=()):
+    """(rows, cosine distances) of the approximate ``top_k`` nearest rows to ``query_row``,
+    leaving out the rows in ``exclude``; None when the index cannot give min(top_k, rows
+    left) of them (then the caller answers with exact cosine)."""
+    exclude = np.unique(np.asarray(exclude, dtype=np.int64))
+    wanted = min(top_k, len(loaded.matrix) - len(exclude))
+    if wanted <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    index = get_index(loaded)
+    unit = query_row.astype(np.float32) / max(float(np.linalg.norm(query_row)), np.finfo(np.float32).tiny)
+    rows, distances = query(index, unit, min(top_k + len(exclude), len(loaded.matrix)))
+    keep = ~np.isin(rows, exclude)
+    rows, distances = rows[keep][:top_k], distances[keep][:top_k]
+    if len(rows) < wanted:
+        log.info("the Annoy index found %d of the %d results asked for; answering with exact cosine", len(rows), wanted)
+        return None
+    return rows, distances
 
 
 def query(index, unit_query, k, search_k=config.ANNOY_SEARCH_K):
@@ -129,15 +132,7 @@ def _read_stamp(path):
         return None
 
 
-def _write_json(path, data):
-    with open(path, "w") as fh:
-        json.dump(data, fh)
-
-
-def _atomic_write(path, write):
-    """Write through a temporary name; returns the identity the file has once in place."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    write(tmp)
-    identity = _identity(tmp)
-    os.replace(tmp, path)
-    return identity
+def _save(index, tmp):
+    """Save the index to ``tmp``; returns the identity it keeps once renamed into place."""
+    index.save(tmp)
+    return _identity(tmp)

@@ -2,24 +2,11 @@
 
 Every metric is a distance (smaller is more similar) so results read the same way in
 every mode. Inputs are prepared once per loaded matrix (see search.store), so a query
-costs one pass over the matrix.
+costs one pass over the matrix. Which metric fits which mode is search.modes' business.
 """
 import os
 
 import numpy as np
-
-MODES = ("embeddings", "rgb", "ahash", "dhash", "phash")
-METRICS = ("cosine", "ann_cosine", "euclidean", "manhattan", "hamming", "bhattacharyya")
-
-# Which metric fits which mode. Hashes are bit strings: only Hamming makes sense.
-# Histograms are probability distributions: Bhattacharyya is the natural one.
-VALID_METRICS = {
-    "embeddings": ("cosine", "ann_cosine", "euclidean", "manhattan"),
-    "rgb": ("bhattacharyya", "cosine", "ann_cosine", "euclidean", "manhattan"),
-    "ahash": ("hamming",),
-    "dhash": ("hamming",),
-    "phash": ("hamming",),
-}
 
 MANHATTAN_CHUNK = 512  # rows per step: the temporary (chunk, d) array stays in the L2 cache
 _POOL = []  # one thread pool per process, made on first use (numpy releases the GIL)

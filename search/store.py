@@ -19,9 +19,12 @@ import numpy as np
 
 import config
 from db import database_file
+from db.codec import blobs_to_bits, blobs_to_matrix
 from db.features import column_chunks
 from db.meta import dataset_root, features_stamp, version
+from fileio import write_with
 from search.metrics import unit_rows
+from search.modes import get_mode
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,8 @@ def load(conn, mode):
     if loaded is None:
         loaded = _read_sqlite(conn, mode, stamp, folder, (current, token))
     loaded.root, loaded.db_file = root, db_file
-    if mode == "embeddings":
-        loaded.prepared["unit"] = loaded.matrix  # stored as unit rows already
+    if get_mode(mode).unit_rows:
+        loaded.prepared["unit"] = loaded.matrix  # loaded as unit rows already
     log.debug("loaded %s: %s rows at generation %d (%s)", mode, loaded.matrix.shape, current,
               "cache" if loaded.cache_dir else "SQLite")
     _LOADED[(db_file, mode)] = loaded
@@ -121,19 +124,18 @@ def cache_folder(db_file, mode, generation, token):
 
 
 def _row_shape(mode, stamp):
-    if mode == "embeddings":
-        return (int(stamp.get("embedding_dim", 0)),), np.float32
-    if mode == "rgb":
-        return (int(stamp.get("rgb_dim", 0)),), np.float32
-    return ((int(stamp.get("hash_size", 8)) ** 2 + 7) // 8,), np.uint8  # np.packbits pads to whole bytes
+    """(width,), dtype of one row of ``mode`` under the DB's stamp (width 0 before any extraction)."""
+    spec = get_mode(mode)
+    return ((spec.width(stamp) if stamp else 0),), np.dtype(spec.dtype).type
 
 
-def _to_rows(mode, blobs, width, dtype):
-    """Blobs of one chunk -> rows as the search uses them (embeddings scaled to unit length)."""
-    if mode in ("embeddings", "rgb"):
-        rows = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), width).astype(np.float32, copy=False)
-        return unit_rows(rows) if mode == "embeddings" else rows
-    return np.frombuffer(b"".join(blobs), dtype=dtype).reshape(len(blobs), width)
+def _to_rows(mode, blobs, width):
+    """Blobs of one chunk -> rows as the search uses them (decoded by db.codec; unit rows where the mode wants them)."""
+    spec = get_mode(mode)
+    if spec.is_hash:
+        return blobs_to_bits(list(blobs), width)
+    rows = blobs_to_matrix(list(blobs), width)
+    return unit_rows(rows) if spec.unit_rows else rows
 
 
 def _read_sqlite(conn, mode, stamp, folder, db_version):
@@ -143,7 +145,7 @@ def _read_sqlite(conn, mode, stamp, folder, db_version):
     version is the same after the read as before it (no write slipped in between).
     """
     (width,), dtype = _row_shape(mode, stamp)
-    column = "embedding" if mode == "embeddings" else mode
+    column = get_mode(mode).column
     tmp = _start_tmp(folder) if folder else None
     ids, lengths, path_blob, parts = [], [], bytearray(), []
     matrix_file = open(os.path.join(tmp, "matrix.bin"), "wb") if tmp else None
@@ -154,7 +156,7 @@ def _read_sqlite(conn, mode, stamp, folder, db_version):
             encoded = [path.encode("utf-8") for path in chunk_paths]
             lengths.extend(map(len, encoded))
             path_blob += b"".join(encoded)
-            rows = _to_rows(mode, blobs, width, dtype)
+            rows = _to_rows(mode, blobs, width)
             if matrix_file:
                 matrix_file.write(memoryview(np.ascontiguousarray(rows)).cast("B"))
             else:
@@ -252,12 +254,15 @@ def _cached_array(folder, key, make):
         pass
     value = np.asarray(make())
     try:
-        tmp = f"{path}.tmp{os.getpid()}-{time.monotonic_ns()}.npy"
-        np.save(tmp, value)
-        os.replace(tmp, path)
+        write_with(path, lambda tmp: _save_npy(tmp, value))
     except OSError as exc:
-        log.debug("prepared array %s not cached: %s", path, exc)
+        log.warning("prepared array %s not cached (%s); it is recomputed in every process", path, exc)
     return value
+
+
+def _save_npy(path, value):
+    with open(path, "wb") as fh:  # a file object: np.save would append .npy to a bare temporary name
+        np.save(fh, value)
 
 
 def _remove_older_versions(folder):

@@ -11,7 +11,7 @@ from db.features import write_batch
 from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from search import store
-from search.metrics import MODES
+from search.modes import MODES
 
 DIM = 16
 STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "embedding_dim": DIM,

@@ -2,7 +2,7 @@
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from samples import ROOT
 
 
 def test_notebook_executes_on_a_collection(mini_collection, monkeypatch, tmp_path):

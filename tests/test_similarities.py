@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from search.metrics import METRICS, MODES, VALID_METRICS
+from search.modes import METRICS, MODES
 from similarities import QueryImageError, calculate_similarities
 
 
@@ -41,7 +41,7 @@ def test_empty_input_and_undecodable_query(mini_collection, mini_conn, tmp_path)
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_valid_pair_returns_sorted_distances_without_the_query(mini_collection, mini_conn, mode):
-    for metric in VALID_METRICS[mode]:
+    for metric in MODES[mode].metrics:
         results = calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric, top_k=5)
         assert len(results) == 5
         scores = [s for _, s in results]
@@ -52,7 +52,7 @@ def test_every_valid_pair_returns_sorted_distances_without_the_query(mini_collec
 
 def test_include_query_returns_itself_first_at_distance_zero(mini_collection, mini_conn):
     for mode in MODES:
-        metric = VALID_METRICS[mode][0]
+        metric = MODES[mode].default_metric
         results = calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric, exclude_query=False)
         assert results[0][1] == pytest.approx(0.0, abs=1e-5)
         # a hash can tie at 0 with an edited copy (brightened keeps every bit): any tied place
@@ -70,7 +70,7 @@ def test_query_from_outside_the_collection_matches_the_stored_copy(mini_collecti
     outside = tmp_path / "copy_of_coffee.jpg"
     outside.write_bytes((mini_collection["images"] / "coffee" / "original.jpg").read_bytes())
     for mode in MODES:
-        metric = VALID_METRICS[mode][0]
+        metric = MODES[mode].default_metric
         results = calculate_similarities(str(outside), mini_conn.cursor(), mode, metric, top_k=3)
         assert results[0][1] == pytest.approx(0.0, abs=1e-4), mode
         assert query(mini_collection, "coffee") in [p for p, s in results if s <= 1e-4], mode
@@ -85,8 +85,8 @@ def test_several_queries_are_combined(mini_collection, mini_conn):
 
 
 def test_metrics_table_is_complete():
-    assert set(VALID_METRICS) == set(MODES)
-    assert {m for ms in VALID_METRICS.values() for m in ms} == set(METRICS)
+    assert {m for mode in MODES.values() for m in mode.metrics} == set(METRICS)
+    assert all(mode.default_metric == mode.metrics[0] for mode in MODES.values())
 
 
 def test_matrices_are_loaded_once_and_reloaded_after_a_write(mini_collection, mini_conn):
@@ -103,7 +103,7 @@ def test_matrices_are_loaded_once_and_reloaded_after_a_write(mini_collection, mi
 
 def test_a_db_without_features_says_to_run_main(tmp_path):
     import generator
-    from conftest import random_photo
+    from samples import random_photo
     from db import NoFeaturesError, connect
 
     (tmp_path / "photos").mkdir()

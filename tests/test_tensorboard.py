@@ -9,6 +9,7 @@ from PIL import Image
 from tensorboard.plugins.projector import ProjectorConfig
 
 import export_tensorboard
+from viz import projector
 from search import store
 from viz import sprite
 from viz.projector_shot import get, running_tensorboard
@@ -16,7 +17,7 @@ from viz.projector_shot import get, running_tensorboard
 
 def read_config(logdir):
     config = ProjectorConfig()
-    with open(os.path.join(logdir, export_tensorboard.CONFIG_FILE), encoding="utf-8") as fh:
+    with open(os.path.join(logdir, projector.CONFIG_FILE), encoding="utf-8") as fh:
         text_format.Parse(fh.read(), config)
     return config
 
@@ -25,7 +26,7 @@ def read_config(logdir):
 def exported(mini_collection, tmp_path_factory):
     """The mini collection (60 images) exported with a cap of 25 points."""
     logdir = tmp_path_factory.mktemp("tb")
-    result = export_tensorboard.export(str(mini_collection["db"]), str(logdir), "embeddings", limit=25, seed=1,
+    result = projector.export(str(mini_collection["db"]), str(logdir), "embeddings", limit=25, seed=1,
                                        progress=False)
     return result
 
@@ -38,7 +39,7 @@ def test_files_agree_with_the_config_and_the_db(exported, mini_conn):
     tensor = np.fromfile(os.path.join(exported.logdir, embedding.tensor_path), dtype="<f4").reshape(25, -1)
     with open(os.path.join(exported.logdir, embedding.metadata_path), encoding="utf-8") as fh:
         lines = fh.read().splitlines()
-    assert lines[0].split("\t") == list(export_tensorboard.METADATA_COLUMNS)
+    assert lines[0].split("\t") == list(projector.METADATA_COLUMNS)
     rows = [line.split("\t") for line in lines[1:]]
     assert len(rows) == 25 and all(len(r) == 4 for r in rows)
     loaded = store.load(mini_conn, "embeddings")
@@ -53,7 +54,7 @@ def test_files_agree_with_the_config_and_the_db(exported, mini_conn):
 
 
 def test_the_sample_is_seeded_and_the_cap_is_logged(mini_collection, tmp_path, caplog):
-    again = export_tensorboard.export(str(mini_collection["db"]), str(tmp_path), "embeddings", limit=25, seed=1,
+    again = projector.export(str(mini_collection["db"]), str(tmp_path), "embeddings", limit=25, seed=1,
                                       progress=False)
     assert "exporting 25 of them (random sample, seed 1)" in caplog.text and "60 images" in caplog.text
     with open(again.metadata_path, "rb") as fh:
@@ -62,9 +63,9 @@ def test_the_sample_is_seeded_and_the_cap_is_logged(mini_collection, tmp_path, c
 
 def test_a_second_mode_joins_the_same_config(mini_collection, tmp_path):
     db = str(mini_collection["db"])
-    export_tensorboard.export(db, str(tmp_path), "embeddings", limit=None, sprite=False, progress=False)
-    export_tensorboard.export(db, str(tmp_path), "rgb", limit=None, progress=False)
-    export_tensorboard.export(db, str(tmp_path), "rgb", limit=10, progress=False)  # replaces, not duplicates
+    projector.export(db, str(tmp_path), "embeddings", limit=None, sprite=False, progress=False)
+    projector.export(db, str(tmp_path), "rgb", limit=None, progress=False)
+    projector.export(db, str(tmp_path), "rgb", limit=10, progress=False)  # replaces, not duplicates
     config = read_config(tmp_path)
     shapes = {e.tensor_name: list(e.tensor_shape) for e in config.embeddings}
     assert shapes == {"embeddings": [60, shapes["embeddings"][1]], "rgb": [10, 512]}
@@ -72,14 +73,14 @@ def test_a_second_mode_joins_the_same_config(mini_collection, tmp_path):
 
 
 def test_tensor_that_would_read_as_text_is_written_as_text():
-    suffix, data = export_tensorboard.tensor_bytes(np.zeros((3, 4), dtype=np.float32))
+    suffix, data = projector.tensor_bytes(np.zeros((3, 4), dtype=np.float32))
     assert suffix == ".tsv" and np.loadtxt(data.decode().splitlines()).shape == (3, 4)
-    suffix, data = export_tensorboard.tensor_bytes(np.random.default_rng(0).normal(size=(3, 4)))
+    suffix, data = projector.tensor_bytes(np.random.default_rng(0).normal(size=(3, 4)))
     assert suffix == ".bytes" and len(data) == 3 * 4 * 4
 
 
 def test_metadata_survives_tabs_in_file_names():
-    lines = export_tensorboard.metadata_tsv(["a\tb/c.jpg", "top.jpg"]).decode().splitlines()
+    lines = projector.metadata_tsv(["a\tb/c.jpg", "top.jpg"]).decode().splitlines()
     assert lines[1:] == ["a b/c.jpg\tc.jpg\ta b\ta b", "top.jpg\ttop.jpg\t.\t."]
 
 

@@ -6,13 +6,13 @@ feature family calls "similar" (content, colour, near-duplicate pixels).
 import os
 import sqlite3
 
-from search.metrics import MODES, VALID_METRICS
+from db import connect
+from search.modes import MODES, check_metric, get_mode
+from search.query import calculate_similarities
 from viz.grid import save_result_grid
 
 # Each mode with the metric that fits it best.
 DEFAULT_MODES = (("embeddings", "cosine"), ("rgb", "bhattacharyya"), ("phash", "hamming"))
-MODE_BLURBS = {"embeddings": "content (CNN)", "rgb": "colour histogram", "ahash": "average hash",
-               "dhash": "difference hash", "phash": "perceptual hash"}
 
 
 def mode_metric_pairs(modes):
@@ -20,9 +20,7 @@ def mode_metric_pairs(modes):
     pairs = []
     for item in modes:
         mode, metric = (item, None) if isinstance(item, str) else tuple(item)
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
-        pairs.append((mode, metric or VALID_METRICS[mode][0]))
+        pairs.append((mode, check_metric(mode, metric)))
     if not pairs:
         raise ValueError(f"modes is empty; give some of: {', '.join(MODES)}")
     return pairs
@@ -30,8 +28,6 @@ def mode_metric_pairs(modes):
 
 def mode_comparison(query, conn, modes=DEFAULT_MODES, top_k=6):
     """[(mode, metric, [(path, distance), ...]), ...]: each mode's best ``top_k`` for ``query``."""
-    from similarities import calculate_similarities
-
     return [(mode, metric, calculate_similarities(query, conn, mode, metric, top_k))
             for mode, metric in mode_metric_pairs(modes)]
 
@@ -42,8 +38,6 @@ def save_mode_comparison(query, db, out_path, modes=DEFAULT_MODES, top_k=6, thum
     Results in the query's own folder get a green frame (in the demo collection, a folder
     holds one photo and its edited copies). Returns ``out_path``.
     """
-    from db import connect
-
     conn = db if isinstance(db, sqlite3.Connection) else connect(db)
     try:
         compared = mode_comparison(query, conn, modes, top_k)
@@ -51,7 +45,7 @@ def save_mode_comparison(query, db, out_path, modes=DEFAULT_MODES, top_k=6, thum
         if conn is not db:
             conn.close()
     rows = [([query], results) for _, _, results in compared]
-    labels = [f"{mode}\n{MODE_BLURBS[mode]}\n{metric}" for mode, metric, _ in compared]
+    labels = [f"{mode}\n{get_mode(mode).blurb}\n{metric}" for mode, metric, _ in compared]
     name = f"{os.path.basename(os.path.dirname(query))}/{os.path.basename(query)}"
     return save_result_grid(
         rows, out_path, title=f"Same query, {len(rows)} modes: what each one calls similar ({name})",

@@ -8,6 +8,9 @@ import os
 
 from PIL import Image, ImageOps
 
+from features.decode import to_rgb
+from fileio import atomic_write
+
 THUMB = 160  # pixels: every tile is the same size, whatever the image
 CAPTION = 36  # pixels above each tile for two lines of text
 GAP = 28  # pixels between the query column and the results
@@ -23,8 +26,6 @@ def picture(path, size=THUMB, cover=False):
     """
     try:
         with Image.open(path) as image:
-            from features.decode import to_rgb
-
             image.draft("RGB", (size, size))
             upright = to_rgb(ImageOps.exif_transpose(image))
             if cover:
@@ -85,7 +86,7 @@ def result_grid_figure(rows, title=None, thumb=THUMB, row_labels=None, mark_same
     mark_same_folder: frame results that sit in the query's folder in green, a quick
     visual check of a search on a collection whose folders are groups.
     """
-    import matplotlib
+    import matplotlib  # heavy: only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -153,14 +154,15 @@ def _row_cells(queries, results, thumb, mark_same_folder):
 
 def save_figure(fig, out_path):
     """Save as PNG through a temporary file, so a crash never leaves half a picture."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only when a figure is drawn
 
     out_path = os.fspath(out_path)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = out_path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=fig.dpi, facecolor="white")
-    plt.close(fig)
-    os.replace(tmp, out_path)
+    try:
+        with atomic_write(out_path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=fig.dpi, facecolor="white")
+    finally:
+        plt.close(fig)
     return out_path
 
 

@@ -8,6 +8,8 @@ from collections import Counter
 
 import numpy as np
 
+from viz.grid import picture, thumbnail
+
 LEGEND_MAX = 10  # groups listed in a legend; more are named on the map itself
 COLOURED_MAX = 60  # past this many groups only the largest 19 get a colour of their own
 OTHER = (0.75, 0.75, 0.75)
@@ -15,7 +17,7 @@ OTHER = (0.75, 0.75, 0.75)
 
 def group_colours(labels):
     """{label: colour}, largest groups first."""
-    import matplotlib
+    import matplotlib  # heavy: only when a figure is drawn
 
     ordered = [name for name, _ in sorted(Counter(labels).items(), key=lambda kv: (-kv[1], kv[0]))]
     palette = list(matplotlib.colormaps["tab10" if len(ordered) <= 10 else "tab20"].colors)
@@ -83,13 +85,11 @@ class Placer:
 
 def map_figure(cmap, thumbnails=False, n_thumbnails=60, thumb=48):
     """A matplotlib Figure of a ``viz.projection.CollectionMap``."""
-    import matplotlib
+    import matplotlib  # heavy: only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-
-    from viz.grid import picture, thumbnail
 
     colours = group_colours(cmap.labels)
     fig, ax = plt.subplots(figsize=(11, 8.5), dpi=100)

@@ -7,11 +7,16 @@ picture says how many points it shows.
 """
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
 
-from search.metrics import MODES
+from db import connect
+from search import store
+from search.modes import get_mode
+from viz.grid import save_figure
+from viz.map_figure import map_figure
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +33,7 @@ def map_features(loaded, rows=None):
 
     Only the chosen rows are copied: at 500k images the full matrix can be gigabytes.
     """
-    matrix = loaded.matrix if rows is None else loaded.matrix[rows]
-    if loaded.mode == "embeddings":
-        return np.asarray(matrix, dtype=np.float32)
-    if loaded.mode == "rgb":
-        return np.sqrt(matrix, dtype=np.float32)
-    return np.unpackbits(matrix, axis=1).astype(np.float32)
+    return get_mode(loaded.mode).as_points(loaded.matrix if rows is None else loaded.matrix[rows])
 
 
 def sample_rows(n_rows, limit, how="random", seed=0):
@@ -87,11 +87,11 @@ def project(matrix, method="umap", seed=0):
     if method == "pca" or n < 4:
         return pca_2d(matrix)
     if method == "umap":
-        import umap
+        import umap  # heavy (numba): only for UMAP maps
 
         reducer = umap.UMAP(n_neighbors=min(15, n - 1), min_dist=0.1, random_state=seed, n_jobs=1)
         return reducer.fit_transform(matrix).astype(np.float32)
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # heavy: only for t-SNE maps
     from sklearn.manifold import TSNE
 
     reduced = PCA(n_components=min(50, n, matrix.shape[1]), random_state=seed).fit_transform(matrix)
@@ -119,10 +119,7 @@ class CollectionMap:
 
 def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, label="folder"):
     """Project (a seeded random sample of) the collection in ``conn`` to 2-D."""
-    from search import store
-
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    get_mode(mode)  # ValueError listing the modes
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     return map_of_loaded(store.load(conn, mode), method, limit, seed, label)
@@ -149,12 +146,6 @@ def plot_map(db, out_path, method="umap", mode="embeddings", thumbnails=False, l
 
     Returns the CollectionMap (``.drawn`` and ``.total`` say how many points were drawn).
     """
-    import sqlite3
-
-    from db import connect
-    from viz.grid import save_figure
-    from viz.map_figure import map_figure
-
     conn = db if isinstance(db, sqlite3.Connection) else connect(db)
     try:
         cmap = collection_map(conn, method, mode, limit, seed, label)

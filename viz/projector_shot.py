@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 
+from fileio import atomic_write
+
 log = logging.getLogger(__name__)
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -80,15 +82,16 @@ def screenshot(logdir, out_path, size=(1400, 900), render_ms=20000):
     if browser is None:
         log.warning("no projector screenshot: Chromium is not installed (`apt-get install chromium`)")
         return False
-    with running_tensorboard(logdir) as base:
-        tmp = os.path.abspath(os.fspath(out_path)) + ".tmp.png"
+    with running_tensorboard(logdir) as base, tempfile.TemporaryDirectory() as scratch:
+        shot = os.path.join(scratch, "projector.png")
         # SwiftShader gives headless Chromium the WebGL the projector draws with.
         command = [browser, "--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                    "--hide-scrollbars", f"--window-size={size[0]},{size[1]}", f"--virtual-time-budget={render_ms}",
-                   f"--screenshot={tmp}", f"{base}/#projector"]
+                   f"--screenshot={shot}", f"{base}/#projector"]
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180, check=False)
-    if not os.path.exists(tmp):
-        log.warning("no projector screenshot: %s wrote no picture", browser)
-        return False
-    os.replace(tmp, out_path)
+        if not os.path.exists(shot):
+            log.warning("no projector screenshot: %s wrote no picture", browser)
+            return False
+        with open(shot, "rb") as src, atomic_write(out_path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
     return True

@@ -5,11 +5,11 @@ pixels, so the tile size follows from the number of points.
 """
 import logging
 import math
-import os
 
 from PIL import Image
 from tqdm import tqdm
 
+from fileio import atomic_write
 from viz.grid import thumbnail
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,7 @@ def save_sprite(paths, out_path, tile, per_row=None, progress=True, quality=90):
     sheet = Image.new("RGB", (per_row * tile, rows * tile), (255, 255, 255))
     for i, path in enumerate(tqdm(paths, desc="sprite", unit="img", disable=not progress)):
         sheet.paste(thumbnail(path, tile, cover=True), ((i % per_row) * tile, (i // per_row) * tile))
-    tmp = os.fspath(out_path) + ".tmp"
-    sheet.save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, out_path)
+    with atomic_write(out_path, "wb") as fh:
+        sheet.save(fh, format="JPEG", quality=quality)
     log.debug("sprite %s: %d tiles of %d px, %dx%d", out_path, len(paths), tile, sheet.width, sheet.height)
     return sheet.size

@@ -1,6 +1,6 @@
 """Regenerate the README pictures from the demo collection (`make figures`).
 
-    python -m viz.figures --db demo_data/images.db --query demo_data/images/chelsea/original.jpg --out docs/figures
+    python -m tools.figures --db demo_data/images.db --query demo_data/images/chelsea/original.jpg --out docs/figures
 
 Writes demo_result.png (a result grid), mode_comparison.png, umap_map.png,
 projector_sprite.png (the thumbnails TensorBoard's projector shows) and projector.png (a
@@ -13,6 +13,16 @@ import os
 import tempfile
 
 from PIL import Image
+
+from cli import UsageError, run, setup_logging
+from db import connect
+from fileio import atomic_write
+from search.query import calculate_similarities
+from viz.compare import save_mode_comparison
+from viz.grid import save_result_grid
+from viz.projection import plot_map
+from viz.projector import export
+from viz.projector_shot import screenshot
 
 log = logging.getLogger("figures")
 
@@ -28,17 +38,12 @@ def shrink_png(path):
     colours = small.getpalette()
     small.putpalette([255 if min(colours[i:i + 3]) >= 248 else c  # the page's near-white back to white
                       for i in range(0, len(colours), 3) for c in colours[i:i + 3]])
-    tmp = path + ".tmp"
-    small.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as fh:
+        small.save(fh, format="PNG", optimize=True)
     return os.path.getsize(path)
 
 
 def result_grid(db, query, out):
-    from db import connect
-    from similarities import calculate_similarities
-    from viz.grid import save_result_grid
-
     conn = connect(db)
     try:
         results = calculate_similarities(query, conn, "embeddings", "cosine", top_k=8)
@@ -49,30 +54,24 @@ def result_grid(db, query, out):
 
 def sprite_preview(db, out):
     """The projector's sprite for the whole collection, downscaled for the README."""
-    import export_tensorboard
-
     with tempfile.TemporaryDirectory() as logdir:
-        exported = export_tensorboard.export(db, logdir, "embeddings", progress=False)
+        exported = export(db, logdir, "embeddings", progress=False)
         with Image.open(exported.sprite_path) as sheet:
             scale = SPRITE_PREVIEW_SIDE / max(sheet.size)
-            sheet.resize((round(sheet.width * scale), round(sheet.height * scale)), Image.LANCZOS).save(out)
+            small = sheet.resize((round(sheet.width * scale), round(sheet.height * scale)), Image.LANCZOS)
+        with atomic_write(out, "wb") as fh:
+            small.save(fh, format="PNG")
     return out
 
 
 def projector_picture(db, out):
     """A screenshot of TensorBoard's projector showing the demo collection (needs Chromium)."""
-    import export_tensorboard
-    from viz.projector_shot import screenshot
-
     with tempfile.TemporaryDirectory() as logdir:
-        export_tensorboard.export(db, logdir, "embeddings", progress=False)
+        export(db, logdir, "embeddings", progress=False)
         return out if screenshot(logdir, out) else None
 
 
 def make_all(db, query, out_dir):
-    from viz.compare import save_mode_comparison
-    from viz.projection import plot_map
-
     os.makedirs(out_dir, exist_ok=True)
     made = {
         "demo_result.png": lambda p: result_grid(db, query, p),
@@ -91,8 +90,6 @@ def make_all(db, query, out_dir):
 
 
 def main(argv=None):
-    from cli import UsageError, setup_logging
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="demo_data/images.db")
     parser.add_argument("--query", default="demo_data/images/chelsea/original.jpg")
@@ -105,6 +102,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cli import run
-
     run(main)

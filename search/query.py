@@ -1,0 +1,200 @@
+"""The search API: images or ids in, the most similar images of the collection out.
+
+Everything below the pictures and the scripts: ``calculate_similarities`` (the README's
+signature, paths in, ``[(path, distance)]`` out), and the calls the web app and the
+duplicate finder build on, ``search_images`` (decoded images in) and ``search_ids``
+(collection ids in), both returning ``Hit`` rows. What a mode or metric means is read from
+search.modes; nothing here tests mode names.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+
+from db.errors import NoFeaturesError
+from db.images import find_by_path
+from db.meta import features_stamp
+from features.decode import ImageDecodeError, read_file
+from search import ann, store
+from search.metrics import smallest_k
+from search.modes import MODES, Metric, Mode, get_metric, get_mode
+from search.orientations import oriented
+from search.query_model import QueryImageError, decode_bytes
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Hit", "QueryImageError", "UnknownImageError", "calculate_similarities", "decode_query_bytes",
+           "search_ids", "search_images"]
+
+
+class Hit(NamedTuple):
+    """One result: the image's DB id, its path relative to the collection root, its distance."""
+
+    id: int
+    path: str
+    distance: float
+
+
+class UnknownImageError(LookupError):
+    """An id that is not an extracted image of the DB."""
+
+
+def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=False, *, exclude_query=True,
+                           any_orientation=False) -> list[tuple[str, float]]:
+    """Return the ``top_k`` images most similar to ``input_images`` as [(path, distance)], best first.
+
+    input_images: one path or a list of paths (inside the collection or not). Several
+    queries are combined into one (search.modes: the mean of unit-length embeddings,
+    renormalised; the mean of histograms; a majority vote of bits for hashes, a tie gives 0).
+    cursor: an sqlite3 cursor (or connection) on the project DB.
+    The score is a distance for every metric (cosine and ann_cosine: 1 - cosine similarity;
+    bhattacharyya: sqrt(1 - BC); hamming: number of differing bits). A query image that is
+    in the collection is left out of its own results unless ``exclude_query=False``; a
+    ``top_k`` larger than the collection returns the whole collection. ``any_orientation``
+    (hash modes only) also finds mirrored and 90°-rotated copies: each image scores the
+    smallest distance over the query's 8 orientations.
+    """
+    spec, chosen = get_mode(mode), get_metric(mode, metric)
+    _check_top_k(top_k)
+    paths = _as_paths(input_images)
+    if any_orientation and not spec.orientable:
+        valid = ", ".join(name for name, m in MODES.items() if m.orientable)
+        raise ValueError(f"any_orientation works with the hash modes only ({valid}), not {mode!r}")
+    conn = getattr(cursor, "connection", cursor)
+    with _step(verbose, "load matrix"):
+        loaded = _load(conn, spec)
+    if len(loaded.ids) == 0:
+        return []  # extracted, but no image was usable
+    with _step(verbose, "query features"):
+        in_collection = [_collection_row(conn, loaded, p) for p in paths]
+        if any_orientation:
+            queries = _oriented_rows(spec, [_decode_file(p, loaded.stamp) for p in paths], loaded.stamp)
+        else:
+            queries = _combined(spec, [loaded.matrix[row] if row is not None else _row_of_file(spec, p, loaded.stamp)
+                                       for p, row in zip(paths, in_collection)])
+    exclude = [row for row in in_collection if row is not None] if exclude_query else []
+    with _step(verbose, f"{chosen.name} search over {len(loaded.ids)} rows"):
+        rows, distances = _rank(loaded, chosen, queries, top_k, exclude)
+    return [(loaded.absolute_path(r), float(d)) for r, d in zip(rows, distances)]
+
+
+def search_images(conn, images: Sequence, mode: str, metric: str | None = None, top_k: int = 5) -> list[Hit]:
+    """Hits for decoded images (``decode_query_bytes``) that are not in the collection, combined into one query."""
+    spec, chosen = get_mode(mode), get_metric(mode, metric)
+    _check_top_k(top_k)
+    if not images:
+        raise ValueError("images is empty; give at least one decoded image")
+    loaded = _load(conn, spec)
+    if len(loaded.ids) == 0:
+        return []
+    queries = _combined(spec, list(spec.compute(list(images), loaded.stamp)))
+    return _hits(loaded, *_rank(loaded, chosen, queries, top_k, []))
+
+
+def search_ids(conn, ids: Sequence[int], mode: str, metric: str | None = None, top_k: int = 5,
+               exclude_query: bool = True) -> list[Hit]:
+    """Hits for images of the collection, given by DB id (several are combined into one query)."""
+    spec, chosen = get_mode(mode), get_metric(mode, metric)
+    _check_top_k(top_k)
+    if not len(ids):
+        raise ValueError("ids is empty; give at least one image id")
+    loaded = _load(conn, spec)
+    rows = [loaded.row_of_id(int(i)) for i in ids]
+    missing = [int(i) for i, row in zip(ids, rows) if row is None]
+    if missing:
+        raise UnknownImageError(f"no extracted image with id {', '.join(map(str, missing))} in this DB")
+    queries = _combined(spec, [loaded.matrix[row] for row in rows])
+    return _hits(loaded, *_rank(loaded, chosen, queries, top_k, rows if exclude_query else []))
+
+
+def decode_query_bytes(conn, data: bytes, name: str = "query image"):
+    """An uploaded file's bytes -> the shared decoded copy, with the DB's decode settings and pixel limit."""
+    stamp = features_stamp(conn)
+    if not stamp:
+        raise NoFeaturesError("the DB has no extracted features yet: run `python main.py` first")
+    return decode_bytes(data, stamp, name)
+
+
+def _check_top_k(top_k):
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+
+
+def _as_paths(input_images):
+    paths = [input_images] if isinstance(input_images, (str, os.PathLike)) else list(input_images)
+    if not paths:
+        raise ValueError("input_images is empty; give at least one image path")
+    return [os.fspath(p) for p in paths]
+
+
+@contextmanager
+def _step(verbose, what):
+    start = time.perf_counter()
+    yield
+    if verbose:
+        log.info("%s: %.1f ms", what, 1000 * (time.perf_counter() - start))
+
+
+def _load(conn, spec: Mode):
+    loaded = store.load(conn, spec.name)
+    if not loaded.stamp:
+        raise NoFeaturesError(f"{loaded.db_file} has no extracted features yet: "
+                              f"run `python main.py --db {loaded.db_file}` first")
+    return loaded
+
+
+def _collection_row(conn, loaded, path):
+    """The matrix row of ``path`` if it is an extracted image of this DB, else None."""
+    real = os.path.realpath(path)
+    if not loaded.root or os.path.commonpath([real, loaded.root]) != loaded.root:
+        return None
+    found = find_by_path(conn, os.path.relpath(real, loaded.root).replace(os.sep, "/"))
+    return None if found is None else loaded.row_of_id(found[0])
+
+
+def _decode_file(path, stamp):
+    try:
+        data = read_file(path)[0]
+    except ImageDecodeError as exc:
+        raise QueryImageError(f"query image {path}: {exc}") from None
+    return decode_bytes(data, stamp, f"query image {path}")
+
+
+def _row_of_file(spec: Mode, path, stamp):
+    """The mode's feature of an image outside the collection, made exactly as the extraction makes it."""
+    return spec.compute([_decode_file(path, stamp)], stamp)[0]
+
+
+def _combined(spec: Mode, rows):
+    """One query row (as a (1, d) array) from the rows of several query images."""
+    rows = np.stack(rows)
+    return (rows if len(rows) == 1 else spec.combine(rows)[None, :]).reshape(1, -1)
+
+
+def _oriented_rows(spec: Mode, images, stamp):
+    """(8, d): the combined query in each of the 8 orientations; ranking keeps each row's best."""
+    per_image = np.stack([spec.compute(oriented(image), stamp) for image in images])  # (images, 8, d)
+    return np.stack([_combined(spec, list(per_image[:, k]))[0] for k in range(per_image.shape[1])])
+
+
+def _rank(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude):
+    """(rows, distances) of the best ``top_k`` rows; several query rows: each row's smallest distance."""
+    if metric.approximate and len(queries) == 1:
+        found = ann.search(loaded, queries[0], top_k, exclude)
+        if found is not None:
+            return found
+    distances = metric.distances(loaded, queries[0])
+    for query in queries[1:]:
+        distances = np.minimum(distances, metric.distances(loaded, query))
+    rows = smallest_k(distances, top_k, exclude)
+    return rows, distances[rows]
+
+
+def _hits(loaded, rows, distances) -> list[Hit]:
+    return [Hit(int(loaded.ids[r]), loaded.paths[r], float(d)) for r, d in zip(rows, distances)]

@@ -1,0 +1,89 @@
+"""How a query image becomes a feature row: always with the settings and model stamped in the DB.
+
+Query images from outside the collection are decoded and featurised exactly as the
+extraction did it (same shared decoded copy, same functions, the DB's model and precision),
+so an outside copy of a stored image lands at distance ~0. The network is loaded once per
+process: loading it costs far more than a search.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import config
+from db.errors import SettingsMismatchError
+from features.decode import ImageDecodeError, decode
+from features.extract import Settings
+from features.hashes import packed_hashes
+from features.histogram import rgb_histograms
+
+_EMBEDDERS: dict = {}
+
+
+class QueryImageError(ValueError):
+    """A query image that cannot be read or decoded; the message is one line."""
+
+
+def settings_for(stamp: dict) -> Settings:
+    """Extraction settings equal to those the DB's features were made with."""
+    if not stamp:
+        raise SettingsMismatchError("the DB has no features yet: run `python main.py` first")
+    return Settings(model=stamp["embedding_model"], hash_size=int(stamp["hash_size"]),
+                    hist_bins=int(stamp["hist_bins"]), decode_side=int(stamp["decode_side"]),
+                    max_pixels=config.MAX_IMAGE_PIXELS)
+
+
+def embedder_for(stamp: dict):
+    """The DB's embedding model, with weights whose hash equals the stamped one."""
+    # Imported here: the network runtime is heavy, and only embedding queries from outside
+    # images need it.
+    from features.embeddings import load_embedder
+
+    name, precision = stamp["embedding_model"], stamp["embedding_precision"]
+    runtime = stamp.get("embedding_runtime")
+    key = (name, precision, runtime)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = _load(load_embedder, name, precision, runtime)  # queries embed as the DB did
+    embedder = _EMBEDDERS[key]
+    if embedder.weights_sha256 != stamp["embedding_weights_sha256"]:
+        raise SettingsMismatchError(
+            f"the DB's {name} features were made with weights {stamp['embedding_weights_sha256'][:12]}…, "
+            f"this machine has {embedder.weights_sha256[:12]}…: re-extract with `python main.py --reset-features`"
+        )
+    return embedder
+
+
+def _load(load_embedder, name, precision, runtime):
+    if runtime in (None, "unrecorded"):
+        return load_embedder(name, precision)
+    try:
+        return load_embedder(name, precision, runtime=runtime)
+    except TypeError:  # a loader without runtimes: torch only
+        return load_embedder(name, precision)
+
+
+def decode_bytes(data: bytes, stamp: dict, name: str = "query image") -> Image.Image:
+    """Bytes -> the shared decoded copy, as the extraction made it for this DB."""
+    settings = settings_for(stamp)
+    if not data:
+        raise QueryImageError(f"{name}: empty file")
+    try:
+        return decode(data, settings.decode_side, settings.max_pixels)
+    except ImageDecodeError as exc:
+        raise QueryImageError(f"{name}: {exc}") from None
+
+
+def embeddings_of(images: list, stamp: dict) -> np.ndarray:
+    return embedder_for(stamp)(images)
+
+
+def histograms_of(images: list, stamp: dict) -> np.ndarray:
+    return rgb_histograms(images, settings_for(stamp).hist_bins)
+
+
+def hashes_of(kind: str):
+    """A function (images, stamp) -> packed ``kind`` hashes, made as the extraction makes them."""
+    def compute(images: list, stamp: dict) -> np.ndarray:
+        return packed_hashes([image.convert("L") for image in images], kind, settings_for(stamp).hash_size)
+
+    return compute
