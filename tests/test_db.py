@@ -116,7 +116,7 @@ def test_a_reset_that_cannot_load_its_model_keeps_the_old_features(mini_collecti
 
 def test_retry_errors_puts_failed_files_back_in_the_queue(tmp_path):
     import generator
-    from conftest import random_photo
+    from samples import random_photo
 
     photos = tmp_path / "photos"
     photos.mkdir()

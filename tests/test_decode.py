@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from conftest import random_photo
+from samples import random_photo
 from features.decode import ImageDecodeError, decode, read_file, to_rgb
 from features.embeddings import centre_crop
 

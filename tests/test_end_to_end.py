@@ -6,7 +6,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from samples import ROOT
 from demo.build_demo import SOURCES
 from similarities import calculate_similarities
 

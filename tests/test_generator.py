@@ -1,7 +1,7 @@
 """Rescans: rows and features follow the folder (add, modify, delete, move)."""
 import os
 
-from conftest import random_photo
+from samples import random_photo
 from db import connect
 from db.features import load_column
 from db.images import count_by_status

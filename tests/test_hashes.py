@@ -8,7 +8,7 @@ import pytest
 import skimage
 from PIL import Image
 
-from conftest import random_photo
+from samples import random_photo
 from features.hashes import HASH_FUNCTIONS, all_hashes, majority_bits, packed_hashes
 
 SAMPLE_PHOTOS = sorted(glob.glob(os.path.join(os.path.dirname(skimage.__file__), "data", "*.png")))[:12]

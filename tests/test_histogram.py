@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from conftest import random_photo
+from samples import random_photo
 from features.histogram import rgb_histograms
 
 
