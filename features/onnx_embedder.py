@@ -55,7 +55,7 @@ def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precis
     """The verified ONNX model for these weights and precision, exported (and for int8
     quantised) first if no usable copy is cached."""
     dirs = onnx_cache.cache_dirs(weights_path)
-    extra = int8_settings() if precision == "int8" else {}
+    extra = onnx_cache.INT8_SETTINGS if precision == "int8" else {}
     expected = onnx_cache.expected_record(spec.name, weights_sha256, precision, **extra)
     name = onnx_cache.file_name(spec.name, weights_sha256, precision)
     found = onnx_cache.find(dirs, name, expected)
@@ -72,13 +72,6 @@ def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precis
 
     return onnx_cache.store(path, lambda tmp: onnx_export.export_weights(spec.name, spec, weights_path, tmp),
                             expected, torch_version=onnx_export.torch_version(), onnxruntime_version=ort.__version__)
-
-
-def int8_settings() -> dict:
-    """What an int8 file depends on beyond the weights: the quantiser's settings and calibration."""
-    from features import onnx_int8  # see cached_model
-
-    return onnx_int8.SETTINGS
 
 
 def load(spec: ModelSpec, weights_path: str, weights_sha256: str, precision: str,

@@ -1,0 +1,155 @@
+"""The network alone, eager torch against ONNX Runtime, in images/s: which runtime, how many
+threads, which batch size.
+
+    python -m bench.bench_network                 # EfficientNet-Lite0, float32, 1 and 2 threads, batch 1/8/32
+    python -m bench.bench_network --precisions float32,int8,bfloat16   # also int8 (onnxruntime), bf16 (torch)
+    python -m bench.bench_network --tiny          # seconds: the smoke test's size
+
+Both runtimes get the same uint8 centre crops of real photos (scikit-image's samples), the
+same verified weights and the same thread count, one after the other in one process; each
+cell is the best of a few timed rounds after a warm-up call. Float32 is the default because
+that is what a CPU without native bfloat16 computes; the CPU flags are printed so a reader
+knows which this was. Prints a markdown table, writes JSON to bench/results/network.json.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import logging
+import os
+import time
+
+import numpy as np
+from PIL import Image
+
+import config  # noqa: F401  (sets the OpenMP wait policy before torch is imported)
+from bench.machine import cpu_model
+from features.decode import decode
+from features.embeddings import centre_crop, load_embedder, native_bfloat16
+from fileio import atomic_write
+
+log = logging.getLogger("bench_network")
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "network.json")
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16")
+SKIMAGE_DATA = os.path.join(os.path.dirname(importlib.util.find_spec("skimage").origin), "data")
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
+# (runtime, precision) pairs measured for each precision asked for
+RUNS = {"float32": [("torch", "float32"), ("onnxruntime", "float32")], "int8": [("onnxruntime", "int8")],
+        "bfloat16": [("torch", "bfloat16")]}
+
+
+def cpu_flags() -> dict[str, bool]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return {flag: flag in flags for flag in FLAGS}
+
+
+def sample_crops(n: int) -> np.ndarray:
+    """n uint8 crops of real photos (cycled), decoded as main.py decodes."""
+    crops = []
+    for name in PHOTOS:
+        with Image.open(os.path.join(SKIMAGE_DATA, name)) as image:
+            data = io.BytesIO()
+            image.convert("RGB").save(data, "JPEG", quality=90)
+        crops.append(centre_crop(decode(data.getvalue(), 256)))
+    return np.stack([crops[i % len(crops)] for i in range(n)])
+
+
+def images_per_second(embedder, crops: np.ndarray, batch: int, seconds: float, rounds: int) -> float:
+    """Best of ``rounds`` rounds, each running batches for about ``seconds``."""
+    embedder.embed_crops(crops[:batch])  # warm-up: kernel selection, memory arenas
+    best = 0.0
+    for _ in range(rounds):
+        done, start = 0, time.perf_counter()
+        while True:
+            embedder.embed_crops(crops[:batch])
+            done += batch
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+        best = max(best, done / elapsed)
+    return best
+
+
+def measure(model: str, precisions: list[str], threads: list[int], batches: list[int], seconds: float,
+            rounds: int) -> list[dict]:
+    crops = sample_crops(max(batches))
+    rows = []
+    for precision in precisions:
+        for runtime, computed in RUNS[precision]:
+            for thread_count in threads:
+                embedder = load_embedder(model, computed, runtime, threads=thread_count)
+                for batch in batches:
+                    rate = images_per_second(embedder, crops, batch, seconds, rounds)
+                    rows.append({"model": embedder.spec.name, "runtime": runtime, "precision": computed,
+                                 "threads": thread_count, "batch": batch, "images_per_s": round(rate, 2)})
+                    log.info("%s", rows[-1])
+    return rows
+
+
+def table(rows: list[dict], threads: list[int], batches: list[int]) -> str:
+    """One line per (runtime, precision); one column per thread count, cells batch 1 / 8 / 32;
+    then ONNX Runtime float32 over torch float32."""
+    head = " / ".join(str(b) for b in batches)
+    lines = [f"| runtime, precision | " + " | ".join(f"{t} thread{'s' * (t > 1)}: batch {head}" for t in threads) + " |",
+             "| --- |" + " ---: |" * len(threads)]
+    cell = {(r["runtime"], r["precision"], r["threads"], r["batch"]): r["images_per_s"] for r in rows}
+    for runtime, precision in dict.fromkeys((r["runtime"], r["precision"]) for r in rows):
+        values = [" / ".join(f"{cell[runtime, precision, t, b]:.1f}" for b in batches) for t in threads]
+        lines.append(f"| {runtime}, {precision} | " + " | ".join(values) + " |")
+    if all(("torch", "float32", t, b) in cell and ("onnxruntime", "float32", t, b) in cell
+           for t in threads for b in batches):
+        ratios = [" / ".join(f"{cell['onnxruntime', 'float32', t, b] / cell['torch', 'float32', t, b]:.1f}x"
+                             for b in batches) for t in threads]
+        lines.append("| onnxruntime / torch, float32 | " + " | ".join(ratios) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="efficientnet_lite0", choices=("efficientnet_lite0", "resnet18"))
+    parser.add_argument("--precisions", default="float32", help="comma-separated: float32, int8, bfloat16")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="smoke-test size: 1 thread, batch 1 and 2, one short round")
+    parser.add_argument("--out", default=RESULTS)
+    args = parser.parse_args(argv)
+    precisions = [p for p in args.precisions.split(",") if p]
+    unknown = [p for p in precisions if p not in RUNS]
+    if unknown:
+        parser.error(f"unknown precision {unknown[0]!r}; valid: {', '.join(RUNS)}")
+    threads, batches = [int(t) for t in args.threads.split(",")], [int(b) for b in args.batches.split(",")]
+    seconds, rounds = args.seconds, args.rounds
+    if args.tiny:
+        threads, batches, seconds, rounds = [1], [1, 2], 0.05, 1
+    flags = cpu_flags()
+    machine = {"cores": os.cpu_count(), "cpu": cpu_model(), "flags": flags, "load_average": os.getloadavg(),
+               "native_bfloat16": native_bfloat16()}
+    rows = measure(args.model, precisions, threads, batches, seconds, rounds)
+    flag_text = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())
+    text = (f"Machine: {machine['cores']} cores ({machine['cpu']}); {flag_text}; load average at start "
+            f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.\n"
+            f"Network only, {rows[0]['model']}, 224x224 uint8 crops of real photos in, images/s (best of {rounds} "
+            f"rounds of {seconds:g} s). Float32 is forced"
+            f"{' (this CPU has native bfloat16; torch auto would use it)' if machine['native_bfloat16'] else ''}.\n\n"
+            + table(rows, threads, batches))
+    print(text)
+    report = {"machine": machine, "settings": {"threads": threads, "batches": batches, "seconds": seconds,
+                                               "rounds": rounds, "tiny": args.tiny}, "rows": rows, "table": text}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with atomic_write(args.out, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
+    return report
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    main()
