@@ -42,7 +42,7 @@ bench-quick: venv
 
 # Extraction on Dask: local vs a LocalCluster of 1 and 2 workers (bench/bench_dask.py), JSON in bench/results/.
 bench-dask: venv
-	$(PY) bench/bench_dask.py --images 300 --shard-size 25
+	$(PY) -m bench.bench_dask --images 300 --shard-size 25
 
 # The README pictures, from the demo collection (built first if missing). Chromium (Debian)
 # is only for the projector screenshot; without it that one picture is skipped.

@@ -1,6 +1,6 @@
 """Benchmark: images/s of a local run vs `main.py --dask` on a LocalCluster of 1 and 2 workers.
 
-    .venv/bin/python bench/bench_dask.py --images 300 --shard-size 25
+    .venv/bin/python -m bench.bench_dask --images 300 --shard-size 25     (make bench-dask)
 
 Every run extracts the same files, starting from a copy of the same freshly scanned DB, in
 the same process run (the machine is shared: compare ratios, not absolute numbers across
@@ -23,11 +23,14 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import config  # noqa: E402
-import distributed_extract  # noqa: E402
-import main  # noqa: E402
-from generator import scan, walk_images  # noqa: E402
+import config
+from extraction import dask as cluster_extract
+from extraction import run as extraction_run
+from extraction.local import balance, extract_local
+from extraction.run import ModelChoice
+from features.extract import Settings
+from fileio import atomic_write
+from generator import scan, walk_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 log = logging.getLogger("bench_dask")
@@ -47,6 +50,22 @@ def collection(n_images, folder):
     return target, len(files)
 
 
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni")
+
+
+def cpu_flags():
+    """Which of FLAGS this CPU has: what the network's speed depends on."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
+
+
 def cpu_seconds(who=resource.RUSAGE_SELF):
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -63,12 +82,13 @@ def workers_cpu_seconds(client):
 
 def empty_shard_round_trip(client, settings, root, repeats=30):
     """Mean seconds from submit to result of a shard with no images, on a warm worker."""
-    from features.dask_worker import extract_shard
+    from extraction.dask_worker import extract_shard
 
-    client.submit(extract_shard, [], settings, 32, root, pure=False).result()
+    choice = ModelChoice(settings.model)
+    client.submit(extract_shard, [], settings, choice, 32, root, pure=False).result()
     start = time.perf_counter()
     for _ in range(repeats):
-        client.submit(extract_shard, [], settings, 32, root, pure=False).result()
+        client.submit(extract_shard, [], settings, choice, 32, root, pure=False).result()
     return (time.perf_counter() - start) / repeats
 
 
@@ -76,7 +96,7 @@ class WriteTimer:
     """Wraps the driver's store_results to time the one transaction per shard it runs."""
 
     def __init__(self):
-        self.seconds, self.shards, self.original = 0.0, 0, distributed_extract.store_results
+        self.seconds, self.shards, self.original = 0.0, 0, extraction_run.store_results
 
     def __call__(self, *args):
         start = time.perf_counter()
@@ -101,15 +121,16 @@ def timed_twice(extract, base_db, db, n_images, cpu_now):
 
 
 def run_local(base_db, folder, n_images):
-    row = timed_twice(lambda db: main.extract(db, progress=False, build_index=False), base_db,
+    row = timed_twice(lambda db: extract_local(db, progress=False, build_index=False), base_db,
                       os.path.join(folder, "local.db"), n_images, local_cpu_seconds)
-    return dict(row, mode=f"local (main.py, {config.NUM_WORKERS} decode process)")
+    split = balance()
+    return dict(row, mode=f"local (main.py, {split.workers} decode processes, {split.threads} network threads)")
 
 
 def run_cluster(n_workers, base_db, folder, n_images, shard_size):
     from distributed import Client, LocalCluster
 
-    from features.dask_worker import probe
+    from extraction.dask_worker import probe
 
     started = time.perf_counter()
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
@@ -117,16 +138,16 @@ def run_cluster(n_workers, base_db, folder, n_images, shard_size):
         client.wait_for_workers(n_workers)
         startup = time.perf_counter() - started
         timer = WriteTimer()
-        distributed_extract.store_results = timer
+        extraction_run.store_results = timer
         try:
-            row = timed_twice(lambda db: distributed_extract.extract_on_cluster(
+            row = timed_twice(lambda db: cluster_extract.extract_on_cluster(
                 db, cluster.scheduler_address, progress=False, build_index=False, shard_size=shard_size),
                 base_db, os.path.join(folder, f"dask{n_workers}.db"), n_images,
                 lambda: cpu_seconds() + workers_cpu_seconds(client))
         finally:
-            distributed_extract.store_results = timer.original
-        settings = client.submit(probe, "auto", config.HASH_SIZE, config.HIST_BINS, config.DECODE_SIDE,
-                                 config.MAX_IMAGE_PIXELS, pure=False).result()[0]
+            extraction_run.store_results = timer.original
+        wanted = Settings("auto", config.HASH_SIZE, config.HIST_BINS, config.DECODE_SIDE, config.MAX_IMAGE_PIXELS)
+        settings = client.submit(probe, ModelChoice("auto"), wanted, pure=False).result().settings
         overhead = empty_shard_round_trip(client, settings, folder)
         logging.getLogger("distributed.nanny").setLevel(logging.ERROR)  # slow torch exit, then killed: fine
     return dict(row, mode=f"LocalCluster, {n_workers} worker{'s' if n_workers > 1 else ''}", startup_s=startup,
@@ -150,7 +171,9 @@ def main_bench():
     for row in rows:
         row["vs_local"] = row["img_per_s"] / rows[0]["img_per_s"]
         row["warm_vs_local"] = row["warm_img_per_s"] / rows[0]["warm_img_per_s"]
-    print(f"\n{n_images} images, shards of {args.shard_size}, {os.cpu_count()} cores\n")
+    print(f"\n{n_images} images, shards of {args.shard_size}, {os.cpu_count()} cores, CPU flags: "
+          f"{', '.join(cpu_flags()) or 'none of ' + ', '.join(FLAGS)}; network: {config.EMBED_RUNTIME}, "
+          f"precision {config.EMBED_PRECISION}\n")
     print("| mode | first run: s | img/s | vs local | CPU ms/img | second run: img/s | vs local "
           "| cluster start (s) | empty-shard round trip (ms) | driver write per shard (ms) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -160,11 +183,10 @@ def main_bench():
         print(f"| {row['mode']} | {row['seconds']:.1f} | {row['img_per_s']:.1f} | {row['vs_local']:.2f}x "
               f"| {row['cpu_ms_per_img']:.0f} | {row['warm_img_per_s']:.1f} | {row['warm_vs_local']:.2f}x | {extra} |")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    temporary = args.out + ".tmp"
-    with open(temporary, "w") as fh:
+    with atomic_write(args.out, "w") as fh:
         json.dump({"images": n_images, "shard_size": args.shard_size, "cores": os.cpu_count(),
+                   "cpu_flags": cpu_flags(), "runtime": config.EMBED_RUNTIME, "precision": config.EMBED_PRECISION,
                    "command": " ".join(sys.argv), "rows": rows}, fh, indent=2)
-    os.replace(temporary, args.out)
 
 
 if __name__ == "__main__":

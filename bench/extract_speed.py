@@ -87,7 +87,7 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
 
     import generator
     from db import connect
-    from db.features import write_batch
+    from db.features import ExtractedRow, write_batch
     from db.images import pending_page
     from features.decode import decode, read_file
     from features.embeddings import centre_crop
@@ -112,14 +112,14 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
         rgb = watch("histogram", rgb_histograms, [image], settings.hist_bins)[0]
         hashes = watch("hashes", all_hashes, [image], settings.hash_size)
         crop = watch("preprocess", centre_crop, image)
-        described.append(Described(digest, rgb, {k: v[0].tobytes() for k, v in hashes.items()}, crop))
+        described.append(Described(digest, rgb, {k: v[0] for k, v in hashes.items()}, crop))
     for start in range(0, len(described), batch_size):
         batch = described[start:start + batch_size]
         watch("network", embedder.embed_crops, np.stack([d.crop for d in batch]))
-        results = finish_batch(batch, embedder)  # runs the network again: not timed as a stage
-        extracted = [(image_id, size, mtime, h, blobs) for (image_id, _, size, mtime), (h, blobs)
-                     in zip(rows[start:start + batch_size], results)]
-        watch("db_write", write_batch, conn, extracted, [])
+        result = finish_batch(batch, embedder, settings)  # runs the network again: not timed as a stage
+        extracted = [ExtractedRow(row.id, row.size, row.mtime_ns, f.content_hash)
+                     for row, f in zip(rows[start:start + batch_size], result.files)]
+        watch("db_write", write_batch, conn, extracted, [], result.computed_hashes, result.features)
     conn.close()
     return dict(watch.seconds)
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from db import connect
-from db.features import write_batch
+from db.features import ExtractedRow, write_batch
 from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 
@@ -107,12 +107,9 @@ def build(cache_dir, n, seed=0, progress=None):
         insert_images(conn, [(name, 250_000, 1, 1600, 1200, "pending", None) for name in names])
         rows = pending_page(conn, 0, count)
         _, embeddings, rgb, hashes = mixture.draw(count, rng)
-        extracted = []
-        for j, (image_id, _, size, mtime) in enumerate(rows):
-            blobs = {"embedding": embeddings[j].astype("<f4").tobytes(), "rgb": rgb[j].astype("<f4").tobytes()}
-            blobs.update({kind: packed[j].tobytes() for kind, packed in hashes.items()})
-            extracted.append((image_id, size, mtime, image_id.to_bytes(16, "big"), blobs))
-        write_batch(conn, extracted, [])
+        digests = [row.id.to_bytes(16, "big") for row in rows]
+        extracted = [ExtractedRow(row.id, row.size, row.mtime_ns, digest) for row, digest in zip(rows, digests)]
+        write_batch(conn, extracted, [], digests, {"embedding": embeddings, "rgb": rgb, **hashes})
         if progress:
             progress(first + count, n)
     conn.close()

@@ -19,14 +19,18 @@ from PIL import Image
 pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
-import distributed_extract  # noqa: E402
 import main  # noqa: E402
+from extraction import dask as cluster_extract  # noqa: E402
+from extraction import run as extraction_run  # noqa: E402
 from db import WriterLock, connect  # noqa: E402
 from db.codec import blobs_to_matrix  # noqa: E402
 from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
 from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
 from db.images import count_by_status, error_reasons, find_by_path, load_index  # noqa: E402
-from db.meta import STAMP_KEYS, check_or_write_stamp, features_stamp  # noqa: E402
+from db.meta import check_or_write_stamp, features_stamp  # noqa: E402
+from extraction.dask_worker import ShardReport  # noqa: E402
+from extraction.run import ModelChoice  # noqa: E402
+from features.extract import STAMP_KEYS, BatchResult, FileResult  # noqa: E402
 from generator import scan  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,14 +128,14 @@ def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster, mo
     local, client = cluster
     db = fresh_copy(scanned, "cluster.db")
     tasks_at_each_write = []
-    store_results = distributed_extract.store_results
+    store_results = extraction_run.store_results
 
     def counting_store_results(*args):
         tasks_at_each_write.append(client.run_on_scheduler(_shard_tasks_on_scheduler))
         store_results(*args)
 
-    monkeypatch.setattr(distributed_extract, "store_results", counting_store_results)
-    result = distributed_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, in_flight=2,
+    monkeypatch.setattr(extraction_run, "store_results", counting_store_results)
+    result = cluster_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, in_flight=2,
                                                     progress=False, build_index=False)
     assert (result["ok"], result["error"], result["done_now"]) == (N_IMAGES, 2, N_IMAGES + 2)
     assert len(tasks_at_each_write) == 6 and 1 <= max(tasks_at_each_write) <= 3
@@ -143,7 +147,7 @@ def test_killing_a_worker_mid_run_changes_nothing(scanned, reference, cluster, m
     """Through main.py's --dask option; one worker process is SIGKILLed while it holds a shard."""
     local, client = cluster
     db = fresh_copy(scanned, "killed.db")
-    monkeypatch.setattr(distributed_extract, "SHARD_SIZE", 3)
+    monkeypatch.setattr(cluster_extract, "SHARD_SIZE", 3)
     pids = client.run(os.getpid)
     killed = []
 
@@ -201,15 +205,26 @@ def _truncated_reason(db):
 
 
 def _poison_weights():
-    from features import dask_worker
+    """From now on this worker loads networks that report other weights."""
+    from extraction import dask_worker
 
-    dask_worker._embedder("auto").weights_sha256 = "0" * 64
+    real = dask_worker.load_embedder
+
+    def poisoned(*args, **kwargs):
+        embedder = real(*args, **kwargs)
+        embedder.weights_sha256 = "0" * 64
+        return embedder
+
+    dask_worker._EMBEDDERS.clear()
+    dask_worker.load_embedder = poisoned
+    dask_worker.real_load_embedder = real
 
 
 def _forget_models():
-    from features import dask_worker
+    from extraction import dask_worker
 
     dask_worker._EMBEDDERS.clear()
+    dask_worker.load_embedder = getattr(dask_worker, "real_load_embedder", dask_worker.load_embedder)
 
 
 def test_workers_with_other_weights_are_refused(scanned, reference, cluster):
@@ -222,7 +237,7 @@ def test_workers_with_other_weights_are_refused(scanned, reference, cluster):
     client.run(_poison_weights)
     try:
         with pytest.raises(SettingsMismatchError, match="embedding_weights_sha256"):
-            distributed_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False)
+            cluster_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False)
     finally:
         client.run(_forget_models)
     assert load_column(conn, "embedding")[0] == []
@@ -237,7 +252,7 @@ def test_a_worker_that_cannot_see_the_photos_stops_the_run(scanned, cluster):
     folder.rename(scanned.parent / "elsewhere")
     try:
         with pytest.raises(DatasetRootError, match="cannot see the dataset folder"):
-            distributed_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False)
+            cluster_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False)
     finally:
         (scanned.parent / "elsewhere").rename(folder)
     conn = connect(db)
@@ -246,48 +261,93 @@ def test_a_worker_that_cannot_see_the_photos_stops_the_run(scanned, cluster):
 
 
 def test_each_worker_gets_its_share_of_its_machines_cores():
-    import torch
+    from extraction.dask_worker import WorkerSetup
 
-    from features.dask_worker import WorkerSetup
-
-    class FakeWorker:
-        def __init__(self, address, nthreads):
-            self.address = address
-            self.state = type("State", (), {"nthreads": nthreads})()
-
-    cores, before = os.cpu_count(), torch.get_num_threads()
-    try:
-        WorkerSetup({"10.0.0.1": 2 * cores}).setup(FakeWorker("tcp://10.0.0.1:4000", 1))
-        assert torch.get_num_threads() == 1  # more Dask threads than cores on that host
-        WorkerSetup({"10.0.0.1": 2 * cores}).setup(FakeWorker("tcp://10.0.0.2:4000", 1))
-        assert torch.get_num_threads() == cores  # a host that joined later: alone there
-        WorkerSetup({"10.0.0.1": 1}, fixed=3).setup(FakeWorker("tcp://10.0.0.1:4000", 1))
-        assert torch.get_num_threads() == 3  # config.TORCH_THREADS wins
-    finally:
-        torch.set_num_threads(before)
+    cores = os.cpu_count()
+    assert WorkerSetup({"10.0.0.1": 2 * cores}).threads_for("tcp://10.0.0.1:4000", 1) == 1  # more Dask threads than cores
+    assert WorkerSetup({"10.0.0.1": 2 * cores}).threads_for("tcp://10.0.0.2:4000", 1) == cores  # joined later: alone
+    assert WorkerSetup({"10.0.0.1": 1}, fixed=3).threads_for("tcp://10.0.0.1:4000", 1) == 3  # IR_EMBED_THREADS wins
 
 
 def test_a_shard_with_other_settings_is_refused():
     expected = {key: "1" for key in STAMP_KEYS}
-    report = {"worker": "tcp://10.0.0.9:1234", "stamp": dict(expected, hash_size=16), "results": ["x"]}
+    one = BatchResult([FileResult(error="x")], {})
+    report = ShardReport("tcp://10.0.0.9:1234", dict(expected, hash_size="16"), one)
     with pytest.raises(SettingsMismatchError, match=r"10\.0\.0\.9.*hash_size: DB has 1, worker has 16"):
-        distributed_extract.accept(report, expected, 1)
-    distributed_extract.accept(dict(report, stamp=expected), expected, 1)
+        cluster_extract.accept(report, expected, 1)
+    cluster_extract.accept(ShardReport(report.worker, expected, one), expected, 1)
     with pytest.raises(SettingsMismatchError, match="returned 1 results for 2 images"):
-        distributed_extract.accept(dict(report, stamp=expected), expected, 2)
+        cluster_extract.accept(ShardReport(report.worker, expected, one), expected, 2)
 
 
 def test_busy_db_and_bad_arguments_fail_before_any_cluster_work(scanned, monkeypatch):
     db = fresh_copy(scanned, "busy.db")
     with WriterLock(db), pytest.raises(DatabaseBusyError):
-        distributed_extract.extract_on_cluster(str(db), "tcp://127.0.0.1:9")
+        cluster_extract.extract_on_cluster(str(db), "tcp://127.0.0.1:9")
     with pytest.raises(ValueError, match="--workers"):
-        distributed_extract.extract_on_cluster(str(db), "local", workers=0)
+        cluster_extract.extract_on_cluster(str(db), "local", workers=0)
     with pytest.raises(ValueError, match="shard_size"):
-        distributed_extract.extract_on_cluster(str(db), "local", shard_size=0)
-    monkeypatch.setattr(distributed_extract, "CONNECT_TIMEOUT", 1)
-    with pytest.raises(distributed_extract.ClusterError, match="cannot reach the Dask scheduler"):
-        distributed_extract.extract_on_cluster(str(db), "tcp://127.0.0.1:9")
+        cluster_extract.extract_on_cluster(str(db), "local", shard_size=0)
+    monkeypatch.setattr(cluster_extract, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(cluster_extract.ClusterError, match="cannot reach the Dask scheduler"):
+        cluster_extract.extract_on_cluster(str(db), "tcp://127.0.0.1:9")
     conn = connect(db)
     assert count_by_status(conn) == {"pending": N_IMAGES + 2}
+    conn.close()
+
+
+def _prefer_bfloat16():
+    """On this worker, "auto" precision now means bfloat16 (torch runtime, native bfloat16)."""
+    import config
+    from extraction import dask_worker
+    from features import embeddings
+
+    dask_worker._EMBEDDERS.clear()
+    embeddings.real_native_bfloat16 = embeddings.native_bfloat16
+    embeddings.native_bfloat16 = lambda: True
+    config.real_runtime, config.EMBED_RUNTIME = config.EMBED_RUNTIME, "torch"
+
+
+def _undo_prefer_bfloat16():
+    import config
+    from extraction import dask_worker
+    from features import embeddings
+
+    dask_worker._EMBEDDERS.clear()
+    embeddings.native_bfloat16 = embeddings.real_native_bfloat16
+    config.EMBED_RUNTIME = config.real_runtime
+
+
+def _worker_networks():
+    from extraction import dask_worker
+
+    return [(e.runtime, e.precision) for e in dask_worker._EMBEDDERS.values()]
+
+
+@pytest.mark.timeout(300)
+def test_a_resumed_run_computes_in_the_dbs_precision(scanned, reference, cluster, monkeypatch):
+    """Issue 12: workers whose IR_EMBED_PRECISION=auto means bfloat16 resume a DB stamped
+    float32 in float32, instead of having every shard refused."""
+    import config
+
+    local, client = cluster
+    db = fresh_copy(reference[0], "resumed.db")
+    conn = connect(db)
+    stamp_before = features_stamp(conn)
+    assert stamp_before["embedding_precision"] == "float32"
+    reset_features(conn)  # all pending again, the float32 stamp kept, as if the run had stopped early
+    check_or_write_stamp(conn, stamp_before)
+    conn.close()
+    monkeypatch.setattr(config, "EMBED_PRECISION", "auto")
+    client.run(_prefer_bfloat16)
+    try:
+        result = cluster_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False,
+                                                    build_index=False)
+        networks = client.run(_worker_networks)
+    finally:
+        client.run(_undo_prefer_bfloat16)
+    assert {network for used in networks.values() for network in used} == {("torch", "float32")}
+    assert (result["ok"], result["error"]) == (N_IMAGES, 2)
+    conn = connect(db)
+    assert features_stamp(conn) == stamp_before
     conn.close()

@@ -7,7 +7,7 @@ import pytest
 
 import config
 from db import connect
-from db.features import write_batch
+from db.features import ExtractedRow, write_batch
 from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from search import store
@@ -22,14 +22,14 @@ STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "emb
 def add_images(conn, rng, names):
     """Rows for ``names`` with random features, written by the project's own db code."""
     insert_images(conn, [(name, 100, 1, 10, 10, "pending", None) for name in names])
-    extracted = []
-    for image_id, path, size, mtime in pending_page(conn, 0, 10_000):
-        rgb = rng.random(8, dtype=np.float32)
-        blobs = {"embedding": rng.standard_normal(DIM).astype("<f4").tobytes(),
-                 "rgb": (rgb / rgb.sum()).astype("<f4").tobytes()}
-        blobs.update({kind: rng.bytes(8) for kind in ("ahash", "dhash", "phash")})
-        extracted.append((image_id, size, mtime, path.encode() + rng.bytes(4), blobs))
-    write_batch(conn, extracted, [])
+    rows = pending_page(conn, 0, 10_000)
+    rgb = rng.random((len(rows), 8), dtype=np.float32)
+    features = {"embedding": rng.standard_normal((len(rows), DIM)).astype(np.float32),
+                "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
+    features.update({kind: rng.integers(0, 256, (len(rows), 8), dtype=np.uint8) for kind in ("ahash", "dhash", "phash")})
+    digests = [row.path.encode() + rng.bytes(4) for row in rows]
+    write_batch(conn, [ExtractedRow(row.id, row.size, row.mtime_ns, digest) for row, digest in zip(rows, digests)], [],
+                digests, features)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from db.meta import STAMP_KEYS
+from features.extract import STAMP_KEYS
 from reliability_tools import (
     MODEL, assert_clean_stderr, assert_same_features, features_by_path, image_rows, integrity, query, run_script,
     small_photos, start_script,
@@ -204,20 +204,21 @@ def test_full_disk_mid_run_is_one_line_and_resumable(tmp_path, monkeypatch, caps
     import generator
     import main
     from cli import run
+    from extraction import run as extraction_run
 
     photos = tmp_path / "photos"
     small_photos(photos, 24, seed=8)
     db = tmp_path / "full.db"
     generator.scan(str(photos), str(db), progress=False)
     limit = query(db, "PRAGMA page_count")[0][0] + 20  # room for a batch or two of features
-    real_connect = main.connect
+    real_connect = extraction_run.connect
 
     def nearly_full(path, create=False):
         conn = real_connect(path, create)
         conn.execute(f"PRAGMA max_page_count = {int(limit)}")
         return conn
 
-    monkeypatch.setattr(main, "connect", nearly_full)
+    monkeypatch.setattr(extraction_run, "connect", nearly_full)
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(SystemExit) as stopped:

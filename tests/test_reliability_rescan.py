@@ -36,7 +36,8 @@ def _state(db):
     """What a user can observe: path -> (status, reason, features); plus the features row count."""
     rows, features = image_rows(db), features_by_path(db)
     state = {path: (status, reason, features.get(path)) for path, (_, status, reason, _) in rows.items()}
-    return state, query(db, "SELECT COUNT(*) FROM features")[0][0]
+    # Features of files gone from the folder are kept for re-use (main.py --prune): count those in use.
+    return state, query(db, "SELECT COUNT(*) FROM features WHERE content_hash IN (SELECT content_hash FROM images)")[0][0]
 
 
 def _identity(db):

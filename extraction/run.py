@@ -1,0 +1,280 @@
+"""One extraction run, whichever executor computes the features.
+
+The driver loop lives here: open the DB and take the writer lock, choose the model (the
+DB's own unless it is being reset), start the executor (extraction.local: decode workers
+and the network on this machine; extraction.dask: a Dask cluster), check the settings
+stamp, stream the pending rows through the executor and store each batch in its own
+transaction under a progress bar, then finish: bound the kept unused features, get the
+derived files ready, summarise. So a local and a Dask run leave exactly the same DB.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+import config
+from db import WriterLock, connect
+from db.features import ExtractedRow, FailedRow, count_unused, prune_unused, reset_features, write_batch
+from db.images import PendingRow, count_by_status, error_reasons, pending_page, retry_errors
+from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
+from features.embeddings import stamp_runtime
+from features.extract import BatchResult, Settings
+
+log = logging.getLogger("main")
+
+PAGE = 2048  # pending rows read from the DB at a time: memory stays flat for any collection
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run was asked to do (the CLI's options)."""
+
+    db_path: str
+    model: str = config.EMBEDDING_MODEL
+    batch_size: int = config.BATCH_SIZE
+    hash_size: int = config.HASH_SIZE
+    hist_bins: int = config.HIST_BINS
+    reset: bool = False  # --reset-features
+    retry: bool = False  # --retry-errors
+    prune: bool = False  # --prune
+    progress: bool = True
+    build_index: bool = True
+
+    def check(self) -> None:
+        check_positive(batch_size=self.batch_size, hash_size=self.hash_size, hist_bins=self.hist_bins)
+
+    def settings(self, model: str) -> Settings:
+        return Settings(model=model, hash_size=self.hash_size, hist_bins=self.hist_bins,
+                        decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The network to load: ``precision``/``runtime`` None mean the configured defaults."""
+
+    model: str
+    precision: str | None = None
+    runtime: str | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    """What an executor computes with: a stamp the DB must accept."""
+
+    settings: Settings
+    stamp: dict[str, str]
+
+
+class Executor(Protocol):
+    """Where features are computed. ``check_root`` refuses a dataset folder it cannot use;
+    ``start`` loads the network for about ``pending`` images; ``run`` turns pending rows into (rows, BatchResult) pairs, in any grouping;
+    ``close`` releases processes and clusters."""
+
+    label: str
+
+    def check_root(self, root: str | None) -> None: ...
+
+    def start(self, choice: ModelChoice, job: Job, pending: int) -> Started: ...
+
+    def run(self, rows: Iterator[PendingRow], root: str) -> Iterator[tuple[list[PendingRow], BatchResult]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    """The DB after a run; also readable as ``summary["ok"]`` like the dict it used to be."""
+
+    ok: int
+    error: int
+    done_now: int
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+    unused_features: int = 0  # feature rows kept for files that may come back
+    pruned: int = 0
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    def line(self) -> str:
+        reasons = "; ".join(f"{reason} ({n})" for reason, n in self.reasons) or "none"
+        text = f"{self.ok} images ok, {self.error} skipped: {reasons}"
+        if self.unused_features:
+            text += (f"; features of {self.unused_features} files no longer in the collection kept for re-use "
+                     f"(main.py --prune deletes them)")
+        return text
+
+
+class ReportedInterrupt(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM after the run logged how much of it is saved."""
+
+
+def check_positive(**values: int) -> None:
+    """ValueError unless every value is a positive integer; hash_size must also be >= 2."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if values.get("hash_size", 2) < 2:
+        raise ValueError(f"hash_size must be at least 2, got {values['hash_size']}")
+
+
+def extract(job: Job, executor: Executor) -> RunSummary:
+    """Extract every pending image of ``job.db_path`` with ``executor``."""
+    job.check()
+    conn = connect(job.db_path)
+    try:
+        with WriterLock(job.db_path):  # a bad DB or a busy one is reported before any slow start
+            return _run(conn, job, executor)
+    finally:
+        conn.close()
+
+
+def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
+    root = dataset_root(conn)
+    counts = count_by_status(conn)
+    if job.reset:
+        todo = sum(counts.values())
+    else:
+        todo = counts.get("pending", 0) + (counts.get("error", 0) if job.retry else 0)
+    if todo:
+        executor.check_root(root)  # before anything changes: an unmounted drive is not "every file gone"
+    try:
+        started = executor.start(model_for_run(conn, job.model, job.reset), job, todo)
+        if job.reset:  # only now that the new model loaded: a run that cannot extract keeps the old features
+            reset_features(conn)
+        if job.retry:
+            log.info("retrying %d files that failed before", retry_errors(conn))
+        pruned = prune_unused(conn) if job.prune else 0
+        if pruned:
+            log.info("deleted the features of %d files no longer in the collection", pruned)
+        record_runtime_of_old_stamp(conn)
+        check_or_write_stamp(conn, started.stamp)
+        with progress(count_by_status(conn).get("pending", 0), executor.label, job.progress) as saved:
+            for rows, result in executor.run(pending_rows(conn), root):
+                store_results(conn, rows, result)
+                saved.update(len(rows))
+    finally:
+        executor.close()
+    return finish(conn, saved.done, job.build_index, pruned)
+
+
+def model_for_run(conn: sqlite3.Connection, model: str, reset: bool) -> ModelChoice:
+    """The network to load: ``auto`` keeps the model the DB was built with, and an ``auto``
+    precision keeps its precision and runtime (unless the DB is being reset). Changes nothing."""
+    stored = None if reset else features_stamp(conn)
+    if stored is None:
+        return ModelChoice(model)
+    model = stored["embedding_model"] if model == "auto" else model
+    # The runtime follows from the precision and config.EMBED_RUNTIME; the stamp check refuses a mismatch.
+    return ModelChoice(model, stored["embedding_precision"] if config.EMBED_PRECISION == "auto" else None)
+
+
+def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
+    """A DB stamped before runtimes were recorded was made by torch: record that, so that
+    runtimes proven equivalent keep working on it (see features.embeddings.stamp_runtime)."""
+    stored = features_stamp(conn)
+    if stored is not None and "embedding_runtime" not in stored:
+        add_to_stamp(conn, {"embedding_runtime": stamp_runtime("torch", stored["embedding_precision"])})
+
+
+def pending_rows(conn: sqlite3.Connection, page: int = PAGE) -> Iterator[PendingRow]:
+    """Every pending row by id, read a page at a time (rows written meanwhile are not re-read)."""
+    after = 0
+    while True:
+        rows = pending_page(conn, after, page)
+        if not rows:
+            return
+        after = rows[-1].id
+        yield from rows
+
+
+def store_results(conn: sqlite3.Connection, rows: list[PendingRow], result: BatchResult) -> None:
+    """One batch or shard in one transaction; a file that cannot be used is logged once."""
+    if len(rows) != len(result.files):
+        raise RuntimeError(f"{len(result.files)} results for {len(rows)} images")
+    extracted, failed = [], []
+    for row, outcome in zip(rows, result.files):
+        if outcome.error is not None:
+            log.warning("skipped %s: %s", row.path, outcome.error)
+            failed.append(FailedRow(row.id, row.size, row.mtime_ns, outcome.error))
+        else:
+            extracted.append(ExtractedRow(row.id, row.size, row.mtime_ns, outcome.content_hash))
+    write_batch(conn, extracted, failed, result.computed_hashes, result.features)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """`kill` stops a run as cleanly as Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Progress:
+    """Images saved in this run, shown on a tqdm bar (which counts nothing when disabled)."""
+
+    def __init__(self, bar: tqdm):
+        self.bar, self.done = bar, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.bar.update(n)
+
+
+@contextmanager
+def progress(total: int, desc: str, enabled: bool = True) -> Iterator[Progress]:
+    """A bar with images/s and ETA; Ctrl-C or SIGTERM inside it logs how far the run got."""
+    bar = tqdm(total=total, desc=desc, unit="img", disable=not enabled, smoothing=0.1)
+    counter = Progress(bar)
+    try:
+        with sigterm_as_interrupt(), logging_redirect_tqdm():
+            yield counter
+    except KeyboardInterrupt:
+        bar.close()
+        log.warning("interrupted: %d of %d images extracted and saved in this run; "
+                    "run the same command again to continue where it stopped", counter.done, total)
+        raise ReportedInterrupt() from None
+    finally:
+        bar.close()
+
+
+def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int = 0) -> RunSummary:
+    """Keep unused features within config.MAX_UNUSED_FEATURES, get derived files ready for
+    queries, and summarise the DB."""
+    unused = count_unused(conn)
+    if unused > config.MAX_UNUSED_FEATURES:
+        dropped = prune_unused(conn, keep=config.MAX_UNUSED_FEATURES)
+        log.info("deleted the features of the %d files longest out of the collection (more than "
+                 "IR_MAX_UNUSED_FEATURES=%d were kept)", dropped, config.MAX_UNUSED_FEATURES)
+        unused, pruned = unused - dropped, pruned + dropped
+    if build_index:
+        prepare_for_queries(conn)
+    counts = count_by_status(conn)
+    return RunSummary(ok=counts.get("ok", 0), error=counts.get("error", 0), done_now=done,
+                      reasons=[tuple(r) for r in error_reasons(conn)], unused_features=unused, pruned=pruned)
+
+
+def prepare_for_queries(conn: sqlite3.Connection) -> None:
+    """Build (or keep, if current) the Annoy index and every mode's matrix cache, so the
+    first query of any mode and metric is fast."""
+    from search import ann, store  # annoy is heavy, and a run with --no-index never needs it
+    from search.modes import MODES
+
+    loaded = store.load(conn, "embeddings")
+    if len(loaded.ids):
+        ann.get_index(loaded)
+    for mode in MODES:
+        store.load(conn, mode)
