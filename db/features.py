@@ -15,6 +15,7 @@ import numpy as np
 from db.codec import bit_rows_to_blobs, matrix_to_blobs
 from db.images import ERROR, OK, PENDING
 from db.meta import bump_generation, clear_stamp
+from db.versions import FEATURES, bump
 
 # The blob column of each feature: a fixed whitelist, never user text in SQL.
 VECTOR_COLUMNS = ("embedding", "rgb")  # little-endian float32
@@ -69,18 +70,20 @@ def write_batch(conn: sqlite3.Connection, extracted: Sequence[ExtractedRow], fai
             f"INSERT OR IGNORE INTO features(content_hash, {', '.join(FEATURE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
-        conn.executemany(
+        marked_ok = conn.executemany(
             "UPDATE images SET status = ?, reason = NULL, content_hash = ?"
             " WHERE id = ? AND size = ? AND mtime_ns = ? AND status = ?"
             " AND EXISTS (SELECT 1 FROM features WHERE content_hash = ?)",
             [(OK, r.content_hash, r.id, r.size, r.mtime_ns, PENDING, r.content_hash) for r in extracted],
-        )
+        ).rowcount
         conn.executemany(
             "UPDATE images SET status = ?, reason = ?, content_hash = NULL"
             " WHERE id = ? AND size = ? AND mtime_ns = ? AND status = ?",
             [(ERROR, r.reason, r.id, r.size, r.mtime_ns, PENDING) for r in failed],
         )
         bump_generation(conn)
+        if marked_ok:  # only then does the search see something new (db.versions)
+            bump(conn, FEATURES)
 
 
 def open_reader(db_path: str) -> sqlite3.Connection:
@@ -125,6 +128,7 @@ def reset_features(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM features")
         conn.execute("UPDATE images SET status = ?, reason = NULL, content_hash = NULL", (PENDING,))
         bump_generation(conn)
+        bump(conn, FEATURES)
 
 
 def load_column(conn: sqlite3.Connection, column: str) -> tuple[list[int], list[str], list[bytes]]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from db.meta import bump_generation
+from db.versions import note_leaving_ok
 
 PENDING, OK, ERROR = "pending", "ok", "error"
 
@@ -92,10 +93,12 @@ def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow]) -> None:
 
 def change_rows(conn: sqlite3.Connection, rows: Iterable[ChangedRow]) -> None:
     """New header data and back to the queue, inside the caller's transaction."""
+    rows = [ChangedRow._make(r) for r in rows]
+    note_leaving_ok(conn, [r.id for r in rows])  # the search's version moves if an ok row leaves it
     conn.executemany(
         "UPDATE images SET size = ?, mtime_ns = ?, width = ?, height = ?, status = ?, reason = ?,"
         " content_hash = NULL WHERE id = ?",
-        [(r.size, r.mtime_ns, r.width, r.height, r.status, r.reason, r.id) for r in map(ChangedRow._make, rows)],
+        [(r.size, r.mtime_ns, r.width, r.height, r.status, r.reason, r.id) for r in rows],
     )
 
 
@@ -114,7 +117,9 @@ def update_changed(conn: sqlite3.Connection, rows: Iterable[ChangedRow]) -> None
 
 
 def delete_images(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
+    ids = list(ids)
     with conn:
+        note_leaving_ok(conn, ids)
         conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
         bump_generation(conn)
 

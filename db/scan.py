@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from db.images import PENDING, ChangedRow, ImageRow, add_rows, change_rows
 from db.meta import bump_generation
+from db.versions import note_moving
 
 _NEW_AFTER_KEY = "scan_new_after_id"
 
@@ -155,6 +156,7 @@ def gone_page(conn: sqlite3.Connection, scan: ScanRange, after_id: int, limit: i
 def apply_moves(conn: sqlite3.Connection, moves: list[Move]) -> None:
     """Each old row takes its new path; the row made for the new path goes (it has no features)."""
     with conn:
+        note_moving(conn, [m.old_id for m in moves])  # paths the search shows change; its matrices do not
         conn.executemany("DELETE FROM images WHERE id = ?", [(m.new_id,) for m in moves])
         conn.executemany("UPDATE images SET path = ?, mtime_ns = ? WHERE id = ?",
                          [(m.path, m.mtime_ns, m.old_id) for m in moves])
