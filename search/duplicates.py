@@ -1,0 +1,268 @@
+"""Every group of near-duplicates in the collection, with a keeper each: nothing is deleted.
+
+    from search.duplicates import find_duplicates
+    report = find_duplicates(conn.cursor())            # embeddings, the measured default threshold
+    for group in report.groups: print(group.kind, group.keep, group.paths)
+
+A copy is the same picture after edits: a byte-identical file, or resized, re-compressed,
+slightly cropped, brightened, slightly rotated, captioned (and, with ``any_orientation``,
+mirrored or turned by 90 degrees). A different shot of the same scene is not a copy. Two
+images are joined when their distance is within the threshold (cosine distance of the
+embeddings by default; Hamming bits in a hash mode), and groups are the connected sets of
+such pairs (so a group can chain: A~B and B~C puts A and C together). Byte-identical files
+(the same stored content hash) always form a group, of kind "exact".
+
+The keeper is the largest picture in pixels, then the largest file, then the oldest file
+(mtime), then the path that sorts first. Thresholds were chosen by bench/quality_duplicates.py.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from db.details import exact_copy_sets, image_details
+from db.errors import NoFeaturesError
+from search import store
+from search.duplicate_candidates import DEFAULT_PROBES, Pairs, close_pairs
+from search.duplicate_groups import choose_keeper, group_pairs, split_by_keeper
+from search.duplicate_hashes import hamming, hash_pairs, oriented_rows
+from search.modes import MODES, get_mode
+
+log = logging.getLogger(__name__)
+
+# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, README).
+DEFAULT_THRESHOLDS = {"cosine": 0.15, "hamming": 4}
+THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
+# Embeddings mode also joins two images whose pHashes are within HASH_BITS of 64 bits while
+# their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
+# move an embedding by up to 0.3-0.5, but leave the pHash (computed on grey pixels) nearly
+# unchanged; the guard keeps flat, blank pictures with equal hashes apart.
+SUPPORT_HASH = "phash"
+HASH_BITS = 8
+HASH_GUARD = 0.5
+EXACT, NEAR = "exact", "near"
+LINKAGES = ("chain", "keeper")
+GUARD_CHUNK = 1 << 16  # pairs checked at once
+
+
+@dataclass
+class Member:
+    """One image of a group, with what the keeper rule and a reviewer look at."""
+    id: int
+    path: str  # absolute
+    distance: float  # to the keeper (0 for the keeper)
+    width: int | None
+    height: int | None
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class DuplicateGroup:
+    """Copies of one picture; ``members[0]`` is the keeper, the others by distance to it."""
+    kind: str  # "exact" (all byte-identical) or "near"
+    members: list[Member]
+
+    @property
+    def keep(self) -> str:
+        return self.members[0].path
+
+    @property
+    def paths(self) -> list[str]:
+        return [m.path for m in self.members]
+
+    @property
+    def distances(self) -> list[float]:
+        return [m.distance for m in self.members]
+
+    @property
+    def bytes_freed(self) -> int:
+        """What removing every copy but the keeper would free."""
+        return sum(m.size for m in self.members[1:])
+
+
+@dataclass
+class DuplicateReport:
+    groups: list[DuplicateGroup]
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def images_in_groups(self) -> int:
+        return sum(len(g.members) for g in self.groups)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(g.bytes_freed for g in self.groups)
+
+
+def duplicate_metric(mode: str) -> str:
+    """'cosine' for unit-vector modes, 'hamming' for hashes; ValueError for anything else."""
+    spec = get_mode(mode)
+    if spec.is_hash:
+        return "hamming"
+    if spec.unit_rows:
+        return "cosine"
+    usable = [name for name, m in MODES.items() if m.is_hash or m.unit_rows]
+    raise ValueError(f"mode {mode!r} cannot tell copies from look-alikes (it ignores layout); "
+                     f"valid modes for duplicates: {', '.join(usable)}")
+
+
+def check_threshold(metric: str, threshold) -> float | int:
+    """The metric's default for None; else the value, if it lies in the metric's range."""
+    if threshold is None:
+        return DEFAULT_THRESHOLDS[metric]
+    low, high = THRESHOLD_RANGES[metric]
+    integral = metric == "hamming"
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or \
+            not (low <= threshold <= high) or (integral and float(threshold) != int(threshold)):
+        kind = "a whole number of bits" if integral else "a cosine distance"
+        raise ValueError(f"threshold for {metric} must be {kind} from {low} to {high}, got {threshold!r}")
+    return int(threshold) if integral else float(threshold)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What counts as a copy: the distance cut, and in embeddings mode the pHash rule."""
+    metric: str  # "cosine" (unit rows) or "hamming" (packed hashes)
+    threshold: float | int
+    kind: str | None = None  # the hash mode, for "hamming"
+    any_orientation: bool = False
+    hash_bits: int = 0  # pHash bits for the pHash rule (0: off)
+
+    def linked(self, matrix: np.ndarray, hashes: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        """The boolean matrix of the rule among ``rows`` (for a group: small)."""
+        if self.metric == "hamming":
+            block = np.asarray(matrix[rows])
+            return _hamming_matrix(block, self.kind, self.any_orientation) <= self.threshold
+        block = np.asarray(matrix[rows], dtype=np.float32)
+        dist = 1.0 - block @ block.T
+        out = dist <= self.threshold
+        if hashes is not None and self.hash_bits:
+            near = _hamming_matrix(np.asarray(hashes[rows]), SUPPORT_HASH, self.any_orientation) <= self.hash_bits
+            out |= near & (dist <= HASH_GUARD)
+        return out
+
+
+def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,
+                    any_orientation: bool = False, probes: int = DEFAULT_PROBES, use_hashes: bool = True,
+                    linkage: str = "chain") -> DuplicateReport:
+    """Every group of copies in the DB (see the module docstring), largest groups first.
+
+    ``use_hashes`` (embeddings mode): also join pairs by the pHash rule above. ``linkage``:
+    "chain" (connected sets of pairs, the measured default) or "keeper" (stricter: every
+    member is itself a copy of its group's keeper; fewer chains of look-alikes, lower recall)."""
+    metric = duplicate_metric(mode)
+    threshold = check_threshold(metric, threshold)
+    if linkage not in LINKAGES:
+        raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+    conn = getattr(cursor, "connection", cursor)
+    started = time.perf_counter()
+    loaded = store.load(conn, mode)
+    if not loaded.stamp:
+        raise NoFeaturesError(f"{loaded.db_file} has no extracted features yet: "
+                              f"run `python main.py --db {loaded.db_file}` first")
+    hashes = _aligned_hashes(conn, loaded) if metric == "cosine" and use_hashes and len(loaded.ids) else None
+    bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
+    rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
+    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes),
+                       _exact_rows(conn, loaded.ids))
+    details = image_details(conn, [int(loaded.ids[r]) for g in rows for r in g])
+    facts = [details[int(i)] for i in loaded.ids[np.concatenate(rows)]] if rows else []
+    by_row = dict(zip(np.concatenate(rows).tolist(), facts)) if rows else {}
+    if linkage == "keeper":
+        def keeper_of(part):
+            return choose_keeper([_keeper_facts(by_row[int(r)]) for r in part])
+
+        rows = [piece for g in rows
+                for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of)]
+    groups = [_group(loaded, g, [by_row[int(r)] for r in g], rule) for g in rows]
+    groups.sort(key=lambda g: (-len(g.members), g.keep))
+    settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
+                "linkage": linkage, "probes": probes,
+                "hash_rule": f"{SUPPORT_HASH} <= {bits} bits and cosine <= {HASH_GUARD}" if bits else None,
+                "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
+    log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
+    return DuplicateReport(groups, settings)
+
+
+def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
+               exact_sets=(), seed: int = 0) -> list[np.ndarray]:
+    """Connected groups of row indices on plain arrays (chain linkage): unit rows (cosine) or
+    packed hashes (hamming); ``hashes`` (packed pHashes, row for row) add the pHash rule."""
+    return group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
+
+
+def copy_pairs(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
+               seed: int = 0):
+    """Every pair of rows that counts as a copy, block by block (pairs may repeat)."""
+    if rule.metric == "hamming":
+        yield from hash_pairs(matrix, rule.threshold, kind=rule.kind, any_orientation=rule.any_orientation)
+        return
+    yield from close_pairs(matrix, rule.threshold, probes=probes, seed=seed)
+    if hashes is not None and rule.hash_bits:
+        for block in hash_pairs(hashes, rule.hash_bits, kind=SUPPORT_HASH, any_orientation=rule.any_orientation):
+            yield guarded(matrix, block, HASH_GUARD)
+
+
+def guarded(unit: np.ndarray, block: Pairs, guard: float) -> Pairs:
+    """The pairs of ``block`` whose cosine distance is within ``guard``, with that distance."""
+    dist = np.empty(len(block.left))
+    for start in range(0, len(dist), GUARD_CHUNK):
+        a, b = block.left[start:start + GUARD_CHUNK], block.right[start:start + GUARD_CHUNK]
+        sims = np.einsum("ij,ij->i", np.asarray(unit[a], dtype=np.float32), np.asarray(unit[b], dtype=np.float32))
+        dist[start:start + len(a)] = 1.0 - sims
+    keep = dist <= guard
+    return Pairs(block.left[keep], block.right[keep], np.maximum(dist[keep], 0.0))
+
+
+def _hamming_matrix(block, kind, any_orientation):
+    variants = oriented_rows(block, kind) if any_orientation else [block]
+    return np.min([hamming(v[:, None, :], block[None, :, :]) for v in variants], axis=0)
+
+
+def _keeper_facts(d):
+    return d.width, d.height, d.size, d.mtime_ns, d.path
+
+
+def _aligned_hashes(conn, loaded):
+    """The support hashes row for row with ``loaded`` (ids are sorted in both)."""
+    hashes = store.load(conn, SUPPORT_HASH)
+    if np.array_equal(hashes.ids, loaded.ids):
+        return hashes.matrix
+    rows = np.minimum(np.searchsorted(hashes.ids, loaded.ids), len(hashes.ids) - 1)
+    if not np.array_equal(hashes.ids[rows], loaded.ids):
+        log.warning("the DB changed while loading; the pHash rule is left out of this run")
+        return None
+    return hashes.matrix[rows]
+
+
+def _exact_rows(conn, ids):
+    """Byte-identical files as sets of matrix rows (only rows the matrix has)."""
+    sets = []
+    for id_set in exact_copy_sets(conn):
+        rows = np.searchsorted(ids, id_set)
+        rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == id_set)]
+        if len(rows) > 1:
+            sets.append(rows)
+    return sets
+
+
+def _group(loaded, rows, facts, rule):
+    """A DuplicateGroup: keeper first, then the others by distance to it."""
+    keeper = choose_keeper([_keeper_facts(d) for d in facts])
+    if rule.metric == "hamming":
+        block = np.asarray(loaded.matrix[rows])
+        distances = _hamming_matrix(block, rule.kind, rule.any_orientation)[keeper].astype(float)
+    else:
+        block = np.asarray(loaded.matrix[rows], dtype=np.float32)
+        distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)
+    distances[keeper] = 0.0
+    members = [Member(int(loaded.ids[r]), os.path.join(loaded.root, d.path), round(float(dist), 6), d.width,
+                      d.height, d.size, d.mtime_ns) for r, d, dist in zip(rows, facts, distances)]
+    order = sorted(range(len(members)), key=lambda k: (k != keeper, members[k].distance, members[k].path))
+    content = {d.content_hash for d in facts}
+    return DuplicateGroup(EXACT if len(content) == 1 and None not in content else NEAR, [members[k] for k in order])
