@@ -96,7 +96,7 @@ class WorkerPool:
         process.start()
         task_read.close()
         result_write.close()
-        return {"process": process, "tasks": task_write, "results": result_read, "held": deque()}
+        return {"process": process, "tasks": task_write, "results": result_read, "held": deque(), "dead": False}
 
     def submit(self, key: Hashable, argument: Any) -> None:
         """Queue one task; its result is fetched with ``result(key)``."""
@@ -116,12 +116,18 @@ class WorkerPool:
     def _dispatch(self) -> None:
         """Hand waiting tasks to the least busy workers (caller holds the lock)."""
         while self._waiting:
-            slot = min(self._slots, key=lambda s: len(s["held"]))
-            if len(slot["held"]) >= self._depth:
-                return
-            key, argument = self._waiting.popleft()
+            alive = [s for s in self._slots if not s["dead"]]
+            slot = min(alive, key=lambda s: len(s["held"]), default=None)
+            if slot is None or len(slot["held"]) >= self._depth:
+                return  # a replaced worker calls again
+            key, argument = self._waiting[0]
+            try:
+                slot["tasks"].send((key, argument))
+            except OSError:  # it died: the result thread replaces it and dispatches again
+                slot["dead"] = True
+                continue
+            self._waiting.popleft()
             slot["held"].append((key, argument))
-            slot["tasks"].send((key, argument))
 
     def _collect(self) -> None:
         """Result thread: receive results and notice dead workers while the caller runs the network."""
