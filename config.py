@@ -121,3 +121,6 @@ ANNOY_SEED = _env("ANNOY_SEED", 42)  # fixed so that an index build is reproduci
 # Keep each mode's matrix memory-mapped in <db>.cache/ (named after the DB's version, so
 # never stale): a 500k-image DB opens in milliseconds instead of seconds. Costs disk space.
 MATRIX_CACHE = _env("MATRIX_CACHE", True)
+# While main.py extracts, it publishes the matrices to that cache this often (seconds, and at
+# its end); queries meanwhile use what it published last, so they are at most this far behind.
+PUBLISH_SECONDS = _env("PUBLISH_SECONDS", 300, minimum=1)
