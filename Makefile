@@ -21,6 +21,7 @@ demo: venv
 	$(PY) generator.py --data $(DEMO)/images --db $(DEMO)/images.db
 	$(PY) main.py --db $(DEMO)/images.db
 	$(PY) similarities.py $(DEMO_QUERY) --db $(DEMO)/images.db --mode embeddings --metric cosine --top-k 8 --out $(DEMO)/result.png
+	$(PY) find_duplicates.py --db $(DEMO)/images.db --json $(DEMO)/duplicates.json --out $(DEMO)/duplicates.png
 	@echo "Browse the demo collection: make serve  (i.e. $(PY) app.py --db $(DEMO)/images.db), then open http://127.0.0.1:8000/"
 
 # The web app (app.py) on the demo collection, or on yours: make serve DB=~/photos.db PORT=8001
@@ -63,7 +64,7 @@ quality: venv
 		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(QUALITY_PACKAGES) >/dev/null; } || \
 		echo "make quality: could not apt-get install $(QUALITY_PACKAGES) (not root?)"; \
 	fi; \
-	if [ -d /usr/share/tuxpaint/stamps ]; then $(PY) bench/quality.py; \
+	if [ -d /usr/share/tuxpaint/stamps ]; then $(PY) bench/quality.py && $(PY) -m bench.quality_duplicates; \
 	else echo "make quality: skipped: tuxpaint-stamps-default is not installed and apt-get could not install it"; fi
 
 clean:

@@ -100,15 +100,13 @@ class DuplicateReport:
 
 
 def duplicate_metric(mode: str) -> str:
-    """'cosine' for unit-vector modes, 'hamming' for hashes; ValueError for anything else."""
-    spec = get_mode(mode)
-    if spec.is_hash:
-        return "hamming"
-    if spec.unit_rows:
-        return "cosine"
+    """'cosine' for unit-vector modes, 'hamming' for hashes; a ValueError listing the valid
+    modes for anything else (a colour histogram ignores layout: it cannot tell a copy)."""
     usable = [name for name, m in MODES.items() if m.is_hash or m.unit_rows]
-    raise ValueError(f"mode {mode!r} cannot tell copies from look-alikes (it ignores layout); "
-                     f"valid modes for duplicates: {', '.join(usable)}")
+    if mode not in usable:
+        why = "it ignores layout, so it cannot tell copies from look-alikes" if mode in MODES else "unknown mode"
+        raise ValueError(f"mode {mode!r}: {why}; valid modes for duplicates: {', '.join(usable)}")
+    return "hamming" if get_mode(mode).is_hash else "cosine"
 
 
 def check_threshold(metric: str, threshold) -> float | int:

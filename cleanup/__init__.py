@@ -1,0 +1,1 @@
+"""Tidying the collection after a review (moving copies aside); never deleting."""

@@ -1,0 +1,122 @@
+"""Find every group of near-duplicates in the collection; a keeper each; nothing deleted.
+
+    python find_duplicates.py --db photos.db                  # summary and the largest groups
+    python find_duplicates.py --db photos.db --json dups.json --csv dups.csv --out sheet.png
+    python find_duplicates.py --db photos.db --move-to ~/copies   # moves the non-keepers (opt-in)
+    python find_duplicates.py --undo ~/copies/undo-....json       # puts them back
+
+The keeper of a group is the largest picture (pixels), then the largest file, then the
+oldest file, then the first path. --threshold is a cosine distance of the embeddings
+(default 0.12), or bits in a hash mode (--mode dhash: default 4).
+"""
+import argparse
+import csv
+import json
+import logging
+
+import config
+from cleanup.move import move_copies, undo_moves
+from cli import UsageError, run, setup_logging
+from db import connect
+from fileio import atomic_write
+from search.duplicates import find_duplicates
+from viz.duplicate_sheet import save_duplicate_sheet
+
+log = logging.getLogger("find_duplicates")
+
+CSV_COLUMNS = ("group", "path", "keep", "distance", "width", "height", "bytes")
+LARGEST_SHOWN = 10
+
+
+def write_json(report, path):
+    data = {"groups": [{"paths": g.paths, "keep": g.keep, "distances": g.distances, "kind": g.kind}
+                       for g in report.groups], "settings": report.settings}
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+
+
+def write_csv(report, path):
+    """One row per image in a group, the keeper first in each group."""
+    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        for number, group in enumerate(report.groups, 1):
+            for k, m in enumerate(group.members):
+                writer.writerow([number, m.path, "yes" if k == 0 else "no", f"{m.distance:.6g}", m.width or "",
+                                 m.height or "", m.size])
+
+
+def summary(report, largest=LARGEST_SHOWN):
+    """Lines a person reads: totals, then the largest groups."""
+    s = report.settings
+    exact = sum(g.kind == "exact" for g in report.groups)
+    lines = [f"{len(report.groups)} groups of copies ({exact} of byte-identical files) among {s['images']} images "
+             f"({s['mode']}, {s['metric']} <= {s['threshold']}{', any orientation' if s['any_orientation'] else ''}; "
+             f"{s['seconds']:.1f} s)",
+             f"{report.images_in_groups} images in groups; removing the {report.images_in_groups - len(report.groups)} "
+             f"non-keepers would free {_size(report.bytes_freed)}"]
+    for number, group in enumerate(report.groups[:largest], 1):
+        lines.append(f"group {number} ({group.kind}, {len(group.members)} images): keep {group.keep}")
+        lines += [f"    {m.distance:.4f}  {m.path}" for m in group.members[1:]]
+    if len(report.groups) > largest:
+        lines.append(f"... and {len(report.groups) - largest} more groups (--json / --csv list them all)")
+    return "\n".join(lines)
+
+
+def _size(n):
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _threshold(text):
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--threshold must be a number, got {text!r}") from None
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py + main.py (default: %(default)s)")
+    parser.add_argument("--mode", default="embeddings", help="embeddings (default) or a hash: ahash, dhash, phash")
+    parser.add_argument("--threshold", help="largest distance between copies (default: the measured one per mode)")
+    parser.add_argument("--any-orientation", action="store_true", help="also mirrored and 90-degree turned copies")
+    parser.add_argument("--json", help="write every group as JSON")
+    parser.add_argument("--csv", help="write one row per image in a group")
+    parser.add_argument("--out", help="write a contact sheet PNG (one row per group; more pages past 50 groups)")
+    parser.add_argument("--move-to", help="move every non-keeper under this folder (keeps relative paths; "
+                                          "writes an undo manifest there; never overwrites)")
+    parser.add_argument("--undo", metavar="MANIFEST", help="move the files of an undo manifest back, then stop")
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.undo:
+        restored, skipped = undo_moves(args.undo)
+        print(f"moved {restored} files back" + (f"; {len(skipped)} left where they are:" if skipped else ""))
+        for line in skipped:
+            print(f"    {line}")
+        return 0
+    conn = connect(args.db)
+    report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation)
+    print(summary(report))
+    for option, write in ((args.json, write_json), (args.csv, write_csv)):
+        if option:
+            write(report, option)
+            print(f"wrote {option}")
+    if args.out:
+        for page in save_duplicate_sheet(report.groups, args.out):
+            print(f"wrote {page}")
+    if args.move_to:
+        result = move_copies(report.groups, report.settings["root"], args.move_to)
+        print(f"moved {result.moved} files ({_size(result.bytes)}) under {args.move_to}; "
+              f"undo with: python find_duplicates.py --undo {result.manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,336 @@
+"""The duplicate finder: candidates and groups against brute force, the keeper rule, the
+thresholds, find_duplicates on a small DB of fake features, and the pHash and orientation
+rules. No network: vectors and hashes are made up, files are a few bytes each."""
+import hashlib
+import itertools
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from db import connect
+from db import details
+from db.details import exact_copy_sets, image_details
+from db.features import ExtractedRow, write_batch
+from db.images import ImageRow, insert_images, pending_page
+from db.meta import check_or_write_stamp, claim_dataset_root
+from search import store
+from search.duplicate_candidates import all_pairs, close_pairs
+from search.duplicate_groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
+from search.duplicate_hashes import hamming, hash_pairs, oriented_rows, plan
+from features.hashes import packed_hashes
+from samples import random_photo
+from search.duplicates import DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows
+
+DIM = 32
+STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,
+         "vector_dtype": "float32-le", "rgb_dim": 4, "hist_bins": 1, "hash_size": 8, "decode_side": 256,
+         "embedding_precision": "float32"}
+
+
+# --- planted data --------------------------------------------------------------------------
+
+def planted(n=3000, dim=DIM, groups=150, copies=3, noise=0.06, seed=0):
+    """Unit rows from 40 clusters, with ``groups`` planted groups of near copies at the end."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((40, dim))
+    rows = centres[rng.integers(0, 40, n)] + rng.standard_normal((n, dim)) * 0.9
+    sources = rng.choice(n - groups * copies, groups, replace=False)
+    for g, source in enumerate(sources):
+        for c in range(copies):
+            rows[n - groups * copies + g * copies + c] = rows[source] + rng.standard_normal(dim) * noise
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pair_set(blocks):
+    found = set()
+    for block in blocks:
+        found.update(zip(block.left.tolist(), block.right.tolist()))
+    return found
+
+
+def brute_pairs(unit, threshold):
+    dist = 1.0 - unit.astype(np.float64) @ unit.T.astype(np.float64)
+    a, b = np.nonzero(np.triu(dist <= threshold, 1))
+    return set(zip(a.tolist(), b.tolist()))
+
+
+def brute_groups(n, pairs):
+    """Connected components by breadth-first search: the plainest possible reference."""
+    neighbours = {i: set() for i in range(n)}
+    for a, b in pairs:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen, out = set(), []
+    for start in range(n):
+        if start in seen or not neighbours[start]:
+            continue
+        todo, comp = [start], set()
+        while todo:
+            node = todo.pop()
+            if node not in comp:
+                comp.add(node)
+                todo.extend(neighbours[node] - comp)
+        seen |= comp
+        out.append(sorted(comp))
+    return sorted(out)
+
+
+def test_cells_find_the_same_pairs_as_all_pairs():
+    unit = planted()
+    threshold = 0.02
+    reference = brute_pairs(unit, threshold)
+    assert len(reference) >= 400  # the planted copies (3 per group: 3 pairs each) at least
+    assert pair_set(all_pairs(unit, threshold)) == reference
+    found = pair_set(close_pairs(unit, threshold, brute_force_rows=0, cells=30))
+    assert found <= reference  # verified exactly: never a pair above the threshold
+    assert len(found & reference) / len(reference) >= 0.99
+
+
+def test_every_pair_reported_once_with_its_distance():
+    unit = planted(n=500, groups=20)
+    blocks = list(close_pairs(unit, 0.05, brute_force_rows=0, cells=8, probes=2))
+    left = np.concatenate([b.left for b in blocks])
+    right = np.concatenate([b.right for b in blocks])
+    dist = np.concatenate([b.distance for b in blocks])
+    assert (left < right).all()
+    np.testing.assert_allclose(dist, 1.0 - np.einsum("ij,ij->i", unit[left], unit[right]), atol=1e-5)
+
+
+def test_union_find_matches_breadth_first_search():
+    rng = np.random.default_rng(3)
+    n = 400
+    pairs = {tuple(sorted(p)) for p in rng.integers(0, n, (300, 2)).tolist() if p[0] != p[1]}
+    sets = UnionFind(n)
+    edges = np.array(sorted(pairs))
+    for chunk in np.array_split(edges, 7):  # several blocks, as the finder feeds them
+        sets.union(chunk[:, 0], chunk[:, 1])
+    assert sorted(g.tolist() for g in sets.groups()) == brute_groups(n, pairs)
+
+
+def test_grouping_on_planted_data_matches_brute_force():
+    unit = planted(n=2500, groups=100, copies=4)
+    threshold = 0.03
+    expected = brute_groups(len(unit), brute_pairs(unit, threshold))
+    got = group_rows(unit, Rule("cosine", threshold), probes=3)
+    assert sorted(g.tolist() for g in got) == expected
+    planted_rows = set(range(2500 - 400, 2500))
+    assert planted_rows <= {r for g in expected for r in g}  # every planted copy is in a group
+
+
+def test_threshold_moves_the_grouping():
+    unit = planted(n=600, groups=30, copies=2, noise=0.05)
+    counts = []
+    for threshold in (0.0, 0.002, 0.2):
+        groups = group_rows(unit, Rule("cosine", threshold))
+        assert sorted(g.tolist() for g in groups) == brute_groups(len(unit), brute_pairs(unit, threshold))
+        counts.append(sum(len(g) for g in groups))
+    assert counts[0] == 0 and counts[0] < counts[1] < counts[2]
+
+
+# --- hashes --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 5, 8])
+@pytest.mark.parametrize("nbytes", [8, 13])  # 64 bits, and hash_size 10 (100 bits in 13 bytes)
+def test_hash_pairs_match_brute_force(radius, nbytes):
+    rng = np.random.default_rng(radius)
+    n = 1500
+    packed = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+    bits = np.unpackbits(packed[:300], axis=1)
+    flips = rng.integers(0, 7, 300)
+    for row, count in enumerate(flips):  # 300 planted copies, 0-6 bits apart
+        bits[row, rng.choice(nbytes * 8, count, replace=False)] ^= 1
+    packed[n - 300:] = np.packbits(bits, axis=1)
+    dist = hamming(packed[:, None, :], packed[None, :, :])
+    a, b = np.nonzero(np.triu(dist <= radius, 1))
+    assert pair_set(hash_pairs(packed, radius)) == set(zip(a.tolist(), b.tolist()))
+
+
+def test_multi_index_plan_uses_the_pigeonhole_principle():
+    for radius in range(0, 13):
+        blocks, sub = plan(64, radius, 500_000)
+        assert blocks * (sub + 1) > radius  # some block always differs by <= sub bits
+        assert -(-64 // blocks) <= 62  # each block's key fits in a 64-bit integer
+
+
+def test_oriented_hashes_follow_the_picture():
+    """aHash of a mirrored / turned picture equals the stored bits permuted (within a few bits
+    of resampling noise); dHash's mirror and pHash's mirror and transpose nearly so."""
+    photo = random_photo(5, (256, 256)).convert("L")
+    turns = {1: Image.Transpose.FLIP_LEFT_RIGHT, 2: Image.Transpose.FLIP_TOP_BOTTOM, 3: Image.Transpose.ROTATE_180}
+    for kind, limit, extra in (("ahash", 2, {4: Image.Transpose.ROTATE_90, 6: Image.Transpose.TRANSPOSE}),
+                               ("dhash", 6, {}), ("phash", 8, {4: Image.Transpose.ROTATE_90, 6: Image.Transpose.TRANSPOSE})):
+        stored = packed_hashes([photo], kind)
+        variants = oriented_rows(stored, kind)
+        for index, transpose in {**turns, **extra}.items():
+            actual = packed_hashes([photo.transpose(transpose)], kind)
+            assert hamming(variants[index], actual)[0] <= limit, (kind, index)
+            assert hamming(stored, actual)[0] > limit  # without the transform it would not match
+
+
+def test_hash_pairs_any_orientation_find_mirrored_copies():
+    rng = np.random.default_rng(9)
+    packed = rng.integers(0, 256, (200, 8), dtype=np.uint8)
+    packed[150] = oriented_rows(packed[10:11], "ahash")[1][0]  # row 150 is row 10 mirrored
+    assert (10, 150) not in pair_set(hash_pairs(packed, 2, kind="ahash"))
+    assert (10, 150) in pair_set(hash_pairs(packed, 2, kind="ahash", any_orientation=True))
+
+
+# --- the keeper rule -----------------------------------------------------------------------
+
+def test_keeper_rule_by_hand():
+    # (width, height, size, mtime_ns, path)
+    assert choose_keeper([(100, 100, 9000, 5, "b"), (200, 100, 10, 9, "c")]) == 1  # most pixels
+    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9001, 9, "c")]) == 1  # then the largest file
+    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9000, 3, "c")]) == 1  # then the oldest
+    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9000, 5, "a")]) == 1  # then the path
+    assert choose_keeper([(None, None, 10, 1, "a"), (1, 1, 5, 2, "b")]) == 1  # unknown size counts as 0 pixels
+
+
+def test_split_by_keeper_cuts_chains():
+    # 0-1-2-3 is a chain; only 1 is a copy of the keeper 0; 2 and 3 are copies of each other.
+    linked = np.zeros((4, 4), dtype=bool)
+    for a, b in ((0, 1), (1, 2), (2, 3)):
+        linked[a, b] = linked[b, a] = True
+    rows = np.array([10, 11, 12, 13])
+    parts = split_by_keeper(rows, lambda part: linked[np.ix_(part - 10, part - 10)].copy(), lambda part: 0)
+    assert sorted(p.tolist() for p in parts) == [[10, 11], [12, 13]]
+
+
+# --- thresholds and modes --------------------------------------------------------------------
+
+def test_thresholds_are_checked():
+    assert check_threshold("cosine", None) == DEFAULT_THRESHOLDS["cosine"]
+    assert check_threshold("hamming", 4.0) == 4 and isinstance(check_threshold("hamming", 4.0), int)
+    for metric, bad in (("cosine", -0.1), ("cosine", 1.5), ("cosine", "x"), ("cosine", True), ("hamming", 2.5),
+                        ("hamming", 17), ("hamming", -1)):
+        with pytest.raises(ValueError, match="threshold"):
+            check_threshold(metric, bad)
+
+
+def test_modes_are_checked():
+    assert duplicate_metric("embeddings") == "cosine"
+    assert duplicate_metric("dhash") == "hamming"
+    with pytest.raises(ValueError, match="valid modes for duplicates: embeddings, ahash, dhash, phash"):
+        duplicate_metric("rgb")
+    with pytest.raises(ValueError, match="unknown mode; valid modes for duplicates: embeddings, ahash"):
+        duplicate_metric("colour")
+
+
+# --- find_duplicates on a DB ---------------------------------------------------------------
+
+def fake_collection(tmp_path, items):
+    """A DB + files from items: (name, vector, phash bytes, (width, height), content bytes, mtime_ns).
+    Items with equal content are byte-identical files (one features row, as main.py stores them)."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    db_path = tmp_path / "fake.db"
+    conn = connect(db_path, create=True)
+    claim_dataset_root(conn, str(root))
+    check_or_write_stamp(conn, STAMP)
+    rows = []
+    for name, _, _, (width, height), content, mtime in items:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        os.utime(path, ns=(mtime, mtime))
+        rows.append(ImageRow(name, len(content), mtime, width, height, "pending", None))
+    insert_images(conn, rows)
+    pending = {row.path: row for row in pending_page(conn, 0, len(items) + 1)}
+    features, hashes, extracted = {c: [] for c in ("embedding", "rgb", "ahash", "dhash", "phash")}, [], []
+    for name, vector, phash, _, content, _ in items:
+        digest = hashlib.blake2b(content, digest_size=16).digest()
+        row = pending[name]
+        extracted.append(ExtractedRow(row.id, row.size, row.mtime_ns, digest))
+        if digest in hashes:
+            continue
+        hashes.append(digest)
+        features["embedding"].append(np.asarray(vector, dtype=np.float32))
+        features["rgb"].append(np.full(4, 0.25, dtype=np.float32))
+        for column in ("ahash", "dhash"):
+            features[column].append(np.frombuffer(hashlib.sha256(content).digest()[:8], dtype=np.uint8))
+        features["phash"].append(np.frombuffer(phash, dtype=np.uint8))
+    write_batch(conn, extracted, [], hashes, {c: np.stack(v) for c, v in features.items()})
+    store.forget()
+    return conn, root
+
+
+def unit(*values):
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[:len(values)] = values
+    return vector / np.linalg.norm(vector)
+
+
+def test_find_duplicates_groups_keeper_and_kinds(tmp_path):
+    far_hash = bytes(range(8))
+    items = [
+        # picture A: a big original, a smaller edit, and a byte-identical copy of the edit
+        ("a/original.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"A-original" * 50, 3_000),
+        ("a/small.jpg", unit(1, 0.2), b"\xff" * 8, (200, 150), b"A-small", 2_000),
+        ("b/small-copy.jpg", unit(1, 0.2), b"\xff" * 8, (200, 150), b"A-small", 1_000),
+        # picture B: two byte-identical files only
+        ("b/x.jpg", unit(0, 1, 0), b"\x0f" * 8, (50, 50), b"B", 5),
+        ("b/y.jpg", unit(0, 1, 0), b"\x0f" * 8, (50, 50), b"B", 4),
+        # picture C: a heavy edit far in embeddings (0.4) but with the same pHash: joined by the pHash rule
+        ("c/photo.jpg", unit(0, 0, 1), b"\xf0" * 8, (300, 300), b"C-photo", 7),
+        ("c/grey.jpg", unit(0, 0, 1, 1.22), b"\xf0" * 8, (300, 300), b"C-grey", 8),
+        # a look-alike of C: 0.4 away as well, but a different pHash: not a copy
+        ("d/other.jpg", unit(0, 0, 1, -1.22), far_hash, (300, 300), b"D", 9),
+    ]
+    conn, root = fake_collection(tmp_path, items)
+    report = find_duplicates(conn.cursor())
+    assert [sorted(os.path.relpath(p, root) for p in g.paths) for g in report.groups] == [
+        ["a/original.jpg", "a/small.jpg", "b/small-copy.jpg"], ["b/x.jpg", "b/y.jpg"], ["c/grey.jpg", "c/photo.jpg"]]
+    a, b, c = report.groups
+    assert a.keep == str(root / "a/original.jpg") and a.kind == "near"  # most pixels
+    assert a.distances[0] == 0 and a.distances[1] == pytest.approx(1 - 1 / np.sqrt(1.04), abs=1e-5)
+    assert a.distances[1] == a.distances[2]  # the byte-identical pair is equally far
+    assert b.kind == "exact" and b.keep == str(root / "b/y.jpg")  # same size: the older file
+    assert c.keep == str(root / "c/photo.jpg")  # same pixels: the larger file (7 bytes against 6)
+    assert report.images_in_groups == 7
+    assert report.bytes_freed == sum(m.size for g in report.groups for m in g.members[1:])
+    # Without the pHash rule the heavy edit is missed; a tighter threshold drops the small edit.
+    assert len(find_duplicates(conn, use_hashes=False).groups) == 2
+    tight = find_duplicates(conn, threshold=0.01)
+    assert sorted(len(g.members) for g in tight.groups) == [2, 2, 2]
+    assert tight.settings["threshold"] == 0.01 and tight.settings["images"] == 8
+
+
+def test_find_duplicates_in_a_hash_mode(tmp_path):
+    items = [(f"{k}.jpg", unit(1, k), bytes([k]) * 8, (10, 10), bytes([k]) * (k + 1), k) for k in range(4)]
+    items.append(("copy.jpg", unit(0, 1), bytes([1]) * 8, (10, 10), b"other", 9))  # pHash of 1, far embedding
+    conn, root = fake_collection(tmp_path, items)
+    report = find_duplicates(conn, "phash", 0)
+    assert [sorted(os.path.basename(p) for p in g.paths) for g in report.groups] == [["1.jpg", "copy.jpg"]]
+    assert report.groups[0].distances == [0.0, 0.0] and report.settings["metric"] == "hamming"
+
+
+def test_details_are_read_in_chunks(tmp_path):
+    items = [(f"{k}.jpg", unit(1, k), bytes(8), (k + 1, 2), b"same" if k < 3 else bytes([k]) * 3, k)
+             for k in range(7)]
+    conn, _ = fake_collection(tmp_path, items)
+    ids = [row[0] for row in conn.execute("SELECT id FROM images ORDER BY id")]
+    original = details.CHUNK
+    details.CHUNK = 2  # several statements for 7 ids
+    try:
+        found = image_details(conn, ids + [10_000])
+    finally:
+        details.CHUNK = original
+    assert sorted(found) == ids and found[ids[4]].width == 5 and found[ids[4]].size == 3
+    assert exact_copy_sets(conn) == [ids[:3]]
+
+
+def test_a_db_without_features_says_so(tmp_path):
+    from db.errors import NoFeaturesError
+
+    conn = connect(tmp_path / "empty.db", create=True)
+    with pytest.raises(NoFeaturesError, match="main.py"):
+        find_duplicates(conn)
+
+
+def test_group_pairs_adds_known_sets():
+    blocks = []
+    groups = group_pairs(6, blocks, extra_sets=[[1, 4], [2]])
+    assert [g.tolist() for g in groups] == [[1, 4]]
+    assert list(itertools.chain.from_iterable(g.tolist() for g in group_pairs(3, []))) == []
