@@ -4,6 +4,7 @@ import sqlite3
 import sys
 
 from db.errors import DatabaseError
+from extraction.errors import ExtractionError
 from features.errors import WeightsError
 
 
@@ -27,7 +28,7 @@ def run(main):
     """Call ``main()``; expected failures become one line on stderr and a non-zero exit."""
     try:
         sys.exit(main() or 0)
-    except (UsageError, DatabaseError, WeightsError, ValueError) as exc:
+    except (UsageError, DatabaseError, ExtractionError, WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except sqlite3.Error as exc:

@@ -24,7 +24,6 @@ import tempfile
 import time
 
 import config
-from extraction import dask as cluster_extract
 from extraction import run as extraction_run
 from extraction.local import balance, extract_local
 from extraction.run import ModelChoice
@@ -82,7 +81,7 @@ def workers_cpu_seconds(client):
 
 def empty_shard_round_trip(client, settings, root, repeats=30):
     """Mean seconds from submit to result of a shard with no images, on a warm worker."""
-    from extraction.dask_worker import extract_shard
+    from extraction.dask_worker import extract_shard  # imports dask: only for the cluster rows
 
     choice = ModelChoice(settings.model)
     client.submit(extract_shard, [], settings, choice, 32, root, pure=False).result()
@@ -128,9 +127,11 @@ def run_local(base_db, folder, n_images):
 
 
 def run_cluster(n_workers, base_db, folder, n_images, shard_size):
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # dask is heavy: only for the cluster rows
 
-    from extraction.dask_worker import probe
+    from extraction.dask import extract_on_cluster
+
+    from extraction.dask_worker import probe  # imports dask, like the line above
 
     started = time.perf_counter()
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
@@ -140,7 +141,7 @@ def run_cluster(n_workers, base_db, folder, n_images, shard_size):
         timer = WriteTimer()
         extraction_run.store_results = timer
         try:
-            row = timed_twice(lambda db: cluster_extract.extract_on_cluster(
+            row = timed_twice(lambda db: extract_on_cluster(
                 db, cluster.scheduler_address, progress=False, build_index=False, shard_size=shard_size),
                 base_db, os.path.join(folder, f"dask{n_workers}.db"), n_images,
                 lambda: cpu_seconds() + workers_cpu_seconds(client))

@@ -21,9 +21,9 @@ from itertools import islice
 from distributed import Client, LocalCluster, as_completed
 
 import config
-from cli import UsageError
 from db.errors import SettingsMismatchError
 from db.images import PendingRow
+from extraction.errors import ClusterError
 from extraction.dask_worker import ShardReport, WorkerSetup, extract_shard, host_of, probe
 from extraction.local import check_dataset_root
 from extraction.run import Job, ModelChoice, RunSummary, Started, check_positive, extract
@@ -39,10 +39,6 @@ PROBE_TIMEOUT = 600  # seconds for a worker to load the model and answer the fir
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAME_CODE = (f"start the scheduler and every worker with this project on PYTHONPATH (PYTHONPATH={PROJECT}) "
              f"and the packages of requirements.txt")
-
-
-class ClusterError(UsageError):
-    """The Dask cluster asked for cannot be used (unreachable scheduler, no workers)."""
 
 
 def open_client(scheduler: str, workers: int) -> tuple[Client, LocalCluster | None]:

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import config
-from cli import UsageError
 from db.features import has_features, open_reader
 from db.images import PendingRow
+from extraction.errors import DatasetFolderError
 from extraction.run import Job, ModelChoice, RunSummary, Started, extract
 from extraction.workers import WorkerPool
 from features import embeddings
@@ -155,20 +155,20 @@ class LocalExecutor:
 
 
 def check_dataset_root(root: str | None) -> None:
-    """UsageError unless ``root`` is a folder with something in it: a missing, empty or
+    """DatasetFolderError unless ``root`` is a folder with something in it: a missing, empty or
     unmounted collection must never turn into "every file disappeared"."""
     if root is None:
-        raise UsageError("this DB records no dataset folder: run `python generator.py --data FOLDER --db DB` first")
+        raise DatasetFolderError("this DB records no dataset folder: run `python generator.py --data FOLDER --db DB` first")
     advice = "mount or restore it and run the same command again; nothing was changed"
     if not os.path.isdir(root):
-        raise UsageError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): {advice}")
+        raise DatasetFolderError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): {advice}")
     try:
         with os.scandir(root) as entries:
             empty = next(entries, None) is None
     except OSError as exc:
-        raise UsageError(f"cannot list the dataset folder {root} ({exc.strerror or exc}): {advice}") from None
+        raise DatasetFolderError(f"cannot list the dataset folder {root} ({exc.strerror or exc}): {advice}") from None
     if empty:
-        raise UsageError(f"the dataset folder {root} is empty (a drive not mounted?): {advice}")
+        raise DatasetFolderError(f"the dataset folder {root} is empty (a drive not mounted?): {advice}")
 
 
 def extract_local(db_path: str, model: str = config.EMBEDDING_MODEL, batch_size: int = config.BATCH_SIZE,

@@ -85,6 +85,8 @@ class BatchResult:
     @staticmethod
     def concat(parts: Sequence[BatchResult]) -> BatchResult:
         """Several batches as one (a Dask shard)."""
+        if not parts:
+            return BatchResult([], {})
         files = [f for part in parts for f in part.files]
         features = {name: np.concatenate([part.features[name] for part in parts]) for name in parts[0].features}
         return BatchResult(files, features)
