@@ -27,6 +27,7 @@ from db.images import PendingRow, count_by_status, error_reasons, pending_page, 
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
 from features.embeddings import stamp_runtime
 from features.extract import BatchResult, Settings
+from search.store import publish_when_due
 
 log = logging.getLogger("main")
 
@@ -160,6 +161,8 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
             for rows, result in executor.run(pending_rows(conn), root):
                 store_results(conn, rows, result)
                 saved.update(len(rows))
+                if job.build_index:  # queries during the run use what it publishes (search.store)
+                    publish_when_due(conn)
     finally:
         executor.close()
     return finish(conn, saved.done, job.build_index, pruned)

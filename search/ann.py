@@ -1,11 +1,19 @@
-"""Annoy index for ``ann_cosine``: built once, saved next to the DB, never used stale.
+"""Annoy index for ``ann_cosine``: built once, by one process, saved next to the DB, never used stale.
 
-The index file and its stamp (DB version, rows, dimension, trees, seed, and the index
+The index file and its stamp (features version, rows, dimension, trees, seed, and the index
 file's inode, size and mtime) are written under temporary names and renamed into place,
-stamp last. Before use the stamp must match the DB and the file, and sampled vectors of the
-index must equal the DB's rows; anything else (a crash between the two renames, a damaged
-or foreign file, two builders racing) is rebuilt rather than trusted.
+stamp last. Before use the stamp must match the loaded matrix and the file, and sampled
+vectors of the index must equal the matrix's rows; anything else (a crash between the two
+renames, a damaged or foreign file) is rebuilt rather than trusted. The index follows the
+features version (db.versions), so a rescan that adds pending rows or moves files keeps it.
+
+One builder at a time: a process that finds the index stale builds it while holding
+``<mode>.build.lock`` beside it; other query processes meanwhile, and every query process
+while main.py is extracting (it builds the index when it ends), answer ``ann_cosine`` with
+exact cosine and say so once in the log. A disk that refuses the index file costs a warning,
+and the process keeps the index it built in memory.
 """
+import fcntl
 import json
 import logging
 import os
@@ -13,11 +21,13 @@ import os
 import numpy as np
 
 import config
+from db.versions import extraction_running
 from fileio import atomic_write, remove_dead_temporaries, write_with
 
 log = logging.getLogger(__name__)
 
 _OPEN = {}  # index path -> (stamp, AnnoyIndex)
+_SAID = set()  # (index path, features version, why): what the log was told already
 
 
 def index_dir(db_file):
@@ -30,13 +40,13 @@ def _paths(db_file, mode):
 
 
 def _wanted_stamp(loaded, trees, seed):
-    return {"generation": loaded.generation, "token": getattr(loaded, "token", None), "rows": int(len(loaded.matrix)),
+    return {"features_version": loaded.features_version, "rows": int(len(loaded.matrix)),
             "dim": int(loaded.matrix.shape[1]), "trees": trees, "seed": seed}
 
 
 def build(matrix, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
     """An angular Annoy index over the rows of ``matrix`` (item i = row i)."""
-    from annoy import AnnoyIndex
+    from annoy import AnnoyIndex  # only ann_cosine needs it
 
     index = AnnoyIndex(matrix.shape[1], "angular")
     index.set_seed(seed)
@@ -46,8 +56,12 @@ def build(matrix, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
     return index
 
 
-def get_index(loaded, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
-    """The index for ``loaded`` (a search.store.Loaded), loading or (re)building it as needed."""
+def get_index(loaded, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED, wait=True):
+    """The index for ``loaded`` (a search.store.Loaded), loaded or (re)built as needed.
+
+    With ``wait`` False (queries) None instead of building while another process builds it
+    or main.py extracts into the DB; with ``wait`` True (main.py) it waits for another builder.
+    """
     ann_path, stamp_path = _paths(loaded.db_file, loaded.mode)
     wanted = _wanted_stamp(loaded, trees, seed)
     cached = _OPEN.get(ann_path)
@@ -57,21 +71,67 @@ def get_index(loaded, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
     if index is not None:
         _OPEN[ann_path] = (wanted, index)
         return index
-    log.info("building the Annoy index for %s (%d rows, %d trees)", loaded.mode, wanted["rows"], trees)
-    index = build(loaded.matrix, trees, seed)
-    os.makedirs(os.path.dirname(ann_path), exist_ok=True)
-    remove_dead_temporaries(os.path.dirname(ann_path), os.path.basename(ann_path))
-    identity = []
-    write_with(ann_path, lambda tmp: identity.extend(_save(index, tmp)))
-    with atomic_write(stamp_path, "w") as fh:
-        json.dump({"index": wanted, "file": identity}, fh)
+    if not wait and extraction_running(loaded.db_file):
+        _say_once(ann_path, wanted, "main.py is extracting into this DB; it builds the index when it ends")
+        return None
+    lock = _build_lock(ann_path, wait)
+    if lock is None:
+        _say_once(ann_path, wanted, "another process is building the index")
+        return None
+    try:
+        index = _load_trusted(ann_path, stamp_path, wanted, loaded.matrix)  # built meanwhile by the other one?
+        if index is None:
+            index = _build_and_save(loaded, ann_path, stamp_path, wanted, trees, seed)
+    finally:
+        if lock is not True:
+            lock.close()  # releases the flock
     _OPEN[ann_path] = (wanted, index)
     return index
 
 
+def _build_lock(ann_path, wait):
+    """The open lock file, held; None if another process holds it and ``wait`` is False;
+    True when there is no folder to lock in (then nothing can be saved either)."""
+    try:
+        os.makedirs(os.path.dirname(ann_path), exist_ok=True)
+        fh = open(ann_path[:-len(".ann")] + ".build.lock", "a+")
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
+def _build_and_save(loaded, ann_path, stamp_path, wanted, trees, seed):
+    log.info("building the Annoy index for %s (%d rows, %d trees)", loaded.mode, wanted["rows"], trees)
+    index = build(loaded.matrix, trees, seed)
+    folder = os.path.dirname(ann_path)
+    remove_dead_temporaries(folder, os.path.basename(ann_path))
+    identity = []
+    try:
+        write_with(ann_path, lambda tmp: identity.extend(_save(index, tmp)))
+        with atomic_write(stamp_path, "w") as fh:
+            json.dump({"index": wanted, "file": identity}, fh)
+    except OSError as exc:  # a full disk or a read-only folder: the temporary files are gone already
+        log.warning("cannot save the Annoy index in %s (%s); this process keeps it in memory, and the next "
+                    "one builds it again (free disk space or make the folder writable)", folder, exc)
+    return index
+
+
+def _say_once(ann_path, wanted, why):
+    key = (ann_path, wanted["features_version"], why)
+    if key not in _SAID:
+        _SAID.add(key)
+        log.info("the Annoy index of %s is not ready (%s): ann_cosine answers with exact cosine meanwhile",
+                 os.path.basename(ann_path)[:-len(".ann")], why)
+
+
 def _load_trusted(ann_path, stamp_path, wanted, matrix, samples=8):
     """The saved index if its stamp, its file and a sample of its vectors match, else None."""
-    from annoy import AnnoyIndex
+    from annoy import AnnoyIndex  # only ann_cosine needs it
 
     stamp = _read_stamp(stamp_path)
     if not isinstance(stamp, dict) or stamp.get("index") != wanted or stamp.get("file") != _identity(ann_path):
@@ -106,7 +166,9 @@ def search(loaded, query_row, top_k, exclude=()):
     wanted = min(top_k, len(loaded.matrix) - len(exclude))
     if wanted <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    index = get_index(loaded)
+    index = get_index(loaded, wait=False)
+    if index is None:
+        return None
     unit = query_row.astype(np.float32) / max(float(np.linalg.norm(query_row)), np.finfo(np.float32).tiny)
     rows, distances = query(index, unit, min(top_k + len(exclude), len(loaded.matrix)))
     keep = ~np.isin(rows, exclude)

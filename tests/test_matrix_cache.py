@@ -22,14 +22,13 @@ STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "emb
 def add_images(conn, rng, names):
     """Rows for ``names`` with random features, written by the project's own db code."""
     insert_images(conn, [(name, 100, 1, 10, 10, "pending", None) for name in names])
-    rows = pending_page(conn, 0, 10_000)
+    rows = [row for row in pending_page(conn, 0, 10_000) if row.path in set(names)]
+    hashes = [row.path.encode() + rng.bytes(4) for row in rows]
     rgb = rng.random((len(rows), 8), dtype=np.float32)
     features = {"embedding": rng.standard_normal((len(rows), DIM)).astype(np.float32),
                 "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
     features.update({kind: rng.integers(0, 256, (len(rows), 8), dtype=np.uint8) for kind in ("ahash", "dhash", "phash")})
-    digests = [row.path.encode() + rng.bytes(4) for row in rows]
-    write_batch(conn, [ExtractedRow(row.id, row.size, row.mtime_ns, digest) for row, digest in zip(rows, digests)], [],
-                digests, features)
+    write_batch(conn, [ExtractedRow(r.id, r.size, r.mtime_ns, h) for r, h in zip(rows, hashes)], [], hashes, features)
 
 
 @pytest.fixture
@@ -60,7 +59,7 @@ def assert_same(a, b):
     assert a.matrix.dtype == b.matrix.dtype and np.array_equal(a.matrix, b.matrix)
     assert np.array_equal(a.ids, b.ids)
     assert list(a.paths) == list(b.paths)
-    assert (a.generation, a.token, a.root) == (b.generation, b.token, b.root)
+    assert (a.features_version, a.paths_version, a.root) == (b.features_version, b.paths_version, b.root)
 
 
 def cache_folders(db_path):
@@ -84,22 +83,23 @@ def test_cache_equals_sqlite_load(db_path, mode, monkeypatch):
     conn.close()
 
 
-def test_cache_is_rebuilt_when_the_db_changes(db_path, monkeypatch):
+def test_cache_is_rebuilt_when_the_ok_features_change(db_path, monkeypatch):
     conn = connect(db_path)
     first = store.load(conn, "embeddings")
     add_images(conn, np.random.default_rng(1), ["b/new.jpg"])
     store.forget()
     second = store.load(conn, "embeddings")
     assert second.cache_dir != first.cache_dir
-    assert cache_folders(db_path) == [os.path.basename(second.cache_dir)]  # the old version is gone
+    assert [f for f in cache_folders(db_path) if f.startswith("embeddings")] == [os.path.basename(second.cache_dir)]
+    assert len([f for f in cache_folders(db_path) if f.startswith(store.PATHS_PREFIX)]) == 1  # old paths gone too
     assert len(second.ids) == 42 and "b/new.jpg" in list(second.paths)
     assert_same(second, sqlite_load(conn, "embeddings", monkeypatch))
     conn.close()
 
 
-def test_same_generation_with_another_history_is_not_reused(db_path, tmp_path, monkeypatch):
-    """A backup restored and written to again reaches the old generation number: the random
-    write token still tells the two apart."""
+def test_same_counter_with_another_history_is_not_reused(db_path, tmp_path, monkeypatch):
+    """A backup restored and written to again reaches the old version counter: the random
+    token still tells the two apart."""
     backup = tmp_path / "backup.db"
     shutil.copy(db_path, backup)
     conn = connect(db_path)
@@ -110,13 +110,14 @@ def test_same_generation_with_another_history_is_not_reused(db_path, tmp_path, m
     conn = connect(db_path)
     add_images(conn, np.random.default_rng(3), ["d/other.jpg"])
     after = store.load(conn, "rgb")
-    assert after.generation == before.generation and after.cache_dir != before.cache_dir
+    assert after.counter == before.counter and after.cache_dir != before.cache_dir
     assert "d/other.jpg" in list(after.paths) and "c/one.jpg" not in list(after.paths)
     assert_same(after, sqlite_load(conn, "rgb", monkeypatch))
     conn.close()
 
 
-def test_a_write_during_the_read_is_not_published(db_path, monkeypatch):
+def test_a_write_during_the_read_is_not_mixed_in(db_path, monkeypatch):
+    """The load reads one snapshot: the cache folder holds exactly the version it is named after."""
     conn = connect(db_path)
     writer = connect(db_path)
     real_chunks = store.column_chunks
@@ -128,11 +129,11 @@ def test_a_write_during_the_read_is_not_published(db_path, monkeypatch):
 
     monkeypatch.setattr(store, "column_chunks", chunks_then_write)
     loaded = store.load(conn, "phash")
-    assert loaded.cache_dir is None and len(loaded.ids) == 41
-    assert cache_folders(db_path) == []
+    assert len(loaded.ids) == 41 and len(loaded.paths) == 41 and "e/late.jpg" not in list(loaded.paths)
     monkeypatch.setattr(store, "column_chunks", real_chunks)
-    fresh = store.load(conn, "phash")  # the DB moved on: loaded again, now cached
-    assert len(fresh.ids) == 42 and fresh.cache_dir is not None
+    store.forget()
+    again = store.load(conn, "phash")  # the DB moved on: loaded again
+    assert len(again.ids) == 42 and again.cache_dir != loaded.cache_dir and "e/late.jpg" in list(again.paths)
     writer.close()
     conn.close()
 
@@ -155,4 +156,20 @@ def test_cache_switched_off_writes_nothing(db_path, monkeypatch):
     loaded = store.load(conn, "ahash")
     loaded.prepare("anything", lambda m: m[:1])
     assert cache_folders(db_path) == [] and len(loaded.ids) == 41
+    conn.close()
+
+
+def test_a_stamp_that_gains_a_key_gets_its_own_cache(db_path):
+    """Same features version, another stamp (main.py records a key older DBs lacked): a new
+    folder, not a mismatch that would send every process to SQLite for ever."""
+    from db.meta import add_to_stamp
+
+    conn = connect(db_path)
+    first = store.load(conn, "dhash")
+    add_to_stamp(conn, {"embedding_runtime": "torch-float32"})
+    store.forget()
+    second = store.load(conn, "dhash")
+    assert second.cache_dir is not None and second.cache_dir != first.cache_dir
+    store.forget()
+    assert store.load(conn, "dhash").cache_dir == second.cache_dir
     conn.close()

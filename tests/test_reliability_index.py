@@ -1,7 +1,7 @@
 """Derived files are rebuilt, never trusted, when they do not match the DB.
 
 The Annoy index next to the DB is checked against the DB before use: a corrupt,
-truncated, half-written or foreign index file (another DB's, at the same generation)
+truncated, half-written or foreign index file (another DB's, at the same version counter)
 is rebuilt and ann_cosine then answers like exact cosine.
 """
 import os
@@ -86,14 +86,14 @@ def test_damaged_index_is_rebuilt(two_dbs, damage):
     ann._OPEN.clear()  # a new query process: only the files on disk
     _ann_equals_exact(folder, db)
     assert os.path.getsize(ann_file) == size
-    assert _index_files(db) == ["embeddings.ann", "embeddings.json"]  # no temporary files left
+    assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # no temporaries
 
 
-def test_another_dbs_index_at_the_same_generation_is_not_trusted(two_dbs):
-    """A DB rebuilt from scratch (or restored) reaches the old generation and row count again."""
+def test_another_dbs_index_at_the_same_version_is_not_trusted(two_dbs):
+    """A DB rebuilt from scratch (or restored) reaches the old version counter and row count again."""
     a, b = two_dbs / "a.db", two_dbs / "b.db"
-    generation = "SELECT value FROM meta WHERE key = 'generation'"
-    assert query(a, generation) == query(b, generation)  # what makes the trap real
+    counter = "SELECT value FROM meta WHERE key = 'features_version'"
+    assert query(a, counter) == query(b, counter)  # what makes the trap real
     _ann_equals_exact(two_dbs / "a", a)
     shutil.rmtree(ann.index_dir(b), ignore_errors=True)
     shutil.copytree(ann.index_dir(a), ann.index_dir(b))
@@ -120,4 +120,4 @@ def test_index_of_an_older_state_after_a_crash_is_rebuilt(two_dbs, tmp_path):
         assert ann.get_index(store.load(conn, "embeddings")).get_n_items() == N + 1
     finally:
         conn.close()
-    assert _index_files(db) == ["embeddings.ann", "embeddings.json"]  # the dead build's file is gone
+    assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # the dead build's file is gone
