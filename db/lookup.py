@@ -9,7 +9,7 @@ from typing import NamedTuple
 from db.images import OK
 
 
-class ImageRow(NamedTuple):
+class StoredImage(NamedTuple):
     """One row of the images table, as the web app needs it."""
 
     id: int
@@ -26,21 +26,21 @@ class ImageRow(NamedTuple):
 _COLUMNS = "id, path, size, mtime_ns, width, height, status, reason, content_hash"
 
 
-def image_by_id(conn: sqlite3.Connection, image_id: int) -> ImageRow | None:
+def image_by_id(conn: sqlite3.Connection, image_id: int) -> StoredImage | None:
     """The row with ``image_id``, or None."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM images WHERE id = ?", (int(image_id),)).fetchone()
-    return None if row is None else ImageRow(*row)
+    return None if row is None else StoredImage(*row)
 
 
-def images_by_ids(conn: sqlite3.Connection, ids: list[int]) -> dict[int, ImageRow]:
+def images_by_ids(conn: sqlite3.Connection, ids: list[int]) -> dict[int, StoredImage]:
     """{id: row} for the ids that exist (one statement for a page of results)."""
-    found: dict[int, ImageRow] = {}
+    found: dict[int, StoredImage] = {}
     ids = [int(i) for i in ids]
     for start in range(0, len(ids), 500):  # well under SQLite's bound-parameter limit
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(f"SELECT {_COLUMNS} FROM images WHERE id IN ({marks})", chunk):
-            found[row[0]] = ImageRow(*row)
+            found[row[0]] = StoredImage(*row)
     return found
 
 

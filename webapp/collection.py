@@ -5,9 +5,11 @@ the server answers from a pool of threads. In WAL mode every statement reads a c
 snapshot, so the server keeps answering while ``main.py`` extracts into the same DB; the
 search reloads a matrix only when the DB's version changed (search.store).
 
-Why one search at a time: a search already uses every core (BLAS, the network's threads),
-so two at once only split them; and two threads loading a new matrix version at once would
-hold it twice in memory. Decoding uploads and serving thumbnails run in parallel.
+Why every search runs on one dedicated thread: a search already uses every core (BLAS, the
+network's threads), so two at once only split them; two threads loading a new matrix
+version at once would hold it twice in memory; and the network's thread pools (OpenMP,
+ONNX Runtime) are made per calling thread, so one caller keeps one warm pool. Decoding
+uploads and serving thumbnails run in parallel on FastAPI's threads.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
@@ -22,7 +25,7 @@ from PIL import Image
 import config
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import OK, count_by_status
-from db.lookup import ImageRow, first_ok_id, image_by_id, images_by_ids
+from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
 from db.meta import dataset_root, features_stamp
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
@@ -59,7 +62,7 @@ class Collection:
         self.db_path = os.fspath(db_path)
         connect(self.db_path).close()  # a missing or foreign DB fails here, with its one-line message
         self._local = threading.local()
-        self._search_lock = threading.Lock()
+        self._searcher = ThreadPoolExecutor(1, thread_name_prefix="search")
         self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
 
     def conn(self):
@@ -87,13 +90,13 @@ class Collection:
             "default_mode": DEFAULT_MODE,
         }
 
-    def row(self, image_id: int) -> ImageRow:
+    def row(self, image_id: int) -> StoredImage:
         found = image_by_id(self.conn(), image_id)
         if found is None:
             raise ApiError(404, f"no image with id {image_id} in this collection")
         return found
 
-    def file_of(self, row: ImageRow) -> str:
+    def file_of(self, row: StoredImage) -> str:
         """The absolute path of a row's file, which must lie inside the collection's folder."""
         root = os.path.realpath(dataset_root(self.conn()) or "")
         path = os.path.realpath(os.path.join(root, row.path))
@@ -145,17 +148,20 @@ class Collection:
         return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k))
 
     def _search(self, run) -> list[Hit]:
-        with self._search_lock:
-            try:
-                return run(self.conn())
-            except UnknownImageError as exc:  # extracted after the row was read, or deleted since
-                raise ApiError(404, str(exc)) from None
-            except (NoFeaturesError, SettingsMismatchError) as exc:
-                raise ApiError(503, str(exc)) from None
-            except (QueryImageError, ValueError) as exc:
-                raise ApiError(400, str(exc)) from None
-            except DatabaseError as exc:
-                raise ApiError(503, str(exc)) from None
+        """``run(connection)`` on the search thread; its errors as ApiErrors."""
+        return self._searcher.submit(self._run_search, run).result()
+
+    def _run_search(self, run) -> list[Hit]:
+        try:
+            return run(self.conn())
+        except UnknownImageError as exc:  # its row is ok, but the loaded matrix is a batch behind
+            raise ApiError(409, f"{exc} yet (main.py is extracting); try again in a moment") from None
+        except (NoFeaturesError, SettingsMismatchError) as exc:
+            raise ApiError(503, str(exc)) from None
+        except (QueryImageError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from None
+        except DatabaseError as exc:
+            raise ApiError(503, str(exc)) from None
 
     def results(self, hits: list[Hit]) -> list[dict]:
         """Hits as the API returns them, with the URLs of their thumbnail and image.
@@ -167,7 +173,7 @@ class Collection:
                  **self.urls(rows.get(hit.id), hit.id)} for hit in hits]
 
     @staticmethod
-    def urls(row: ImageRow | None, image_id: int | None = None) -> dict:
+    def urls(row: StoredImage | None, image_id: int | None = None) -> dict:
         """{"thumbnail", "image"} URLs of a row (or of an id whose row is gone)."""
         image_id = row.id if row is not None else image_id
         version = f"?v={thumbnail_key(row)[:16]}" if row is not None else ""

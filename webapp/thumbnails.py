@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
-from db.lookup import ImageRow
+from db.lookup import StoredImage
 from features.decode import decode, read_file
 from fileio import atomic_write
 
@@ -32,7 +32,7 @@ class Thumbnail(NamedTuple):
     etag: str
 
 
-def thumbnail_key(row: ImageRow) -> str:
+def thumbnail_key(row: StoredImage) -> str:
     """A name that changes whenever the file's content may have changed."""
     if row.content_hash:
         return bytes(row.content_hash).hex()
@@ -63,7 +63,7 @@ class ThumbnailCache:
     def path_for(self, key: str) -> str:
         return os.path.join(self.folder, key[:2], f"{key}-{self.side}.jpg")
 
-    def get(self, row: ImageRow, source: str) -> Thumbnail:
+    def get(self, row: StoredImage, source: str) -> Thumbnail:
         """The thumbnail of ``row`` whose file is ``source``; ImageDecodeError if it has none."""
         key = thumbnail_key(row)
         etag = f'"{key}-{self.side}"'
