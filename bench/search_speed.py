@@ -60,7 +60,7 @@ def annoy_numbers(conn, db_path, cache_dir, n):
     ready, its file read once so that queries are timed with it in the page cache."""
     loaded = store.load(conn, "embeddings")
     record = os.path.join(cache_dir, f"annoy-build-n{n}.json")
-    stamp = {"generation": loaded.generation, "token": loaded.token, "rows": len(loaded.ids),
+    stamp = {"features_version": loaded.features_version, "rows": len(loaded.ids),
              "trees": ann.config.ANNOY_TREES, "seed": ann.config.ANNOY_SEED}
     remembered = None
     if os.path.exists(record):
