@@ -20,6 +20,7 @@ from cli import UsageError, run, setup_logging
 from db import connect
 from search.modes import METRICS, MODES, check_metric
 from search.query import QueryImageError, calculate_similarities
+from viz.grid import save_result_grid
 
 __all__ = ["calculate_similarities", "QueryImageError", "main"]
 
@@ -53,9 +54,6 @@ def main(argv=None):
     for rank, (path, score) in enumerate(results, 1):
         print(f"{rank:3d}  {score:.4f}  {path}")
     if args.out:
-        # Imported here: matplotlib is heavy and only --out needs it.
-        from viz.grid import save_result_grid
-
         save_result_grid([(args.queries, results)], args.out, title=f"{args.mode} / {metric}")
         print(f"wrote {args.out}")
 

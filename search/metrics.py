@@ -5,6 +5,7 @@ every mode. Inputs are prepared once per loaded matrix (see search.store), so a 
 costs one pass over the matrix. Which metric fits which mode is search.modes' business.
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -56,8 +57,6 @@ def manhattan_distance(matrix, query):
 
 def _pool():
     if not _POOL:
-        from concurrent.futures import ThreadPoolExecutor
-
         _POOL.append(ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="metrics"))
     return _POOL[0]
 

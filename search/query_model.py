@@ -42,8 +42,8 @@ def embedder_for(stamp: dict):
     name, precision = stamp["embedding_model"], stamp["embedding_precision"]
     runtime = stamp.get("embedding_runtime")
     key = (name, precision, runtime)
-    if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = _load(load_embedder, name, precision, runtime)  # queries embed as the DB did
+    if key not in _EMBEDDERS:  # queries embed as the DB did: its model, precision and runtime
+        _EMBEDDERS[key] = load_embedder(name, precision, runtime=None if runtime == "unrecorded" else runtime)
     embedder = _EMBEDDERS[key]
     if embedder.weights_sha256 != stamp["embedding_weights_sha256"]:
         raise SettingsMismatchError(
@@ -51,15 +51,6 @@ def embedder_for(stamp: dict):
             f"this machine has {embedder.weights_sha256[:12]}…: re-extract with `python main.py --reset-features`"
         )
     return embedder
-
-
-def _load(load_embedder, name, precision, runtime):
-    if runtime in (None, "unrecorded"):
-        return load_embedder(name, precision)
-    try:
-        return load_embedder(name, precision, runtime=runtime)
-    except TypeError:  # a loader without runtimes: torch only
-        return load_embedder(name, precision)
 
 
 def decode_bytes(data: bytes, stamp: dict, name: str = "query image") -> Image.Image:
