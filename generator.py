@@ -146,6 +146,7 @@ def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=confi
     conn = connect(db_path, create=True)
     try:
         with ScanLock(db_path):
+            claim_dataset_root(conn, root)  # another folder's DB: said before anything else
             _refuse_empty_root(conn, data_dir, root)
             return _sync(conn, root, extensions, batch_size, progress, allow_deletions)
     finally:
@@ -167,7 +168,6 @@ def _refuse_empty_root(conn, data_dir, root):
 
 def _sync(conn, root, extensions, batch_size, progress, allow_deletions):
     """The scan proper, under the scan lock: walk and commit batch by batch, then moves and deletions."""
-    claim_dataset_root(conn, root)
     scan_range = begin_scan(conn)
     summary, batch = ScanSummary(), []
     for item in tqdm(walk_images(root, extensions, summary.unlisted), desc="scanning", unit="file",
