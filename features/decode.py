@@ -1,20 +1,40 @@
 """Decode an image file once into the shared copy every feature is computed from.
 
 Why one shared copy: decoding dominates everything but the network, so each file is read
-once, decoded at reduced size where the format allows it (JPEG draft mode), turned upright
-(EXIF), flattened on white (transparency) and resized so its shorter side is DECODE_SIDE —
-exactly torchvision's ``Resize(256)`` — before histogram, hashes and network crop use it.
+once and decoded as small as its format allows, then resized so its shorter side is
+DECODE_SIDE (torchvision's ``Resize(256)``: bilinear, antialiased), turned upright (EXIF)
+and flattened on white (transparency) before histogram, hashes and network crop use it.
+
+Why in this order: the full-resolution image is touched as little as possible. JPEG is
+decoded at the smallest DCT scale (1/8, 1/4, 1/2) whose shorter side is still at least
+DECODE_SIDE; other formats are box-reduced by an integer factor first while they stay
+REDUCING_GAP times larger than the copy (Pillow's ``reducing_gap``). An upright RGB or
+greyscale image is resized with no intermediate copy (greyscale becomes RGB only once
+small); 16/32-bit images become 8-bit strip by strip (one byte per pixel, never a
+full-resolution float copy); palette and transparent images get their true colours and
+the EXIF rotation before resampling, so they resample exactly like a plain RGB copy of
+the same pixels (tests/test_reliability_nasty.py). Images smaller than REDUCING_GAP x
+DECODE_SIDE give exactly torchvision's ``Resize(256)`` (tests/test_decode.py); larger
+non-JPEG ones differ from it by rounding (a few levels at most; bench/decode_speed.py).
 """
 import hashlib
 import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 # How much longer than the shorter side the copy may be: absurd aspect ratios (a 20000x1
 # strip) would otherwise make a gigantic copy. Only images longer than 8:1 are squeezed.
 MAX_ASPECT = 8
+# Box-reduce first only while the image stays this many times larger than the copy: 3 is
+# where Pillow documents the result as indistinguishable from a plain resize.
+REDUCING_GAP = 3.0
+HIGH_DEPTH = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+STRIP_BYTES = 1 << 20  # high-depth -> 8-bit conversion, a strip of rows of about this many bytes at a time
+TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+             8: Image.Transpose.ROTATE_90}
 
 
 class ImageDecodeError(Exception):
@@ -53,7 +73,8 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
                 if image.format == "JPEG":
                     image.draft("RGB", _draft_request(image.size, side))
                 image.load()
-                image = ImageOps.exif_transpose(image)
+                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+                return shared_copy(image, side, TRANSPOSE.get(orientation))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageDecodeError(f"more than {max_pixels} pixels (decompression-bomb limit; raise IR_MAX_IMAGE_PIXELS "
                                f"and run main.py --retry-errors)") from None
@@ -61,7 +82,6 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
         raise ImageDecodeError("not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise ImageDecodeError(f"cannot decode: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    return resize_shorter_side(to_rgb(image), side)
 
 
 class limit_pixels:
@@ -78,19 +98,30 @@ class limit_pixels:
 
 
 def _draft_request(size, side):
-    """The size to ask JPEG draft mode for: the shorter side must stay >= ``side``."""
+    """The size to ask JPEG draft mode for, so that it picks the largest DCT scale (8, 4, 2
+    or 1) that keeps the shorter side >= ``side``: Pillow takes the largest power of two
+    <= min(width // w, height // h)."""
     width, height = size
-    scale = side / min(width, height)
-    return (max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale))))
+    scale = next(s for s in (8, 4, 2, 1) if min(width, height) // s >= side or s == 1)
+    return (max(1, width // scale), max(1, height // scale))
+
+
+def shared_copy(image, side, transpose=None):
+    """A loaded image at any resolution -> the RGB copy with shorter side ``side``, after
+    ``transpose`` (an Image.Transpose, or None for an upright image: no copy made)."""
+    if image.mode in HIGH_DEPTH:
+        image = _eight_bit(image)
+    if transpose is not None:  # before resizing, so a rotated file resamples exactly like its upright copy
+        image = image.transpose(transpose)
+    if image.mode not in ("RGB", "L"):  # palette, alpha, CMYK ...: true colours before resampling
+        image = to_rgb(image)
+    return to_rgb(resize_shorter_side(image, side))  # a greyscale copy becomes RGB only once small
 
 
 def to_rgb(image):
     """Any Pillow mode -> RGB, transparency flattened on white, 16-bit scaled to 8-bit."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
-        if image.mode != "F" and pixels.max(initial=0) > 255:
-            pixels = pixels / 257.0
-        image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "L")
+    if image.mode in HIGH_DEPTH:
+        image = _eight_bit(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -100,8 +131,25 @@ def to_rgb(image):
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+def _eight_bit(image):
+    """A 16/32-bit integer or float greyscale image -> mode L (one byte per pixel), a strip
+    of rows at a time so that no full-resolution wider copy is ever made. Integer images
+    that use more than 8 bits are scaled by 1/257 (65535 -> 255) and rounded."""
+    peak = image.getextrema()[1] if image.mode != "F" else 0
+    divisor = 257.0 if peak > 255 else 1.0
+    width, height = image.size
+    out = np.empty((height, width), dtype=np.uint8)
+    rows = max(1, STRIP_BYTES // (4 * width))
+    for top in range(0, height, rows):
+        strip = np.asarray(image.crop((0, top, width, min(height, top + rows))), dtype=np.float32)
+        np.rint(np.divide(strip, divisor, out=strip), out=strip)
+        out[top:top + strip.shape[0]] = np.clip(strip, 0, 255, out=strip)
+    return Image.fromarray(out, "L")
+
+
 def resize_shorter_side(image, side):
-    """torchvision ``Resize(side)`` on a PIL image (bilinear, antialiased), long side capped."""
+    """torchvision ``Resize(side)`` on a PIL image (bilinear, antialiased), long side capped;
+    large images are box-reduced first (REDUCING_GAP)."""
     width, height = image.size
     if width <= height:
         new_w, new_h = side, min(int(side * height / width), side * MAX_ASPECT)
@@ -109,4 +157,4 @@ def resize_shorter_side(image, side):
         new_w, new_h = min(int(side * width / height), side * MAX_ASPECT), side
     if (new_w, new_h) == (width, height):
         return image
-    return image.resize((new_w, new_h), Image.BILINEAR)
+    return image.resize((new_w, new_h), Image.BILINEAR, reducing_gap=REDUCING_GAP)

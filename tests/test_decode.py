@@ -1,5 +1,7 @@
 """The shared decoded copy: torchvision's preprocessing, upright, flattened on white."""
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,9 +9,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from samples import random_photo
-from features.decode import ImageDecodeError, decode, read_file, to_rgb
+from features.decode import ImageDecodeError, _draft_request, decode, read_file, to_rgb
 from features.embeddings import centre_crop
+from samples import ROOT, random_photo
 
 
 def _png_bytes(image):
@@ -62,3 +64,79 @@ def test_bad_bytes_raise_a_one_line_reason(tmp_path):
         read_file(empty)
     with pytest.raises(ImageDecodeError, match="disappeared"):
         read_file(tmp_path / "missing.jpg")
+
+
+def _old_sixteen_bit_path(image, side):
+    """What decode did before: float64 at full resolution, 1/257, rounded, then resized."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if pixels.max(initial=0) > 255:
+        pixels = pixels / 257.0
+    grey = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "L").convert("RGB")
+    width, height = grey.size
+    size = (side, int(side * height / width)) if width <= height else (int(side * width / height), side)
+    return np.asarray(grey.resize(size, Image.BILINEAR), dtype=int)
+
+
+@pytest.mark.parametrize("size", [(700, 500), (1800, 1000)])
+def test_sixteen_bit_png_decodes_as_before_within_one_level(size):
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(0, 65536, size=(size[1] // 50 + 1, size[0] // 50 + 1), dtype=np.uint16)
+    smooth = np.asarray(Image.fromarray(coarse.astype(np.int32), "I").resize(size, Image.BICUBIC))
+    noisy = np.clip(smooth + rng.integers(-300, 300, size=smooth.shape), 0, 65535).astype(np.uint16)
+    image = Image.fromarray(noisy)
+    assert image.mode == "I;16"
+    ours = np.asarray(decode(_png_bytes(image), 256), dtype=int)
+    before = _old_sixteen_bit_path(image, 256)
+    assert ours.shape == before.shape
+    # the 1800x1000 one is box-reduced first (REDUCING_GAP): rounding differences only
+    assert np.abs(ours - before).max() <= (1 if size[0] < 768 else 4)
+    assert np.abs(ours - before).mean() < 0.5
+
+
+def test_large_png_stays_within_a_few_levels_of_a_plain_resize():
+    image = random_photo(11, size=(2000, 1500))
+    ours = np.asarray(decode(_png_bytes(image), 256), dtype=int)
+    plain = np.asarray(image.resize((341, 256), Image.BILINEAR), dtype=int)
+    assert ours.shape == plain.shape
+    assert np.abs(ours - plain).max() <= 4 and np.abs(ours - plain).mean() < 0.5
+
+
+@pytest.mark.parametrize("size, drafted", [((1600, 1200), (400, 300)), ((2048, 2048), (256, 256)),
+                                           ((2047, 2047), (512, 512)), ((4096, 2048), (512, 256)),
+                                           ((300, 200), (300, 200))])
+def test_jpeg_draft_picks_the_smallest_scale_that_serves_the_copy(size, drafted):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 30)).save(buffer, format="JPEG")
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        image.draft("RGB", _draft_request(image.size, 256))
+        assert image.size == drafted
+
+
+MEMORY_CHILD = """
+import sys
+from features.decode import decode
+
+def peak_kb():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+with open(sys.argv[1], "rb") as fh:
+    data = fh.read()
+before = peak_kb()
+decode(data, 256, 10 ** 9)
+print(peak_kb() - before)
+"""
+
+
+def test_sixteen_bit_decode_memory_stays_near_the_decoded_size(tmp_path):
+    """Peak memory of one decode, in a fresh process: the 16-bit pixels themselves (2 bytes
+    per pixel) plus an 8-bit copy (~2x), not float64 copies (~13x before)."""
+    width, height = 4000, 3000
+    ramp = (np.arange(width, dtype=np.uint32)[None, :] * 16 + np.arange(height, dtype=np.uint32)[:, None])
+    path = tmp_path / "big16.png"
+    Image.fromarray((ramp % 65536).astype(np.uint16)).save(path, compress_level=1)
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path)], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    grown_bytes = int(out.stdout.strip().splitlines()[-1]) * 1024
+    decoded_bytes = 2 * width * height
+    assert grown_bytes < 3 * decoded_bytes, f"decode peak grew by {grown_bytes / 1e6:.0f} MB"
