@@ -40,15 +40,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py + main.py (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0: any free port)")
     parser.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_BYTES // (1024 * 1024),
                         help="largest upload per request in MB (default: %(default)s)")
     parser.add_argument("--thumbs", help="folder for cached thumbnails (default: <db>.thumbs beside the DB)")
     parser.add_argument("--no-warm", action="store_true", help="do not load the matrix and network before serving")
     args = parser.parse_args(argv)
     setup_logging()
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    if not 0 <= args.port < 65536:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_upload_mb < 1:
         raise UsageError(f"--max-upload-mb must be at least 1, got {args.max_upload_mb}")
     if not is_loopback(args.host):
@@ -58,14 +58,15 @@ def main(argv=None):
     app = create_app(args.db, allowed_hosts=allowed_hosts(args.host),
                      max_upload_bytes=args.max_upload_mb * 1024 * 1024, warm=not args.no_warm, thumbs_dir=args.thumbs)
     sock = listening_socket(args.host, args.port)
-    log.info("serving %s at http://%s:%d/ (API documentation at /docs)", args.db, _url_host(args.host), args.port)
+    log.info("serving %s at http://%s:%d/ (API documentation at /docs)", args.db, _url_host(args.host),
+             sock.getsockname()[1])
     uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A bound socket, so that a busy port or a bad address is one line, not uvicorn's traceback."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)

@@ -256,6 +256,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="demo", help="comma-separated: demo and/or row counts, e.g. demo,500000")
     parser.add_argument("--db", help="the real collection to measure (default: demo_data/images.db, or a built one)")
+    parser.add_argument("--label", help="the real collection's name in the table (default: demo, or the DB's file name)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--tiny", action="store_true", help="smoke test: 3 repeats, one CLI run")
     parser.add_argument("--out", help="JSON file (default: bench/results/webapp[_tiny].json)")
@@ -270,8 +271,8 @@ def main(argv=None):
     rows = []
     for size in args.sizes.split(","):
         if size == "demo":
-            rows.append(measure("demo" if not args.db else os.path.basename(base), base, photos, repeats,
-                                cli_repeats, True))
+            label = args.label or ("demo" if not args.db else os.path.basename(base))
+            rows.append(measure(label, base, photos, repeats, cli_repeats, True))
         else:
             n = int(size)
             rows.append(measure(f"synthetic {n:,}", synthetic_db(base, n), photos, repeats, cli_repeats, False))
