@@ -297,13 +297,13 @@ def _stat_or_none(full):
         return None
 
 
-def main(argv=None):
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=config.IMAGE_DATA_DIR, help="folder of images (default: %(default)s)")
     parser.add_argument("--db", default=config.DB_PATH, help="SQLite file to write (default: %(default)s)")
     parser.add_argument("--allow-deletions", action="store_true",
                         help=f"delete the rows of missing files even if they are more than "
-                             f"{config.DELETION_GUARD_SHARE:.0%} of the collection")
+                             f"{config.DELETION_GUARD_SHARE:.0%}% of the collection")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging()

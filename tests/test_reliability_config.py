@@ -32,6 +32,13 @@ def test_every_script_names_the_bad_variable(script):
     assert lines == ["error: IR_BATCH_SIZE='abc' is not a whole number: use a whole number such as 32 of at least 1"]
 
 
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_without_bad_values_every_script_starts(script):
+    """The control for the test above: there, the exit comes from the bad value."""
+    done = run_script(script, "--help", timeout=120)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name,value,words", BAD, ids=[b[0] for b in BAD])
 def test_each_kind_of_bad_value_says_what_is_accepted(name, value, words):
     done = run_script("generator.py", "--help", env=script_env(**{name: value}), timeout=60)
