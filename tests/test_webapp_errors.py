@@ -92,11 +92,11 @@ def test_too_many_files(client):
     ({"mode": "embeddings", "metric": "hamming"}, 400, ("does not fit", "cosine")),
     ({"metric": "chebyshev"}, 400, ("unknown metric", "cosine")),
     ({"mode": "phash", "metric": "cosine"}, 400, ("hamming",)),
-    ({"top_k": "0"}, 400, ("top_k",)),
-    ({"top_k": "-3"}, 400, ("top_k",)),
+    ({"top_k": "0"}, 422, ("top_k", "greater than or equal to 1")),
+    ({"top_k": "-3"}, 422, ("top_k",)),
     ({"top_k": "abc"}, 422, ("top_k", "integer")),
     ({"top_k": "2.5"}, 422, ("top_k",)),
-    ({"top_k": "1000000"}, 400, ("top_k", "1000")),
+    ({"top_k": "1000000"}, 422, ("top_k", "1000")),
 ])
 def test_bad_search_fields(client, photo, form, status, words):
     response = client.post("/api/search", files=[("files", ("q.jpg", photo, "image/jpeg"))], data=form)

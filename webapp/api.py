@@ -96,7 +96,7 @@ def search(request: Request,
            files: Annotated[list[UploadFile], File(description="the query image(s)")],
            mode: Annotated[str, Form(description="search mode")] = DEFAULT_MODE,
            metric: Annotated[str | None, Form(description="default: the mode's own")] = None,
-           top_k: Annotated[int, Form(description=f"how many results, 1..{MAX_TOP_K}")] = DEFAULT_TOP_K) -> dict:
+           top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K) -> dict:
     coll = collection(request)
     query = coll.check(mode, metric, top_k)
     uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files[:MAX_FILES + 1]]
