@@ -4,6 +4,7 @@ A rescan must never turn "I could not see the files" into "the files are gone": 
 deleted by mistake costs a re-extraction. And a long scan commits as it goes, so a kill
 keeps what was done and the next run finishes it.
 """
+import json
 import os
 import signal
 import sqlite3
@@ -237,3 +238,16 @@ def test_a_rescan_that_changes_nothing_writes_nothing(scanned):
     version = query(db, "SELECT key, value FROM meta WHERE key IN ('generation', 'write_token') ORDER BY key")
     _scan(photos, db)
     assert query(db, "SELECT key, value FROM meta WHERE key IN ('generation', 'write_token') ORDER BY key") == version
+
+
+def test_scan_memory_bench_runs_on_a_tiny_collection(tmp_path):
+    """Smoke test of bench/scan_memory.py (run as a module, as a user would)."""
+    out = tmp_path / "scan_memory.json"
+    done = subprocess.run([sys.executable, "-m", "bench.scan_memory", "--files", "1500", "--dir", str(tmp_path / "c"),
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, env=script_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert [(r["code"], r["scan"]) for r in results] == [("ours", "first scan"), ("ours", "rescan")]
+    assert results[0]["summary"].startswith("scanned 1500 files: 1500 new")
+    assert results[1]["summary"].startswith("scanned 1500 files: 0 new, 0 changed, 0 moved, 0 deleted")
+    assert all(0 < r["peak_rss_mib"] < 1000 for r in results)
