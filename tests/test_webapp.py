@@ -14,7 +14,7 @@ from PIL import Image
 from db import connect
 from search.modes import MODES
 from search.query import calculate_similarities
-from webapp import browse, thumbnails
+from webapp import thumbnails
 from webapp.server import create_app
 
 
@@ -158,8 +158,6 @@ def test_thumbnail_served_from_memory_when_the_disk_is_full(mini_collection, tmp
 
 
 def test_duplicates_lists_groups_with_their_keeper_first(client, app_env):
-    if not browse.duplicates_available():
-        pytest.skip("search.duplicates is not in this tree")
     answer = client.get("/api/duplicates").json()
     assert answer["groups"], "the mini collection's edited copies form groups"
     ids = set()
@@ -171,12 +169,6 @@ def test_duplicates_lists_groups_with_their_keeper_first(client, app_env):
         ids.update(i["id"] for i in images)
     assert len(ids) == answer["images_in_groups"]
     assert client.get("/api/duplicates", params={"limit": 1}).json()["groups"] == answer["groups"][:1]
-
-
-def test_duplicates_answers_503_without_the_finder(client, monkeypatch):
-    monkeypatch.setattr(browse, "find_duplicates", None)
-    response = client.get("/api/duplicates")
-    assert response.status_code == 503 and "not available" in response.json()["error"]
 
 
 def test_map_places_every_image_in_the_unit_square(client, app_env):

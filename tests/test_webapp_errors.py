@@ -131,8 +131,6 @@ def test_bad_search_fields(client, photo, form, status, words):
     ("/api/nothing-here", 404, ("no such",)),
 ])
 def test_bad_urls(client, url, status, words):
-    if url.startswith("/api/duplicates") and not client.get("/api/health").json()["duplicates"]:
-        pytest.skip("search.duplicates is not in this tree")
     assert_refused(client.get(url), status, *words)
     still_serving(client)
 

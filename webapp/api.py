@@ -63,7 +63,6 @@ class Health(BaseModel):
     metrics: dict[str, list[str]] = Field(description="the metrics of each mode, the default first")
     default_metrics: dict[str, str]
     default_mode: str
-    duplicates: bool = Field(description="whether /api/duplicates is available")
 
 
 class ImageInfo(BaseModel):
@@ -85,7 +84,7 @@ def collection(request: Request) -> Collection:
             description="Counts of searchable, pending and failed images, the model, and the modes with "
                         "their metrics (the first is each mode's default).")
 def health(request: Request) -> dict:
-    return {**collection(request).health(), "duplicates": request.app.state.duplicates is not None}
+    return collection(request).health()
 
 
 @router.post("/search", response_model=Results, responses=ERRORS, summary="Search by uploaded photos",

@@ -18,15 +18,11 @@ from db import NoFeaturesError
 from db.lookup import images_by_ids
 from db.meta import version
 from search import store
+from search.duplicates import find_duplicates
 from search.modes import get_mode
 from viz.projection import map_of_loaded
 from webapp.api import ERRORS, collection
 from webapp.errors import ApiError
-
-try:  # the duplicate finder (issue 13): without it /api/duplicates answers 503
-    from search.duplicates import find_duplicates
-except ImportError:
-    find_duplicates = None
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +48,6 @@ class CollectionMapOut(BaseModel):
     total: int = Field(description="images in the collection; points is a seeded random sample when smaller")
     method: str
     mode: str
-
-
-def duplicates_available() -> bool:
-    return find_duplicates is not None
 
 
 def _cached(request: Request, what: tuple, make):
@@ -116,9 +108,6 @@ def duplicates(request: Request,
                                                                       "default: the finder's measured one")] = None,
                any_orientation: Annotated[bool, Query(description="also mirrored and rotated copies")] = False,
                limit: Annotated[int, Query(ge=1, le=MAX_GROUPS, description="groups returned at most")] = 200) -> dict:
-    if find_duplicates is None:
-        raise ApiError(503, "the duplicate finder is not available in this version")
-
     def make(coll):
         try:
             return find_duplicates(coll.conn().cursor(), mode, threshold, any_orientation=any_orientation)

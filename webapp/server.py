@@ -60,7 +60,6 @@ def create_app(db_path: str | os.PathLike, *, allowed_hosts: tuple[str, ...] | N
     app = FastAPI(title="Image recommender", version="1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.collection = collection
-    app.state.duplicates = browse.duplicates_available()
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body=max_upload_bytes, allowed_hosts=allowed_hosts)
     app.include_router(api.router)
