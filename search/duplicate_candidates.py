@@ -17,16 +17,21 @@ Also here: pairs of packed bit hashes within a Hamming radius, by multi-index ha
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 BRUTE_FORCE_ROWS = 6000  # below this, plain blocked all pairs is as fast as building cells
 BLOCK = 2048  # rows per matrix-product block: a 2048 x 2048 float32 block is 16 MB
 DEFAULT_PROBES = 4  # cells each row is compared with (its own + 3 nearest)
 KMEANS_ROUNDS = 6
-SAMPLE_PER_CELL = 32  # k-means trains on this many rows per centroid (at most)
+SAMPLE_PER_CELL = 16  # k-means trains on this many rows per centroid (at most)
+ASSIGN_BLOCK = 4096  # rows per product with the centroids
 
 
 class Pairs(NamedTuple):
@@ -37,36 +42,55 @@ class Pairs(NamedTuple):
 
 
 def close_pairs(unit: np.ndarray, threshold: float, *, probes: int = DEFAULT_PROBES, cells: int | None = None,
-                seed: int = 0, brute_force_rows: int = BRUTE_FORCE_ROWS) -> Iterator[Pairs]:
+                seed: int = 0, brute_force_rows: int = BRUTE_FORCE_ROWS, workers: int | None = None) -> Iterator[Pairs]:
     """Yield every pair of rows with cosine distance <= ``threshold`` (with the IVF scheme above;
-    all of them when N is small). Rows must be unit length; the matrix may be memory-mapped."""
+    all of them when N is small). Rows must be unit length; the matrix may be memory-mapped.
+
+    The many small products run on ``workers`` threads (default: one per core) with one BLAS
+    thread each: OpenBLAS's own threads lose 100x on small products when the cores are busy.
+    """
     n = len(unit)
     if n < 2:
         return
     cut = np.float32(1.0 - threshold)
-    if n <= brute_force_rows or probes < 1:
-        yield from _within(unit, np.arange(n), cut)
-        return
-    cells = cells or max(2, int(math.sqrt(probes * n)))
-    centroids = train_centroids(unit, cells, seed)
-    nearest = nearest_cells(unit, centroids, probes)
-    members = _grouped(nearest[:, 0], len(centroids))
-    visitors = _grouped(nearest[:, 1:].ravel(), len(centroids), np.repeat(np.arange(n), probes - 1))
-    for cell in range(len(centroids)):
-        own = members[cell]
-        if len(own) == 0:
-            continue
-        yield from _within(unit, own, cut)
-        if len(visitors[cell]):
-            yield from _between(unit, visitors[cell], own, cut)
+    workers = workers or os.cpu_count() or 1
+    with single_threaded_blas(), ThreadPoolExecutor(workers, thread_name_prefix="duplicates") as pool:
+        if n <= brute_force_rows or probes < 1:
+            every = np.arange(n)
+            for found in pool.map(lambda i: list(_within_block(unit, every, i, cut)), range(0, n, BLOCK)):
+                yield from found
+            return
+        cells = cells or max(2, int(math.sqrt(probes * n)))
+        centroids = train_centroids(unit, cells, seed, pool=pool)
+        nearest = nearest_cells(unit, centroids, probes, pool=pool)
+        members = _grouped(nearest[:, 0], len(centroids))
+        visitors = _grouped(nearest[:, 1:].ravel(), len(centroids), np.repeat(np.arange(n), nearest.shape[1] - 1))
+
+        def cell_pairs(cell):
+            own = members[cell]
+            found = list(_within(unit, own, cut)) if len(own) else []
+            if len(own) and len(visitors[cell]):
+                found += _between(unit, visitors[cell], own, cut)
+            return found
+
+        for found in pool.map(cell_pairs, range(len(centroids))):
+            yield from found
 
 
 def all_pairs(unit: np.ndarray, threshold: float) -> Iterator[Pairs]:
-    """The exact reference: every pair compared, block by block."""
+    """The exact reference: every pair compared, block by block (BLAS as configured)."""
     yield from _within(unit, np.arange(len(unit)), np.float32(1.0 - threshold))
 
 
-def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = KMEANS_ROUNDS) -> np.ndarray:
+@contextmanager
+def single_threaded_blas():
+    """One BLAS thread while inside (process-wide: OpenBLAS has one setting)."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = KMEANS_ROUNDS,
+                    pool: ThreadPoolExecutor | None = None) -> np.ndarray:
     """Unit-length centroids from spherical k-means on a seeded sample of rows."""
     rng = np.random.default_rng(seed)
     n = len(unit)
@@ -74,31 +98,45 @@ def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = K
     data = np.ascontiguousarray(unit[sample], dtype=np.float32)
     centroids = data[rng.choice(len(data), size=min(cells, len(data)), replace=False)].copy()
     for _ in range(rounds):
-        assigned = _argmax_rows(data, centroids)
+        assigned = _nearest(data, centroids, 1, pool)[:, 0]
+        order = np.argsort(assigned, kind="stable")
+        counts = np.bincount(assigned, minlength=len(centroids))
+        used = counts > 0
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         sums = np.zeros_like(centroids)
-        np.add.at(sums, assigned, data)
-        empty = np.flatnonzero(~sums.any(axis=1))
+        sums[used] = np.add.reduceat(data[order], starts[used], axis=0)
+        empty = np.flatnonzero(~used)
         sums[empty] = data[rng.choice(len(data), size=len(empty), replace=False)]  # re-seed empty cells
         centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
     return centroids.astype(np.float32)
 
 
-def nearest_cells(unit: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
+def nearest_cells(unit: np.ndarray, centroids: np.ndarray, probes: int,
+                  pool: ThreadPoolExecutor | None = None) -> np.ndarray:
     """(N, probes) int32: each row's nearest centroids, nearest first."""
-    probes = min(probes, len(centroids))
-    out = np.empty((len(unit), probes), dtype=np.int32)
-    for start in range(0, len(unit), BLOCK * 4):
-        sims = np.asarray(unit[start:start + BLOCK * 4], dtype=np.float32) @ centroids.T
+    return _nearest(unit, centroids, min(probes, len(centroids)), pool)
+
+
+def _nearest(rows, centroids, probes, pool):
+    out = np.empty((len(rows), probes), dtype=np.int32)
+
+    def work(start):
+        sims = np.asarray(rows[start:start + ASSIGN_BLOCK], dtype=np.float32) @ centroids.T
+        if probes == 1:
+            out[start:start + len(sims), 0] = np.argmax(sims, axis=1)
+            return
         top = np.argpartition(-sims, probes - 1, axis=1)[:, :probes] if probes < sims.shape[1] else \
             np.broadcast_to(np.arange(sims.shape[1]), sims.shape).copy()
         order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
         out[start:start + len(sims)] = np.take_along_axis(top, order, axis=1)
+
+    starts = range(0, len(rows), ASSIGN_BLOCK)
+    if pool is None:
+        for start in starts:
+            work(start)
+    else:
+        list(pool.map(work, starts))
     return out
-
-
-def _argmax_rows(data, centroids):
-    return np.concatenate([np.argmax(data[s:s + BLOCK * 4] @ centroids.T, axis=1)
-                           for s in range(0, len(data), BLOCK * 4)])
 
 
 def _grouped(keys, count, values=None):
@@ -113,18 +151,23 @@ def _grouped(keys, count, values=None):
 def _within(unit, rows, cut):
     """Pairs among ``rows`` (upper triangle only), block by block."""
     for i in range(0, len(rows), BLOCK):
-        left_rows = rows[i:i + BLOCK]
-        left = np.asarray(unit[left_rows], dtype=np.float32)
-        for j in range(i, len(rows), BLOCK):
-            right_rows = rows[j:j + BLOCK]
-            right = left if j == i else np.asarray(unit[right_rows], dtype=np.float32)
-            sims = left @ right.T
-            if j == i:
-                a, b = np.nonzero(np.triu(sims >= cut, k=1))
-            else:
-                a, b = np.nonzero(sims >= cut)
-            if len(a):
-                yield _ordered(left_rows[a], right_rows[b], sims[a, b])
+        yield from _within_block(unit, rows, i, cut)
+
+
+def _within_block(unit, rows, i, cut):
+    """Pairs of rows[i:i + BLOCK] with themselves and with every later row."""
+    left_rows = rows[i:i + BLOCK]
+    left = np.asarray(unit[left_rows], dtype=np.float32)
+    for j in range(i, len(rows), BLOCK):
+        right_rows = rows[j:j + BLOCK]
+        right = left if j == i else np.asarray(unit[right_rows], dtype=np.float32)
+        sims = left @ right.T
+        if j == i:
+            a, b = np.nonzero(np.triu(sims >= cut, k=1))
+        else:
+            a, b = np.nonzero(sims >= cut)
+        if len(a):
+            yield _ordered(left_rows[a], right_rows[b], sims[a, b])
 
 
 def _between(unit, rows_a, rows_b, cut):

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +32,8 @@ MAX_BLOCK_BITS = 62
 MAX_CANDIDATES = 4_000_000  # candidate pairs verified at once: about 100 MB of temporaries
 
 
+# Each list follows search.orientations.ORIENTATIONS: identity, mirror left-right, mirror
+# up-down, 180, 90 (counter-clockwise), 270, transpose, transverse.
 def _ahash_variants(grid):
     return [grid, grid[:, :, ::-1], grid[:, ::-1, :], grid[:, ::-1, ::-1], np.rot90(grid, 1, axes=(1, 2)),
             np.rot90(grid, 3, axes=(1, 2)), grid.transpose(0, 2, 1), grid[:, ::-1, ::-1].transpose(0, 2, 1)]
@@ -40,7 +45,8 @@ def _phash_variants(grid):
     col_flip = grid ^ odd[None, None, :]  # mirror left-right: odd column frequencies change sign
     row_flip = grid ^ odd[None, :, None]
     both = col_flip ^ odd[None, :, None]
-    return [grid, col_flip, row_flip, both, *(g.transpose(0, 2, 1) for g in (grid, col_flip, row_flip, both))]
+    turn = [g.transpose(0, 2, 1) for g in (col_flip, row_flip, grid, both)]  # 90, 270, transpose, transverse
+    return [grid, col_flip, row_flip, both, *turn]
 
 
 def _dhash_variants(grid):
@@ -80,15 +86,20 @@ def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None,
     blocks, sub = plan(nbits, radius, n)
     bounds = np.linspace(0, nbits, blocks + 1).astype(int)
     table_bits = np.unpackbits(packed, axis=1)
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        keys = _keys(table_bits[:, start:stop])
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        masks = _masks(stop - start, sub)
-        for variant, query in enumerate(queries):
-            query_keys = keys if variant == 0 else _keys(np.unpackbits(query, axis=1)[:, start:stop])
-            for mask in masks:
-                yield from _probe(packed, query, query_keys ^ mask, sorted_keys, order, radius, upright=variant == 0)
+    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="duplicates") as pool:
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            keys = _keys(table_bits[:, start:stop])
+            order = np.argsort(keys, kind="stable")
+            table = _Table(*np.unique(keys[order], return_index=True, return_counts=True), order)
+            masks = _masks(stop - start, sub)
+            for variant, query in enumerate(queries):
+                query_keys = keys if variant == 0 else _keys(np.unpackbits(query, axis=1)[:, start:stop])
+
+                def probe(mask, query=query, query_keys=query_keys, upright=variant == 0):
+                    return list(_probe(packed, query, query_keys ^ mask, table, radius, upright))
+
+                for found in pool.map(probe, masks):
+                    yield from found
 
 
 def hash_distance_to(packed: np.ndarray, rows: np.ndarray, target: int, *, kind: str | None = None,
@@ -126,20 +137,28 @@ def _masks(width, sub):
             for combo in itertools.combinations(range(width), k)]
 
 
-def _probe(packed, query, probe_keys, sorted_keys, order, radius, upright):
+class _Table(NamedTuple):
+    """One block's keys: distinct values, where each starts in ``order`` and how many there are."""
+    keys: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    order: np.ndarray
+
+
+def _probe(packed, query, probe_keys, table, radius, upright):
     """Verified pairs (query row, table row) whose block keys match, in bounded chunks."""
-    low = np.searchsorted(sorted_keys, probe_keys, "left")
-    counts = np.searchsorted(sorted_keys, probe_keys, "right") - low
-    hit = np.flatnonzero(counts)
+    at = np.minimum(np.searchsorted(table.keys, probe_keys), len(table.keys) - 1)
+    hit = np.flatnonzero(table.keys[at] == probe_keys)
     if not len(hit):
         return
-    ends = np.cumsum(counts[hit])
+    low, counts = table.starts[at[hit]], table.counts[at[hit]]
+    ends = np.cumsum(counts)
     chunk_starts = np.searchsorted(ends, np.arange(0, ends[-1], MAX_CANDIDATES), "right")
     for a, b in zip(chunk_starts, list(chunk_starts[1:]) + [len(hit)]):
-        rows, c = hit[a:b], counts[hit[a:b]]
+        rows, c = hit[a:b], counts[a:b]
         left = np.repeat(rows, c)
         offsets = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
-        right = order[np.repeat(low[rows], c) + offsets]
+        right = table.order[np.repeat(low[a:b], c) + offsets]
         keep = left < right if upright else left != right
         left, right = left[keep], right[keep]
         if not len(left):

@@ -1,14 +1,19 @@
 """The duplicate finder: candidates and groups against brute force, the keeper rule, the
-thresholds, find_duplicates on a small DB of fake features, and the pHash and orientation
-rules. No network: vectors and hashes are made up, files are a few bytes each."""
+thresholds, find_duplicates on a small DB of fake features, the pHash and orientation rules,
+and --move-to with its undo manifest. No network: vectors and hashes are made up, files are
+a few bytes each."""
 import hashlib
 import itertools
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect
 from db import details
 from db.details import exact_copy_sets, image_details
@@ -20,7 +25,7 @@ from search.duplicate_candidates import all_pairs, close_pairs
 from search.duplicate_groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
 from search.duplicate_hashes import hamming, hash_pairs, oriented_rows, plan
 from features.hashes import packed_hashes
-from samples import random_photo
+from samples import ROOT, random_photo
 from search.duplicates import DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows
 
 DIM = 32
@@ -334,3 +339,77 @@ def test_group_pairs_adds_known_sets():
     groups = group_pairs(6, blocks, extra_sets=[[1, 4], [2]])
     assert [g.tolist() for g in groups] == [[1, 4]]
     assert list(itertools.chain.from_iterable(g.tolist() for g in group_pairs(3, []))) == []
+
+
+# --- --move-to and its undo manifest ---------------------------------------------------------
+
+def two_groups(tmp_path):
+    items = [("keep/a.jpg", unit(1, 0), bytes(8), (400, 300), b"big original", 1),
+             ("copies/a-small.jpg", unit(1, 0.1), bytes(8), (200, 150), b"small", 2),
+             ("deep/er/a-copy.jpg", unit(1, 0.1), bytes(8), (200, 150), b"small", 3),
+             ("keep/b.jpg", unit(0, 1), b"\xff" * 8, (10, 10), b"b-1", 4),
+             ("b-copy.jpg", unit(0, 1), b"\xff" * 8, (10, 10), b"b-1", 5),
+             ("alone.jpg", unit(0, 0, 1), b"\x0f" * 8, (10, 10), b"alone", 6)]
+    return fake_collection(tmp_path, items)
+
+
+def test_move_to_keeps_relative_paths_and_undo_puts_them_back(tmp_path):
+    conn, root = two_groups(tmp_path)
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")}
+    dest = tmp_path / "moved"
+    report = find_duplicates(conn)
+    result = move_copies(report.groups, report.settings["root"], str(dest))
+    moved = {"copies/a-small.jpg", "deep/er/a-copy.jpg", "b-copy.jpg"}
+    assert result.moved == 3 and result.bytes == len(b"small") * 2 + len(b"b-1")
+    assert {str(p.relative_to(dest)) for p in dest.rglob("*.jpg")} == moved
+    assert {str(p.relative_to(root)) for p in root.rglob("*.jpg")} == {"keep/a.jpg", "keep/b.jpg", "alone.jpg"}
+    with open(result.manifest, encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    assert manifest["moved"] == 3 and {os.path.relpath(m["from"], root) for m in manifest["moves"]} == moved
+    restored, skipped = undo_moves(result.manifest)
+    assert restored == 3 and skipped == []
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")} == before
+    assert not list(dest.rglob("*.jpg"))
+
+
+def test_move_to_never_overwrites(tmp_path):
+    conn, root = two_groups(tmp_path)
+    dest = tmp_path / "moved"
+    (dest / "copies").mkdir(parents=True)
+    (dest / "copies" / "a-small.jpg").write_bytes(b"someone else's file")
+    report = find_duplicates(conn)
+    with pytest.raises(MoveError, match="already exists: nothing was moved"):
+        move_copies(report.groups, report.settings["root"], str(dest))
+    assert (root / "copies" / "a-small.jpg").read_bytes() == b"small"  # nothing moved at all
+    assert (dest / "copies" / "a-small.jpg").read_bytes() == b"someone else's file"
+    with pytest.raises(MoveError, match="inside the collection"):
+        move_copies(report.groups, report.settings["root"], str(root / "dups"))
+
+
+def test_undo_never_overwrites_a_file_that_came_back(tmp_path):
+    conn, root = two_groups(tmp_path)
+    report = find_duplicates(conn)
+    result = move_copies(report.groups, report.settings["root"], str(tmp_path / "moved"))
+    (root / "b-copy.jpg").write_bytes(b"new file in the old place")
+    restored, skipped = undo_moves(result.manifest)
+    assert restored == 2 and len(skipped) == 1 and "b-copy.jpg exists again" in skipped[0]
+    assert (root / "b-copy.jpg").read_bytes() == b"new file in the old place"
+    assert (tmp_path / "moved" / "b-copy.jpg").read_bytes() == b"b-1"
+
+
+def test_move_and_undo_from_the_command_line(tmp_path):
+    conn, root = two_groups(tmp_path)
+    conn.close()
+    dest = tmp_path / "moved"
+    done = run_script("--db", str(tmp_path / "fake.db"), "--move-to", str(dest))
+    assert done.returncode == 0, done.stderr
+    manifest = done.stdout.split("--undo ")[1].strip()
+    assert os.path.exists(manifest) and len(list(dest.rglob("*.jpg"))) == 3
+    done = run_script("--undo", manifest)
+    assert done.returncode == 0 and "moved 3 files back" in done.stdout
+    assert len(list(root.rglob("*.jpg"))) == 6
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "find_duplicates.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)

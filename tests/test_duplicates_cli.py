@@ -1,0 +1,96 @@
+"""find_duplicates.py on a real extracted collection (the session's mini collection: 10 photos,
+each with 5 edited copies in its own folder), its output files reopened, and every bad input
+giving one line and exit status 2."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from db import connect
+from samples import ROOT
+from search.duplicates import find_duplicates
+from viz.duplicate_sheet import save_duplicate_sheet
+
+SCRIPT = os.path.join(ROOT, "find_duplicates.py")
+
+
+def run_script(*args, timeout=180):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def folder_of(path, images):
+    return os.path.relpath(path, images).split(os.sep)[0]
+
+
+def test_each_photo_and_its_edits_form_one_group(mini_conn, mini_collection):
+    images = os.path.realpath(mini_collection["images"])
+    report = find_duplicates(mini_conn)
+    folders = [{folder_of(p, images) for p in g.paths} for g in report.groups]
+    assert all(len(f) == 1 for f in folders)  # no group mixes two photos
+    assert len(report.groups) == 10 and all(len(g.members) >= 5 for g in report.groups)  # at most one edit missed
+    for group in report.groups:
+        names = {os.path.basename(p) for p in group.paths}
+        assert os.path.basename(group.keep) != "resized.jpg"  # a quarter of the pixels: never the keeper
+        assert group.distances[0] == 0 and all(0 <= d <= 0.5 for d in group.distances)
+        assert "original.jpg" in names
+
+
+def test_outputs_are_written_and_read_back(mini_collection, tmp_path):
+    images = os.path.realpath(mini_collection["images"])
+    out_json, out_csv, sheet = tmp_path / "d.json", tmp_path / "d.csv", tmp_path / "sheet.png"
+    done = run_script("--db", str(mini_collection["db"]), "--json", str(out_json), "--csv", str(out_csv),
+                      "--out", str(sheet))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("10 groups of copies") and "would free" in done.stdout
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    assert set(data) == {"groups", "settings"} and data["settings"]["threshold"] == 0.15
+    assert len(data["groups"]) == 10
+    for group in data["groups"]:
+        assert set(group) == {"paths", "keep", "distances", "kind"} and group["kind"] in ("exact", "near")
+        assert group["keep"] == group["paths"][0] and len(group["distances"]) == len(group["paths"])
+        assert all(os.path.isabs(p) and os.path.exists(p) for p in group["paths"])
+    with open(out_csv, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["group", "path", "keep", "distance", "width", "height", "bytes"]
+    assert len(rows) == sum(len(g["paths"]) for g in data["groups"])
+    assert sum(r["keep"] == "yes" for r in rows) == 10
+    first = rows[0]
+    assert int(first["bytes"]) == os.path.getsize(first["path"])
+    with Image.open(first["path"]) as image:
+        assert (int(first["width"]), int(first["height"])) == image.size
+    assert all(folder_of(r["path"], images) == folder_of(data["groups"][int(r["group"]) - 1]["keep"], images)
+               for r in rows)
+    with Image.open(sheet) as picture:
+        assert picture.format == "PNG" and picture.height > 10 * 128
+
+
+def test_sheet_pages(mini_conn, tmp_path):
+    groups = find_duplicates(mini_conn).groups
+    written = save_duplicate_sheet(groups, str(tmp_path / "s.png"), per_page=4)
+    assert [os.path.basename(p) for p in written] == ["s.png", "s-2.png", "s-3.png"]
+    for path in written:
+        with Image.open(path) as page:
+            page.verify()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--db", "{tmp}/missing.db"], "no database at"),
+    (["--db", "{empty}"], "no extracted features yet"),
+    (["--db", "{mini}", "--mode", "colour"], "unknown mode; valid modes for duplicates"),
+    (["--db", "{mini}", "--mode", "rgb"], "ignores layout"),
+    (["--db", "{mini}", "--threshold", "1.5"], "threshold for cosine must be"),
+    (["--db", "{mini}", "--mode", "dhash", "--threshold", "40"], "threshold for hamming must be"),
+    (["--db", "{mini}", "--threshold", "lots"], "--threshold must be a number"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, mini_collection, tmp_path):
+    empty = tmp_path / "empty.db"
+    connect(empty, create=True).close()
+    values = {"tmp": tmp_path, "empty": empty, "mini": mini_collection["db"]}
+    done = run_script(*[a.format(**values) for a in args])
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
