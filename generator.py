@@ -39,6 +39,10 @@ from features.decode import content_hash, limit_pixels
 
 log = logging.getLogger("generator")
 
+# The reason extraction (features.decode) gives a file it could not find. The walk just found
+# it, so the row is checked again: a drive unmounted during main.py must not fail it for ever.
+VANISHED = "file disappeared"
+
 
 class Header(NamedTuple):
     """What the scan learns about a file from stat and the image header."""
@@ -210,7 +214,8 @@ def _check_batch(conn, scan_range, batch, root, summary):
         if old is not None:
             seen.append(old.id)
             st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
-            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old.size, old.mtime_ns):
+            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old.size, old.mtime_ns) and not (
+                    old.status == ERROR and (old.reason or "").startswith(VANISHED)):
                 continue
         header = describe_header(full, root) if utf8 else _not_utf8(full)
         if header.status == ERROR:

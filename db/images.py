@@ -53,6 +53,8 @@ class KnownFile(NamedTuple):
     id: int
     size: int
     mtime_ns: int
+    status: str
+    reason: str | None
 
 
 def load_index(conn: sqlite3.Connection) -> dict[str, tuple[int, int, int, bytes | None]]:
@@ -75,9 +77,10 @@ def known_files(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, Kno
     for start in range(0, len(paths), _LOOKUP_CHUNK):
         chunk = paths[start:start + _LOOKUP_CHUNK]
         found.update(
-            (path, KnownFile(row_id, size, mtime_ns))
-            for row_id, path, size, mtime_ns in conn.execute(
-                f"SELECT id, path, size, mtime_ns FROM images WHERE path IN ({', '.join('?' * len(chunk))})", chunk
+            (path, KnownFile(row_id, size, mtime_ns, status, reason))
+            for row_id, path, size, mtime_ns, status, reason in conn.execute(
+                "SELECT id, path, size, mtime_ns, status, reason FROM images"
+                f" WHERE path IN ({', '.join('?' * len(chunk))})", chunk,
             )
         )
     return found

@@ -251,3 +251,21 @@ def test_scan_memory_bench_runs_on_a_tiny_collection(tmp_path):
     assert results[0]["summary"].startswith("scanned 1500 files: 1500 new")
     assert results[1]["summary"].startswith("scanned 1500 files: 0 new, 0 changed, 0 moved, 0 deleted")
     assert all(0 < r["peak_rss_mib"] < 1000 for r in results)
+
+
+def test_files_marked_disappeared_while_the_drive_was_away_come_back_with_a_rescan(scanned):
+    """Issue 12: main.py ran with the drive unmounted (older code) and marked rows 'file
+    disappeared after the scan'; size and mtime are unchanged, so a rescan used to leave
+    them failed for ever."""
+    photos, db = scanned
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE images SET status = 'error', reason = 'file disappeared after the scan',"
+                     " content_hash = NULL WHERE path LIKE 'a/%'")
+    conn.close()
+    summary = _scan(photos, db)
+    assert (summary.changed, summary.deleted, summary.unreadable) == (12, 0, 0), summary
+    rows = image_rows(db)
+    assert {rows[p][1] for p in rows if p.startswith("a/")} == {"pending"}
+    assert {rows[p][1] for p in rows if not p.startswith("a/")} == {"ok"}
+    os.remove(photos / "a" / "img_0000.png")  # really gone: deleted by the next rescan as usual
+    assert _scan(photos, db).deleted == 1
