@@ -2,6 +2,7 @@
 import logging
 import sqlite3
 import sys
+from collections.abc import Callable
 
 from db.errors import DatabaseError
 from extraction.errors import ExtractionError
@@ -17,14 +18,14 @@ class UsageError(Exception):
     """A problem with what the user asked for (missing folder, bad file); exit status 2."""
 
 
-def setup_logging(verbose=False):
+def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
 
 
-def run(main):
+def run(main: Callable[[], int | None]) -> None:
     """Call ``main()``; expected failures become one line on stderr and a non-zero exit."""
     try:
         sys.exit(main() or 0)
