@@ -4,11 +4,9 @@ A rescan reads only what changed: new files get a row, files whose size or mtime
 are marked for re-extraction, deleted files lose their row, and a file that moved (same
 bytes under a new name) keeps its row and features without being extracted again.
 
-It never mistakes "cannot see the files" for "the files are gone": a missing or empty
-folder, a folder it cannot list, or a rescan that would delete more than
-config.DELETION_GUARD_SHARE of the collection changes nothing (or keeps those rows).
-The walk commits as it goes and holds one batch in memory, so a kill keeps the finished
-batches and the same command goes on from there.
+"Cannot see the files" is never taken for "the files are gone" (missing or empty folder,
+unlistable folder, too many deletions at once). The walk commits batch by batch and holds
+one batch in memory: a kill keeps the finished batches, and the same command goes on.
 
     python generator.py --data ~/Pictures --db photos.db
 """
