@@ -33,13 +33,14 @@ serve: venv
 test: venv
 	$(PY) -m pytest -q tests
 
-# Performance vs a seed-style reference (bench/run.py): markdown table, JSON in bench/results/.
-# bench-quick: 64 photos + search at 100k (about 2 min on a clean clone); bench: 100k-1M.
+# Performance vs a seed-style reference (bench/run.py): markdown tables and JSON in bench/results/.
+# bench-quick: 64 photos + search at 100k (< 3 min on a clean clone); bench: 100k-1M.
+# BENCH_ARGS=--float32 keeps the network in float32 on a CPU with native bfloat16.
 bench: venv
-	$(PY) bench/run.py
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-quick: venv
-	$(PY) bench/run.py --quick
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 # Extraction on Dask: local vs a LocalCluster of 1 and 2 workers (bench/bench_dask.py), JSON in bench/results/.
 bench-dask: venv
@@ -64,7 +65,7 @@ quality: venv
 		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(QUALITY_PACKAGES) >/dev/null; } || \
 		echo "make quality: could not apt-get install $(QUALITY_PACKAGES) (not root?)"; \
 	fi; \
-	if [ -d /usr/share/tuxpaint/stamps ]; then $(PY) bench/quality.py && $(PY) -m bench.quality_duplicates; \
+	if [ -d /usr/share/tuxpaint/stamps ]; then $(PY) -m bench.quality && $(PY) -m bench.quality_duplicates; \
 	else echo "make quality: skipped: tuxpaint-stamps-default is not installed and apt-get could not install it"; fi
 
 clean:

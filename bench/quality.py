@@ -1,6 +1,6 @@
 """Retrieval quality of every mode x metric on real packaged photos, through the public API.
 
-    python bench/quality.py            # builds the sets into bench/cache/quality (see quality_sets.py)
+    python -m bench.quality            # builds the sets into bench/cache/quality (see quality_sets.py)
 
 Labelled set (tuxpaint stamp photos, 15 classes): every image queries the collection it is
 part of (leave-one-out: calculate_similarities leaves the query out) and is scored by
@@ -14,22 +14,21 @@ import json
 import logging
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import config  # noqa: E402
-import generator  # noqa: E402
-import main as extractor  # noqa: E402
-from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets  # noqa: E402
-from db import connect  # noqa: E402
-from db.images import OK, count_by_status  # noqa: E402
-from search import store  # noqa: E402
-from search.modes import MODES, pairs  # noqa: E402
-from similarities import calculate_similarities  # noqa: E402
+import config
+import generator
+import main as extractor
+from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets
+from db import connect
+from db.images import OK, count_by_status
+from fileio import atomic_write
+from search import store
+from search.modes import MODES, pairs
+from similarities import calculate_similarities
 
 log = logging.getLogger("quality")
 
@@ -202,13 +201,11 @@ def markdown(report):
 
 
 def write_results(report, text, out_dir=RESULTS_DIR):
-    """quality.json and quality.md, each written to a temporary file and renamed into place."""
+    """quality.json and quality.md, each written atomically (fileio)."""
     os.makedirs(out_dir, exist_ok=True)
     for name, content in (("quality.json", json.dumps(report, indent=2)), ("quality.md", text)):
-        path = os.path.join(out_dir, name)
-        with open(f"{path}.tmp", "w", encoding="utf-8") as fh:
+        with atomic_write(os.path.join(out_dir, name), "w", encoding="utf-8") as fh:
             fh.write(content)
-        os.replace(f"{path}.tmp", path)
 
 
 def main(argv=None):

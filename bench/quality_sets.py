@@ -21,6 +21,7 @@ from PIL import Image
 from demo.build_demo import package_file
 from demo.edits import NEAR_DUPLICATE_EDITS, save_edit
 from features.decode import content_hash, to_rgb
+from fileio import atomic_write
 
 log = logging.getLogger("quality_sets")
 
@@ -217,10 +218,8 @@ def _manifest(folder):
 
 
 def _write_manifest(folder, names):
-    path = os.path.join(folder, "..", os.path.basename(folder) + ".json")
-    with open(f"{path}.tmp", "w", encoding="utf-8") as fh:
+    with atomic_write(os.path.join(folder, "..", os.path.basename(folder) + ".json"), "w", encoding="utf-8") as fh:
         json.dump(names, fh)
-    os.replace(f"{path}.tmp", path)
 
 
 def build_tiny_sets(out_dir, photos=("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "ihc"), crops=5):

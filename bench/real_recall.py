@@ -4,18 +4,17 @@ Every image of the DB queries the collection once through ``calculate_similariti
 (ann_cosine vs cosine, the query left out). Small (~300 photos), so it says little about
 scale, but the vectors are real EfficientNet-Lite0/ResNet18 embeddings, not synthetic.
 
-    python bench/real_recall.py demo_data/images.db
+    python -m bench.real_recall demo_data/images.db
 """
 import os
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from db import connect  # noqa: E402
-from db.meta import features_stamp  # noqa: E402
-from search import store  # noqa: E402
-from similarities import calculate_similarities  # noqa: E402
+from db import connect
+from db.meta import features_stamp
+from search import store
+from similarities import calculate_similarities
 
 TOP = 10
 

@@ -1,7 +1,8 @@
 """The straightforward ("seed-style") way to do each job, timed beside the project's way.
 
 Extraction: every feature opens and decodes the file again at full resolution; torchvision
-transforms and the network at batch size 1; the 8x8x8 histogram over every full-resolution
+transforms and the network (the same one as the project's, in eager PyTorch, float32) at
+batch size 1; the 8x8x8 histogram over every full-resolution
 pixel (numpy stands in for OpenCV's calcHist, which is not a dependency); aHash/dHash/pHash
 from imagehash at hash_size=32 on the full image; one INSERT of pickled arrays and one
 commit per image. Search: the whole column read row by row into one matrix, each query
@@ -53,14 +54,15 @@ def _hashes(image):
             (imagehash.average_hash, imagehash.dhash, imagehash.phash)]
 
 
-def extract_all(paths, network, db_file):
-    """Every feature of every path, the seed's way; returns (seconds per stage, total seconds)."""
-    import torch
+def extract_all(paths, network, spec, db_file):
+    """Every feature of every path, the seed's way, with the torch ``network`` whose input
+    normalisation ``spec`` gives; returns (seconds per stage, total seconds)."""
+    import torch  # heavy: only the reference's extraction needs it
     from torchvision import transforms
 
     preprocess = transforms.Compose([
         transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
-        transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        transforms.Normalize(spec.mean, spec.std),
     ])
     conn = sqlite3.connect(db_file)
     conn.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, embedding BLOB, rgb BLOB, hashes BLOB)")

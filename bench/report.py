@@ -1,9 +1,14 @@
 """Markdown tables and the target check for a benchmark result (see bench/run.py)."""
+from bench.machine import flags_text
 
 SEARCH_TARGETS_MS = {"embeddings/cosine": 100, "embeddings/euclidean": 120, "rgb/bhattacharyya": 150,
                      "embeddings/manhattan": 300, "ahash/hamming": 10, "dhash/hamming": 10, "phash/hamming": 10,
                      "embeddings/ann_cosine": 5}
 TARGET_N = 500_000
+EXTRACTION_FLOOR = 4.0  # x the seed-style reference with the same network (issue 11; aim 6x)
+EXTRACTION_RATE = 35.0  # img/s on 2 cores: 500,000 photos in under 4 hours
+MAIN_RSS_MB = 1024
+COLD_QUERY_S, COLD_QUERY_RSS_MB = 1.0, 400
 
 
 def _ratio(reference, project):
@@ -12,24 +17,31 @@ def _ratio(reference, project):
 
 def machine_line(machine):
     load = ", ".join(f"{x:.1f}" for x in machine["load_average"])
-    return (f"{machine['cores']} cores ({machine['cpu']}), float32 matmul {machine['matmul_gflops']:.0f} GFLOP/s, "
-            f"load average at start {load}, OMP_WAIT_POLICY={machine['omp_wait_policy']}")
+    return (f"{machine['cores']} cores ({machine['cpu']}; {flags_text(machine['cpu_flags'])}), float32 matmul "
+            f"{machine['matmul_gflops']:.0f} GFLOP/s, load average at start {load}")
 
 
-def extraction_table(ex):
+def network_line(ex, machine):
+    """The line above every extraction table: CPU flags, model, runtime and precision of both sides."""
+    return (f"CPU flags: {flags_text(machine['cpu_flags'])}. Network: {ex['model']} ({ex.get('weights', 'ImageNet weights')}); "
+            f"the project's on {ex['runtime']} in {ex['precision']}, the reference's {ex['reference_network']}.")
+
+
+def extraction_table(ex, machine):
     per = {stage: 1000 * s / ex["images"] for stage, s in ex["stages"].items()}
     ref = {stage: 1000 * s / ex["images"] for stage, s in ex["reference_stages"].items()}
     ref_rate = ex["images"] / ex["reference_seconds"]
-    lines = [f"Extraction: {ex['images']} photos ({ex['photos']['jpeg']} JPEG, {ex['photos']['png']} PNG, "
-             f"mean {ex['photos']['megapixels_mean']:.1f} MP), all features, ResNet18 ({ex['weights']}) on both sides: "
-             f"the project's in {ex.get('precision', 'unrecorded precision')} (EMBED_PRECISION), batch {ex['runs'][0]['batch_size']}; "
-             "the reference's in float32, batch 1.",
-             "", "| run | img/s | vs reference | main process peak RSS MB |", "| --- | ---: | ---: | ---: |",
-             f"| reference (seed-style, batch 1, 3 full decodes) | {ref_rate:.1f} | 1.0x | - |"]
+    photos = ex["photos"]
+    lines = [f"Extraction: {ex['images']} photos ({photos['jpeg']} JPEG, {photos['png']} PNG, "
+             f"mean {photos['megapixels_mean']:.1f} MP), all features. {network_line(ex, machine)}",
+             "", "| run | img/s | vs reference | main.extract peak RSS MB | model load s | process s (start to exit) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |",
+             f"| reference (seed-style: torch float32 batch 1, 3 full decodes) | {ref_rate:.1f} | 1.0x | - | - | - |"]
     for run in ex["runs"]:
         rate = run["ok"] / run["seconds"]
-        lines.append(f"| main.extract workers={run['workers']} batch={run['batch_size']} threads={run['torch_threads']} "
-                     f"OMP={run['omp_wait_policy']} | {rate:.1f} | {rate / ref_rate:.1f}x | {run['peak_rss_mb']:.0f} |")
+        lines.append(f"| main.extract workers={run['workers']} batch={run['batch_size']} threads={run['threads'] or 'auto'} "
+                     f"| {rate:.1f} | {rate / ref_rate:.1f}x | {run['peak_rss_mb']:.0f} | {run['model_load_s']:.2f} "
+                     f"| {run['process_seconds']:.1f} |")
     small = ex.get("smaller_run")
     if small:
         lines += ["", f"main.extract peak RSS with {small['ok']} photos: {small['peak_rss_mb']:.0f} MB, with "
@@ -41,6 +53,13 @@ def extraction_table(ex):
              for stage in ("preprocess", "network", "histogram", "hashes", "db_write")]
     for name, mine, theirs in rows:
         lines.append(f"| {name} | {mine:.1f} | {theirs:.1f} | {_ratio(theirs, mine)} |")
+    cold = ex.get("cold_query")
+    if cold:
+        lines += ["", f"Cold query from a photo outside the collection (fresh process, `similarities.calculate_similarities`, "
+                  f"the DB's model on {ex['runtime']}): {cold['wall_s']:.2f} s from process start to the answer "
+                  f"(imports {cold['import_s']:.2f} s, first answer {cold['first_answer_s']:.2f} s), later answers "
+                  f"{_median(cold['later_answers_s']):.3f} s, peak RSS {cold['peak_rss_mb']:.0f} MB, "
+                  f"torch {'imported' if cold['torch_imported'] else 'not imported'}."]
     return "\n".join(lines)
 
 
@@ -79,9 +98,6 @@ def search_table(results):
     row("query process peak RSS, cosine / bhattacharyya (MB)",
         [f"{r['fresh_process']['embeddings/cosine']['peak_rss_mb']:.0f} / "
          f"{r['fresh_process']['rgb/bhattacharyya']['peak_rss_mb']:.0f}" for r in results])
-    if all("query_from_file" in r for r in results):
-        row("query from an image file, warm (s)", [f"{_median(r['query_from_file']['later_answers_s']):.3f}"
-                                                   for r in results])
     return "\n".join(lines)
 
 
@@ -107,8 +123,19 @@ def targets(data):
         ref_rate = ex["images"] / ex["reference_seconds"]
         best = max(run["ok"] / run["seconds"] for run in ex["runs"])
         default = ex["runs"][0]["ok"] / ex["runs"][0]["seconds"]
-        out.append(("extraction >= 3x reference (default settings)", f"{default / ref_rate:.1f}x", default >= 3 * ref_rate))
-        out.append(("extraction, best configuration tried", f"{best / ref_rate:.1f}x", best >= 3 * ref_rate))
+        out.append((f"extraction >= {EXTRACTION_FLOOR:.0f}x reference, same network (default settings)",
+                    f"{default / ref_rate:.1f}x", default >= EXTRACTION_FLOOR * ref_rate))
+        out.append(("extraction, best configuration tried", f"{best / ref_rate:.1f}x", best >= EXTRACTION_FLOOR * ref_rate))
+        out.append((f"extraction >= {EXTRACTION_RATE:.0f} img/s (default settings)", f"{default:.1f} img/s",
+                    default >= EXTRACTION_RATE))
+        peak = max(run["peak_rss_mb"] for run in ex["runs"])
+        out.append((f"main.extract peak RSS <= {MAIN_RSS_MB / 1024:.0f} GB", f"{peak:.0f} MB", peak <= MAIN_RSS_MB))
+        cold = ex.get("cold_query")
+        if cold:
+            out.append((f"cold query from an outside photo < {COLD_QUERY_S:.1f} s", f"{cold['wall_s']:.2f} s",
+                        cold["wall_s"] < COLD_QUERY_S))
+            out.append((f"cold query peak RSS < {COLD_QUERY_RSS_MB} MB", f"{cold['peak_rss_mb']:.0f} MB",
+                        cold["peak_rss_mb"] < COLD_QUERY_RSS_MB))
     at = [r for r in data.get("search", []) if r["n"] == TARGET_N] or data.get("search", [])[-1:]
     for r in at:
         n = f"N={r['n']:,}"
@@ -124,9 +151,6 @@ def targets(data):
         out.append((f"open DB + first query <= 3 s at {n}", f"{first['first_answer_s']:.2f} s", first["first_answer_s"] <= 3))
         peak = max(p["peak_rss_mb"] for p in r["fresh_process"].values())
         out.append((f"query process peak RSS <= 3 GB at {n}", f"{peak:.0f} MB", peak <= 3072))
-        if "query_from_file" in r:
-            warm = _median(r["query_from_file"]["later_answers_s"])
-            out.append(("query from an image file <= 0.3 s (model loaded)", f"{warm:.3f} s", warm <= 0.3))
     return out
 
 
@@ -139,10 +163,11 @@ def targets_table(data):
 def render(data):
     parts = [f"Machine: {machine_line(data['machine'])}.", ""]
     if data.get("extraction"):
-        parts += [extraction_table(data["extraction"]), ""]
+        parts += [extraction_table(data["extraction"], data["machine"]), ""]
     if data.get("search"):
         parts += ["Search on synthetic clustered features (512-d embeddings and histograms, 64-bit hashes), "
-                  "in-collection queries, top 10:", "", search_table(data["search"]), ""]
+                  f"in-collection queries, top 10 (no network involved). CPU flags: {flags_text(data['machine']['cpu_flags'])}.",
+                  "", search_table(data["search"]), ""]
         sweep = annoy_sweep_table(data["search"])
         if sweep.count("\n") > 1:
             parts += ["Annoy recall / latency trade-off (search_k):", "", sweep, ""]

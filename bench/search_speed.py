@@ -4,10 +4,11 @@ Measures, each beside the seed-style reference (bench/reference.py) in the same 
 load time DB -> matrices (from SQLite, and memory-mapped from the cache), per-query
 latency of every valid mode x metric through ``calculate_similarities`` (in-collection
 queries, top 10, median and p95), the Annoy index (build time, size, recall@10 against
-exact cosine), a fresh query process (open + first answer, peak RSS) and a query from an
-image file outside the collection.
+exact cosine) and a fresh query process (open + first answer, peak RSS). The query from an
+image file outside the collection needs a real model: it is measured on the extraction
+benchmark's DB (bench/extract_speed.py).
 
-    python bench/search_speed.py --n 100000 --out result.json   # one size (used by run.py)
+    python -m bench.search_speed --n 100000 --out result.json   # one size (used by bench.run)
 """
 import argparse
 import json
@@ -20,14 +21,15 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench import reference, synthetic  # noqa: E402
-from db import connect  # noqa: E402
-from search import ann, store  # noqa: E402
-from search.modes import MODES, pairs  # noqa: E402
-from similarities import calculate_similarities  # noqa: E402
+from bench import reference, synthetic
+from db import connect
+from fileio import atomic_write
+from search import ann, store
+from search.modes import MODES, pairs
+from similarities import calculate_similarities
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 TOP = 10
 PAIRS = pairs()
 COLUMN = {"embeddings": "embedding", "rgb": "rgb", "ahash": "ahash", "dhash": "dhash", "phash": "phash"}
@@ -70,7 +72,7 @@ def annoy_numbers(conn, db_path, cache_dir, n):
         shutil.rmtree(ann.index_dir(db_path), ignore_errors=True)
         _, seconds = timed(ann.get_index, loaded)
         remembered = {"stamp": stamp, "build_s": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")}
-        with open(record, "w") as fh:
+        with atomic_write(record, "w") as fh:
             json.dump(remembered, fh)
     ann.get_index(loaded)
     index_file = os.path.join(ann.index_dir(db_path), "embeddings.ann")
@@ -135,9 +137,11 @@ def reference_latencies(conn, rows, n_queries):
 
 
 def fresh_process(db_path, mode, metric, queries, extra=(), env=None):
-    command = [sys.executable, os.path.join(HERE, "query_process.py"), "--db", db_path, "--mode", mode,
+    command = [sys.executable, "-m", "bench.query_process", "--db", db_path, "--mode", mode,
                "--metric", metric, *extra, *queries]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"query process failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -145,7 +149,7 @@ def recall(approximate, exact):
     return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approximate, exact)]))
 
 
-def run(n, cache_dir, n_queries=50, n_reference=10, photo=None, with_ann=True):
+def run(n, cache_dir, n_queries=50, n_reference=10, with_ann=True):
     db_path, build_s = synthetic.build(cache_dir, n)
     conn = connect(db_path)
     result = {"n": n, "dim": synthetic.DIM, "clusters": synthetic.clusters_for(n), "synthetic_build_s": build_s,
@@ -177,9 +181,6 @@ def run(n, cache_dir, n_queries=50, n_reference=10, photo=None, with_ann=True):
         "embeddings/cosine, no cache": fresh_process(db_path, "embeddings", "cosine", first[:1],
                                                      env=dict(os.environ, IR_MATRIX_CACHE="0")),
     }
-    if photo:
-        result["query_from_file"] = fresh_process(db_path, "embeddings", "cosine", [photo] * 6,
-                                                  ["--random-resnet18", synthetic.STAMP["embedding_weights_sha256"]])
     return result
 
 
@@ -189,10 +190,9 @@ if __name__ == "__main__":
     parser.add_argument("--cache", default=os.path.join(HERE, "cache"))
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--reference-queries", type=int, default=10)
-    parser.add_argument("--photo", help="an image file outside the collection, for the query-from-file time")
     parser.add_argument("--no-ann", action="store_true")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    data = run(args.n, args.cache, args.queries, args.reference_queries, args.photo, not args.no_ann)
-    with open(args.out, "w") as fh:
+    data = run(args.n, args.cache, args.queries, args.reference_queries, not args.no_ann)
+    with atomic_write(args.out, "w") as fh:
         json.dump(data, fh, indent=1)
