@@ -18,7 +18,7 @@ import generator
 from cli import UsageError
 from features.decode import content_hash
 from reliability_tools import (
-    ROOT, assert_clean_stderr, image_rows, integrity, permissions_enforced_for_children, query, run_script,
+    MODEL, ROOT, assert_clean_stderr, image_rows, integrity, permissions_enforced_for_children, query, run_script,
     script_env, small_photos,
 )
 
@@ -269,3 +269,29 @@ def test_files_marked_disappeared_while_the_drive_was_away_come_back_with_a_resc
     assert {rows[p][1] for p in rows if not p.startswith("a/")} == {"ok"}
     os.remove(photos / "a" / "img_0000.png")  # really gone: deleted by the next rescan as usual
     assert _scan(photos, db).deleted == 1
+
+
+def test_unmounted_drive_through_both_scripts_and_back_costs_no_extraction(tmp_path):
+    """The nightly `generator.py && main.py` against a NAS that is not mounted tonight."""
+    photos, db = tmp_path / "nas", tmp_path / "nas.db"
+    small_photos(photos, 16, seed=21)
+    extract = ("main.py", "--db", db, "--model", MODEL, "--workers", 0, "--no-progress")
+    assert run_script("generator.py", "--data", photos, "--db", db, "--no-progress").returncode == 0
+    assert run_script(*extract).returncode == 0
+    rows, features = image_rows(db), query(db, "SELECT rowid, content_hash FROM features ORDER BY rowid")
+    assert {row[1] for row in rows.values()} == {"ok"} and len(features) == 16
+
+    os.rename(photos, tmp_path / "away")
+    os.mkdir(photos)  # tonight's empty mount point
+    scan = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    _one_line_exit_2(scan, "is empty", "16 images")
+    run_script(*extract)  # whatever main.py says about the missing files, it must not lose them
+    assert image_rows(db) == rows and query(db, "SELECT rowid, content_hash FROM features ORDER BY rowid") == features
+
+    os.rmdir(photos)
+    os.rename(tmp_path / "away", photos)  # mounted again
+    scan = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+    assert scan.returncode == 0 and "0 new, 0 changed, 0 moved, 0 deleted" in scan.stdout, scan.stderr
+    again = run_script(*extract)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1].startswith("16 images ok, 0 skipped")
+    assert image_rows(db) == rows and query(db, "SELECT rowid, content_hash FROM features ORDER BY rowid") == features
