@@ -535,6 +535,8 @@ def _cached_array(folder, key, make):
     except (OSError, ValueError):
         pass
     value = np.asarray(make())
+    if not os.path.isdir(folder):  # a newer version replaced it (during an extraction): nothing to add to
+        return value
     try:
         write_with(path, lambda tmp: _save_npy(tmp, value))
     except OSError as exc:
