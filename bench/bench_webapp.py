@@ -9,6 +9,7 @@ as the client (httpx):
 - server start: process start until /api/health answers, matrix and network loaded;
 - upload search: POST /api/search with a photo (decode, embed, search, JSON), warm;
 - similar: GET /api/similar/{id} for random ids, warm;
+  both with exact cosine (the default) and with ann_cosine (the Annoy index main.py builds);
 - first screen (collections with files): what the page loads before a person sees results —
   the page, its script and style, /api/health, the search, and 20 thumbnails over 6
   connections like a browser; with thumbnails not yet made (cold) and cached (warm);
@@ -43,7 +44,7 @@ from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root, dataset_root, features_stamp
 from demo.build_demo import build as build_demo
 from fileio import atomic_write
-from search import store
+from search import ann, store
 from search.modes import MODES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,6 +117,9 @@ def synthetic_db(base_db, n, seed=0):
         print(f"\rbuilding {path}: {first + count:,}/{n:,} rows, {time.perf_counter() - started:.0f} s",
               end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
+    print(f"building the Annoy index for ann_cosine, as main.py does ({time.perf_counter() - started:.0f} s)",
+          file=sys.stderr, flush=True)
+    ann.get_index(store.load(conn, "embeddings"))
     conn.close()
     with atomic_write(path + ".complete", "w") as fh:
         fh.write("complete\n")
@@ -195,11 +199,11 @@ def first_screen(http, photo):
     return 1000 * (time.perf_counter() - start)
 
 
-def upload(http, photo, top_k):
+def upload(http, photo, top_k, metric="cosine"):
     with open(photo, "rb") as fh:
         data = fh.read()
     response = http.post("/api/search", files=[("files", (os.path.basename(photo), data, "image/jpeg"))],
-                         data={"top_k": str(top_k)})
+                         data={"top_k": str(top_k), "metric": metric})
     response.raise_for_status()
     return response.json()
 
@@ -226,9 +230,12 @@ def measure(label, db, photos, repeats, cli_repeats, with_files):
                 if with_files:
                     row["first_screen_cold"] = round(first_screen(http, photos[0]), 1)
                     row["first_screen_warm"] = round(first_screen(http, photos[0]), 1)
-                row["upload"] = stats(timed(lambda i: upload(http, photos[i % len(photos)], 20), repeats))
-                row["similar"] = stats(timed(lambda i: http.get(f"/api/similar/{picks[i]}").raise_for_status(),
-                                             repeats))
+                for metric, suffix in (("cosine", ""), ("ann_cosine", "_ann")):
+                    row["upload" + suffix] = stats(timed(
+                        lambda i: upload(http, photos[i % len(photos)], 20, metric), repeats))
+                    row["similar" + suffix] = stats(timed(
+                        lambda i: http.get(f"/api/similar/{picks[i]}", params={"metric": metric}).raise_for_status(),
+                        repeats))
                 row["server_search_ms"] = upload(http, photos[0], 20)["took_ms"]
         finally:
             server.stop()
@@ -239,15 +246,17 @@ def measure(label, db, photos, repeats, cli_repeats, with_files):
 
 
 def table(rows):
-    lines = ["| collection | images | server start | upload search (median / p95) | similar (median / p95) | "
-             "first screen cold / warm | CLI cold query | upload vs CLI |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| collection | images | server start | upload search, cosine (median / p95) | similar, cosine | "
+             "upload, ann_cosine | similar, ann_cosine | first screen cold / warm | CLI cold query | upload vs CLI |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         screen = (f"{r['first_screen_cold']:.0f} / {r['first_screen_warm']:.0f} ms"
                   if "first_screen_cold" in r else "n/a (no files)")
         lines.append(f"| {r['collection']} | {r['images']:,} | {r['server_start_s']:.1f} s | "
                      f"{r['upload']['median_ms']:.1f} / {r['upload']['p95_ms']:.1f} ms | "
-                     f"{r['similar']['median_ms']:.1f} / {r['similar']['p95_ms']:.1f} ms | {screen} | "
+                     f"{r['similar']['median_ms']:.1f} / {r['similar']['p95_ms']:.1f} ms | "
+                     f"{r['upload_ann']['median_ms']:.1f} / {r['upload_ann']['p95_ms']:.1f} ms | "
+                     f"{r['similar_ann']['median_ms']:.1f} / {r['similar_ann']['p95_ms']:.1f} ms | {screen} | "
                      f"{r['cli_query_s']:.2f} s | {r['upload_speedup_vs_cli']:.0f}x |")
     return "\n".join(lines)
 
