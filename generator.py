@@ -87,10 +87,11 @@ def walk_images(root: str, extensions, unlisted: list[str] | None = None) -> Ite
 
     for folder, dirs, files in os.walk(root, onerror=cannot_list):
         dirs.sort()
+        prefix = os.path.relpath(folder, root).replace(os.sep, "/") + "/"  # once per folder: relpath is slow
+        prefix = "" if prefix == "./" else prefix
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in extensions:
-                full = os.path.join(folder, name)
-                yield os.path.relpath(full, root).replace(os.sep, "/"), full
+                yield prefix + name, os.path.join(folder, name)
 
 
 def describe_header(full: str, root: str) -> Header:
