@@ -101,7 +101,7 @@ class RunSummary:
     unused_features: int = 0  # feature rows kept for files that may come back
     pruned: int = 0
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> object:
         return getattr(self, key)
 
     def line(self) -> str:

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from features.decode import ImageDecodeError, decode, read_file
-from features.embeddings import centre_crop, stamp_runtime
+from features.embeddings import Embedder, centre_crop, stamp_runtime
 from features.hashes import HASH_FUNCTIONS, all_hashes
 from features.histogram import rgb_histograms
 
@@ -92,7 +93,7 @@ class BatchResult:
         return BatchResult(files, features)
 
 
-def describe_image(image, settings: Settings, content_hash: bytes | None = None) -> Described:
+def describe_image(image: Image.Image, settings: Settings, content_hash: bytes | None = None) -> Described:
     """Features of an already decoded shared copy (see features.decode)."""
     return Described(
         content_hash=content_hash,
@@ -116,7 +117,7 @@ def describe_file(path: str, settings: Settings, is_known: Callable[[bytes], boo
     return describe_image(image, settings, digest)
 
 
-def finish_batch(described: Sequence[Described], embedder, settings: Settings) -> BatchResult:
+def finish_batch(described: Sequence[Described], embedder: Embedder, settings: Settings) -> BatchResult:
     """Run the network once over the batch's decoded files and gather every feature as arrays."""
     files = [FileResult(d.content_hash, d.error, d.known) for d in described]
     todo = [d for d, f in zip(described, files) if f.computed]
@@ -131,13 +132,13 @@ def finish_batch(described: Sequence[Described], embedder, settings: Settings) -
     return BatchResult(files, features)
 
 
-def extract_batch(paths: Sequence[str], settings: Settings, embedder,
+def extract_batch(paths: Sequence[str], settings: Settings, embedder: Embedder,
                   is_known: Callable[[bytes], bool] | None = None) -> BatchResult:
     """Paths in, one result per path and the batch's feature arrays out."""
     return finish_batch([describe_file(p, settings, is_known) for p in paths], embedder, settings)
 
 
-def stamp(settings: Settings, embedder) -> dict[str, str]:
+def stamp(settings: Settings, embedder: Embedder) -> dict[str, str]:
     """What the DB records so it never mixes features made differently (keys: STAMP_KEYS)."""
     runtime = getattr(embedder, "runtime", "torch")
     values = {
