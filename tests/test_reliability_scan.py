@@ -162,7 +162,7 @@ def test_moves_do_not_count_as_deletions(scanned):
     photos, db = scanned
     before = image_rows(db)
     os.rename(photos / "a", photos / "album")  # 12 of 30 rows change path: moved, not deleted
-    summary = _scan(photos, db)
+    summary = _scan(photos, db, batch_size=5)  # moves recorded and applied in several batches
     assert (summary.new, summary.moved, summary.deleted) == (0, 12, 0), summary
     after = image_rows(db)
     assert all(after[f"album/{p[2:]}"] == before[p] for p in before if p.startswith("a/"))
