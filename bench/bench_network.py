@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.tiny:
         threads, batches, seconds, rounds = [1], [1, 2], 0.05, 1
     flags = cpu_flags()
-    machine = {"cores": os.cpu_count(), "cpu": cpu_model(), "flags": flags, "load_average": os.getloadavg(),
+    machine = {"cores": os.cpu_count(), "cpu": cpu_model(), "cpu_flags": flags, "load_average": os.getloadavg(),
                "native_bfloat16": native_bfloat16()}
     rows = measure(args.model, precisions, threads, batches, seconds, rounds)
     flag_text = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())

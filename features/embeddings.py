@@ -118,17 +118,29 @@ def resolve_model(name: str) -> str:
         return "efficientnet_lite0"
 
 
-def native_bfloat16() -> bool:
-    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere
-    bfloat16 would be emulated, slower than float32."""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def native_bfloat16() -> bool:
+    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere
+    bfloat16 would be emulated, slower than float32."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def native_int8_dot() -> bool:
+    """True when the CPU has VNNI int8 dot products. Without them ONNX Runtime's int8 kernels
+    use an instruction that can saturate (its documentation says so): int8 quality was measured
+    with VNNI only."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
 
 
 def resolve_runtime(runtime: str | None = None, precision: str | None = None) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from features import onnx_cache
-from features.embeddings import Embedder, ModelSpec
+from features.embeddings import Embedder, ModelSpec, native_int8_dot
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precis
 
 def load(spec: ModelSpec, weights_path: str, weights_sha256: str, precision: str,
          threads: int | None = None) -> OnnxEmbedder:
+    if precision == "int8" and not native_int8_dot():
+        log.warning("int8 on a CPU without VNNI: its quality was measured on CPUs with VNNI only, "
+                    "and ONNX Runtime's int8 kernels may saturate here; float32 is the safe choice")
     return OnnxEmbedder(spec, cached_model(spec, weights_path, weights_sha256, precision), weights_sha256,
                         precision, threads)
 

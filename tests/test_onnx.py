@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import config
-from features import embeddings, onnx_cache, onnx_export
+from features import embeddings, onnx_cache, onnx_export, onnx_int8
 from features.decode import decode
 from features.torch_net import build_network
 
@@ -227,3 +227,37 @@ def test_a_network_without_weights_file_runs_on_both_runtimes():
     eager = embeddings.embedder_from_network(spec, network, "random", runtime="torch")
     crops = real_crops()[:3]
     assert cosines(onnx.embed_crops(crops), eager.embed_crops(crops)).min() >= 0.9999
+
+
+@pytest.fixture(scope="module")
+def int8_cache(exported, tmp_path_factory):
+    """The int8 model quantised from the exported float32 one, calibrated on 10 crops instead of
+    100 to save time: (folder, embedder)."""
+    folder = tmp_path_factory.mktemp("onnx-int8")
+    name = exported[1]
+    for suffix in ("", ".json"):
+        (folder / (name + suffix)).write_bytes((exported[0] / (name + suffix)).read_bytes())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "ONNX_CACHE_DIR", str(folder))
+        patch.setattr(onnx_int8, "calibration_crops", lambda: real_crops())
+        return folder, embeddings.load_embedder(NAME, "int8", "onnxruntime", threads=2)
+
+
+def test_int8_is_quantised_from_the_cached_float32_model_and_stays_close(int8_cache, both_runtimes):
+    folder, int8 = int8_cache
+    assert (int8.runtime, int8.precision) == ("onnxruntime", "int8")
+    [int8_file] = folder.glob("*-int8-*.onnx")
+    record = json.loads((folder / (int8_file.name + ".json")).read_text())
+    assert record["precision"] == "int8" and record["int8_format"] == "QDQ"
+    assert b"QuantizeLinear" in int8_file.read_bytes()
+    crops = real_crops()
+    exact, fast = both_runtimes[0].embed_crops(crops), int8.embed_crops(crops)
+    assert not np.allclose(exact, fast)  # really another network
+    assert cosines(exact, fast).mean() >= 0.95 and cosines(exact, fast).min() >= 0.85
+
+
+def test_a_cached_int8_model_is_reused(int8_cache, monkeypatch):
+    folder, _ = int8_cache
+    monkeypatch.setattr(config, "ONNX_CACHE_DIR", str(folder))
+    monkeypatch.setattr(onnx_int8, "quantize", lambda *args: pytest.fail("quantised again"))
+    assert embeddings.load_embedder(NAME, "int8", "onnxruntime", threads=1).precision == "int8"
