@@ -7,7 +7,9 @@
 
 The keeper of a group is the largest picture (pixels), then the largest file, then the
 oldest file, then the first path. --threshold is a cosine distance of the embeddings
-(default 0.12), or bits in a hash mode (--mode dhash: default 4).
+(default 0.15; pHashes within 8 bits also join copies whose embeddings are within 0.5), or
+bits in a hash mode (--mode phash: default 4). After --move-to, run generator.py again so
+the DB forgets the moved files.
 """
 import argparse
 import csv
@@ -87,6 +89,8 @@ def main(argv=None):
     parser.add_argument("--mode", default="embeddings", help="embeddings (default) or a hash: ahash, dhash, phash")
     parser.add_argument("--threshold", help="largest distance between copies (default: the measured one per mode)")
     parser.add_argument("--any-orientation", action="store_true", help="also mirrored and 90-degree turned copies")
+    parser.add_argument("--linkage", default="chain", help="chain (default: connected pairs) or keeper (stricter: "
+                                                           "every image a copy of its keeper)")
     parser.add_argument("--json", help="write every group as JSON")
     parser.add_argument("--csv", help="write one row per image in a group")
     parser.add_argument("--out", help="write a contact sheet PNG (one row per group; more pages past 50 groups)")
@@ -102,7 +106,8 @@ def main(argv=None):
             print(f"    {line}")
         return 0
     conn = connect(args.db)
-    report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation)
+    report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation,
+                             linkage=args.linkage)
     print(summary(report))
     for option, write in ((args.json, write_json), (args.csv, write_csv)):
         if option:

@@ -1,0 +1,23 @@
+"""The duplicate benchmark's harness runs end to end on tiny sizes (a subprocess: tests import
+no bench code): data built, both sides run in their own processes, table and JSON written,
+and the cells find every pair the all-pairs reference finds."""
+import json
+import os
+import subprocess
+import sys
+
+from samples import ROOT
+
+
+def test_bench_duplicates_tiny(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "bench.bench_duplicates", "--tiny", "--out", str(out),
+                           "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "avx512_bf16" in done.stdout and "| 8,000 |" in done.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [row["n"] for row in data["rows"]] == [3000, 8000]
+    for row in data["rows"]:
+        assert row["recall_of_reference_pairs"] >= 0.99 and row["extra_pairs"] == 0
+        assert row["planted_pairs_found"] >= 0.99
+        assert row["ours"]["groups"] == row["reference"]["groups"]
