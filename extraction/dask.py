@@ -27,6 +27,7 @@ from extraction.errors import ClusterError
 from extraction.dask_worker import ShardReport, WorkerSetup, extract_shard, host_of, probe
 from extraction.local import check_dataset_root
 from extraction.run import Job, ModelChoice, RunSummary, Started, check_positive, extract
+from features.embeddings import resolve_runtime
 from features.extract import STAMP_KEYS, BatchResult
 
 log = logging.getLogger("main")
@@ -86,6 +87,9 @@ class DaskExecutor:
             check_dataset_root(root)
 
     def start(self, choice: ModelChoice, job: Job, pending: int) -> Started:
+        # The driver decides the runtime, as the DB (or this machine's config) decides the precision:
+        # workers with other IR_EMBED_* settings still compute what the DB holds.
+        choice = ModelChoice(choice.model, choice.precision, choice.runtime or resolve_runtime(None, choice.precision))
         self.client, self.cluster = open_client(self.scheduler, self.workers)
         threads = self._set_up_workers()
         started = self._first_answer(choice, job)

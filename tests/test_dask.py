@@ -297,25 +297,22 @@ def test_busy_db_and_bad_arguments_fail_before_any_cluster_work(scanned, monkeyp
 
 
 def _prefer_bfloat16():
-    """On this worker, "auto" precision now means bfloat16 (torch runtime, native bfloat16)."""
-    import config
+    """On this worker, torch's "auto" precision now means bfloat16 (as on a CPU with native
+    bfloat16); its own runtime setting stays onnxruntime."""
     from extraction import dask_worker
     from features import embeddings
 
     dask_worker._EMBEDDERS.clear()
     embeddings.real_native_bfloat16 = embeddings.native_bfloat16
     embeddings.native_bfloat16 = lambda: True
-    config.real_runtime, config.EMBED_RUNTIME = config.EMBED_RUNTIME, "torch"
 
 
 def _undo_prefer_bfloat16():
-    import config
     from extraction import dask_worker
     from features import embeddings
 
     dask_worker._EMBEDDERS.clear()
     embeddings.native_bfloat16 = embeddings.real_native_bfloat16
-    config.EMBED_RUNTIME = config.real_runtime
 
 
 def _worker_networks():
@@ -326,8 +323,9 @@ def _worker_networks():
 
 @pytest.mark.timeout(300)
 def test_a_resumed_run_computes_in_the_dbs_precision(scanned, reference, cluster, monkeypatch):
-    """Issue 12: workers whose IR_EMBED_PRECISION=auto means bfloat16 resume a DB stamped
-    float32 in float32, instead of having every shard refused."""
+    """Issue 12: workers whose IR_EMBED_PRECISION=auto would mean bfloat16 resume a DB stamped
+    float32 in float32 instead of having every shard refused, and run the driver's runtime
+    (torch here) whatever their own IR_EMBED_RUNTIME says."""
     import config
 
     local, client = cluster
@@ -339,6 +337,7 @@ def test_a_resumed_run_computes_in_the_dbs_precision(scanned, reference, cluster
     check_or_write_stamp(conn, stamp_before)
     conn.close()
     monkeypatch.setattr(config, "EMBED_PRECISION", "auto")
+    monkeypatch.setattr(config, "EMBED_RUNTIME", "torch")  # the driver's runtime is every worker's
     client.run(_prefer_bfloat16)
     try:
         result = cluster_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False,
