@@ -54,6 +54,7 @@ HASH_GUARD = 0.5
 EXACT, NEAR = "exact", "near"
 LINKAGES = ("chain", "keeper")
 GUARD_CHUNK = 1 << 16  # pairs checked at once
+KEEPER_SPLIT_ROWS = 3000  # larger groups stay whole under linkage="keeper" (an n x n matrix each)
 
 
 @dataclass
@@ -183,7 +184,8 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
             return choose_keeper([_keeper_facts(by_row[int(r)]) for r in part])
 
         rows = [piece for g in rows
-                for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of)]
+                for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of,
+                                             max_rows=KEEPER_SPLIT_ROWS)]
     groups = [_group(loaded, g, [by_row[int(r)] for r in g], rule) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
@@ -261,7 +263,8 @@ def _group(loaded, rows, facts, rule):
     keeper = choose_keeper([_keeper_facts(d) for d in facts])
     if rule.metric == "hamming":
         block = np.asarray(loaded.matrix[rows])
-        distances = _hamming_matrix(block, rule.kind, rule.any_orientation)[keeper].astype(float)
+        variants = oriented_rows(block, rule.kind) if rule.any_orientation else [block]
+        distances = np.min([hamming(v, block[keeper]) for v in variants], axis=0).astype(float)
     else:
         block = np.asarray(loaded.matrix[rows], dtype=np.float32)
         distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)

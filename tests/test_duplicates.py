@@ -413,3 +413,17 @@ def test_move_and_undo_from_the_command_line(tmp_path):
 def run_script(*args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "find_duplicates.py"), *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
+
+
+def test_any_orientation_joins_a_mirrored_copy_by_its_hash(tmp_path):
+    rng = np.random.default_rng(4)
+    upright = rng.integers(0, 256, (1, 8), dtype=np.uint8)
+    mirrored = oriented_rows(upright, "phash")[1]  # what the mirrored picture's pHash would be
+    items = [("photo.jpg", unit(1, 0), upright.tobytes(), (100, 100), b"photo", 1),
+             ("mirror.jpg", unit(1, 0.8), mirrored.tobytes(), (100, 100), b"mirror", 2),  # cosine 0.22 away
+             ("other.jpg", unit(0, 1), bytes(8), (100, 100), b"other", 3)]
+    conn, _ = fake_collection(tmp_path, items)
+    assert find_duplicates(conn).groups == []
+    groups = find_duplicates(conn, any_orientation=True).groups
+    assert [sorted(os.path.basename(p) for p in g.paths) for g in groups] == [["mirror.jpg", "photo.jpg"]]
+    assert find_duplicates(conn, "phash", 0, any_orientation=True).groups[0].distances == [0.0, 0.0]
