@@ -17,8 +17,6 @@ import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import attrgetter
 from typing import NamedTuple
 
 from PIL import Image
@@ -30,8 +28,8 @@ from db import ScanLock, connect
 from db.images import ERROR, PENDING, ChangedRow, ImageRow, count_images, delete_images, known_files
 from db.meta import claim_dataset_root
 from db.scan import (
-    Move, ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
-    fresh_by_size, gone_by_size, gone_page, mark_unchecked, move_page, record_moves,
+    ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
+    files_to_hash, gone_page, mark_unchecked, move_page, pair_moves, record_digests,
 )
 from features.decode import content_hash, limit_pixels
 
@@ -231,37 +229,21 @@ def _check_batch(conn, scan_range, batch, root, summary):
 
 
 def _find_moves(conn, scan_range: ScanRange, root, batch_size) -> tuple[int, int]:
-    """Pair rows that are gone with files seen for the first time holding the same bytes.
+    """Recognise files that moved: rows that are gone and new files with the same bytes.
 
-    Both sides stream from the DB ordered by size; only files whose size equals a gone
-    row's are hashed. Returns (moves, of which files this scan inserted).
+    Only new files whose size equals a gone row's are read and hashed; the pairing happens
+    in SQL. Returns (moves, of which files this scan inserted).
     """
-    sizes = attrgetter("size")
-    gone_groups = groupby(gone_by_size(conn, scan_range), sizes)
-    fresh_groups = groupby(fresh_by_size(conn, scan_range), sizes)
-    gone, fresh = next(gone_groups, None), next(fresh_groups, None)
-    found, total, of_new = [], 0, 0
-    while gone is not None and fresh is not None:
-        if gone[0] != fresh[0]:
-            if gone[0] < fresh[0]:
-                gone = next(gone_groups, None)
-            else:
-                fresh = next(fresh_groups, None)
-            continue
-        by_digest = {}
-        for row in gone[1]:
-            by_digest.setdefault(row.content_hash, []).append(row)
-        for row in fresh[1]:
-            candidates = by_digest.get(_file_digest(os.path.join(root, row.path)))
-            if candidates:
-                found.append(Move(candidates.pop(0).id, row.id, row.path, row.mtime_ns))
-                of_new += row.id > scan_range.last
-        if len(found) >= batch_size:
-            record_moves(conn, found)
-            total, found = total + len(found), []
-        gone, fresh = next(gone_groups, None), next(fresh_groups, None)
-    record_moves(conn, found)
-    return total + len(found), of_new
+    digests = []
+    for row in files_to_hash(conn, scan_range):
+        digest = _file_digest(os.path.join(root, row.path))
+        if digest is not None:
+            digests.append((row.id, digest))
+        if len(digests) >= batch_size:
+            record_digests(conn, digests)
+            digests = []
+    record_digests(conn, digests)
+    return pair_moves(conn, scan_range)
 
 
 def _refuse_mass_deletion(gone, total, allow):

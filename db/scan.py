@@ -5,8 +5,9 @@ A scan walks the folder in batches and commits each one, so memory stays flat fo
 collection and a kill keeps the finished batches. Which rows are gone is only known at the
 end: rows the walk saw go to a temporary table of this connection (SQLite keeps it in a
 file, not in RAM), and the rest, minus the rows under a folder that could not be listed,
-are the deletion candidates. Rows inserted by a scan that did not finish keep their
-chance to be recognised as moves through the meta key ``scan_new_after_id``.
+are the deletion candidates. Moves are found the same way: the hashes of new files go to a
+temporary table and are paired with gone rows in SQL. Rows inserted by a scan that did not
+finish keep their chance to be recognised as moves through the meta key ``scan_new_after_id``.
 """
 import sqlite3
 from collections.abc import Iterator
@@ -38,13 +39,6 @@ class ScanRange(NamedTuple):
     new_after: int
 
 
-class GoneRow(NamedTuple):
-    id: int
-    path: str
-    size: int
-    content_hash: bytes
-
-
 class FreshRow(NamedTuple):
     id: int
     path: str
@@ -68,9 +62,13 @@ def begin_scan(conn: sqlite3.Connection) -> ScanRange:
         CREATE TEMP TABLE IF NOT EXISTS scan_unchecked (prefix TEXT PRIMARY KEY);
         CREATE TEMP TABLE IF NOT EXISTS scan_moves (
             old_id INTEGER PRIMARY KEY, new_id INTEGER NOT NULL, path TEXT NOT NULL, mtime_ns INTEGER NOT NULL);
+        CREATE TEMP TABLE IF NOT EXISTS scan_gone_sizes (size INTEGER PRIMARY KEY);
+        CREATE TEMP TABLE IF NOT EXISTS scan_digests (id INTEGER PRIMARY KEY, digest BLOB NOT NULL);
         DELETE FROM temp.scan_seen;
         DELETE FROM temp.scan_unchecked;
         DELETE FROM temp.scan_moves;
+        DELETE FROM temp.scan_gone_sizes;
+        DELETE FROM temp.scan_digests;
     """)
     last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0]
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (_NEW_AFTER_KEY,)).fetchone()
@@ -103,26 +101,42 @@ def mark_unchecked(conn: sqlite3.Connection, folder: str) -> None:
         conn.execute("INSERT OR IGNORE INTO temp.scan_unchecked(prefix) VALUES (?)", (prefix,))
 
 
-def gone_by_size(conn: sqlite3.Connection, scan: ScanRange) -> Iterator[GoneRow]:
-    """Unseen rows that have a content hash (extracted), by size: they may have moved."""
-    cursor = conn.execute(
-        f"SELECT i.id, i.path, i.size, i.content_hash FROM images AS i"
-        f" WHERE {_UNSEEN} AND i.content_hash IS NOT NULL ORDER BY i.size, i.id", scan._asdict())
-    return map(GoneRow._make, cursor)
-
-
-def fresh_by_size(conn: sqlite3.Connection, scan: ScanRange) -> Iterator[FreshRow]:
-    """Rows of files seen for the first time and not yet extracted, by size: possible move targets."""
+def files_to_hash(conn: sqlite3.Connection, scan: ScanRange) -> Iterator[FreshRow]:
+    """Files seen for the first time, not extracted yet, with the size of a gone row that has
+    a content hash: the only files worth hashing to find moves. By id."""
+    with conn:
+        conn.execute("DELETE FROM temp.scan_gone_sizes")
+        conn.execute(f"INSERT OR IGNORE INTO temp.scan_gone_sizes(size) SELECT i.size FROM images AS i"
+                     f" WHERE {_UNSEEN} AND i.content_hash IS NOT NULL", scan._asdict())
     cursor = conn.execute(
         "SELECT id, path, size, mtime_ns FROM images WHERE id > :new_after"
-        " AND (id > :last OR id IN (SELECT id FROM temp.scan_seen))"
-        " AND status = :pending AND content_hash IS NULL ORDER BY size, id", {**scan._asdict(), "pending": PENDING})
+        " AND (id > :last OR id IN (SELECT id FROM temp.scan_seen)) AND status = :pending AND content_hash IS NULL"
+        " AND size IN (SELECT size FROM temp.scan_gone_sizes) ORDER BY id", {**scan._asdict(), "pending": PENDING})
     return map(FreshRow._make, cursor)
 
 
-def record_moves(conn: sqlite3.Connection, moves: list[Move]) -> None:
+def record_digests(conn: sqlite3.Connection, digests: list[tuple[int, bytes]]) -> None:
+    """(row id, content hash) of files_to_hash rows."""
     with conn:
-        conn.executemany("INSERT INTO temp.scan_moves(old_id, new_id, path, mtime_ns) VALUES (?, ?, ?, ?)", moves)
+        conn.executemany("INSERT OR REPLACE INTO temp.scan_digests(id, digest) VALUES (?, ?)", digests)
+
+
+def pair_moves(conn: sqlite3.Connection, scan: ScanRange) -> tuple[int, int]:
+    """Pair gone rows with hashed new files of the same content, one to one (the k-th gone
+    copy of some bytes with the k-th new one, by id), all in SQL: memory stays flat however
+    many files moved. Returns (moves, of which rows this scan inserted)."""
+    with conn:
+        conn.execute(
+            "WITH gone AS (SELECT i.id, i.content_hash AS digest,"
+            "              ROW_NUMBER() OVER (PARTITION BY i.content_hash ORDER BY i.id) AS n"
+            f"             FROM images AS i WHERE {_UNSEEN} AND i.content_hash IS NOT NULL),"
+            " fresh AS (SELECT d.id, d.digest, ROW_NUMBER() OVER (PARTITION BY d.digest ORDER BY d.id) AS n"
+            "           FROM temp.scan_digests AS d)"
+            " INSERT INTO temp.scan_moves(old_id, new_id, path, mtime_ns)"
+            " SELECT g.id, f.id, i.path, i.mtime_ns FROM gone AS g"
+            " JOIN fresh AS f ON f.digest = g.digest AND f.n = g.n JOIN images AS i ON i.id = f.id",
+            scan._asdict())
+    return conn.execute("SELECT COUNT(*), COALESCE(SUM(new_id > ?), 0) FROM temp.scan_moves", (scan.last,)).fetchone()
 
 
 def count_rows(conn: sqlite3.Connection, scan: ScanRange) -> int:

@@ -11,8 +11,8 @@ from db.images import (
 )
 from db.meta import generation
 from db.scan import (
-    Move, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan, fresh_by_size,
-    gone_by_size, gone_page, mark_unchecked, move_page, record_moves,
+    apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan, files_to_hash,
+    gone_page, mark_unchecked, move_page, pair_moves, record_digests,
 )
 
 
@@ -78,10 +78,10 @@ def test_scan_bookkeeping_seen_gone_unchecked_and_moves(conn):
     assert generation(conn) == g0 + 1
     mark_unchecked(conn, "b")  # b/3.png kept; bb/4.png is not under b/
     assert count_not_checked(conn, scan) == 1
-    assert [(r.path, r.size) for r in gone_by_size(conn, scan)] == [("a/1.png", 5), ("bb/4.png", 8)]
-    fresh = list(fresh_by_size(conn, scan))
+    fresh = list(files_to_hash(conn, scan))  # the size of a gone row (a/1.png and bb/4.png are gone)
     assert [(r.path, r.size, r.mtime_ns) for r in fresh] == [("c/1.png", 5, 9)]
-    record_moves(conn, [Move(ids["a/1.png"], fresh[0].id, "c/1.png", 9)])
+    record_digests(conn, [(fresh[0].id, b"a/1.png" + b"." * 9)])
+    assert tuple(pair_moves(conn, scan)) == (1, 1)  # one move, to a row this scan inserted
     assert count_gone(conn, scan) == 1 and gone_page(conn, scan, 0, 10) == [ids["bb/4.png"]]
     apply_moves(conn, move_page(conn, 0, 10))
     rows = _rows(conn)
@@ -103,7 +103,23 @@ def test_rows_inserted_by_an_unfinished_scan_stay_move_candidates(conn):
     second = begin_scan(conn)
     assert second.new_after == first.last < second.last
     new_id = _rows(conn)["new.png"][0]
-    assert list(fresh_by_size(conn, second)) == []  # not seen by this walk yet
+    assert list(files_to_hash(conn, second)) == []  # not seen by this walk yet
     commit_batch(conn, second, [], [], [new_id])
-    assert [r.path for r in fresh_by_size(conn, second)] == ["new.png"]
-    assert [r.path for r in gone_by_size(conn, second)] == ["old.png"]
+    assert [r.path for r in files_to_hash(conn, second)] == ["new.png"]
+    record_digests(conn, [(new_id, b"x" * 16)])
+    assert tuple(pair_moves(conn, second)) == (1, 0)  # inserted by the scan before: not new in this one
+    assert move_page(conn, 0, 5)[0].old_id == _rows(conn)["old.png"][0]
+
+
+def test_copies_pair_one_to_one(conn):
+    """Three rows of the same bytes gone, two new files with those bytes: two moves, one deletion."""
+    insert_images(conn, [ImageRow(f"old{i}.png", 5, 1, 1, 1, PENDING, None) for i in range(3)])
+    for i in range(3):
+        _extracted(conn, f"old{i}.png", b"same" * 4)
+    scan = begin_scan(conn)
+    commit_batch(conn, scan, [ImageRow(f"new{i}.png", 5, 2, 1, 1, PENDING, None) for i in range(2)], [], [])
+    fresh = list(files_to_hash(conn, scan))
+    record_digests(conn, [(r.id, b"same" * 4) for r in fresh])
+    assert tuple(pair_moves(conn, scan)) == (2, 2) and count_gone(conn, scan) == 1
+    moves = move_page(conn, 0, 10)
+    assert len({m.old_id for m in moves}) == len({m.new_id for m in moves}) == 2
