@@ -35,7 +35,9 @@ def browser(tmp_path):
 
 
 def result_paths(driver):
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .card .path")]
+    """The paths shown in the grid, read in one script call (the grid may be re-rendered meanwhile)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#results .card .path')).map(e => e.textContent)")
 
 
 def wait_until(driver, condition, timeout=60):
