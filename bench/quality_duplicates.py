@@ -27,6 +27,7 @@ import numpy as np
 
 import config
 import generator
+from cli import UsageError, run, setup_logging
 import main as extractor
 from bench.quality_sets import (
     STAMPS_DIR, MissingImagesError, build_labelled, build_near_duplicates, load_original, sample_photo_files,
@@ -46,6 +47,7 @@ MODEL = "efficientnet_lite0"
 ORIENTATION_EDITS = ("flip", "rotate_90")  # copies only under --any-orientation
 BURST_SIDE = 0.45  # each crop is 45 % of the width: a 10 % gap keeps them from overlapping
 THRESHOLDS = (0.05, 0.08, 0.10, 0.12, 0.15, 0.18, 0.20, 0.25)
+HASH_SWEEP = {"phash": (2, 4, 6, 8), "dhash": (4,)}
 TARGETS = {"precision": 0.98, "recall": 0.95}
 PICTURE = re.compile(r"^(?:collection/originals|queries/(?P<edit>[^/]+))/(?P<name>[^/]+)\.jpg$")
 
@@ -178,16 +180,16 @@ def _all_paths(root):
             yield os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
 
 
-def evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, threshold, **options):
+def evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, threshold, mode="embeddings", **options):
     """Scores of one setting on both collections; precision counts look-alike pairs as false."""
-    copies = copies_scores(find_duplicates(copies_conn, "embeddings", threshold, **options), copies_root,
+    copies = copies_scores(find_duplicates(copies_conn, mode, threshold, **options), copies_root,
                            options.get("any_orientation", False))
-    lookalikes = lookalike_scores(find_duplicates(lookalikes_conn, "embeddings", threshold, **options),
-                                  lookalikes_root)
+    lookalikes = lookalike_scores(find_duplicates(lookalikes_conn, mode, threshold, **options), lookalikes_root)
     found = copies["true_pairs_found"]
     false = copies["false_pairs_photos"] + lookalikes["false_pairs"]
-    return {"threshold": threshold, **options, "precision": found / (found + false) if found + false else 1.0,
-            "copies": copies, "lookalikes": lookalikes}
+    precision = found / (found + false) if found + false else 1.0
+    return {"threshold": threshold, "mode": mode, **options, "precision": precision, "copies": copies,
+            "lookalikes": lookalikes}
 
 
 def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root):
@@ -198,11 +200,13 @@ def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root):
             rows.append(evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, threshold, **options))
     default = DEFAULT_THRESHOLDS["cosine"]
     rows.append(evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, default, any_orientation=True))
+    for mode, thresholds in HASH_SWEEP.items():
+        rows += [evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, t, mode) for t in thresholds]
     return rows
 
 
 def _setting(row):
-    words = []
+    words = [] if row.get("mode", "embeddings") == "embeddings" else [f"--mode {row['mode']} (hash only)"]
     if row.get("use_hashes") is False:
         words.append("embeddings only")
     if row.get("linkage") == "keeper":
@@ -229,10 +233,11 @@ def markdown(rows, sizes):
     edits = list(NEAR_DUPLICATE_EDITS)
     lines += ["", "Recall per edit kind (share of edited copies in their original's group):", "",
               "| setting | threshold | " + " | ".join(edits) + " |", "|---|---|" + "---|" * len(edits)]
+    hash_default = DEFAULT_THRESHOLDS["hamming"]
     for row in rows:
-        if row["threshold"] == default:
-            per = row["copies"]["recall_per_edit"]
-            lines.append(f"| {_setting(row)} | {row['threshold']} | " + " | ".join(f"{per[e]:.2f}" for e in edits) + " |")
+        if row["threshold"] == (default if row["mode"] == "embeddings" else hash_default):
+            per = " | ".join(f"{row['copies']['recall_per_edit'][e]:.2f}" for e in edits)
+            lines.append(f"| {_setting(row)} | {row['threshold']} | {per} |")
     best = next(r for r in rows if r["threshold"] == default and _setting(r) == "default rule")
     met = best["precision"] >= TARGETS["precision"] and best["copies"]["recall"] >= TARGETS["recall"]
     lines += ["", f"Default (cosine <= {default}, pHash rule, chain linkage): pair precision {best['precision']:.3f} "
@@ -244,8 +249,6 @@ def markdown(rows, sizes):
 
 
 def main(argv=None):
-    from cli import UsageError, setup_logging
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default=CACHE_DIR, help="where the sets and DBs go (default: %(default)s)")
     parser.add_argument("--out", default=RESULTS_DIR, help="folder for quality_duplicates.json and .md")
@@ -273,6 +276,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cli import run
-
     run(main)

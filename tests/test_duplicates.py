@@ -17,6 +17,7 @@ from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect
 from db import details
 from db.details import exact_copy_sets, image_details
+from db.errors import NoFeaturesError
 from db.features import ExtractedRow, write_batch
 from db.images import ImageRow, insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
@@ -164,8 +165,8 @@ def test_oriented_hashes_follow_the_picture():
     of resampling noise); dHash's mirror and pHash's mirror and transpose nearly so."""
     photo = random_photo(5, (256, 256)).convert("L")
     turns = {1: Image.Transpose.FLIP_LEFT_RIGHT, 2: Image.Transpose.FLIP_TOP_BOTTOM, 3: Image.Transpose.ROTATE_180}
-    for kind, limit, extra in (("ahash", 2, {4: Image.Transpose.ROTATE_90, 6: Image.Transpose.TRANSPOSE}),
-                               ("dhash", 6, {}), ("phash", 8, {4: Image.Transpose.ROTATE_90, 6: Image.Transpose.TRANSPOSE})):
+    quarter = {4: Image.Transpose.ROTATE_90, 6: Image.Transpose.TRANSPOSE}
+    for kind, limit, extra in (("ahash", 2, quarter), ("dhash", 6, {}), ("phash", 8, quarter)):
         stored = packed_hashes([photo], kind)
         variants = oriented_rows(stored, kind)
         for index, transpose in {**turns, **extra}.items():
@@ -327,8 +328,6 @@ def test_details_are_read_in_chunks(tmp_path):
 
 
 def test_a_db_without_features_says_so(tmp_path):
-    from db.errors import NoFeaturesError
-
     conn = connect(tmp_path / "empty.db", create=True)
     with pytest.raises(NoFeaturesError, match="main.py"):
         find_duplicates(conn)

@@ -2,7 +2,6 @@
 no bench code): data built, both sides run in their own processes, table and JSON written,
 and the cells find every pair the all-pairs reference finds."""
 import json
-import os
 import subprocess
 import sys
 
