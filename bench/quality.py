@@ -22,7 +22,7 @@ from tqdm import tqdm
 import config
 import generator
 import main as extractor
-from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets
+from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
 from db import connect
 from db.images import OK, count_by_status
 from fileio import atomic_write
@@ -215,10 +215,15 @@ def main(argv=None):
     parser.add_argument("--cache", default=CACHE_DIR, help="where the image sets and DBs go (default: %(default)s)")
     parser.add_argument("--models", default=",".join(MODELS), help="embedding models to compare (default: %(default)s)")
     parser.add_argument("--out", default=RESULTS_DIR, help="folder for quality.json and quality.md")
+    parser.add_argument("--tiny", action="store_true",
+                        help="seconds-sized sets from scikit-image's sample photos (no Debian packages; the "
+                             "test suite's smoke run): crops of a photo as its class, exact copies as queries")
+    parser.add_argument("--workers", default=config.NUM_WORKERS, help="decode workers for the extraction runs")
     args = parser.parse_args(argv)
     setup_logging()
+    workers = int(args.workers) if str(args.workers).isdigit() else args.workers
     try:
-        labelled_dir, near_dir = build_packaged_sets(args.cache)
+        labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
     except MissingImagesError as exc:
         raise UsageError(str(exc)) from None
     report = {"runs": [], "unavailable_models": {}}
@@ -229,7 +234,7 @@ def main(argv=None):
             report["unavailable_models"][model] = reason
             continue
         variants = VARIANTS if not report["runs"] else [v for v in VARIANTS if v[1] == "embeddings"]
-        report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, model, variants))
+        report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, model, variants, workers))
     if not report["runs"]:
         raise UsageError("no embedding model has verified weights on this machine")
     text = markdown(report)

@@ -1,43 +1,55 @@
 """The quality benchmark on a seconds-sized subset made from scikit-image's sample photos.
 
-The full run (bench/quality.py, `make quality`) needs Debian packages; this one needs only
-PyPI, and checks that the benchmark's scoring is right and that retrieval is sane: the
-embeddings group crops of one photo far above chance, and an exact copy of an image is the
-first answer in every mode, metric and option.
+The full run (`make quality`) needs Debian packages; `python -m bench.quality --tiny` needs
+only PyPI. It runs here as a user runs it, in a fresh process, and its written results are
+reopened: the benchmark's scoring must be right (checked against a ranking made by hand
+through the public API) and retrieval sane (the embeddings group crops of one photo far
+above chance, and an exact copy of an image is the first answer in every mode, metric and
+option).
 """
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from bench import quality
-from bench.quality_sets import build_tiny_sets, load_class_map, stamp_files
 from db import connect
 from demo.build_demo import package_file
 from search import store
 from search.metrics import hamming_distance
 from search.modes import MODES, pairs
 from search.orientations import ORIENTATIONS, min_hamming_distance, oriented, oriented_hashes
+from samples import ROOT
 from similarities import calculate_similarities
 
-PHOTOS, CROPS = 6, 5
+PHOTOS, CROPS = 6, 5  # what --tiny builds
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("quality"))
-    labelled, near = build_tiny_sets(out, crops=CROPS)
-    report = {"runs": [quality.evaluate(labelled, near, out, "efficientnet_lite0", workers=0)], "unavailable_models": {}}
-    yield out, labelled, near, report
+    results = os.path.join(out, "results")
+    run = subprocess.run([sys.executable, "-m", "bench.quality", "--tiny", "--models", "efficientnet_lite0",
+                          "--workers", "0", "--cache", out, "--out", results],
+                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(os.path.join(results, "quality.json"), encoding="utf-8") as fh:
+        report = json.load(fh)
+    with open(os.path.join(results, "quality.md"), encoding="utf-8") as fh:
+        table = fh.read()
+    assert table in run.stdout  # printed and written alike
+    labelled, near = os.path.join(out, "labelled"), os.path.join(out, "near_duplicates")
+    yield out, labelled, near, report, table
     store.forget()
 
 
 def test_every_valid_pair_and_the_orientation_option_are_measured(tiny_run):
     rows = tiny_run[3]["runs"][0]["rows"]
-    pairs = {(row["mode"], row["metric"]) for row in rows.values()}
-    assert pairs == set(pairs())
+    measured = {(row["mode"], row["metric"]) for row in rows.values()}
+    assert measured == set(pairs())
     assert sorted(r["mode"] for r in rows.values() if r.get("any_orientation")) == ["ahash", "dhash", "phash"]
 
 
@@ -66,34 +78,29 @@ def test_exact_copies_come_first_in_every_mode(tiny_run):
 
 
 def test_labelled_scores_match_a_hand_ranking(tiny_run):
-    out, labelled, _, _ = tiny_run
+    out, labelled, _, report, _ = tiny_run
     conn = connect(os.path.join(out, "labelled_efficientnet_lite0.db"))
-    scores = quality.labelled_scores(conn, labelled, "rgb", "euclidean")
-    expected = {"P@1": [], "P@5": []}
+    expected = {"P@1": [], "P@5": [], "AP": []}
     for path in sorted(store.load(conn, "rgb").paths):
-        ranked = calculate_similarities(os.path.join(labelled, path), conn, "rgb", "euclidean", top_k=5)
-        hits = [os.path.relpath(p, labelled).split(os.sep)[0] == path.split("/")[0] for p, _ in ranked]
+        ranked = calculate_similarities(os.path.join(labelled, path), conn, "rgb", "euclidean",
+                                        top_k=PHOTOS * CROPS - 1)
+        real_root = os.path.realpath(labelled)
+        hits = [os.path.relpath(p, real_root).split(os.sep)[0] == path.split("/")[0] for p, _ in ranked]
         expected["P@1"].append(hits[0])
-        expected["P@5"].append(sum(hits) / 5)
+        expected["P@5"].append(sum(hits[:5]) / 5)
+        found = np.flatnonzero(hits)  # every other crop of the class is somewhere in the full ranking
+        expected["AP"].append(np.mean([(i + 1) / (rank + 1) for i, rank in enumerate(found)]))
     conn.close()
+    scores = report["runs"][0]["rows"]["rgb/euclidean"]["labelled"]
     assert scores["P@1"] == pytest.approx(np.mean(expected["P@1"]))
     assert scores["P@5"] == pytest.approx(np.mean(expected["P@5"]))
+    assert scores["mAP"] == pytest.approx(np.mean(expected["AP"]))
 
 
-def test_average_precision_known_answers():
-    assert quality.average_precision(np.array([True, False, True]), 2) == pytest.approx((1 + 2 / 3) / 2)
-    assert quality.average_precision(np.array([False, True]), 4) == pytest.approx(0.5 / 4)  # 3 never returned
-    assert quality.average_precision(np.array([False, False]), 0) == 0.0
-
-
-def test_results_are_written_and_read_back(tiny_run, tmp_path):
-    report = tiny_run[3]
-    text = quality.markdown(report)
-    quality.write_results(report, text, str(tmp_path))
-    assert json.loads((tmp_path / "quality.json").read_text()) == json.loads(json.dumps(report))
-    written = (tmp_path / "quality.md").read_text()
-    assert written == text
-    assert "| efficientnet_lite0 | embeddings/cosine |" in written and "| | chance |" in written
+def test_results_are_written_and_read_back(tiny_run):
+    report, table = tiny_run[3], tiny_run[4]
+    assert report["unavailable_models"] == {} and len(report["runs"]) == 1
+    assert "| efficientnet_lite0 | embeddings/cosine |" in table and "| | chance |" in table
 
 
 def test_every_orientation_of_an_image_finds_its_upright_hash():
@@ -108,14 +115,15 @@ def test_every_orientation_of_an_image_finds_its_upright_hash():
 
 
 def test_class_map_is_shipped_in_the_project():
-    mapping = load_class_map()
+    with open(os.path.join(ROOT, "bench", "tuxpaint_classes.tsv"), encoding="utf-8") as fh:
+        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip() and not line.startswith("#")]
+    mapping = dict(rows)
     assert mapping["animals/birds"] == "birds" and mapping["stamps/clothes"] == "clothes"
     assert len(set(mapping.values())) == 17  # 15 kept + trees and mushrooms, which have under 8 images
-    assert stamp_files("/nonexistent") == []
 
 
 def test_any_orientation_finds_a_mirrored_copy_that_the_upright_hash_misses(tiny_run, tmp_path):
-    out, _, near, _ = tiny_run
+    out, _, near = tiny_run[:3]
     conn = connect(os.path.join(out, "near_efficientnet_lite0.db"))
     original = os.path.join(near, "collection", "originals", "sample_chelsea.jpg")
     mirrored = str(tmp_path / "mirrored.png")
@@ -128,7 +136,7 @@ def test_any_orientation_finds_a_mirrored_copy_that_the_upright_hash_misses(tiny
 
 
 def test_any_orientation_is_refused_outside_the_hash_modes(tiny_run):
-    out, _, near, _ = tiny_run
+    out, _, near = tiny_run[:3]
     conn = connect(os.path.join(out, "near_efficientnet_lite0.db"))
     query = os.path.join(near, "queries", "exact_copy", "sample_chelsea.jpg")
     with pytest.raises(ValueError, match="hash modes"):
