@@ -9,7 +9,8 @@ def rgb_histograms(images, bins=8):
     """
     out = np.empty((len(images), bins ** 3), dtype=np.float32)
     for row, image in enumerate(images):
-        pixels = np.asarray(image.convert("RGB"), dtype=np.uint16).reshape(-1, 3)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # the shared copy is RGB: no copy made
+        pixels = np.asarray(rgb, dtype=np.uint16).reshape(-1, 3)
         quantised = (pixels * bins) >> 8
         index = (quantised[:, 0] * bins + quantised[:, 1]) * bins + quantised[:, 2]
         counts = np.bincount(index, minlength=bins ** 3)
