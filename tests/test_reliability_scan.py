@@ -244,12 +244,15 @@ def test_scan_memory_bench_runs_on_a_tiny_collection(tmp_path):
     """Smoke test of bench/scan_memory.py (run as a module, as a user would)."""
     out = tmp_path / "scan_memory.json"
     done = subprocess.run([sys.executable, "-m", "bench.scan_memory", "--files", "1500", "--dir", str(tmp_path / "c"),
-                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, env=script_env(), timeout=300)
+                           "--moves", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, env=script_env(),
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
-    assert [(r["code"], r["scan"]) for r in results] == [("ours", "first scan"), ("ours", "rescan")]
+    assert [(r["code"], r["scan"]) for r in results] == [("ours", "first scan"), ("ours", "rescan"),
+                                                          ("ours", "all moved")]
     assert results[0]["summary"].startswith("scanned 1500 files: 1500 new")
     assert results[1]["summary"].startswith("scanned 1500 files: 0 new, 0 changed, 0 moved, 0 deleted")
+    assert results[2]["summary"].startswith("scanned 1500 files: 0 new, 0 changed, 1500 moved, 0 deleted")
     assert all(0 < r["peak_rss_mib"] < 1000 for r in results)
 
 
