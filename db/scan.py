@@ -57,6 +57,7 @@ class Move(NamedTuple):
 
 def begin_scan(conn: sqlite3.Connection) -> ScanRange:
     """Start the bookkeeping of one scan on ``conn`` (fresh temporary tables); writes nothing."""
+    conn.execute("PRAGMA temp_store = FILE")  # the default of most builds, said explicitly: RAM stays flat
     conn.executescript("""
         CREATE TEMP TABLE IF NOT EXISTS scan_seen (id INTEGER PRIMARY KEY);
         CREATE TEMP TABLE IF NOT EXISTS scan_unchecked (prefix TEXT PRIMARY KEY);
