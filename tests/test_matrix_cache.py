@@ -27,7 +27,8 @@ def add_images(conn, rng, names):
     rgb = rng.random((len(rows), 8), dtype=np.float32)
     features = {"embedding": rng.standard_normal((len(rows), DIM)).astype(np.float32),
                 "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
-    features.update({kind: rng.integers(0, 256, (len(rows), 8), dtype=np.uint8) for kind in ("ahash", "dhash", "phash")})
+    features.update({kind: rng.integers(0, 256, (len(rows), 8), dtype=np.uint8)
+                     for kind in ("ahash", "dhash", "phash")})
     write_batch(conn, [ExtractedRow(r.id, r.size, r.mtime_ns, h) for r, h in zip(rows, hashes)], [], hashes, features)
 
 

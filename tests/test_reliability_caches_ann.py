@@ -39,10 +39,12 @@ def make_db(path, rows, seed=0):
     hashes = [i.to_bytes(16, "big") for i in range(rows)]
     centres = rng.standard_normal((50, DIM)).astype(np.float32)
     rgb = rng.random((rows, 8), dtype=np.float32)
-    features = {"embedding": centres[rng.integers(0, 50, rows)] + 0.4 * rng.standard_normal((rows, DIM), dtype=np.float32),
-                "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
-    features.update({kind: rng.integers(0, 256, (rows, 8), dtype=np.uint8) for kind in ("ahash", "dhash", "phash")})
-    write_batch(conn, [ExtractedRow(r.id, r.size, r.mtime_ns, h) for r, h in zip(pending, hashes)], [], hashes, features)
+    noise = 0.4 * rng.standard_normal((rows, DIM), dtype=np.float32)
+    features = {"embedding": centres[rng.integers(0, 50, rows)] + noise, "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
+    features.update({kind: rng.integers(0, 256, (rows, 8), dtype=np.uint8)
+                     for kind in ("ahash", "dhash", "phash")})
+    extracted = [ExtractedRow(r.id, r.size, r.mtime_ns, h) for r, h in zip(pending, hashes)]
+    write_batch(conn, extracted, [], hashes, features)
     return conn
 
 

@@ -120,4 +120,4 @@ def test_index_of_an_older_state_after_a_crash_is_rebuilt(two_dbs, tmp_path):
         assert ann.get_index(store.load(conn, "embeddings")).get_n_items() == N + 1
     finally:
         conn.close()
-    assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # the dead build's file is gone
+    assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # the dead build gone
