@@ -15,7 +15,7 @@ import logging
 import os
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -72,7 +72,7 @@ class ScanSummary:
         return line
 
 
-def walk_images(root: str, extensions, unlisted: list[str] | None = None) -> Iterator[tuple[str, str]]:
+def walk_images(root: str, extensions: Collection[str], unlisted: list[str] | None = None) -> Iterator[tuple[str, str]]:
     """Yield (relative posix path, absolute path) of every image file under ``root``.
 
     Directory symlinks are not followed (no loops); file symlinks are yielded and checked
@@ -125,8 +125,8 @@ def _file_digest(full):
         return None
 
 
-def scan(data_dir, db_path, extensions=config.IMAGE_EXTENSIONS, batch_size=config.SCAN_BATCH_SIZE, progress=True,
-         allow_deletions=False) -> ScanSummary:
+def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Collection[str] = config.IMAGE_EXTENSIONS,
+         batch_size: int = config.SCAN_BATCH_SIZE, progress: bool = True, allow_deletions: bool = False) -> ScanSummary:
     """Bring the DB's rows in line with the files under ``data_dir``; returns a ScanSummary.
 
     Raises UsageError, changing nothing, when the folder is missing, not a folder, or empty
