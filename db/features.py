@@ -105,6 +105,12 @@ def count_unused(conn: sqlite3.Connection) -> int:
     return conn.execute(f"SELECT COUNT(*) FROM features AS f WHERE {_UNUSED}").fetchone()[0]
 
 
+def unused_hashes(conn: sqlite3.Connection) -> list[bytes]:
+    """Content hashes of the unused feature rows (at most config.MAX_UNUSED_FEATURES after a
+    run): what a file that comes back may match."""
+    return [h for (h,) in conn.execute(f"SELECT f.content_hash FROM features AS f WHERE {_UNUSED}")]
+
+
 def prune_unused(conn: sqlite3.Connection, keep: int = 0) -> int:
     """Delete unused feature rows but the ``keep`` most recently stored; returns the count."""
     if keep < 0:

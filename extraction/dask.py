@@ -16,12 +16,14 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import islice
 
 from distributed import Client, LocalCluster, as_completed
 
 import config
 from db.errors import SettingsMismatchError
+from db.features import open_reader, unused_hashes
 from db.images import PendingRow
 from extraction.errors import ClusterError
 from extraction.dask_worker import ShardReport, WorkerSetup, extract_shard, host_of, probe
@@ -95,7 +97,7 @@ class DaskExecutor:
         started = self._first_answer(choice, job)
         # Every shard is computed with the concrete model, precision and runtime the probe chose.
         self.choice = ModelChoice(started.settings.model, started.stamp["embedding_precision"], choice.runtime)
-        self.settings, self.batch_size = started.settings, job.batch_size
+        self.settings, self.batch_size, self.db_path = started.settings, job.batch_size, job.db_path
         self.expected = {key: started.stamp[key] for key in STAMP_KEYS}
         total_threads = sum(threads.values())
         if self.in_flight is None:
@@ -138,6 +140,9 @@ class DaskExecutor:
         """Shards as they finish, never more than ``in_flight`` at the cluster."""
         log.info("extracting on %d Dask workers (%d threads), %d shards of %d images in flight",
                  len(self.threads), sum(self.threads.values()), self.in_flight, self.shard_size)
+        # Workers cannot see the DB: they get the hashes a file coming back may match, once each.
+        with closing(open_reader(self.db_path)) as reader:
+            known = self.client.scatter([frozenset(unused_hashes(reader))], broadcast=True)[0]  # one object
         rows = iter(rows)
         shards = iter(lambda: list(islice(rows, self.shard_size)), [])
         running, rows_of = as_completed(), {}
@@ -146,7 +151,7 @@ class DaskExecutor:
         def submit(shard: list[PendingRow]) -> None:
             paths = [os.path.join(root, row.path) for row in shard]
             future = self.client.submit(extract_shard, paths, self.settings, self.choice, self.batch_size, root,
-                                        pure=False, key=f"extract-shard-{shard[0].id}-{shard[-1].id}-{run_id}")
+                                        known, pure=False, key=f"extract-shard-{shard[0].id}-{shard[-1].id}-{run_id}")
             rows_of[future.key] = shard
             running.add(future)
 

@@ -115,8 +115,9 @@ def _has_entries(root: str) -> bool:
 
 
 def extract_shard(paths: list[str], settings: Settings, choice: ModelChoice, batch_size: int,
-                  root: str) -> ShardReport:
-    """Features of one shard, ``batch_size`` images per network call.
+                  root: str, known: frozenset[bytes] = frozenset()) -> ShardReport:
+    """Features of one shard, ``batch_size`` images per network call; a file whose content
+    hash is in ``known`` (features kept for files that left the collection) is only hashed.
 
     A worker that cannot see the dataset ``root`` (missing or empty: a mount absent on this
     machine) raises instead, so the run stops rather than marking every image as gone.
@@ -125,6 +126,6 @@ def extract_shard(paths: list[str], settings: Settings, choice: ModelChoice, bat
         raise DatasetRootError(f"Dask worker {get_worker().address} cannot see the dataset folder {root} "
                                f"(missing or empty): mount the collection at the same path on every worker")
     embedder = embedder_for(choice)
-    parts = [extract_batch(paths[start:start + batch_size], settings, embedder)
+    parts = [extract_batch(paths[start:start + batch_size], settings, embedder, known.__contains__)
              for start in range(0, len(paths), batch_size)]
     return ShardReport(get_worker().address, stamp(settings, embedder), BatchResult.concat(parts))

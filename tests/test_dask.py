@@ -350,3 +350,34 @@ def test_a_resumed_run_computes_in_the_dbs_precision(scanned, reference, cluster
     conn = connect(db)
     assert features_stamp(conn) == stamp_before
     conn.close()
+
+
+def test_a_file_that_comes_back_is_only_hashed_on_the_workers(scanned, reference, cluster, monkeypatch):
+    """Features kept for a file that left the collection are re-used on Dask too: the worker
+    reads and hashes the file, and the network never sees it."""
+    from db.images import delete_images, insert_images
+
+    local, _ = cluster
+    db = fresh_copy(reference[0], "came_back.db")
+    conn = connect(db)
+    gone = find_by_path(conn, "img05.jpg")[0]
+    delete_images(conn, [gone])  # a rescan while the file was away
+    stat = os.stat(scanned.parent / "images" / "img05.jpg")
+    insert_images(conn, [("img05_back.jpg", stat.st_size, stat.st_mtime_ns, 1, 1, "pending", None)])
+    conn.close()
+    os.link(scanned.parent / "images" / "img05.jpg", scanned.parent / "images" / "img05_back.jpg")
+    stored = []
+    store_results = extraction_run.store_results
+
+    def keep_results(conn, rows, result):
+        stored.extend(zip([row.path for row in rows], result.files))
+        store_results(conn, rows, result)
+
+    monkeypatch.setattr(extraction_run, "store_results", keep_results)
+    try:
+        result = cluster_extract.extract_on_cluster(str(db), local.scheduler_address, progress=False,
+                                                    build_index=False)
+    finally:
+        os.remove(scanned.parent / "images" / "img05_back.jpg")
+    assert [(path, f.known, f.error) for path, f in stored] == [("img05_back.jpg", True, None)]
+    assert (result["ok"], result["done_now"], result["unused_features"]) == (N_IMAGES, 1, 0)
