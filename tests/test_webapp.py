@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from db import connect
+from db.meta import set_meta
 from search.modes import MODES
 from search.query import calculate_similarities
 from webapp import thumbnails
@@ -217,3 +218,25 @@ def test_uploads_are_never_written_into_the_collection(client, app_env):
     response = client.post("/api/search", files=[("files", ("new-photo.png", photo.getvalue(), "image/png"))])
     assert response.status_code == 200
     assert listing() == before
+
+
+def test_cached_thumbnails_show_while_the_photos_are_away(mini_collection, tmp_path):
+    """The photos' drive unmounted: thumbnails already made still show; the full image says why it cannot."""
+    photos = tmp_path / "photos"
+    shutil.copytree(mini_collection["images"], photos)
+    db_copy = tmp_path / "copy.db"
+    source, target = connect(mini_collection["db"]), connect(db_copy, create=True)
+    source.backup(target)
+    source.close()
+    with target:
+        set_meta(target, {"dataset_root": str(photos)})
+    target.close()
+    with TestClient(create_app(db_copy, thumbs_dir=str(tmp_path / "thumbs"))) as client:
+        made = client.get("/api/thumb/5")
+        assert made.status_code == 200
+        shutil.rmtree(photos)
+        again = client.get("/api/thumb/5")
+        assert again.status_code == 200 and again.content == made.content
+        response = client.get("/api/image/5")
+        assert response.status_code == 404 and "mounted" in response.json()["error"]
+        assert client.get("/api/thumb/6").status_code == 404  # never made, and its file is away

@@ -126,9 +126,8 @@ def thumbnail(request: Request, image_id: ImageId, v: Annotated[str | None, Quer
         description="the content key from a result's URL; makes the response cacheable for good")] = None) -> Response:
     coll = collection(request)
     row = coll.row(image_id)
-    source = coll.file_of(row)
     try:
-        thumb = coll.thumbs.get(row, source)
+        thumb = coll.thumbs.get(row, lambda: coll.file_of(row))
     except ImageDecodeError as exc:
         raise ApiError(404, f"image {image_id} has no thumbnail: {exc}") from None
     fresh = v is not None and thumb.etag.strip('"').startswith(v)

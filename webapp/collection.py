@@ -24,7 +24,7 @@ from PIL import Image
 
 import config
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
-from db.images import OK, count_by_status
+from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
 from db.meta import dataset_root, features_stamp
 from search.modes import MODES, check_metric, get_mode
@@ -80,8 +80,8 @@ class Collection:
         stamp = features_stamp(conn) or {}
         return {
             "images": counts.get(OK, 0),
-            "pending": counts.get("pending", 0),
-            "errors": counts.get("error", 0),
+            "pending": counts.get(PENDING, 0),
+            "errors": counts.get(ERROR, 0),
             "model": stamp.get("embedding_model"),
             "precision": stamp.get("embedding_precision"),
             "modes": list(MODES),
@@ -103,8 +103,8 @@ class Collection:
         if not root or os.path.commonpath([root, path]) != root:
             raise ApiError(404, f"image {row.id} is not inside the collection folder")
         if not os.path.isfile(path):
-            raise ApiError(404, f"the file of image {row.id} ({row.path}) is missing: moved or deleted? "
-                                f"run generator.py to rescan")
+            raise ApiError(404, f"the file of image {row.id} ({row.path}) is missing: is the collection's drive "
+                                f"mounted? (if it was moved or deleted, run generator.py to rescan)")
         return path
 
     # --- searching ----------------------------------------------------------------------

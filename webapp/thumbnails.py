@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import NamedTuple
 
 from db.lookup import StoredImage
@@ -63,8 +64,10 @@ class ThumbnailCache:
     def path_for(self, key: str) -> str:
         return os.path.join(self.folder, key[:2], f"{key}-{self.side}.jpg")
 
-    def get(self, row: StoredImage, source: str) -> Thumbnail:
-        """The thumbnail of ``row`` whose file is ``source``; ImageDecodeError if it has none."""
+    def get(self, row: StoredImage, source: Callable[[], str]) -> Thumbnail:
+        """The thumbnail of ``row``; ``source()`` gives its file, and is asked only when the
+        thumbnail must be made (so cached ones show even while the photos' drive is away).
+        ImageDecodeError if the file cannot be made into one."""
         key = thumbnail_key(row)
         etag = f'"{key}-{self.side}"'
         path = self.path_for(key)
@@ -77,7 +80,7 @@ class ThumbnailCache:
             kept = self._memory.get(key)
         if kept is not None:
             return Thumbnail(kept, etag)
-        data = self.make(source)
+        data = self.make(source())
         self._store(key, path, data)
         return Thumbnail(data, etag)
 
