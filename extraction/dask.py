@@ -129,7 +129,8 @@ class DaskExecutor:
         for address, n in threads.items():
             by_host[host_of(address)] = by_host.get(host_of(address), 0) + n
         try:
-            self.client.register_plugin(WorkerSetup(by_host, config.EMBED_THREADS, ignore_ctrl_c=self.cluster is not None))
+            setup = WorkerSetup(by_host, config.EMBED_THREADS, ignore_ctrl_c=self.cluster is not None)
+            self.client.register_plugin(setup)
         except Exception as exc:  # distributed re-raises a worker's ImportError as a bare Exception
             if "ModuleNotFoundError" not in str(exc) and "ImportError" not in str(exc):
                 raise

@@ -113,7 +113,8 @@ class LocalExecutor:
         self._batch_size = job.batch_size
         if self.balance.workers:  # forked before the network loads: small processes, no threads to fork
             self._pool = WorkerPool(self._describe, self.balance.workers, _lost, DEPTH)
-        self._embedder = embeddings.load_embedder(choice.model, choice.precision, choice.runtime, threads=self.balance.threads)
+        self._embedder = embeddings.load_embedder(choice.model, choice.precision, choice.runtime,
+                                                  threads=self.balance.threads)
         self._settings = dataclasses.replace(settings, model=self._embedder.spec.name)
         return Started(self._settings, stamp(self._settings, self._embedder))
 
@@ -158,10 +159,12 @@ def check_dataset_root(root: str | None) -> None:
     """DatasetFolderError unless ``root`` is a folder with something in it: a missing, empty or
     unmounted collection must never turn into "every file disappeared"."""
     if root is None:
-        raise DatasetFolderError("this DB records no dataset folder: run `python generator.py --data FOLDER --db DB` first")
+        raise DatasetFolderError("this DB records no dataset folder: "
+                                 "run `python generator.py --data FOLDER --db DB` first")
     advice = "mount or restore it and run the same command again; nothing was changed"
     if not os.path.isdir(root):
-        raise DatasetFolderError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): {advice}")
+        raise DatasetFolderError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): "
+                                 f"{advice}")
     try:
         with os.scandir(root) as entries:
             empty = next(entries, None) is None

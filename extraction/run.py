@@ -76,8 +76,8 @@ class Started:
 
 class Executor(Protocol):
     """Where features are computed. ``check_root`` refuses a dataset folder it cannot use;
-    ``start`` loads the network for about ``pending`` images; ``run`` turns pending rows into (rows, BatchResult) pairs, in any grouping;
-    ``close`` releases processes and clusters."""
+    ``start`` loads the network for about ``pending`` images; ``run`` turns pending rows into
+    (rows, BatchResult) pairs, in any grouping; ``close`` releases processes and clusters."""
 
     label: str
 

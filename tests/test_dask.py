@@ -264,7 +264,8 @@ def test_each_worker_gets_its_share_of_its_machines_cores():
     from extraction.dask_worker import WorkerSetup
 
     cores = os.cpu_count()
-    assert WorkerSetup({"10.0.0.1": 2 * cores}).threads_for("tcp://10.0.0.1:4000", 1) == 1  # more Dask threads than cores
+    # more Dask threads than cores on that host: one network thread each
+    assert WorkerSetup({"10.0.0.1": 2 * cores}).threads_for("tcp://10.0.0.1:4000", 1) == 1
     assert WorkerSetup({"10.0.0.1": 2 * cores}).threads_for("tcp://10.0.0.2:4000", 1) == cores  # joined later: alone
     assert WorkerSetup({"10.0.0.1": 1}, fixed=3).threads_for("tcp://10.0.0.1:4000", 1) == 3  # IR_EMBED_THREADS wins
 

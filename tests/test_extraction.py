@@ -169,7 +169,8 @@ def test_a_worker_killed_by_one_file_costs_that_file_only():
         pool.close()
     assert results[5] == "lost poison: the decoder crashed on this file (killed by signal 9)"
     assert results[9] == "lost bug: KeyError: 'bug'"
-    assert [r for i, r in enumerate(results) if i not in (5, 9)] == [n.upper() for n in names if n not in ("poison", "bug")]
+    others = [n.upper() for n in names if n not in ("poison", "bug")]
+    assert [r for i, r in enumerate(results) if i not in (5, 9)] == others
 
 
 def test_the_cores_are_split_between_decoding_and_the_network():
