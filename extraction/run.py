@@ -187,11 +187,12 @@ def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
         add_to_stamp(conn, {"embedding_runtime": stamp_runtime("torch", stored["embedding_precision"])})
 
 
-def pending_rows(conn: sqlite3.Connection, page: int = PAGE) -> Iterator[PendingRow]:
-    """Every pending row by id, read a page at a time (rows written meanwhile are not re-read)."""
+def pending_rows(conn: sqlite3.Connection, page: int | None = None) -> Iterator[PendingRow]:
+    """Every pending row by id, read ``page`` (default PAGE) at a time; rows written meanwhile
+    are not re-read."""
     after = 0
     while True:
-        rows = pending_page(conn, after, page)
+        rows = pending_page(conn, after, page or PAGE)
         if not rows:
             return
         after = rows[-1].id

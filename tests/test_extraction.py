@@ -197,3 +197,27 @@ def test_main_py_with_the_onnx_model_cached_never_imports_torch(built):
                            "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == ["8 images ok, 0 skipped: none", "[]"]
+
+
+def test_decode_workers_live_for_the_whole_run(tmp_path, monkeypatch):
+    """Pages of pending rows come and go; the same worker processes decode them all."""
+    from extraction import run as extraction_run
+
+    photos = tmp_path / "photos"
+    small_photos(photos, 10, seed=12)
+    db = tmp_path / "p.db"
+    generator.scan(str(photos), str(db), progress=False)
+    pids = tmp_path / "pids"
+    real = local.describe_file
+
+    def describe_file(path, *args):
+        with open(pids, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real(path, *args)
+
+    monkeypatch.setattr(local, "describe_file", describe_file)  # the workers are forked: they see it
+    monkeypatch.setattr(extraction_run, "PAGE", 3)
+    result = main.extract(str(db), model=MODEL, workers=2, batch_size=2, progress=False, build_index=False)
+    assert result.done_now == 10
+    seen = pids.read_text().split()
+    assert len(seen) == 10 and len(set(seen)) <= 2 and str(os.getpid()) not in seen
