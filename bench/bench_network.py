@@ -103,11 +103,12 @@ def table(rows: list[dict], threads: list[int], batches: list[int]) -> str:
     for runtime, precision in dict.fromkeys((r["runtime"], r["precision"]) for r in rows):
         values = [" / ".join(f"{cell[runtime, precision, t, b]:.1f}" for b in batches) for t in threads]
         lines.append(f"| {runtime}, {precision} | " + " | ".join(values) + " |")
-    if all(("torch", "float32", t, b) in cell and ("onnxruntime", "float32", t, b) in cell
-           for t in threads for b in batches):
-        ratios = [" / ".join(f"{cell['onnxruntime', 'float32', t, b] / cell['torch', 'float32', t, b]:.1f}x"
-                             for b in batches) for t in threads]
-        lines.append("| onnxruntime / torch, float32 | " + " | ".join(ratios) + " |")
+    for label, top, bottom in (("onnxruntime / torch, float32", ("onnxruntime", "float32"), ("torch", "float32")),
+                               ("onnxruntime int8 / float32", ("onnxruntime", "int8"), ("onnxruntime", "float32"))):
+        if all((*top, t, b) in cell and (*bottom, t, b) in cell for t in threads for b in batches):
+            ratios = [" / ".join(f"{cell[(*top, t, b)] / cell[(*bottom, t, b)]:.1f}x" for b in batches)
+                      for t in threads]
+            lines.append(f"| {label} | " + " | ".join(ratios) + " |")
     return "\n".join(lines)
 
 
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
     text = (f"Machine: {machine['cores']} cores ({machine['cpu']}); {flag_text}; load average at start "
             f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.\n"
             f"Network only, {rows[0]['model']}, 224x224 uint8 crops of real photos in, images/s (best of {rounds} "
-            f"rounds of {seconds:g} s). Float32 is forced"
-            f"{' (this CPU has native bfloat16; torch auto would use it)' if machine['native_bfloat16'] else ''}.\n\n"
+            f"rounds of {seconds:g} s), precision per row. Float32 is what a CPU without native bfloat16 computes"
+            f"{' (this CPU has it: torch with precision auto would use bfloat16)' if machine['native_bfloat16'] else ''}"
+            f".\n\n"
             + table(rows, threads, batches))
     print(text)
     report = {"machine": machine, "settings": {"threads": threads, "batches": batches, "seconds": seconds,
