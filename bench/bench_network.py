@@ -27,7 +27,8 @@ from PIL import Image
 import config  # noqa: F401  (sets the OpenMP wait policy before torch is imported)
 from bench.machine import cpu_model
 from features.decode import decode
-from features.embeddings import centre_crop, load_embedder, native_bfloat16
+from features.embeddings import SPECS, centre_crop, embedder_from_network, load_embedder, native_bfloat16
+from features.errors import WeightsError
 from fileio import atomic_write
 
 log = logging.getLogger("bench_network")
@@ -77,6 +78,26 @@ def images_per_second(embedder, crops: np.ndarray, batch: int, seconds: float, r
     return best
 
 
+def network_for(model: str, precision: str, runtime: str, threads: int):
+    """The verified model; ResNet18 without its weights file is randomly initialised (same
+    layers, same arithmetic, same cost), float32 and bfloat16 only (int8 needs a cached file)."""
+    try:
+        return load_embedder(model, precision, runtime, threads=threads)
+    except WeightsError:
+        if model != "resnet18":
+            raise
+    if precision == "int8":
+        log.warning("resnet18 int8 skipped: its weights are absent (random weights are not quantised)")
+        return None
+    import torch  # heavy: only for the random-weights network
+
+    from features.torch_net import build_network
+
+    torch.manual_seed(0)
+    return embedder_from_network(SPECS["resnet18"], build_network("resnet18"), "random-init", precision, runtime,
+                                 threads)
+
+
 def measure(model: str, precisions: list[str], threads: list[int], batches: list[int], seconds: float,
             rounds: int) -> list[dict]:
     crops = sample_crops(max(batches))
@@ -84,10 +105,13 @@ def measure(model: str, precisions: list[str], threads: list[int], batches: list
     for precision in precisions:
         for runtime, computed in RUNS[precision]:
             for thread_count in threads:
-                embedder = load_embedder(model, computed, runtime, threads=thread_count)
+                embedder = network_for(model, computed, runtime, thread_count)
+                if embedder is None:
+                    continue
                 for batch in batches:
                     rate = images_per_second(embedder, crops, batch, seconds, rounds)
-                    rows.append({"model": embedder.spec.name, "runtime": runtime, "precision": computed,
+                    rows.append({"model": embedder.spec.name, "weights": embedder.weights_sha256[:12],
+                                 "runtime": runtime, "precision": computed,
                                  "threads": thread_count, "batch": batch, "images_per_s": round(rate, 2)})
                     log.info("%s", rows[-1])
     return rows
@@ -138,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     flag_text = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())
     text = (f"Machine: {machine['cores']} cores ({machine['cpu']}); {flag_text}; load average at start "
             f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.\n"
-            f"Network only, {rows[0]['model']}, 224x224 uint8 crops of real photos in, images/s (best of {rounds} "
+            f"Network only, {rows[0]['model']} (weights {rows[0]['weights']}), 224x224 uint8 crops of real photos in, images/s (best of {rounds} "
             f"rounds of {seconds:g} s), precision per row. Float32 is what a CPU without native bfloat16 computes"
             f"{' (this CPU has it: torch with precision auto would use bfloat16)' if machine['native_bfloat16'] else ''}"
             f".\n\n"
