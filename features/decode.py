@@ -10,9 +10,10 @@ decoded at the smallest DCT scale (1/8, 1/4, 1/2) whose shorter side is still at
 DECODE_SIDE; other formats are box-reduced by an integer factor first while they stay
 REDUCING_GAP times larger than the copy (Pillow's ``reducing_gap``). An upright RGB or
 greyscale image is resized with no intermediate copy (greyscale becomes RGB only once
-small); 16/32-bit images become 8-bit strip by strip (one byte per pixel, never a
-full-resolution float copy); palette and transparent images get their true colours and
-the EXIF rotation before resampling, so they resample exactly like a plain RGB copy of
+small); 16/32-bit images become 8-bit and transparent ones are flattened on white strip
+by strip (never a full-resolution float copy or a stack of RGBA copies: memory per image
+stays within ~2x of the decoded pixels Pillow holds anyway); palette and transparent
+images get their true colours and the EXIF rotation before resampling, so they resample exactly like a plain RGB copy of
 the same pixels (tests/test_reliability_nasty.py). Images smaller than REDUCING_GAP x
 DECODE_SIDE give exactly torchvision's ``Resize(256)`` (tests/test_decode.py); larger
 non-JPEG ones differ from it by rounding (a few levels at most; bench/decode_speed.py).
@@ -113,7 +114,9 @@ def shared_copy(image, side, transpose=None):
         image = _eight_bit(image)
     if transpose is not None:  # before resizing, so a rotated file resamples exactly like its upright copy
         image = image.transpose(transpose)
-    if image.mode not in ("RGB", "L"):  # palette, alpha, CMYK ...: true colours before resampling
+    if _has_alpha(image):  # flattened before resampling, a strip at a time (each pixel on its own)
+        image = _flatten(image)
+    elif image.mode not in ("RGB", "L"):  # palette, CMYK ...: true colours before resampling
         image = to_rgb(image)
     return to_rgb(resize_shorter_side(image, side))  # a greyscale copy becomes RGB only once small
 
@@ -129,6 +132,21 @@ def to_rgb(image):
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _has_alpha(image):
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def _flatten(image):
+    """to_rgb of a transparent image, a strip of rows at a time: the RGB result and one strip are
+    all the memory it takes beside the decoded image (not four full-size RGBA copies)."""
+    width, height = image.size
+    out = Image.new("RGB", image.size)
+    rows = max(1, STRIP_BYTES // (4 * width))
+    for top in range(0, height, rows):
+        out.paste(to_rgb(image.crop((0, top, width, min(height, top + rows)))), (0, top))
+    return out
 
 
 def _eight_bit(image):
