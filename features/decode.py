@@ -13,8 +13,8 @@ greyscale image is resized with no intermediate copy (greyscale becomes RGB only
 small); 16/32-bit images become 8-bit and transparent ones are flattened on white strip
 by strip (never a full-resolution float copy or a stack of RGBA copies: memory per image
 stays within ~2x of the decoded pixels Pillow holds anyway); palette and transparent
-images get their true colours and the EXIF rotation before resampling, so they resample exactly like a plain RGB copy of
-the same pixels (tests/test_reliability_nasty.py). Images smaller than REDUCING_GAP x
+images get their true colours and the EXIF rotation before resampling, so they resample
+exactly like a plain RGB copy of the same pixels (tests/test_reliability_nasty.py). Images smaller than REDUCING_GAP x
 DECODE_SIDE give exactly torchvision's ``Resize(256)`` (tests/test_decode.py); larger
 non-JPEG ones differ from it by rounding (a few levels at most; bench/decode_speed.py).
 """
