@@ -150,13 +150,13 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
         started = executor.start(model_for_run(conn, job.model, job.reset), job, todo)
         if job.reset:  # only now that the new model loaded: a run that cannot extract keeps the old features
             reset_features(conn)
+        record_runtime_of_old_stamp(conn)
+        check_or_write_stamp(conn, started.stamp)  # before --retry-errors or --prune change anything
         if job.retry:
             log.info("retrying %d files that failed before", retry_errors(conn))
         pruned = prune_unused(conn) if job.prune else 0
         if pruned:
             log.info("deleted the features of %d files no longer in the collection", pruned)
-        record_runtime_of_old_stamp(conn)
-        check_or_write_stamp(conn, started.stamp)
         with progress(count_by_status(conn).get("pending", 0), executor.label, job.progress) as saved:
             for rows, result in executor.run(pending_rows(conn), root):
                 store_results(conn, rows, result)
@@ -170,7 +170,7 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
 
 def model_for_run(conn: sqlite3.Connection, model: str, reset: bool) -> ModelChoice:
     """The network to load: ``auto`` keeps the model the DB was built with, and an ``auto``
-    precision keeps its precision and runtime (unless the DB is being reset). Changes nothing."""
+    precision keeps its precision (unless the DB is being reset). Changes nothing."""
     stored = None if reset else features_stamp(conn)
     if stored is None:
         return ModelChoice(model)
