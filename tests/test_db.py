@@ -296,3 +296,20 @@ def test_a_db_stamped_before_runtimes_were_recorded_is_read_and_upgraded(mini_co
     conn.close()
     result = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
     assert result["done_now"] == 0 and result["ok"] == mini_collection["count"]
+
+
+def test_a_run_refused_for_its_settings_changes_nothing(tmp_path):
+    """--retry-errors and --prune wait for the stamp check."""
+    from db.features import count_unused
+    from db.images import count_by_status, delete_images
+
+    conn, rows = _fake_db(tmp_path, n=3)
+    _store(conn, rows[:2], [b"a" * 16, b"b" * 16], _fake_features(2), failed=[(rows[2], "empty file")])
+    delete_images(conn, [rows[0].id])
+    conn.close()
+    with pytest.raises(SettingsMismatchError, match="embedding_model: DB has fake"):
+        main.extract(str(tmp_path / "fake.db"), model="efficientnet_lite0", workers=0, progress=False,
+                     retry=True, prune=True)
+    conn = connect(tmp_path / "fake.db")
+    assert count_by_status(conn) == {"ok": 1, "error": 1} and count_unused(conn) == 1
+    conn.close()
