@@ -27,7 +27,9 @@ from PIL import Image
 import config  # noqa: F401  (sets the OpenMP wait policy before torch is imported)
 from bench.machine import cpu_model
 from features.decode import decode
-from features.embeddings import SPECS, centre_crop, embedder_from_network, load_embedder, native_bfloat16
+from features import onnx_embedder
+from features.embeddings import (SPECS, centre_crop, embedder_from_network, load_embedder, native_bfloat16,
+                                 verified_weights)
 from features.errors import WeightsError
 from fileio import atomic_write
 
@@ -98,8 +100,15 @@ def network_for(model: str, precision: str, runtime: str, threads: int):
                                  threads)
 
 
+def spinning(embedder, model: str):
+    """The same ONNX model in a session whose idle threads spin (ONNX Runtime's own default)."""
+    path, digest = verified_weights(model)
+    data = onnx_embedder.cached_model(embedder.spec, path, digest, embedder.precision)
+    return onnx_embedder.OnnxEmbedder(embedder.spec, data, digest, embedder.precision, embedder.threads, spin=True)
+
+
 def measure(model: str, precisions: list[str], threads: list[int], batches: list[int], seconds: float,
-            rounds: int) -> list[dict]:
+            rounds: int, spin: bool = False) -> list[dict]:
     crops = sample_crops(max(batches))
     rows = []
     for precision in precisions:
@@ -108,12 +117,16 @@ def measure(model: str, precisions: list[str], threads: list[int], batches: list
                 embedder = network_for(model, computed, runtime, thread_count)
                 if embedder is None:
                     continue
-                for batch in batches:
-                    rate = images_per_second(embedder, crops, batch, seconds, rounds)
-                    rows.append({"model": embedder.spec.name, "weights": embedder.weights_sha256[:12],
-                                 "runtime": runtime, "precision": computed,
-                                 "threads": thread_count, "batch": batch, "images_per_s": round(rate, 2)})
-                    log.info("%s", rows[-1])
+                variants = [(runtime, embedder)]
+                if spin and runtime == "onnxruntime" and embedder.weights_sha256 != "random-init":
+                    variants.append(("onnxruntime spinning", spinning(embedder, model)))
+                for label, network in variants:
+                    for batch in batches:
+                        rate = images_per_second(network, crops, batch, seconds, rounds)
+                        rows.append({"model": network.spec.name, "weights": network.weights_sha256[:12],
+                                     "runtime": label, "precision": computed,
+                                     "threads": thread_count, "batch": batch, "images_per_s": round(rate, 2)})
+                        log.info("%s", rows[-1])
     return rows
 
 
@@ -144,6 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=2.0, help="per timed round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spin", action="store_true",
+                        help="also ONNX Runtime with spinning idle threads (its default; ours sleep)")
     parser.add_argument("--tiny", action="store_true", help="smoke-test size: 1 thread, batch 1 and 2, one short round")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
@@ -158,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     flags = cpu_flags()
     machine = {"cores": os.cpu_count(), "cpu": cpu_model(), "cpu_flags": flags, "load_average": os.getloadavg(),
                "native_bfloat16": native_bfloat16()}
-    rows = measure(args.model, precisions, threads, batches, seconds, rounds)
+    rows = measure(args.model, precisions, threads, batches, seconds, rounds, args.spin)
     flag_text = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())
     text = (f"Machine: {machine['cores']} cores ({machine['cpu']}); {flag_text}; load average at start "
             f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.\n"
