@@ -176,15 +176,20 @@ def model_for_run(conn: sqlite3.Connection, model: str, reset: bool) -> ModelCho
         return ModelChoice(model)
     model = stored["embedding_model"] if model == "auto" else model
     # The runtime follows from the precision and config.EMBED_RUNTIME; the stamp check refuses a mismatch.
-    return ModelChoice(model, stored["embedding_precision"] if config.EMBED_PRECISION == "auto" else None)
+    return ModelChoice(model, stored.get("embedding_precision") if config.EMBED_PRECISION == "auto" else None)
 
 
 def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
     """A DB stamped before runtimes were recorded was made by torch: record that, so that
     runtimes proven equivalent keep working on it (see features.embeddings.stamp_runtime)."""
     stored = features_stamp(conn)
-    if stored is not None and "embedding_runtime" not in stored:
-        add_to_stamp(conn, {"embedding_runtime": stamp_runtime("torch", stored["embedding_precision"])})
+    if stored is None or "embedding_runtime" in stored:
+        return
+    try:
+        made_by = stamp_runtime("torch", stored.get("embedding_precision", "unrecorded"))
+    except ValueError:
+        return  # older still (no precision recorded): the stamp check asks for --reset-features
+    add_to_stamp(conn, {"embedding_runtime": made_by})
 
 
 def pending_rows(conn: sqlite3.Connection, page: int | None = None) -> Iterator[PendingRow]:
