@@ -212,6 +212,17 @@ def test_loading_from_the_cache_imports_no_torch(cache):
     assert done.stdout.split("\n")[0] == "onnxruntime float32 []"
 
 
+def test_importing_the_embeddings_module_imports_no_runtime():
+    """Decode workers and the stamp code import features.embeddings for centre_crop and
+    stamp_runtime: neither torch nor onnxruntime may come with it."""
+    script = ("import sys, features.embeddings, features.extract\n"
+              "print(sorted(m for m in ('torch', 'torchvision', 'onnxruntime', 'onnx') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": ROOT}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_onnx_threads_are_the_callers_choice(exported, monkeypatch):
     monkeypatch.setattr(config, "ONNX_CACHE_DIR", str(exported[0]))
     assert embeddings.load_embedder(NAME, "float32", "onnxruntime", threads=3).threads == 3
