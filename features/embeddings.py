@@ -254,12 +254,3 @@ def embedder_from_network(spec: ModelSpec, network, weights_sha256: str, precisi
 
     return onnx_embedder.from_network(spec, network, weights_sha256, precision, threads)
 
-
-def __getattr__(name: str):
-    """``build_network`` and ``TorchEmbedder`` from here, as before the runtimes were split,
-    without importing torch for every user of this module (torch is heavy)."""
-    if name in ("build_network", "TorchEmbedder"):
-        from features import torch_net
-
-        return getattr(torch_net, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
