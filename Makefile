@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_data
 DEMO_QUERY := $(DEMO)/images/chelsea/original.jpg
 
-.PHONY: venv demo test bench bench-quick bench-dask quality figures clean serve
+.PHONY: venv demo test bench bench-quick bench-network bench-dask quality figures clean serve
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: venv
 
 bench-quick: venv
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+# The network alone, torch vs ONNX Runtime, float32/int8/bfloat16, 1-2 threads, batch 1/8/32 (bench/bench_network.py).
+bench-network: venv
+	$(PY) -m bench.bench_network --precisions float32,int8,bfloat16
 
 # Extraction on Dask: local vs a LocalCluster of 1 and 2 workers (bench/bench_dask.py), JSON in bench/results/.
 bench-dask: venv
