@@ -80,7 +80,7 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [100_000] if args.quick else [100_000, 500_000, 1_000_000])
     started = time.time()
-    data = {"kind": "quick" if args.quick else "full", "command": " ".join(sys.argv),
+    data = {"kind": "quick" if args.quick else "full", "command": " ".join(["python -m bench.run"] + sys.argv[1:]),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)), "machine": machine.describe(),
             "settings": {"model": args.model, "precision": precision or config.EMBED_PRECISION,
                          "runtime": config.EMBED_RUNTIME, "batch_size": config.BATCH_SIZE,
