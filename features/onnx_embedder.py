@@ -33,6 +33,14 @@ def session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
     return options
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class OnnxEmbedder(Embedder):
     """An InferenceSession over the exported graph (uint8 crops in, float32 embeddings out)."""
 
@@ -40,7 +48,7 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, spec: ModelSpec, model: bytes | str, weights_sha256: str, precision: str = "float32",
                  threads: int | None = None, spin: bool = False):
-        threads = threads or os.cpu_count() or 1
+        threads = threads or usable_cores()
         super().__init__(spec, weights_sha256, precision, threads)
         self.session = ort.InferenceSession(model, session_options(threads, spin), providers=["CPUExecutionProvider"])
 
