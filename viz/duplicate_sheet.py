@@ -14,7 +14,7 @@ from features.decode import to_rgb
 from fileio import write_with
 
 TILE = 128  # thumbnail side
-CAPTION = 28  # room under a tile for two short lines
+CAPTION = 40  # room under a tile for three short lines: distance, folder, file name
 GAP = 8
 GROUPS_PER_PAGE = 50
 COPIES_PER_ROW = 8
@@ -62,7 +62,9 @@ def draw_page(groups, first_number: int = 1, page: tuple[int, int] = (1, 1)) -> 
             else:
                 label = f"d={member.distance:.3f}"
             draw.text((x, y + TILE + 3), label, fill=TEXT)
-            draw.text((x, y + TILE + 14), _short(os.path.basename(member.path)), fill=TEXT)
+            folder, name = os.path.split(member.path)
+            draw.text((x, y + TILE + 14), _short(os.path.basename(folder) + "/"), fill=TEXT)
+            draw.text((x, y + TILE + 25), _short(name), fill=TEXT)
         if len(group.members) > len(shown):
             draw.text((40 + len(shown) * (TILE + GAP), y + TILE // 2), f"+{len(group.members) - len(shown)}", fill=TEXT)
     return sheet
