@@ -15,7 +15,7 @@ from db import connect
 from db.meta import set_meta
 from search.modes import MODES
 from search.query import calculate_similarities
-from webapp import thumbnails
+from webapp import browse, thumbnails
 from webapp.server import create_app
 
 
@@ -240,3 +240,14 @@ def test_cached_thumbnails_show_while_the_photos_are_away(mini_collection, tmp_p
         response = client.get("/api/image/5")
         assert response.status_code == 404 and "mounted" in response.json()["error"]
         assert client.get("/api/thumb/6").status_code == 404  # never made, and its file is away
+
+
+def test_long_jobs_answer_202_then_the_result(client, monkeypatch):
+    """A job that takes longer than the wait answers 202 with a message; asking again gets it."""
+    monkeypatch.setattr(browse, "WAIT_SECONDS", 0)
+    first = client.get("/api/duplicates", params={"threshold": 0.05})
+    assert first.status_code == 202 and first.json()["pending"] is True and "duplicates" in first.json()["message"]
+    monkeypatch.setattr(browse, "WAIT_SECONDS", 60)
+    done = client.get("/api/duplicates", params={"threshold": 0.05})
+    assert done.status_code == 200 and done.json()["settings"]["threshold"] == 0.05
+    assert client.get("/api/duplicates", params={"threshold": 0.05}).json() == done.json()  # kept in memory

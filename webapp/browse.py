@@ -1,17 +1,23 @@
 """Looking at the whole collection: the groups of near-duplicates and a 2-D map.
 
 Both are computed once per DB version and kept in memory: the page asks for them again
-each time someone opens the view, and the answer only changes when the DB does.
+each time someone opens the view, and the answer only changes when the DB does. They run on
+a background thread: a request waits up to WAIT_SECONDS, then answers 202 ("still
+computing") and the page asks again, so minutes of work at 500k images (the duplicate
+finder, a first UMAP) never hang a request or pile up copies of the same job.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as StillRunning
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from db import NoFeaturesError
@@ -30,8 +36,13 @@ router = APIRouter(prefix="/api")
 MAP_METHODS = ("pca", "umap")
 MAP_LIMIT = 5000  # points a browser scatter draws smoothly
 MAX_GROUPS = 5000  # duplicate groups per answer
-_CACHE: dict = {}  # (db file, db version, what) -> answer
-_LOCK = threading.Lock()  # one projection at a time: UMAP uses every core
+WAIT_SECONDS = 10.0  # a request waits this long for a job before answering 202
+KEPT_ANSWERS = 16
+_JOBS: dict[tuple, Future] = {}  # (db file, db version, what) -> the job computing (or holding) the answer
+_LOCK = threading.Lock()
+_WORKER = ThreadPoolExecutor(1, thread_name_prefix="browse")  # one at a time: each uses every core
+PENDING = {202: {"description": "still computing: ask again in a moment",
+                 "content": {"application/json": {"example": {"pending": True, "message": "finding duplicates"}}}}}
 
 
 class MapPoint(BaseModel):
@@ -50,19 +61,32 @@ class CollectionMapOut(BaseModel):
     mode: str
 
 
-def _cached(request: Request, what: tuple, make):
-    """``make(collection)``, or its answer for the same DB version from memory."""
+def _cached(request: Request, what: tuple, make, doing: str):
+    """``make(collection)`` for the DB's current version: from memory, or computed on the
+    background thread; a JSONResponse 202 if it takes longer than WAIT_SECONDS."""
     coll = collection(request)
     key = (coll.db_path, version(coll.conn()), what)
     with _LOCK:
-        if key not in _CACHE:
-            for old in [k for k in _CACHE if k[0] == coll.db_path and k[2] == what]:
-                del _CACHE[old]  # an older version of the same answer
-            _CACHE[key] = make(coll)
-        return _CACHE[key]
+        job = _JOBS.get(key)
+        if job is None:
+            for old in [k for k in _JOBS if k[0] == coll.db_path and k[2] == what]:
+                del _JOBS[old]  # an older version of the same answer
+            while len(_JOBS) >= KEPT_ANSWERS:
+                del _JOBS[next(iter(_JOBS))]
+            job = _JOBS[key] = _WORKER.submit(make, coll)
+    try:
+        return job.result(timeout=WAIT_SECONDS)
+    except StillRunning:
+        return JSONResponse({"pending": True, "message": f"{doing}; ask again in a moment"}, status_code=202)
+    except Exception:
+        with _LOCK:
+            if _JOBS.get(key) is job:
+                del _JOBS[key]  # a failure is not kept: the next request tries again
+        raise
 
 
-@router.get("/map", response_model=CollectionMapOut, responses=ERRORS, summary="A 2-D map of the collection",
+@router.get("/map", response_model=CollectionMapOut, responses={**ERRORS, **PENDING},
+            summary="A 2-D map of the collection",
             description="PCA (instant) or UMAP (slow the first time) of a mode's features, as plot_embeddings "
                         f"draws it; at most {MAP_LIMIT} points, a seeded random sample of larger collections.")
 def collection_map(request: Request,
@@ -89,7 +113,7 @@ def collection_map(request: Request,
                            for i, (x, y), label, r in zip(ids, coords, projected.labels, projected.rows)],
                 "total": projected.total, "method": method, "mode": mode}
 
-    return _cached(request, ("map", mode, method, limit), make)
+    return _cached(request, ("map", mode, method, limit), make, f"projecting {mode} with {method.upper()}")
 
 
 def _normalised(coords: np.ndarray) -> np.ndarray:
@@ -98,7 +122,7 @@ def _normalised(coords: np.ndarray) -> np.ndarray:
     return (coords - low) / np.where(high > low, high - low, 1.0)
 
 
-@router.get("/duplicates", responses=ERRORS, summary="Groups of near-duplicates, each with its keeper",
+@router.get("/duplicates", responses={**ERRORS, **PENDING}, summary="Groups of near-duplicates, each with its keeper",
             description="The groups of the duplicate finder (find_duplicates.py), largest first: each group's "
                         "images with the keeper first and every other image's distance to it. Nothing is moved "
                         "or deleted. Computed once per DB version (seconds to minutes on a large collection).")
@@ -116,7 +140,9 @@ def duplicates(request: Request,
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
 
-    report = _cached(request, ("duplicates", mode, threshold, any_orientation), make)
+    report = _cached(request, ("duplicates", mode, threshold, any_orientation), make, "finding the duplicates")
+    if isinstance(report, JSONResponse):
+        return report
     return _duplicates_json(collection(request), report, limit)
 
 

@@ -163,6 +163,12 @@ function rerun() {
 
 // --- duplicates ----------------------------------------------------------------------------
 
+// Long jobs (duplicates at 500k images, a first UMAP) answer 202 until done: ask again while the view is open.
+function askAgain(view, again, status, message) {
+  status.textContent = `${message[0].toUpperCase()}${message.slice(1).replace(/; ask again.*/, "")}…`;
+  setTimeout(() => { if (!$(`${view}-view`).hidden) again(); }, 2000);
+}
+
 function formatBytes(n) {
   return n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
 }
@@ -180,6 +186,7 @@ async function showDuplicates() {
   $("dup-groups").replaceChildren();
   try {
     const answer = await getJSON("/api/duplicates");
+    if (answer.pending) return askAgain("duplicates", showDuplicates, $("dup-status"), answer.message);
     const groups = answer.groups || [];
     $("dup-status").textContent = groups.length
       ? `${answer.total_groups} groups, ${answer.images_in_groups} images; removing the copies would free ${formatBytes(answer.bytes_freed)}. ` +
@@ -234,6 +241,7 @@ async function showMap(params) {
   $("map-status").textContent = $("map-method").value === "umap" ? "Projecting (UMAP takes a while the first time)…" : "Projecting…";
   try {
     const answer = await getJSON(`/api/map?${key}`);
+    if (answer.pending) return askAgain("map", () => showMap(parseHash().params), $("map-status"), answer.message);
     mapState.points = answer.points;
     mapState.key = key;
     $("map-status").textContent = `${answer.points.length} of ${answer.total} images · ${answer.method.toUpperCase()} of ${answer.mode} · colour = folder · hover to see, click to search`;
