@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 
 from bench import photos
 from demo.build_demo import SOURCES, package_file
-from features.decode import decode, read_file, resize_shorter_side, to_rgb
+from features.decode import decode, read_file, to_rgb
 from features.hashes import HASH_FUNCTIONS, all_hashes
 from fileio import atomic_write
 
@@ -70,7 +70,7 @@ def inputs(path):
     full = _upright(path)
     return {
         "shared copy": decode(data, 256),
-        "full decode + bilinear 256": resize_shorter_side(full, 256),
+        "full decode + bilinear 256": _plain_resize(full, 256, Image.BILINEAR),
         "full decode + Lanczos 256": _plain_resize(full, 256, Image.LANCZOS),
     }
 

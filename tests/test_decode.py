@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from features.decode import ImageDecodeError, _draft_request, decode, read_file, to_rgb
+from features.decode import REDUCING_GAP, ImageDecodeError, _draft_request, decode, read_file, to_rgb
 from features.embeddings import centre_crop
 from samples import ROOT, random_photo
 
@@ -161,5 +161,5 @@ def test_transparent_image_flattened_strip_by_strip_equals_flattening_it_whole()
     rgba = random_photo(4, size=(300, 2200)).convert("RGBA")  # 3 strips of rows
     rgba.putalpha(Image.fromarray((np.indices((2200, 300)).sum(axis=0) % 256).astype(np.uint8)))
     ours = np.asarray(decode(_png_bytes(rgba), 256))
-    whole = to_rgb(rgba).resize((256, int(256 * 2200 / 300)), Image.BILINEAR, reducing_gap=3.0)
+    whole = to_rgb(rgba).resize((256, int(256 * 2200 / 300)), Image.BILINEAR, reducing_gap=REDUCING_GAP)
     assert np.array_equal(ours, np.asarray(whole))
