@@ -137,3 +137,12 @@ def test_phone_sized_screen(site, tmp_path, mini_collection):
         assert console_errors(driver) == []
     finally:
         driver.quit()
+
+
+def test_api_page_renders_from_local_files(site, browser):
+    browser.get(site + "/docs")
+    wait_until(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, ".opblock")) >= 8)
+    summaries = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.opblock-summary-path')).map(e => e.textContent)")
+    assert any("/api/search" in s for s in summaries)
+    assert console_errors(browser) == []
