@@ -33,7 +33,7 @@ DEFAULT_PROBES = 4  # cells each row is compared with (its own + 3 nearest)
 KMEANS_ROUNDS = 6
 SAMPLE_PER_CELL = 16  # k-means trains on this many rows per centroid (at most)
 ASSIGN_BLOCK = 4096  # rows per product with the centroids
-RELEASE_EVERY = 64  # cells between two release_pages of a memory-mapped matrix
+RELEASE_EVERY = 32  # cells (or blocks of ASSIGN_BLOCK rows) between two release_pages of a mapped matrix
 
 
 class Pairs(NamedTuple):
@@ -116,6 +116,7 @@ def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = K
     n = len(unit)
     sample = np.sort(rng.choice(n, size=min(n, cells * SAMPLE_PER_CELL), replace=False))
     data = np.ascontiguousarray(unit[sample], dtype=np.float32)
+    release_pages(unit)
     centroids = data[rng.choice(len(data), size=min(cells, len(data)), replace=False)].copy()
     for _ in range(rounds):
         assigned = _nearest(data, centroids, 1, pool)[:, 0]
@@ -151,11 +152,13 @@ def _nearest(rows, centroids, probes, pool):
         out[start:start + len(sims)] = np.take_along_axis(top, order, axis=1)
 
     starts = range(0, len(rows), ASSIGN_BLOCK)
-    if pool is None:
-        for start in starts:
-            work(start)
-    else:
-        list(pool.map(work, starts))
+    for first in range(0, len(starts), RELEASE_EVERY):  # one pass over the whole matrix, in slices
+        if pool is None:
+            for start in starts[first:first + RELEASE_EVERY]:
+                work(start)
+        else:
+            list(pool.map(work, starts[first:first + RELEASE_EVERY]))
+        release_pages(rows)
     return out
 
 
