@@ -51,7 +51,10 @@ def test_upload_click_walk_and_back(site, browser, mini_collection, tmp_path):
     wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#mode option"))
     assert Select(browser.find_element(By.ID, "mode")).first_selected_option.text == "embeddings"
 
+    wait_for_thumbnails(browser, "#results img", 8)  # the start screen: a random pick to walk from
+    assert len(result_paths(browser)) == 14 and "#/" not in browser.current_url.replace(site + "/", "")
     browser.find_element(By.ID, "files").send_keys(str(query))
+    wait_until(browser, lambda: "#/upload" in browser.current_url and len(result_paths(browser)) == 20)
     wait_for_thumbnails(browser, "#results img", 8)
     first = result_paths(browser)
     assert len(first) == 20 and first[0] == "chelsea/original.jpg"

@@ -112,6 +112,18 @@ def test_top_k_larger_than_the_collection_returns_every_other_image(client, app_
     assert len({r["id"] for r in answer["results"]}) == app_env["count"] - 1
 
 
+def test_sample_is_random_searchable_images(client, app_env):
+    picks = [client.get("/api/sample", params={"count": 10}).json()["images"] for _ in range(3)]
+    for images in picks:
+        assert len({i["id"] for i in images}) == 10
+        for image in images:
+            assert client.get(f"/api/images/{image['id']}").json()["path"] == image["path"]
+            assert image["thumbnail"].startswith(f"/api/thumb/{image['id']}?v=")
+    assert len({tuple(sorted(i["id"] for i in images)) for images in picks}) > 1  # not the same every time
+    everything = client.get("/api/sample", params={"count": 100}).json()["images"]
+    assert len(everything) == app_env["count"]
+
+
 def test_default_top_k_is_20(client):
     assert len(client.get("/api/similar/1").json()["results"]) == 20
 
@@ -199,7 +211,7 @@ def test_openapi_documents_every_route(client):
     spec = client.get("/openapi.json").json()
     routes = {"/api/health": "get", "/api/search": "post", "/api/similar/{image_id}": "get",
               "/api/thumb/{image_id}": "get", "/api/image/{image_id}": "get", "/api/duplicates": "get",
-              "/api/map": "get", "/api/images/{image_id}": "get"}
+              "/api/map": "get", "/api/images/{image_id}": "get", "/api/sample": "get"}
     for path, method in routes.items():
         operation = spec["paths"][path][method]
         assert operation["summary"], path

@@ -128,6 +128,8 @@ def test_bad_search_fields(client, photo, form, status, words):
     ("/api/duplicates?mode=rgb", 400, ("rgb",)),
     ("/api/duplicates?threshold=7", 400, ("threshold",)),
     ("/api/duplicates?threshold=x", 422, ("threshold",)),
+    ("/api/sample?count=0", 422, ("count",)),
+    ("/api/sample?count=500", 422, ("count",)),
     ("/api/nothing-here", 404, ("no such",)),
 ])
 def test_bad_urls(client, url, status, words):
@@ -229,7 +231,8 @@ def test_no_route_reads_a_path_from_the_request(client):
     for operations in spec["paths"].values():
         for operation in operations.values():
             names.update(p["name"] for p in operation.get("parameters", []))
-    assert names == {"image_id", "mode", "metric", "top_k", "v", "method", "limit", "threshold", "any_orientation"}
+    assert names == {"image_id", "mode", "metric", "top_k", "v", "method", "limit", "threshold", "any_orientation",
+                     "count"}
 
 
 def test_server_survives_a_burst_of_bad_requests(client, photo):

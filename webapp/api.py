@@ -65,6 +65,17 @@ class Health(BaseModel):
     default_mode: str
 
 
+class SampleImage(BaseModel):
+    id: int
+    path: str
+    thumbnail: str
+    image: str
+
+
+class Sample(BaseModel):
+    images: list[SampleImage] = Field(description="in no particular order")
+
+
 class ImageInfo(BaseModel):
     id: int
     path: str
@@ -109,6 +120,12 @@ def similar(request: Request, image_id: ImageId, mode: ModeQuery = DEFAULT_MODE,
     coll = collection(request)
     query = coll.check(mode, metric, top_k)
     return _timed(coll, query, lambda: coll.similar(image_id, query))
+
+
+@router.get("/sample", response_model=Sample, responses=ERRORS, summary="Random images to start from",
+            description="A fresh random choice of searchable images on every call (the page's start screen).")
+def sample(request: Request, count: Annotated[int, Query(ge=1, le=100, description="how many")] = 12) -> dict:
+    return {"images": collection(request).sample(count)}
 
 
 @router.get("/images/{image_id}", response_model=ImageInfo, responses=ERRORS, summary="One image's details")

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 import config
@@ -27,6 +28,7 @@ from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
 from db.meta import dataset_root, features_stamp
+from search import store
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
@@ -178,6 +180,14 @@ class Collection:
         image_id = row.id if row is not None else image_id
         version = f"?v={thumbnail_key(row)[:16]}" if row is not None else ""
         return {"thumbnail": f"/api/thumb/{image_id}{version}", "image": f"/api/image/{image_id}"}
+
+    def sample(self, count: int) -> list[dict]:
+        """``count`` random searchable images (all of them in a small collection): somewhere to
+        start walking without a photo at hand."""
+        ids = self._searcher.submit(lambda: np.asarray(store.load(self.conn(), DEFAULT_MODE).ids)).result()
+        picked = np.random.default_rng().choice(ids, size=min(count, len(ids)), replace=False) if len(ids) else []
+        rows = images_by_ids(self.conn(), [int(i) for i in picked])
+        return [{"id": row.id, "path": row.path, **self.urls(row)} for row in rows.values()]
 
     def warm(self) -> float:
         """Load the default mode's matrix and the network now, so the first search is fast; seconds taken."""

@@ -62,8 +62,24 @@ function route() {
   if (parts[0] === "similar" && /^\d+$/.test(parts[1] || "")) return showSimilar(parts[1]);
   if (parts[0] === "upload" && history.state && history.state.results) return showUpload(history.state);
   $("query").hidden = true;
+  showSample();
+}
+
+async function showSample() {
   $("results").replaceChildren();
   $("status").textContent = "Drop a photo to find the pictures most like it, then click any result to walk on.";
+  try {
+    const answer = await getJSON("/api/sample?count=14");
+    if (parseHash().parts.length || !answer.images.length) return; // moved on meanwhile, or nothing to show
+    const params = searchParams();
+    $("results").replaceChildren(...answer.images.map((image) => el("li", {},
+      el("a", { class: "card", href: `#/similar/${image.id}?${params}`, title: `${image.path}\nmore like this` },
+        el("img", { src: image.thumbnail, alt: image.path, loading: "lazy", width: "256", height: "256" }),
+        el("span", { class: "meta" }, el("span", { class: "path", text: image.path }))))));
+    $("status").textContent = "Drop a photo to find the pictures most like it, or start from one of these (a random pick):";
+  } catch (error) {
+    showError(error.message);
+  }
 }
 
 // --- searching -----------------------------------------------------------------------------
@@ -95,8 +111,10 @@ function renderResults(list, answer, target = $("results")) {
     link.append(full);
     return el("li", {}, link);
   }));
+  const faster = answer.took_ms > 150 && answer.metric === "cosine" && (api.health.metrics[answer.mode] || []).includes("ann_cosine");
   $("status").textContent = list.length
-    ? `${list.length} results in ${answer.took_ms} ms · ${answer.mode} / ${answer.metric} · smaller is more similar`
+    ? `${list.length} results in ${answer.took_ms} ms · ${answer.mode} / ${answer.metric} · smaller is more similar` +
+      (faster ? " · tip: the metric ann_cosine answers large collections in milliseconds" : "")
     : "No results: the collection has no other extracted image.";
 }
 
