@@ -7,6 +7,7 @@
 const $ = (id) => document.getElementById(id);
 const api = { health: null };
 let lastUpload = null; // the File objects of the last upload, to re-run it in another mode
+let shown = 0; // counts views asked for: an answer that arrives after a newer click is dropped
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -46,7 +47,8 @@ function searchParams() {
 function applyParams(params) {
   if (params.get("mode") && api.health.modes.includes(params.get("mode"))) $("mode").value = params.get("mode");
   fillMetrics(params.get("metric"));
-  if (params.get("k")) $("top-k").value = params.get("k");
+  const k = params.get("k");
+  if (k && Array.from($("top-k").options).some((o) => o.value === k)) $("top-k").value = k;
 }
 
 function route() {
@@ -66,11 +68,12 @@ function route() {
 }
 
 async function showSample() {
+  const mine = ++shown;
   $("results").replaceChildren();
   $("status").textContent = "Drop a photo to find the pictures most like it, then click any result to walk on.";
   try {
     const answer = await getJSON("/api/sample?count=14");
-    if (parseHash().parts.length || !answer.images.length) return; // moved on meanwhile, or nothing to show
+    if (mine !== shown || !answer.images.length) return; // moved on meanwhile, or nothing to show
     const params = searchParams();
     $("results").replaceChildren(...answer.images.map((image) => el("li", {},
       el("a", { class: "card", href: `#/similar/${image.id}?${params}`, title: `${image.path}\nmore like this` },
@@ -127,6 +130,7 @@ function showQuery(imageUrl, title, path) {
 
 async function showSimilar(id) {
   const params = searchParams();
+  const mine = ++shown;
   $("status").textContent = "Searching…";
   $("results").setAttribute("aria-busy", "true");
   try {
@@ -134,9 +138,11 @@ async function showSimilar(id) {
       getJSON(`/api/images/${id}`),
       getJSON(`/api/similar/${id}?mode=${params.get("mode")}&metric=${params.get("metric")}&top_k=${params.get("k")}`),
     ]);
+    if (mine !== shown) return;
     showQuery(info.thumbnail, "More like this one", info.path);
     renderResults(answer.results, answer);
   } catch (error) {
+    if (mine !== shown) return;
     $("status").textContent = "";
     $("results").replaceChildren();
     showError(error.message);
@@ -146,6 +152,7 @@ async function showSimilar(id) {
 }
 
 function showUpload(state) {
+  shown++;
   showQuery(state.preview, state.names.length > 1 ? `${state.names.length} photos combined` : "Your photo", state.names.join(", "));
   renderResults(state.results, state.answer);
 }
