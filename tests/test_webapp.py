@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from db import connect
+from db.images import find_by_path, insert_images
 from db.meta import set_meta
 from search.modes import MODES
 from search.query import calculate_similarities
@@ -263,3 +264,26 @@ def test_long_jobs_answer_202_then_the_result(client, monkeypatch):
     done = client.get("/api/duplicates", params={"threshold": 0.05})
     assert done.status_code == 200 and done.json()["settings"]["threshold"] == 0.05
     assert client.get("/api/duplicates", params={"threshold": 0.05}).json() == done.json()  # kept in memory
+
+
+def test_formats_browsers_cannot_show_are_sent_as_jpeg(mini_collection, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (640, 480), (200, 120, 40)).save(photos / "scan.tif")
+    db_copy = tmp_path / "copy.db"
+    source, target = connect(mini_collection["db"]), connect(db_copy, create=True)
+    source.backup(target)
+    source.close()
+    with target:
+        set_meta(target, {"dataset_root": str(photos)})
+    insert_images(target, [("scan.tif", os.path.getsize(photos / "scan.tif"), 1, 640, 480, "pending", None)])
+    tif_id = find_by_path(target, "scan.tif")[0]
+    target.close()
+    with TestClient(create_app(db_copy, thumbs_dir=str(tmp_path / "thumbs"))) as client:
+        response = client.get(f"/api/image/{tif_id}")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+        preview = Image.open(io.BytesIO(response.content))
+        assert preview.format == "JPEG" and preview.size == (640, 480)
+        assert preview.getpixel((320, 240)) == pytest.approx((200, 120, 40), abs=3)
+        thumb = Image.open(io.BytesIO(client.get(f"/api/thumb/{tif_id}").content))
+        assert thumb.size == (341, 256)
