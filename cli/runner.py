@@ -1,4 +1,4 @@
-"""What every script shares: logging set-up and one-line errors instead of tracebacks."""
+"""One-line errors instead of tracebacks, and the logging set-up, for every script."""
 import logging
 import sqlite3
 import sys
