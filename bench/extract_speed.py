@@ -117,7 +117,7 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
 def reference_network(name):
     """The same network in eager PyTorch, float32, as the seed ran it (torch is heavy: only the
     reference side needs it)."""
-    from features import torch_net
+    from features import torch_net  # imports torch: heavy, and only the reference side needs it
 
     path, _ = verified_weights(name)
     return torch_net.load_network(name, path)

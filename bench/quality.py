@@ -23,8 +23,10 @@ import config
 import generator
 import main as extractor
 from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
+from cli import UsageError, run, setup_logging
 from db import connect
 from db.images import OK, count_by_status
+from features.embeddings import WeightsError, verified_weights
 from fileio import atomic_write
 from search import store
 from search.modes import MODES, pairs
@@ -130,7 +132,7 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
     little on one image, and on a busy machine two OpenMP threads waiting for each other
     made a query ten times slower (0.9 s instead of 0.08 s), which would swamp the timings.
     """
-    import torch
+    import torch  # heavy: only to set the query threads of a torch-runtime model
 
     labelled_db, near_db = os.path.join(db_dir, f"labelled_{model}.db"), os.path.join(db_dir, f"near_{model}.db")
     build_db(labelled_dir, labelled_db, model, workers)
@@ -161,8 +163,6 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
 
 def model_status(name):
     """None if ``name``'s verified weights are on this machine, else the reason they are not."""
-    from features.embeddings import WeightsError, verified_weights
-
     try:
         verified_weights(name)
     except WeightsError as exc:
@@ -209,8 +209,6 @@ def write_results(report, text, out_dir=RESULTS_DIR):
 
 
 def main(argv=None):
-    from cli import UsageError, setup_logging
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default=CACHE_DIR, help="where the image sets and DBs go (default: %(default)s)")
     parser.add_argument("--models", default=",".join(MODELS), help="embedding models to compare (default: %(default)s)")
@@ -243,6 +241,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cli import run
-
     run(main)

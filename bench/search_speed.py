@@ -24,7 +24,7 @@ import numpy as np
 from bench import reference, synthetic
 from db import connect
 from fileio import atomic_write
-from search import ann, store
+from search import ann, metrics, store
 from search.modes import MODES, pairs
 from similarities import calculate_similarities
 
@@ -86,8 +86,6 @@ def annoy_numbers(conn, db_path, cache_dir, n):
 
 def annoy_sweep(conn, rows, search_ks):
     """Recall@10 and latency of the Annoy index itself at several search_k (the speed/recall dial)."""
-    from search import metrics
-
     loaded = store.load(conn, "embeddings")
     index = ann.get_index(loaded)
     exact = [metrics.smallest_k(metrics.cosine_distance(loaded.matrix, loaded.matrix[r]), TOP, [r]).tolist()
