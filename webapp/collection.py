@@ -186,8 +186,9 @@ class Collection:
         start walking without a photo at hand."""
         ids = self._searcher.submit(lambda: np.asarray(store.load(self.conn(), DEFAULT_MODE).ids)).result()
         picked = np.random.default_rng().choice(ids, size=min(count, len(ids)), replace=False) if len(ids) else []
-        rows = images_by_ids(self.conn(), [int(i) for i in picked])
-        return [{"id": row.id, "path": row.path, **self.urls(row)} for row in rows.values()]
+        picked = [int(i) for i in picked]
+        rows = images_by_ids(self.conn(), picked)
+        return [{"id": i, "path": rows[i].path, **self.urls(rows[i])} for i in picked if i in rows]
 
     def warm(self) -> float:
         """Load the default mode's matrix and the network now, so the first search is fast; seconds taken."""
