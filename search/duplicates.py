@@ -177,8 +177,9 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes),
                        _exact_rows(conn, loaded.ids))
     details = image_details(conn, [int(loaded.ids[r]) for g in rows for r in g])
-    facts = [details[int(i)] for i in loaded.ids[np.concatenate(rows)]] if rows else []
-    by_row = dict(zip(np.concatenate(rows).tolist(), facts)) if rows else {}
+    # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
+    rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
+    by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
     if linkage == "keeper":
         def keeper_of(part):
             return choose_keeper([_keeper_facts(by_row[int(r)]) for r in part])

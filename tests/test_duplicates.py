@@ -426,3 +426,15 @@ def test_any_orientation_joins_a_mirrored_copy_by_its_hash(tmp_path):
     groups = find_duplicates(conn, any_orientation=True).groups
     assert [sorted(os.path.basename(p) for p in g.paths) for g in groups] == [["mirror.jpg", "photo.jpg"]]
     assert find_duplicates(conn, "phash", 0, any_orientation=True).groups[0].distances == [0.0, 0.0]
+
+
+def test_a_row_deleted_after_loading_is_left_out(tmp_path, monkeypatch):
+    items = [(f"{k}.jpg", unit(1, 0.01 * k), bytes(8), (10, 10), bytes([k]) * 3, k) for k in range(3)]
+    conn, _ = fake_collection(tmp_path, items)
+
+    def without_first(conn, ids):  # a rescan deleted 0.jpg between loading the matrix and reading details
+        return {k: v for k, v in image_details(conn, ids).items() if k != min(ids)}
+
+    monkeypatch.setattr("search.duplicates.image_details", without_first)
+    groups = find_duplicates(conn).groups
+    assert [sorted(os.path.basename(p) for p in g.paths) for g in groups] == [["1.jpg", "2.jpg"]]
