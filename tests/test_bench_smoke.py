@@ -31,7 +31,7 @@ def test_bench_run_writes_its_json_and_tables(tmp_path):
     assert ex["runtime"] in ("onnxruntime", "torch") and ex["reference_network"] == "torch float32, batch 1"
     assert all(run["ok"] == 3 and run["seconds"] > 0 for run in ex["runs"])
     assert ex["reference_seconds"] > 0 and {"read", "decode", "network", "hashes"} <= set(ex["stages"])
-    assert ex["cold_query"]["first_answer_s"] > 0
+    assert ex["cold_query"]["first_answer_s"] > 0 and ex["one_photo_run"]["wall_s"] > 0
     [search] = data["search"]
     assert search["n"] == 2000 and "embeddings/cosine" in search["queries"]
     assert all(q["project"]["count"] == 3 for q in search["queries"].values())
