@@ -22,10 +22,12 @@ from tqdm import tqdm
 import config
 import generator
 import main as extractor
+from bench.machine import cpu_flags, flags_text
 from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
 from cli import UsageError, run, setup_logging
 from db import connect
 from db.images import OK, count_by_status
+from db.meta import features_stamp
 from features.embeddings import WeightsError, verified_weights
 from fileio import atomic_write
 from search import store
@@ -141,7 +143,9 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
     queries = near_duplicate_queries(near_dir)
     labelled_conn, near_conn = connect(labelled_db), connect(near_db)
     collection_size = count_by_status(near_conn).get(OK, 0)
-    results = {"model": model, "rows": {},
+    stamp = features_stamp(labelled_conn) or {}
+    results = {"model": model, "runtime": stamp.get("embedding_runtime", "unrecorded"),
+               "precision": stamp.get("embedding_precision", "unrecorded"), "rows": {},
                "chance": {"labelled": labelled_chance(labelled_dir),
                           "near_duplicates": {"recall@1": 1 / collection_size, "recall@5": 5 / collection_size}},
                "sizes": {"labelled": sum(len(f) for _, _, f in os.walk(labelled_dir)),
@@ -179,13 +183,16 @@ def markdown(report):
     classes = ", ".join(f"{c} {n}" for c, n in sorted(sizes["classes"].items(), key=lambda item: -item[1]))
     lines = [f"Labelled set: {sizes['labelled']} tuxpaint stamp photos in {len(sizes['classes'])} classes ({classes}), "
              f"leave-one-out. Near-duplicates: {sizes['near_queries']} edited queries of {sizes['near_originals']} "
-             f"originals, collection {sizes['near_collection']} images (originals + distractors).", "",
+             f"originals, collection {sizes['near_collection']} images (originals + distractors). CPU flags: "
+             f"{flags_text(report.get('cpu_flags', cpu_flags()))}; each model's runtime and precision beside its "
+             "name.", "",
              "| model | mode / metric | P@1 | P@5 | P@10 | mAP | near-dup R@1 | near-dup R@5 | ms/query in collection "
              "| ms/query new file |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in report["runs"]:
         for name, row in run["rows"].items():
             lab, near = row["labelled"], row["near_duplicates"]["mean"]
-            lines.append(f"| {run['model']} | {name} | {lab['P@1']:.2f} | {lab['P@5']:.2f} | {lab['P@10']:.2f} | "
+            network = f"{run['model']} ({run.get('runtime', '?')}, {run.get('precision', '?')})"
+            lines.append(f"| {network} | {name} | {lab['P@1']:.2f} | {lab['P@5']:.2f} | {lab['P@10']:.2f} | "
                          f"{lab['mAP']:.2f} | {near['recall@1']:.2f} | {near['recall@5']:.2f} | "
                          f"{lab['query_ms']:.1f} | {row['near_query_ms']:.1f} |")
     lines.append(f"| | chance | {chance_l['P@1']:.2f} | {chance_l['P@5']:.2f} | {chance_l['P@10']:.2f} | "
@@ -224,7 +231,7 @@ def main(argv=None):
         labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
     except MissingImagesError as exc:
         raise UsageError(str(exc)) from None
-    report = {"runs": [], "unavailable_models": {}}
+    report = {"runs": [], "unavailable_models": {}, "cpu_flags": cpu_flags()}
     for model in args.models.split(","):
         reason = model_status(model)
         if reason is not None:

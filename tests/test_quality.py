@@ -100,7 +100,10 @@ def test_labelled_scores_match_a_hand_ranking(tiny_run):
 def test_results_are_written_and_read_back(tiny_run):
     report, table = tiny_run[3], tiny_run[4]
     assert report["unavailable_models"] == {} and len(report["runs"]) == 1
-    assert "| efficientnet_lite0 | embeddings/cosine |" in table and "| | chance |" in table
+    run = report["runs"][0]
+    assert run["runtime"] in ("onnxruntime", "torch") and run["precision"] in ("float32", "bfloat16", "int8")
+    assert f"| efficientnet_lite0 ({run['runtime']}, {run['precision']}) | embeddings/cosine |" in table
+    assert "| | chance |" in table and "avx2 " in table
 
 
 def test_every_orientation_of_an_image_finds_its_upright_hash():
