@@ -17,7 +17,6 @@ Also here: pairs of packed bit hashes within a Hamming radius, by multi-index ha
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,13 +26,14 @@ from typing import NamedTuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from search.duplicate_rows import RowReader
+
 BRUTE_FORCE_ROWS = 6000  # below this, plain blocked all pairs is as fast as building cells
 BLOCK = 2048  # rows per matrix-product block: a 2048 x 2048 float32 block is 16 MB
 DEFAULT_PROBES = 4  # cells each row is compared with (its own + 3 nearest)
 KMEANS_ROUNDS = 6
 SAMPLE_PER_CELL = 16  # k-means trains on this many rows per centroid (at most)
 ASSIGN_BLOCK = 4096  # rows per product with the centroids
-RELEASE_EVERY = 32  # cells (or blocks of ASSIGN_BLOCK rows) between two release_pages of a mapped matrix
 
 
 class Pairs(NamedTuple):
@@ -56,50 +56,34 @@ def close_pairs(unit: np.ndarray, threshold: float, *, probes: int = DEFAULT_PRO
         return
     cut = np.float32(1.0 - threshold)
     workers = workers or os.cpu_count() or 1
-    with single_threaded_blas(), ThreadPoolExecutor(workers, thread_name_prefix="duplicates") as pool:
+    with single_threaded_blas(), RowReader(unit) as reader, \
+            ThreadPoolExecutor(workers, thread_name_prefix="duplicates") as pool:
         if n <= brute_force_rows or probes < 1:
             every = np.arange(n)
-            for found in pool.map(lambda i: list(_within_block(unit, every, i, cut)), range(0, n, BLOCK)):
+            for found in pool.map(lambda i: list(_within_block(reader.take, every, i, cut)), range(0, n, BLOCK)):
                 yield from found
             return
         cells = cells or max(2, int(math.sqrt(probes * n)))
-        centroids = train_centroids(unit, cells, seed, pool=pool)
-        nearest = nearest_cells(unit, centroids, probes, pool=pool)
-        release_pages(unit)
+        centroids = train_centroids(unit, cells, seed, pool=pool, reader=reader)
+        nearest = nearest_cells(unit, centroids, probes, pool=pool, reader=reader)
         members = _grouped(nearest[:, 0], len(centroids))
         visitors = _grouped(nearest[:, 1:].ravel(), len(centroids), np.repeat(np.arange(n), nearest.shape[1] - 1))
 
         def cell_pairs(cell):
             own = members[cell]
-            found = list(_within(unit, own, cut)) if len(own) else []
+            found = list(_within(reader.take, own, cut)) if len(own) else []
             if len(own) and len(visitors[cell]):
-                found += _between(unit, visitors[cell], own, cut)
+                found += _between(reader.take, visitors[cell], own, cut)
             return found
 
-        for cell, found in enumerate(pool.map(cell_pairs, range(len(centroids)))):
+        for found in pool.map(cell_pairs, range(len(centroids))):
             yield from found
-            if cell % RELEASE_EVERY == RELEASE_EVERY - 1:
-                release_pages(unit)
-        release_pages(unit)
 
 
 def all_pairs(unit: np.ndarray, threshold: float) -> Iterator[Pairs]:
-    """The exact reference: every pair compared, block by block (BLAS as configured)."""
-    yield from _within(unit, np.arange(len(unit)), np.float32(1.0 - threshold))
-
-
-def release_pages(array: np.ndarray) -> None:
-    """Drop the pages of a memory-mapped ``array`` from this process (not from the page cache).
-
-    Why: cells read rows all over the matrix, so without this every page ends up counted in
-    the process's resident memory (2.6 GB for 500k x 1280 floats). The next touch of a page
-    is a minor fault served from the page cache. Arrays that are not file maps are left alone.
-    """
-    base = array
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
-        base._mmap.madvise(mmap.MADV_DONTNEED)
+    """The exact reference: every pair compared, block by block (BLAS as configured, plain
+    indexing of the matrix)."""
+    yield from _within(unit.__getitem__, np.arange(len(unit)), np.float32(1.0 - threshold))
 
 
 @contextmanager
@@ -110,16 +94,15 @@ def single_threaded_blas():
 
 
 def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = KMEANS_ROUNDS,
-                    pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+                    pool: ThreadPoolExecutor | None = None, reader: RowReader | None = None) -> np.ndarray:
     """Unit-length centroids from spherical k-means on a seeded sample of rows."""
     rng = np.random.default_rng(seed)
     n = len(unit)
     sample = np.sort(rng.choice(n, size=min(n, cells * SAMPLE_PER_CELL), replace=False))
-    data = np.ascontiguousarray(unit[sample], dtype=np.float32)
-    release_pages(unit)
+    data = np.ascontiguousarray((reader.take if reader else unit.__getitem__)(sample), dtype=np.float32)
     centroids = data[rng.choice(len(data), size=min(cells, len(data)), replace=False)].copy()
     for _ in range(rounds):
-        assigned = _nearest(data, centroids, 1, pool)[:, 0]
+        assigned = _nearest(data.__getitem__, len(data), centroids, 1, pool)[:, 0]
         order = np.argsort(assigned, kind="stable")
         counts = np.bincount(assigned, minlength=len(centroids))
         used = counts > 0
@@ -133,16 +116,18 @@ def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = K
 
 
 def nearest_cells(unit: np.ndarray, centroids: np.ndarray, probes: int,
-                  pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+                  pool: ThreadPoolExecutor | None = None, reader: RowReader | None = None) -> np.ndarray:
     """(N, probes) int32: each row's nearest centroids, nearest first."""
-    return _nearest(unit, centroids, min(probes, len(centroids)), pool)
+    part = (lambda key: reader.slice(key.start, key.stop)) if reader else unit.__getitem__
+    return _nearest(part, len(unit), centroids, min(probes, len(centroids)), pool)
 
 
-def _nearest(rows, centroids, probes, pool):
-    out = np.empty((len(rows), probes), dtype=np.int32)
+def _nearest(part, n, centroids, probes, pool):
+    """part(slice) -> those rows; (n, probes) nearest centroids of every row."""
+    out = np.empty((n, probes), dtype=np.int32)
 
     def work(start):
-        sims = np.asarray(rows[start:start + ASSIGN_BLOCK], dtype=np.float32) @ centroids.T
+        sims = np.asarray(part(slice(start, start + ASSIGN_BLOCK)), dtype=np.float32) @ centroids.T
         if probes == 1:
             out[start:start + len(sims), 0] = np.argmax(sims, axis=1)
             return
@@ -151,14 +136,12 @@ def _nearest(rows, centroids, probes, pool):
         order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
         out[start:start + len(sims)] = np.take_along_axis(top, order, axis=1)
 
-    starts = range(0, len(rows), ASSIGN_BLOCK)
-    for first in range(0, len(starts), RELEASE_EVERY):  # one pass over the whole matrix, in slices
-        if pool is None:
-            for start in starts[first:first + RELEASE_EVERY]:
-                work(start)
-        else:
-            list(pool.map(work, starts[first:first + RELEASE_EVERY]))
-        release_pages(rows)
+    starts = range(0, n, ASSIGN_BLOCK)
+    if pool is None:
+        for start in starts:
+            work(start)
+    else:
+        list(pool.map(work, starts))
     return out
 
 
@@ -171,19 +154,19 @@ def _grouped(keys, count, values=None):
     return [np.sort(sorted_values[bounds[k]:bounds[k + 1]]) for k in range(count)]
 
 
-def _within(unit, rows, cut):
-    """Pairs among ``rows`` (upper triangle only), block by block."""
+def _within(take, rows, cut):
+    """Pairs among ``rows`` (upper triangle only), block by block; take(rows) reads rows."""
     for i in range(0, len(rows), BLOCK):
-        yield from _within_block(unit, rows, i, cut)
+        yield from _within_block(take, rows, i, cut)
 
 
-def _within_block(unit, rows, i, cut):
+def _within_block(take, rows, i, cut):
     """Pairs of rows[i:i + BLOCK] with themselves and with every later row."""
     left_rows = rows[i:i + BLOCK]
-    left = np.asarray(unit[left_rows], dtype=np.float32)
+    left = np.asarray(take(left_rows), dtype=np.float32)
     for j in range(i, len(rows), BLOCK):
         right_rows = rows[j:j + BLOCK]
-        right = left if j == i else np.asarray(unit[right_rows], dtype=np.float32)
+        right = left if j == i else np.asarray(take(right_rows), dtype=np.float32)
         sims = left @ right.T
         if j == i:
             a, b = np.nonzero(np.triu(sims >= cut, k=1))
@@ -193,14 +176,14 @@ def _within_block(unit, rows, i, cut):
             yield _ordered(left_rows[a], right_rows[b], sims[a, b])
 
 
-def _between(unit, rows_a, rows_b, cut):
+def _between(take, rows_a, rows_b, cut):
     """Pairs of a row of ``rows_a`` and a row of ``rows_b`` (disjoint sets), block by block."""
     for i in range(0, len(rows_a), BLOCK):
         left_rows = rows_a[i:i + BLOCK]
-        left = np.asarray(unit[left_rows], dtype=np.float32)
+        left = np.asarray(take(left_rows), dtype=np.float32)
         for j in range(0, len(rows_b), BLOCK):
             right_rows = rows_b[j:j + BLOCK]
-            sims = left @ np.asarray(unit[right_rows], dtype=np.float32).T
+            sims = left @ np.asarray(take(right_rows), dtype=np.float32).T
             a, b = np.nonzero(sims >= cut)
             if len(a):
                 yield _ordered(left_rows[a], right_rows[b], sims[a, b])

@@ -36,6 +36,7 @@ from search import store
 from search.duplicate_candidates import DEFAULT_PROBES, Pairs, close_pairs
 from search.duplicate_groups import choose_keeper, group_pairs, split_by_keeper
 from search.duplicate_hashes import hamming, hash_pairs, oriented_rows
+from search.duplicate_rows import RowReader
 from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,11 @@ def copy_pairs(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None,
 def guarded(unit: np.ndarray, block: Pairs, guard: float) -> Pairs:
     """The pairs of ``block`` whose cosine distance is within ``guard``, with that distance."""
     dist = np.empty(len(block.left))
-    for start in range(0, len(dist), GUARD_CHUNK):
-        a, b = block.left[start:start + GUARD_CHUNK], block.right[start:start + GUARD_CHUNK]
-        sims = np.einsum("ij,ij->i", np.asarray(unit[a], dtype=np.float32), np.asarray(unit[b], dtype=np.float32))
-        dist[start:start + len(a)] = 1.0 - sims
+    with RowReader(unit) as reader:
+        for start in range(0, len(dist), GUARD_CHUNK):
+            a, b = block.left[start:start + GUARD_CHUNK], block.right[start:start + GUARD_CHUNK]
+            sims = np.einsum("ij,ij->i", reader.take(a).astype(np.float32), reader.take(b).astype(np.float32))
+            dist[start:start + len(a)] = 1.0 - sims
     keep = dist <= guard
     return Pairs(block.left[keep], block.right[keep], np.maximum(dist[keep], 0.0))
 

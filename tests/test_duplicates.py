@@ -25,6 +25,7 @@ from search import store
 from search.duplicate_candidates import all_pairs, close_pairs
 from search.duplicate_groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
 from search.duplicate_hashes import hamming, hash_pairs, oriented_rows, plan
+from search.duplicate_rows import RowReader
 from features.hashes import packed_hashes
 from samples import ROOT, random_photo
 from search.duplicates import DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows
@@ -438,3 +439,16 @@ def test_a_row_deleted_after_loading_is_left_out(tmp_path, monkeypatch):
     monkeypatch.setattr("search.duplicates.image_details", without_first)
     groups = find_duplicates(conn).groups
     assert [sorted(os.path.basename(p) for p in g.paths) for g in groups] == [["1.jpg", "2.jpg"]]
+
+
+def test_row_reader_reads_the_mapped_rows(tmp_path):
+    matrix = np.random.default_rng(2).standard_normal((1000, 24)).astype(np.float32)
+    np.save(tmp_path / "m.npy", matrix)
+    mapped = np.asarray(np.load(tmp_path / "m.npy", mmap_mode="r"))  # a plain view of a np.memmap, as the store's
+    rows = np.array([5, 6, 7, 999, 0, 3, 500, 501])
+    for source in (mapped, mapped[100:], matrix):
+        with RowReader(source) as reader:
+            assert (reader._fd is not None) == (source is not matrix)
+            np.testing.assert_array_equal(reader.take(rows[rows < len(source)]), source[rows[rows < len(source)]])
+            np.testing.assert_array_equal(reader.slice(10, 700), source[10:700])
+            assert reader.take(np.array([], dtype=np.int64)).shape == (0, 24)
