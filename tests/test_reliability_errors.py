@@ -110,13 +110,8 @@ def test_file_names_with_sql_syntax_are_just_names(built):
     assert cli.returncode == 0 and len(cli.stdout.strip().splitlines()) == 2, cli.stderr
 
 
-@pytest.mark.parametrize("call,valid", [
-    (lambda c: calculate_similarities("x.png", c, "colour", "cosine"), "valid modes: embeddings, rgb"),
-    (lambda c: calculate_similarities("x.png", c, "phash", "cosine"), "valid for phash: hamming"),
-    (lambda c: calculate_similarities("x.png", c, "rgb", "chi2"), "valid metrics:"),
-    (lambda c: calculate_similarities([], c, "rgb", "cosine"), "at least one image"),
+@pytest.mark.parametrize("call,valid", [  # calculate_similarities' own: tests/test_similarities.py
     (lambda c: main.extract("unused.db", hist_bins=0), "hist_bins must be a positive integer"),
-    (lambda c: main.extract("unused.db", workers=-1), "workers must be 0"),
     (lambda c: generator.scan(".", "unused.db", batch_size=0), "batch_size must be a positive integer"),
     (lambda c: generator.scan(".", "unused.db", extensions=".jpg"), r"such as \['.jpg'"),
 ])
