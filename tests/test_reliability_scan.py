@@ -19,7 +19,7 @@ from cli import UsageError
 from features.decode import content_hash
 from reliability_tools import (
     MODEL, ROOT, assert_clean_stderr, image_rows, integrity, permissions_enforced_for_children, query, run_script,
-    script_env, small_photos,
+    script_env, small_photos, start_script,
 )
 
 
@@ -298,3 +298,40 @@ def test_unmounted_drive_through_both_scripts_and_back_costs_no_extraction(tmp_p
     again = run_script(*extract)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1].startswith("16 images ok, 0 skipped")
     assert image_rows(db) == rows and query(db, "SELECT rowid, content_hash FROM features ORDER BY rowid") == features
+
+
+def test_a_rescan_beside_a_running_extraction_then_both_again_equal_a_fresh_build(tmp_path):
+    """The README promises a rescan may run beside main.py: its batches interleave with the
+    extraction's, and whatever either did first, the next round settles to a fresh build."""
+    photos, db = tmp_path / "photos", tmp_path / "live.db"
+    small_photos(photos / "a", 80, seed=31)  # enough for the extraction to outlast a rescan
+    small_photos(photos / "b", 80, seed=32)
+    assert run_script("generator.py", "--data", photos, "--db", db, "--no-progress").returncode == 0
+    extract = ("main.py", "--db", db, "--model", MODEL, "--workers", 0, "--batch-size", 1, "--no-progress")
+    writer = start_script(*extract, log_to=tmp_path / "writer.log")
+    try:
+        while query(db, "SELECT COUNT(*) FROM images WHERE status = 'ok'")[0][0] < 6:
+            assert writer.poll() is None, (tmp_path / "writer.log").read_text()
+            time.sleep(0.05)
+        small_photos(photos / "c", 10, seed=33)  # new files
+        os.rename(photos / "a" / "img_0000.png", photos / "a" / "renamed.png")  # a move (if already extracted)
+        for name in ("img_0001.png", "img_0002.png"):
+            os.remove(photos / "b" / name)  # deletions
+        scan = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
+        assert scan.returncode == 0, scan.stderr
+        assert_clean_stderr(scan.stderr)
+        assert writer.poll() is None, "the extraction ended before the rescan: nothing overlapped"
+        assert writer.wait(timeout=300) == 0, (tmp_path / "writer.log").read_text()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    assert run_script("generator.py", "--data", photos, "--db", db, "--no-progress").returncode == 0
+    assert run_script(*extract).returncode == 0
+    fresh = tmp_path / "fresh.db"
+    assert run_script("generator.py", "--data", photos, "--db", fresh, "--no-progress").returncode == 0
+    assert run_script(*extract[:2], fresh, *extract[3:]).returncode == 0
+
+    def settled(path):
+        return {p: (status, digest) for p, (_, status, _, digest) in image_rows(path).items()}
+
+    assert settled(db) == settled(fresh) and integrity(db) == [("ok",)]
