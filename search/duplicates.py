@@ -188,7 +188,8 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
         rows = [piece for g in rows
                 for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of,
                                              max_rows=KEEPER_SPLIT_ROWS)]
-    groups = [_group(loaded, g, [by_row[int(r)] for r in g], rule) for g in rows]
+    with RowReader(loaded.matrix) as reader:  # pread, not the map: see search.duplicate_rows
+        groups = [_group(loaded, reader.take(g), g, [by_row[int(r)] for r in g], rule) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
                 "linkage": linkage, "probes": probes,
@@ -261,15 +262,15 @@ def _exact_rows(conn, ids):
     return sets
 
 
-def _group(loaded, rows, facts, rule):
-    """A DuplicateGroup: keeper first, then the others by distance to it."""
+def _group(loaded, block, rows, facts, rule):
+    """A DuplicateGroup from the matrix rows ``block`` (at ``rows``): keeper first, then the
+    others by distance to it."""
     keeper = choose_keeper([_keeper_facts(d) for d in facts])
     if rule.metric == "hamming":
-        block = np.asarray(loaded.matrix[rows])
         variants = oriented_rows(block, rule.kind) if rule.any_orientation else [block]
         distances = np.min([hamming(v, block[keeper]) for v in variants], axis=0).astype(float)
     else:
-        block = np.asarray(loaded.matrix[rows], dtype=np.float32)
+        block = block.astype(np.float32, copy=False)
         distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)
     distances[keeper] = 0.0
     members = [Member(int(loaded.ids[r]), os.path.join(loaded.root, d.path), round(float(dist), 6), d.width,
