@@ -63,7 +63,7 @@ def annoy_numbers(conn, db_path, cache_dir, n):
     loaded = store.load(conn, "embeddings")
     record = os.path.join(cache_dir, f"annoy-build-n{n}.json")
     stamp = {"features_version": loaded.features_version, "rows": len(loaded.ids),
-             "cells": ann.cells_for(len(loaded.ids)), "seed": ann.config.ANNOY_SEED}
+             "cells": ann.cells_for(len(loaded.ids)), "seed": ann.config.ANN_SEED}
     remembered = None
     if os.path.exists(record):
         with open(record) as fh:

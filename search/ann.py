@@ -84,7 +84,7 @@ def _wanted_stamp(loaded, cells, seed):
             "dim": int(loaded.matrix.shape[1]), "cells": cells, "seed": seed}
 
 
-def train_centroids(unit: np.ndarray, cells: int, seed: int = config.ANNOY_SEED) -> np.ndarray:
+def train_centroids(unit: np.ndarray, cells: int, seed: int = config.ANN_SEED) -> np.ndarray:
     """Unit centroids by spherical k-means on a seeded sample of the rows."""
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(unit), size=min(len(unit), cells * SAMPLE_PER_CELL), replace=False))
@@ -108,7 +108,7 @@ def _nearest_cell(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
                            for i in range(0, len(rows), CHUNK)]) if len(rows) else np.zeros(0, dtype=np.int64)
 
 
-def build(matrix: np.ndarray, cells: int | None = None, seed: int = config.ANNOY_SEED) -> IvfIndex:
+def build(matrix: np.ndarray, cells: int | None = None, seed: int = config.ANN_SEED) -> IvfIndex:
     """An inverted file over the unit rows of ``matrix`` (in memory; ``_save`` streams it to disk)."""
     cells = cells or cells_for(len(matrix))
     centroids = train_centroids(matrix, cells, seed)
@@ -131,7 +131,7 @@ class _Permuted:
         return np.asarray(self.matrix[self.order[key]], dtype=np.float32)
 
 
-def get_index(loaded, cells=None, seed=config.ANNOY_SEED, wait=True):
+def get_index(loaded, cells=None, seed=config.ANN_SEED, wait=True):
     """The index for ``loaded`` (a search.store.Loaded), loaded or (re)built as needed.
 
     With ``wait`` False (queries) None instead of building while another process builds it
