@@ -120,8 +120,8 @@ TOP_K = _env("TOP_K", 5, minimum=1)
 ANN_ROWS_PER_CELL = _env("ANN_ROWS_PER_CELL", 128, minimum=1)
 ANN_PROBES = _env("ANN_PROBES", 64, minimum=1)
 ANN_SEED = _env("ANN_SEED", 42)  # fixed so that an index build is reproducible
-# Keep each mode's matrix memory-mapped in <db>.cache/ (named after the DB's version, so
-# never stale): a 500k-image DB opens in milliseconds instead of seconds. Costs disk space.
+# Keep each mode's matrix memory-mapped in <db>.cache/ (named after its features version,
+# so never stale): a 500k-image DB opens in milliseconds instead of seconds. Costs disk space.
 MATRIX_CACHE = _env("MATRIX_CACHE", True)
 # While main.py extracts, it publishes the matrices to that cache this often (seconds, and at
 # its end); queries meanwhile use what it published last, so they are at most this far behind.
