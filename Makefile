@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_data
 DEMO_QUERY := $(DEMO)/images/chelsea/original.jpg
 
-.PHONY: venv demo test bench bench-quick bench-network bench-dask bench-ann quality figures clean serve
+.PHONY: venv demo test bench bench-quick bench-network bench-dask quality figures clean serve
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,11 +49,6 @@ bench-network: venv
 # Extraction on Dask: local vs a LocalCluster of 1 and 2 workers (bench/bench_dask.py), JSON in bench/results/.
 bench-dask: venv
 	$(PY) -m bench.bench_dask --images 300 --shard-size 25
-
-# ann_cosine's index (inverted file) beside Annoy: recall@10 and latency at 100k and 500k (bench/bench_ann.py),
-# JSON in bench/results/ann.json.
-bench-ann: venv
-	$(PY) -m bench.bench_ann --n 100000,500000 --probes 16,24,32,48,64 --search-k 5000,20000,40000
 
 # The README pictures, from the demo collection (built first if missing). Chromium (Debian)
 # is only for the projector screenshot; without it that one picture is skipped.

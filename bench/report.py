@@ -93,7 +93,7 @@ def search_table(results):
                          f"({_ratio(ref['median_ms'], p['median_ms'])})")
         row(f"{pair} top-10, median ms", cells)
     if all("annoy" in r for r in results):
-        row("ANN index (IVF) build s / index MB / recall@10",
+        row("Annoy build s / index MB / recall@10",
             [f"{r['annoy']['build_s']:.0f} / {r['annoy']['index_mb']:.0f} / {r['annoy']['recall_at_10']:.3f}"
              for r in results])
     row("fresh process: open DB + first answer, cosine (s)",
@@ -107,10 +107,10 @@ def search_table(results):
 
 
 def annoy_sweep_table(results):
-    lines = ["| N | cells | probes | recall@10 | median ms |", "| ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| N | trees | search_k | recall@10 | median ms |", "| ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         for point in r.get("annoy", {}).get("sweep", []):
-            lines.append(f"| {r['n']:,} | {r['annoy']['cells']} | {point['probes']} | {point['recall_at_10']:.3f} | "
+            lines.append(f"| {r['n']:,} | {r['annoy']['trees']} | {point['search_k']} | {point['recall_at_10']:.3f} | "
                          f"{point['median_ms']:.2f} |")
     return "\n".join(lines)
 
@@ -154,7 +154,7 @@ def targets(data):
                 out.append((f"{pair} <= {limit} ms at {n}", f"{q['project']['median_ms']:.1f} ms",
                             q["project"]["median_ms"] <= limit))
         if "annoy" in r:
-            out.append((f"ann_cosine recall@10 >= 0.95 at {n}", f"{r['annoy']['recall_at_10']:.3f}",
+            out.append((f"Annoy recall@10 >= 0.95 at {n}", f"{r['annoy']['recall_at_10']:.3f}",
                         r["annoy"]["recall_at_10"] >= 0.95))
         first = r["fresh_process"]["embeddings/cosine"]
         out.append((f"open DB + first query <= 3 s at {n}", f"{first['first_answer_s']:.2f} s", first["first_answer_s"] <= 3))
@@ -179,10 +179,10 @@ def render(data):
                   "", search_table(data["search"]), ""]
         sweep = annoy_sweep_table(data["search"])
         if sweep.count("\n") > 1:
-            parts += ["ann_cosine recall / latency trade-off (cells probed per query, ANN_PROBES):", "", sweep, ""]
+            parts += ["Annoy recall / latency trade-off (search_k):", "", sweep, ""]
     real = data.get("real_embeddings")
     if real:
-        parts += [f"ann_cosine on real embeddings (the demo DB, {real['images']} photos, {real['model']} {real['dim']}-d): "
+        parts += [f"Annoy on real embeddings (the demo DB, {real['images']} photos, {real['model']} {real['dim']}-d): "
                   f"recall@10 {real['recall_at_10']:.3f}, {real['ann_median_ms']:.2f} ms per query "
                   f"(exact cosine {real['exact_median_ms']:.2f} ms).", ""]
     parts += ["Targets:", "", targets_table(data)]

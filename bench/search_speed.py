@@ -3,7 +3,7 @@
 Measures, each beside the seed-style reference (bench/reference.py) in the same run:
 load time DB -> matrices (from SQLite, and memory-mapped from the cache), per-query
 latency of every valid mode x metric through ``calculate_similarities`` (in-collection
-queries, top 10, median and p95), the ANN index (build time, size, recall@10 against
+queries, top 10, median and p95), the Annoy index (build time, size, recall@10 against
 exact cosine) and a fresh query process (open + first answer, peak RSS). The query from an
 image file outside the collection needs a real model: it is measured on the extraction
 benchmark's DB (bench/extract_speed.py).
@@ -63,7 +63,7 @@ def annoy_numbers(conn, db_path, cache_dir, n):
     loaded = store.load(conn, "embeddings")
     record = os.path.join(cache_dir, f"annoy-build-n{n}.json")
     stamp = {"features_version": loaded.features_version, "rows": len(loaded.ids),
-             "cells": ann.cells_for(len(loaded.ids)), "seed": ann.config.ANN_SEED}
+             "trees": ann.config.ANNOY_TREES, "seed": ann.config.ANNOY_SEED}
     remembered = None
     if os.path.exists(record):
         with open(record) as fh:
@@ -80,24 +80,24 @@ def annoy_numbers(conn, db_path, cache_dir, n):
         while fh.read(1 << 24):
             pass
     return {"build_s": remembered["build_s"], "build_measured": remembered["measured"],
-            "index_mb": os.path.getsize(index_file) / 1e6, "cells": ann.cells_for(len(loaded.ids)),
-            "probes": ann.config.ANN_PROBES}
+            "index_mb": os.path.getsize(index_file) / 1e6, "trees": ann.config.ANNOY_TREES,
+            "search_k": ann.config.ANNOY_SEARCH_K}
 
 
-def annoy_sweep(conn, rows, probes_list):
-    """Recall@10 and latency of the ANN index itself at several cells probed (the speed/recall dial)."""
+def annoy_sweep(conn, rows, search_ks):
+    """Recall@10 and latency of the Annoy index itself at several search_k (the speed/recall dial)."""
     loaded = store.load(conn, "embeddings")
     index = ann.get_index(loaded)
     exact = [metrics.smallest_k(metrics.cosine_distance(loaded.matrix, loaded.matrix[r]), TOP, [r]).tolist()
              for r in rows]
     points = []
-    for probes in probes_list:
+    for search_k in search_ks:
         found, seconds = [], []
         for r in rows:
-            (got, _), took = timed(ann.query, index, loaded.matrix[r], TOP + 1, probes)
+            (got, _), took = timed(ann.query, index, loaded.matrix[r], TOP + 1, search_k)
             seconds.append(took)
             found.append([g for g in got.tolist() if g != r][:TOP])
-        points.append({"probes": probes, "recall_at_10": recall(found, exact), **summary(seconds)})
+        points.append({"search_k": search_k, "recall_at_10": recall(found, exact), **summary(seconds)})
     return points
 
 
@@ -167,9 +167,9 @@ def run(n, cache_dir, n_queries=50, n_reference=10, with_ann=True):
     if with_ann:
         result["annoy"]["recall_at_10"] = recall(latencies[("embeddings", "ann_cosine")][1],
                                                  latencies[("embeddings", "cosine")][1])
-        probes = ann.config.ANN_PROBES
+        search_k = ann.config.ANNOY_SEARCH_K if ann.config.ANNOY_SEARCH_K > 0 else ann.config.ANNOY_TREES * TOP
         result["annoy"]["sweep"] = annoy_sweep(conn, [int(r) for r in rows],
-                                               sorted({max(1, probes // 2), probes, 2 * probes, 4 * probes}))
+                                               sorted({search_k, 2 * search_k, 4 * search_k, 8 * search_k}))
     conn.close()
     store.forget()
     first = query_paths[:3]

@@ -282,7 +282,7 @@ print(json.dumps({metric: [[h.id, h.path, round(h.distance, 5)] for h in search_
 
 def test_a_full_disk_while_writing_the_cache_and_the_index_in_a_query_process(db_path, monkeypatch):
     """A real write limit (RLIMIT_FSIZE) in a query process: the matrix (77 kB) and the
-    ANN index do not fit. One warning each, no temporary files, the answers unchanged."""
+    Annoy index do not fit. One warning each, no temporary files, the answers unchanged."""
     conn = connect(db_path)  # kept open: the WAL index exists before the limited process starts
     monkeypatch.setattr(config, "MATRIX_CACHE", False)
     normal = answer(conn)
@@ -295,7 +295,7 @@ def test_a_full_disk_while_writing_the_cache_and_the_index_in_a_query_process(db
     assert [tuple(hit) for hit in got["cosine"]] == normal
     assert [tuple(hit) for hit in got["ann_cosine"]] == normal  # from the index it kept in memory
     assert out.stderr.count("cannot write the matrix cache") == 1, out.stderr
-    assert out.stderr.count("cannot save the ANN index") == 1, out.stderr
+    assert out.stderr.count("cannot save the Annoy index") == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert leftovers(store.cache_root(db_path), str(db_path) + ".annoy") == []
     conn.close()

@@ -1,6 +1,6 @@
 """Derived files are rebuilt, never trusted, when they do not match the DB.
 
-The ANN index next to the DB is checked against the DB before use: a corrupt,
+The Annoy index next to the DB is checked against the DB before use: a corrupt,
 truncated, half-written or foreign index file (another DB's, at the same version counter)
 is rebuilt and ann_cosine then answers like exact cosine.
 """
@@ -117,7 +117,7 @@ def test_index_of_an_older_state_after_a_crash_is_rebuilt(two_dbs, tmp_path):
     _ann_equals_exact(folder, db)
     conn = connect(db)
     try:
-        assert ann.get_index(store.load(conn, "embeddings")).rows == N + 1
+        assert ann.get_index(store.load(conn, "embeddings")).get_n_items() == N + 1
     finally:
         conn.close()
     assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # the dead build gone
