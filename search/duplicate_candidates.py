@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from search.duplicate_groups import UnionFind
 from search.duplicate_rows import RowReader
 
 BRUTE_FORCE_ROWS = 6000  # below this, plain blocked all pairs is as fast as building cells
@@ -34,6 +35,7 @@ DEFAULT_PROBES = 4  # cells each row is compared with (its own + 3 nearest)
 KMEANS_ROUNDS = 6
 SAMPLE_PER_CELL = 16  # k-means trains on this many rows per centroid (at most)
 ASSIGN_BLOCK = 4096  # rows per product with the centroids
+MAX_BLOCK_PAIRS = 200_000  # pairs of one block above this are summarised (spanning_pairs)
 
 
 class Pairs(NamedTuple):
@@ -44,28 +46,36 @@ class Pairs(NamedTuple):
 
 
 def close_pairs(unit: np.ndarray, threshold: float, *, probes: int = DEFAULT_PROBES, cells: int | None = None,
-                seed: int = 0, brute_force_rows: int = BRUTE_FORCE_ROWS, workers: int | None = None) -> Iterator[Pairs]:
+                seed: int = 0, brute_force_rows: int = BRUTE_FORCE_ROWS, workers: int | None = None,
+                subset: np.ndarray | None = None) -> Iterator[Pairs]:
     """Yield every pair of rows with cosine distance <= ``threshold`` (with the IVF scheme above;
     all of them when N is small). Rows must be unit length; the matrix may be memory-mapped.
+    ``subset``: only these rows (sorted row numbers), e.g. one per set of byte-identical files.
 
     The many small products run on ``workers`` threads (default: one per core) with one BLAS
     thread each: OpenBLAS's own threads lose 100x on small products when the cores are busy.
     """
-    n = len(unit)
+    with RowReader(unit, subset) as reader:
+        for block in _close_pairs(reader, threshold, probes, cells, seed, brute_force_rows, workers):
+            yield block if subset is None else Pairs(reader.subset[block.left], reader.subset[block.right],
+                                                     block.distance)
+
+
+def _close_pairs(reader, threshold, probes, cells, seed, brute_force_rows, workers):
+    n = len(reader)
     if n < 2:
         return
     cut = np.float32(1.0 - threshold)
     workers = workers or os.cpu_count() or 1
-    with single_threaded_blas(), RowReader(unit) as reader, \
-            ThreadPoolExecutor(workers, thread_name_prefix="duplicates") as pool:
+    with single_threaded_blas(), ThreadPoolExecutor(workers, thread_name_prefix="duplicates") as pool:
         if n <= brute_force_rows or probes < 1:
             every = np.arange(n)
             for found in pool.map(lambda i: list(_within_block(reader.take, every, i, cut)), range(0, n, BLOCK)):
                 yield from found
             return
         cells = cells or max(2, int(math.sqrt(probes * n)))
-        centroids = train_centroids(unit, cells, seed, pool=pool, reader=reader)
-        nearest = nearest_cells(unit, centroids, probes, pool=pool, reader=reader)
+        centroids = train_centroids(reader, cells, seed, pool=pool)
+        nearest = nearest_cells(reader, centroids, probes, pool=pool)
         members = _grouped(nearest[:, 0], len(centroids))
         visitors = _grouped(nearest[:, 1:].ravel(), len(centroids), np.repeat(np.arange(n), nearest.shape[1] - 1))
 
@@ -93,13 +103,15 @@ def single_threaded_blas():
         yield
 
 
-def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = KMEANS_ROUNDS,
-                    pool: ThreadPoolExecutor | None = None, reader: RowReader | None = None) -> np.ndarray:
-    """Unit-length centroids from spherical k-means on a seeded sample of rows."""
+def train_centroids(rows: RowReader | np.ndarray, cells: int, seed: int = 0, rounds: int = KMEANS_ROUNDS,
+                    pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """Unit-length centroids from spherical k-means on a seeded sample of ``rows`` (a matrix or
+    a RowReader)."""
+    reader = rows if isinstance(rows, RowReader) else RowReader(rows)
     rng = np.random.default_rng(seed)
-    n = len(unit)
+    n = len(reader)
     sample = np.sort(rng.choice(n, size=min(n, cells * SAMPLE_PER_CELL), replace=False))
-    data = np.ascontiguousarray((reader.take if reader else unit.__getitem__)(sample), dtype=np.float32)
+    data = np.ascontiguousarray(reader.take(sample), dtype=np.float32)
     centroids = data[rng.choice(len(data), size=min(cells, len(data)), replace=False)].copy()
     for _ in range(rounds):
         assigned = _nearest(data.__getitem__, len(data), centroids, 1, pool)[:, 0]
@@ -115,11 +127,12 @@ def train_centroids(unit: np.ndarray, cells: int, seed: int = 0, rounds: int = K
     return centroids.astype(np.float32)
 
 
-def nearest_cells(unit: np.ndarray, centroids: np.ndarray, probes: int,
-                  pool: ThreadPoolExecutor | None = None, reader: RowReader | None = None) -> np.ndarray:
+def nearest_cells(rows: RowReader | np.ndarray, centroids: np.ndarray, probes: int,
+                  pool: ThreadPoolExecutor | None = None) -> np.ndarray:
     """(N, probes) int32: each row's nearest centroids, nearest first."""
-    part = (lambda key: reader.slice(key.start, key.stop)) if reader else unit.__getitem__
-    return _nearest(part, len(unit), centroids, min(probes, len(centroids)), pool)
+    reader = rows if isinstance(rows, RowReader) else RowReader(rows)
+    return _nearest(lambda key: reader.slice(key.start, key.stop), len(reader), centroids,
+                    min(probes, len(centroids)), pool)
 
 
 def _nearest(part, n, centroids, probes, pool):
@@ -190,5 +203,20 @@ def _between(take, rows_a, rows_b, cut):
 
 
 def _ordered(a, b, sims):
-    """Pairs with the smaller row first, and distances clipped at 0 (rounding of identical rows)."""
+    """Pairs with the smaller row first, and distances clipped at 0 (rounding of identical rows);
+    a flood of pairs (thousands of identical pictures) is summarised as a spanning forest."""
+    if len(a) > MAX_BLOCK_PAIRS:
+        return spanning_pairs(a, b)
     return Pairs(np.minimum(a, b), np.maximum(a, b), np.maximum(1.0 - sims.astype(np.float64), 0.0))
+
+
+def spanning_pairs(a: np.ndarray, b: np.ndarray) -> Pairs:
+    """Pairs that connect exactly what the pairs (a[k], b[k]) connect: each row to the smallest
+    row of its connected set (distances NaN: they are not measured). Grouping needs no more, and
+    10,000 identical pictures give 10,000 pairs instead of 50 million."""
+    nodes, index = np.unique(np.concatenate([a, b]), return_inverse=True)
+    sets = UnionFind(len(nodes))
+    sets.union(index[:len(a)], index[len(a):])
+    roots = sets.find(np.arange(len(nodes)))
+    others = np.flatnonzero(roots != np.arange(len(nodes)))
+    return Pairs(nodes[roots[others]], nodes[others], np.full(len(others), np.nan))

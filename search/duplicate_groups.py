@@ -37,8 +37,9 @@ class UnionFind:
             if not differ.any():
                 return
             a, b, left, right = a[differ], b[differ], left[differ], right[differ]
-            # Several pairs may write one root at once: one write wins, the loop retries the rest.
-            self.parent[np.maximum(a, b)] = np.minimum(a, b)
+            # Hook every larger root under the smallest root it is paired with, all at once
+            # (roots only ever point to smaller rows, so no cycle can form); then repeat.
+            np.minimum.at(self.parent, np.maximum(a, b), np.minimum(a, b))
 
     def groups(self, min_size: int = 2) -> list[np.ndarray]:
         """Sets of at least ``min_size`` rows, each sorted, ordered by their smallest row."""

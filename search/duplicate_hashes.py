@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from search.duplicate_candidates import Pairs
+from search.duplicate_candidates import MAX_BLOCK_PAIRS, Pairs, spanning_pairs
 
 MAX_BLOCK_BITS = 62
 MAX_CANDIDATES = 4_000_000  # candidate pairs verified at once: about 100 MB of temporaries
@@ -75,10 +75,11 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int64)
 
 
-def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None,
-               any_orientation: bool = False) -> Iterator[Pairs]:
+def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None, any_orientation: bool = False,
+               summarise: bool = True) -> Iterator[Pairs]:
     """Every pair of rows within ``radius`` bits (also after mirroring / turning one of them
-    when ``any_orientation``; ``kind`` names the hash for that)."""
+    when ``any_orientation``; ``kind`` names the hash for that). With ``summarise``, a flood of
+    pairs in one lookup is cut to a spanning forest (spanning_pairs): the same groups."""
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
     n = len(packed)
     if n < 2:
@@ -98,7 +99,7 @@ def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None,
                 query_keys = keys if variant == 0 else _keys(np.unpackbits(query, axis=1)[:, start:stop])
 
                 def probe(mask, query=query, query_keys=query_keys, upright=variant == 0):
-                    return list(_probe(packed, query, query_keys ^ mask, table, radius, upright))
+                    return list(_probe(packed, query, query_keys ^ mask, table, radius, upright, summarise))
 
                 for found in pool.map(probe, masks):
                     yield from found
@@ -170,7 +171,7 @@ def _table(keys, order, width):
     return _Table(distinct, starts, counts, order, dense_starts, dense_counts)
 
 
-def _probe(packed, query, probe_keys, table, radius, upright):
+def _probe(packed, query, probe_keys, table, radius, upright, summarise):
     """Verified pairs (query row, table row) whose block keys match, in bounded chunks."""
     if table.dense_counts is not None:
         index = probe_keys.astype(np.int64)
@@ -195,6 +196,8 @@ def _probe(packed, query, probe_keys, table, radius, upright):
             continue
         dist = _pair_hamming(query, packed, left, right)
         close = dist <= radius
-        if close.any():
+        if summarise and close.sum() > MAX_BLOCK_PAIRS:
+            yield spanning_pairs(left[close], right[close])
+        elif close.any():
             l, r = left[close], right[close]
             yield Pairs(np.minimum(l, r), np.maximum(l, r), dist[close].astype(np.float64))

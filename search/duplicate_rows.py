@@ -17,10 +17,14 @@ READ_CHUNK = 1 << 28  # bytes per pread of a slice (well below the 2 GB a single
 
 
 class RowReader:
-    """``take(rows)`` and ``slice(start, stop)`` of a matrix, by pread when it is a file map."""
+    """``take(rows)`` and ``slice(start, stop)`` of a matrix, by pread when it is a file map.
 
-    def __init__(self, matrix: np.ndarray):
+    With ``subset`` (sorted row numbers) the reader shows only those rows, renumbered 0..n-1.
+    """
+
+    def __init__(self, matrix: np.ndarray, subset: np.ndarray | None = None):
         self.matrix = matrix
+        self.subset = None if subset is None else np.asarray(subset, dtype=np.int64)
         self._row_bytes = matrix.shape[1] * matrix.itemsize if matrix.ndim == 2 else 0
         located = _file_of(matrix)
         self._fd = os.open(located[0], os.O_RDONLY) if located and self._row_bytes else None
@@ -37,9 +41,14 @@ class RowReader:
             os.close(self._fd)
             self._fd = None
 
+    def __len__(self) -> int:
+        return len(self.matrix) if self.subset is None else len(self.subset)
+
     def take(self, rows: np.ndarray) -> np.ndarray:
         """The rows at ``rows`` (any order), as a new array."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self.subset is not None:
+            rows = self.subset[rows]
         if self._fd is None:
             return np.asarray(self.matrix[rows])
         out = np.empty((len(rows), self.matrix.shape[1]), dtype=self.matrix.dtype)
@@ -56,6 +65,8 @@ class RowReader:
 
     def slice(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop``, as a new array."""
+        if self.subset is not None:
+            return self.take(np.arange(start, min(stop, len(self))))
         if self._fd is None:
             return np.asarray(self.matrix[start:stop])
         stop = min(stop, len(self.matrix))

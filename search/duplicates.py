@@ -175,8 +175,9 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     hashes = _aligned_hashes(conn, loaded) if metric == "cosine" and use_hashes and len(loaded.ids) else None
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
     rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
-    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes),
-                       _exact_rows(conn, loaded.ids))
+    exact = _exact_rows(conn, loaded.ids)
+    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes,
+                                                   subset=representatives(len(loaded.ids), exact)), exact)
     details = image_details(conn, [int(loaded.ids[r]) for g in rows for r in g])
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
@@ -207,15 +208,35 @@ def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None,
 
 
 def copy_pairs(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
-               seed: int = 0):
-    """Every pair of rows that counts as a copy, block by block (pairs may repeat)."""
+               seed: int = 0, subset: np.ndarray | None = None):
+    """Every pair of rows that counts as a copy, block by block (pairs may repeat, and a flood
+    of pairs among identical rows may come as a spanning forest). ``subset``: search only these
+    rows (sorted), e.g. one per set of byte-identical files."""
     if rule.metric == "hamming":
-        yield from hash_pairs(matrix, rule.threshold, kind=rule.kind, any_orientation=rule.any_orientation)
+        for block in hash_pairs(matrix if subset is None else np.asarray(matrix)[subset], rule.threshold,
+                                kind=rule.kind, any_orientation=rule.any_orientation):
+            yield _renumbered(block, subset)
         return
-    yield from close_pairs(matrix, rule.threshold, probes=probes, seed=seed)
+    yield from close_pairs(matrix, rule.threshold, probes=probes, seed=seed, subset=subset)
     if hashes is not None and rule.hash_bits:
-        for block in hash_pairs(hashes, rule.hash_bits, kind=SUPPORT_HASH, any_orientation=rule.any_orientation):
-            yield guarded(matrix, block, HASH_GUARD)
+        for block in hash_pairs(hashes if subset is None else np.asarray(hashes)[subset], rule.hash_bits,
+                                kind=SUPPORT_HASH, any_orientation=rule.any_orientation, summarise=False):
+            yield guarded(matrix, _renumbered(block, subset), HASH_GUARD)
+
+
+def _renumbered(block: Pairs, subset: np.ndarray | None) -> Pairs:
+    return block if subset is None else Pairs(subset[block.left], subset[block.right], block.distance)
+
+
+def representatives(n: int, exact_sets) -> np.ndarray | None:
+    """Sorted rows with one row per set of byte-identical files (they share one feature row, so
+    searching the others would only repeat its pairs); None when there are no such sets."""
+    drop = [rows[1:] for rows in exact_sets if len(rows) > 1]
+    if not drop:
+        return None
+    keep = np.ones(n, dtype=bool)
+    keep[np.concatenate(drop)] = False
+    return np.flatnonzero(keep)
 
 
 def guarded(unit: np.ndarray, block: Pairs, guard: float) -> Pairs:

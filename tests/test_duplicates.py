@@ -28,7 +28,9 @@ from search.duplicate_hashes import hamming, hash_pairs, oriented_rows, plan
 from search.duplicate_rows import RowReader
 from features.hashes import packed_hashes
 from samples import ROOT, random_photo
-from search.duplicates import DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows
+from search.duplicates import (
+    DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows, representatives,
+)
 
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,
@@ -452,3 +454,35 @@ def test_row_reader_reads_the_mapped_rows(tmp_path):
             np.testing.assert_array_equal(reader.take(rows[rows < len(source)]), source[rows[rows < len(source)]])
             np.testing.assert_array_equal(reader.slice(10, 700), source[10:700])
             assert reader.take(np.array([], dtype=np.int64)).shape == (0, 24)
+
+
+def test_a_flood_of_identical_pictures_is_summarised_not_listed():
+    rng = np.random.default_rng(8)
+    unit = planted(n=3000, groups=20)
+    unit[:2500] = unit[0]  # 2,500 identical pictures: 3 million pairs
+    packed = rng.integers(0, 256, (3000, 8), dtype=np.uint8)
+    packed[:2500] = packed[0]
+    for blocks, rule in ((list(close_pairs(unit, 0.02)), "cosine"), (list(hash_pairs(packed, 0)), "hamming")):
+        assert sum(len(b.left) for b in blocks) < 300_000  # of 3.1 million (blocks under 200k pairs stay listed)
+        if rule == "cosine":  # every pair, merged by the vectorised union-find (BFS is too slow for 3 million)
+            dist = 1.0 - unit.astype(np.float64) @ unit.T.astype(np.float64)
+            sets = UnionFind(3000)
+            sets.union(*np.nonzero(np.triu(dist <= 0.02, 1)))
+            expected = sorted(g.tolist() for g in sets.groups())
+        else:
+            expected = [list(range(2500))]
+        assert sorted(g.tolist() for g in group_pairs(3000, blocks)) == expected, rule
+
+
+def test_search_on_representatives_of_byte_identical_sets():
+    unit = planted(n=1200, groups=30)
+    exact = [np.array([3, 700, 1100]), np.array([5, 6])]
+    for rows in exact:
+        unit[rows] = unit[rows[0]]  # byte-identical files share one feature row
+    subset = representatives(len(unit), exact)
+    assert len(subset) == 1200 - 3 and 700 not in subset and 3 in subset
+    found = pair_set(close_pairs(unit, 0.02, subset=subset, brute_force_rows=0, cells=10))
+    assert found <= brute_pairs(unit, 0.02) and all(a in subset and b in subset for a, b in found)
+    groups = group_rows(unit, Rule("cosine", 0.02), exact_sets=exact)
+    with_subset = group_pairs(len(unit), close_pairs(unit, 0.02, subset=subset), exact)
+    assert sorted(g.tolist() for g in with_subset) == sorted(g.tolist() for g in groups)
