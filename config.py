@@ -79,7 +79,10 @@ DELETION_GUARD_SHARE = _env("DELETION_GUARD_SHARE", 0.2, minimum=0.0, maximum=1.
 DELETION_GUARD_MIN_FILES = _env("DELETION_GUARD_MIN_FILES", 10, minimum=0)
 
 # --- extraction -------------------------------------------------------------------------
-BATCH_SIZE = _env("BATCH_SIZE", 32, minimum=1)  # images per network call and per DB transaction
+# Images per network call and per DB transaction. Small batches keep decoding and the network
+# overlapped (less waiting at the start and end of each batch) and suit EfficientNet-Lite0 on
+# ONNX Runtime: 256 camera photos on 2 cores ran at 61 img/s with 8 against 51 with 32.
+BATCH_SIZE = _env("BATCH_SIZE", 8, minimum=1)
 # Decode processes beside the network: "auto" (one per core), or a number (0: decode inline).
 NUM_WORKERS = _env("NUM_WORKERS", "auto")
 TORCH_THREADS = _env("TORCH_THREADS", 0, minimum=0)  # older name of EMBED_THREADS

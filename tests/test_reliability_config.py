@@ -14,7 +14,7 @@ SCRIPTS = [name for name in ("generator.py", "main.py", "similarities.py", "find
                              "plot_embeddings.py", "export_tensorboard.py") if os.path.exists(os.path.join(ROOT, name))]
 
 BAD = [  # (variable, value, words the line must contain)
-    ("IR_BATCH_SIZE", "abc", "is not a whole number: use a whole number such as 32 of at least 1"),
+    ("IR_BATCH_SIZE", "abc", "is not a whole number: use a whole number such as 8 of at least 1"),
     ("IR_BATCH_SIZE", "0", "is out of range: use a whole number of at least 1"),
     ("IR_MATRIX_CACHE", "maybe", "is not a yes/no value: use one of 1, true, yes, on, 0, false, no, off"),
     ("IR_DELETION_GUARD_SHARE", "20%", "is not a number: use a number such as 0.2 from 0.0 to 1.0"),
@@ -29,7 +29,7 @@ def test_every_script_names_the_bad_variable(script):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr[-2000:]
     assert_clean_stderr(done.stderr)
-    assert lines == ["error: IR_BATCH_SIZE='abc' is not a whole number: use a whole number such as 32 of at least 1"]
+    assert lines == ["error: IR_BATCH_SIZE='abc' is not a whole number: use a whole number such as 8 of at least 1"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
