@@ -24,7 +24,7 @@ import numpy as np
 from bench import reference, synthetic
 from db import connect
 from fileio import atomic_write
-from search import ann, metrics, store
+from search import ann, matrix_cache, metrics, store
 from search.modes import MODES, pairs
 from similarities import calculate_similarities
 
@@ -49,7 +49,7 @@ def summary(seconds):
 
 def load_times(conn, db_path):
     """Seconds to get every mode's matrix: SQLite (writing the cache), then the memory map."""
-    shutil.rmtree(store.cache_root(db_path), ignore_errors=True)
+    shutil.rmtree(matrix_cache.cache_root(db_path), ignore_errors=True)
     store.forget()
     cold = {mode: timed(store.load, conn, mode)[1] for mode in MODES}
     store.forget()

@@ -7,29 +7,18 @@ import pytest
 
 import config
 from db import connect
-from db.features import ExtractedRow, write_batch
-from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
-from search import store
+from samples import add_fake_images, fake_stamp
+from search import column_reader, matrix_cache, store
 from search.modes import MODES
 
 DIM = 16
-STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "embedding_dim": DIM,
-         "vector_dtype": "float32-le", "rgb_dim": 8, "hist_bins": 2, "hash_size": 8, "decode_side": 256,
-         "embedding_precision": "float32"}
+STAMP = fake_stamp(DIM)
 
 
 def add_images(conn, rng, names):
-    """Rows for ``names`` with random features, written by the project's own db code."""
-    insert_images(conn, [(name, 100, 1, 10, 10, "pending", None) for name in names])
-    rows = [row for row in pending_page(conn, 0, 10_000) if row.path in set(names)]
-    hashes = [row.path.encode() + rng.bytes(4) for row in rows]
-    rgb = rng.random((len(rows), 8), dtype=np.float32)
-    features = {"embedding": rng.standard_normal((len(rows), DIM)).astype(np.float32),
-                "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
-    features.update({kind: rng.integers(0, 256, (len(rows), 8), dtype=np.uint8)
-                     for kind in ("ahash", "dhash", "phash")})
-    write_batch(conn, [ExtractedRow(r.id, r.size, r.mtime_ns, h) for r, h in zip(rows, hashes)], [], hashes, features)
+    add_fake_images(conn, rng, names, DIM)
+
 
 
 @pytest.fixture
@@ -64,7 +53,7 @@ def assert_same(a, b):
 
 
 def cache_folders(db_path):
-    root = store.cache_root(db_path)
+    root = matrix_cache.cache_root(db_path)
     return sorted(os.listdir(root)) if os.path.isdir(root) else []
 
 
@@ -121,17 +110,17 @@ def test_a_write_during_the_read_is_not_mixed_in(db_path, monkeypatch):
     """The load reads one snapshot: the cache folder holds exactly the version it is named after."""
     conn = connect(db_path)
     writer = connect(db_path)
-    real_chunks = store.column_chunks
+    real_chunks = column_reader.column_chunks
 
     def chunks_then_write(*args, **kwargs):
         for chunk in real_chunks(*args, **kwargs):
             yield chunk
         add_images(writer, np.random.default_rng(4), ["e/late.jpg"])
 
-    monkeypatch.setattr(store, "column_chunks", chunks_then_write)
+    monkeypatch.setattr(column_reader, "column_chunks", chunks_then_write)
     loaded = store.load(conn, "phash")
     assert len(loaded.ids) == 41 and len(loaded.paths) == 41 and "e/late.jpg" not in list(loaded.paths)
-    monkeypatch.setattr(store, "column_chunks", real_chunks)
+    monkeypatch.setattr(column_reader, "column_chunks", real_chunks)
     store.forget()
     again = store.load(conn, "phash")  # the DB moved on: loaded again
     assert len(again.ids) == 42 and again.cache_dir != loaded.cache_dir and "e/late.jpg" in list(again.paths)

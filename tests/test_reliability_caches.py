@@ -20,34 +20,21 @@ import pytest
 
 import config
 from db import connect
-from db.features import ExtractedRow, FailedRow, write_batch
-from db.images import change_rows, delete_images, insert_images, pending_page
+from db.features import FailedRow, write_batch
+from db.images import change_rows, delete_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from db.scan import Move, apply_moves
-from samples import ROOT
-from search import store
+from samples import ROOT, add_fake_images, fake_stamp
+from search import column_reader, matrix_cache, store
 from search.query import search_ids
 
 DIM = 64
-STAMP = {"embedding_model": "resnet18", "embedding_weights_sha256": "test", "embedding_dim": DIM,
-         "vector_dtype": "float32-le", "rgb_dim": 8, "hist_bins": 2, "hash_size": 8, "decode_side": 256,
-         "embedding_precision": "float32"}
+STAMP = fake_stamp(DIM)
 
 
 def add_images(conn, rng, names, ok=True):
-    """Rows for ``names``; with ``ok`` extracted (random features), else left pending."""
-    insert_images(conn, [(name, 100, 1, 10, 10, "pending", None) for name in names])
-    if not ok:
-        return
-    wanted = set(names)
-    rows = [row for row in pending_page(conn, 0, 1_000_000) if row.path in wanted]
-    hashes = [row.path.encode() + rng.bytes(4) for row in rows]
-    rgb = rng.random((len(rows), 8), dtype=np.float32)
-    features = {"embedding": rng.standard_normal((len(rows), DIM)).astype(np.float32),
-                "rgb": rgb / rgb.sum(axis=1, keepdims=True)}
-    features.update({kind: rng.integers(0, 256, (len(rows), 8), dtype=np.uint8)
-                     for kind in ("ahash", "dhash", "phash")})
-    write_batch(conn, [ExtractedRow(r.id, r.size, r.mtime_ns, h) for r, h in zip(rows, hashes)], [], hashes, features)
+    add_fake_images(conn, rng, names, DIM, ok)
+
 
 
 @pytest.fixture
@@ -210,7 +197,7 @@ def test_publish_when_due_follows_the_clock(db_path, monkeypatch):
     assert not store.publish_when_due(conn)
     monkeypatch.setattr(config, "PUBLISH_SECONDS", 0)
     assert store.publish_when_due(conn)
-    names = os.listdir(store.cache_root(db_path))
+    names = os.listdir(matrix_cache.cache_root(db_path))
     assert {name.split("-v")[0] for name in names} == {"embeddings", "rgb", "ahash", "dhash", "phash", "paths"}
     conn.close()
 
@@ -242,19 +229,20 @@ def test_a_full_disk_while_writing_the_matrix_cache(db_path, monkeypatch, caplog
               for mode, metric in (("embeddings", "cosine"), ("rgb", "bhattacharyya"), ("phash", "hamming"))}
     monkeypatch.setattr(config, "MATRIX_CACHE", True)
     store.forget()
-    cache = store.cache_root(db_path)
+    cache = matrix_cache.cache_root(db_path)
 
     def full_open(path, mode="r", *args, **kwargs):
         fh = open(path, mode, *args, **kwargs)
         return _FullDisk(fh) if "w" in mode and os.fspath(path).startswith(cache) else fh
 
-    monkeypatch.setattr(store, "open", full_open, raising=False)
-    with caplog.at_level(logging.WARNING, logger="search.store"):
+    for module in (column_reader, matrix_cache):  # where the cache files are opened for writing
+        monkeypatch.setattr(module, "open", full_open, raising=False)
+    with caplog.at_level(logging.WARNING, logger="search.matrix_cache"):
         for _ in range(2):
             got = {mode: answer(conn, mode=mode, metric=metric)
                    for mode, metric in (("embeddings", "cosine"), ("rgb", "bhattacharyya"), ("phash", "hamming"))}
             assert got == normal
-    warnings = [r.getMessage() for r in caplog.records if r.name == "search.store"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "search.matrix_cache"]
     assert len(warnings) == 1 and "cannot write the matrix cache" in warnings[0] and "No space left" in warnings[0]
     assert leftovers(cache) == []
     assert store.publish(conn) == []  # the extraction's publish gives up quietly too
@@ -297,5 +285,5 @@ def test_a_full_disk_while_writing_the_cache_and_the_index_in_a_query_process(db
     assert out.stderr.count("cannot write the matrix cache") == 1, out.stderr
     assert out.stderr.count("cannot save the Annoy index") == 1, out.stderr
     assert "Traceback" not in out.stderr
-    assert leftovers(store.cache_root(db_path), str(db_path) + ".annoy") == []
+    assert leftovers(matrix_cache.cache_root(db_path), str(db_path) + ".annoy") == []
     conn.close()
