@@ -15,7 +15,6 @@ cache folder.
     python -m bench.decode_speed --memory        # also the pixel-limit memory table
 """
 import argparse
-import io
 import json
 import os
 import statistics

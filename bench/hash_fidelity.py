@@ -22,7 +22,6 @@ import json
 import os
 import time
 
-import imagehash
 import numpy as np
 from PIL import Image, ImageOps
 

@@ -29,7 +29,6 @@ from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E4
 from db.images import count_by_status, error_reasons, find_by_path, load_index  # noqa: E402
 from db.meta import check_or_write_stamp, features_stamp  # noqa: E402
 from extraction.dask_worker import ShardReport  # noqa: E402
-from extraction.run import ModelChoice  # noqa: E402
 from features.extract import STAMP_KEYS, BatchResult, FileResult  # noqa: E402
 from generator import scan  # noqa: E402
 

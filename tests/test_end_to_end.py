@@ -51,17 +51,3 @@ def test_scripts_end_to_end_write_a_result_picture(tmp_path):
     assert len(ranked) == 4 and all("/rocket/" in p for p in ranked)
     with Image.open(out) as picture:
         assert picture.format == "PNG" and picture.width > 4 * 150 and picture.height > 150
-
-
-def test_scripts_give_one_line_errors(tmp_path):
-    missing = _run(os.path.join(ROOT, "generator.py"), "--data", str(tmp_path / "nope"), "--db", str(tmp_path / "x.db"),
-                   cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr.strip().startswith("error: dataset folder") and "Traceback" not in missing.stderr
-    no_db = _run(os.path.join(ROOT, "main.py"), "--db", str(tmp_path / "absent.db"), cwd=tmp_path)
-    assert no_db.returncode == 2 and "run `python generator.py" in no_db.stderr
-    bad_pair = _run(os.path.join(ROOT, "similarities.py"), __file__, "--db", str(tmp_path / "absent.db"),
-                    "--mode", "phash", "--metric", "cosine", cwd=tmp_path)
-    assert bad_pair.returncode == 2 and "Traceback" not in bad_pair.stderr
-    folder = _run(os.path.join(ROOT, "similarities.py"), str(tmp_path), "--db", str(tmp_path / "absent.db"), cwd=tmp_path)
-    assert folder.returncode == 2 and "is a folder: give image files" in folder.stderr

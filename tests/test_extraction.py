@@ -12,7 +12,6 @@ import config
 import generator
 import main
 from cli import run
-from db import connect
 from extraction import local
 from extraction.local import balance
 from extraction.workers import WorkerPool

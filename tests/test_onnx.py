@@ -1,7 +1,6 @@
 """The network on ONNX Runtime: agrees with torch on real photos, exported once and cached,
 a damaged or foreign cache file is never trusted, and loading from the cache needs no torch."""
 import hashlib
-import io
 import json
 import logging
 import os
@@ -16,8 +15,8 @@ from PIL import Image
 
 import config
 from features import embeddings, onnx_cache, onnx_export, onnx_int8
-from features.decode import decode
 from features.torch_net import build_network
+from samples import cosines, jpeg_crops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project folder
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
@@ -27,19 +26,11 @@ NAME = "efficientnet_lite0"
 def real_crops():
     """Centre crops of scikit-image's sample photos and of their top-left quarters, decoded as
     main.py decodes (JPEG, shorter side 256)."""
-    crops = []
+    photos = []
     for name in PHOTOS:
         with Image.open(os.path.join(os.path.dirname(skimage.__file__), "data", name)) as source:
-            photo = source.convert("RGB")
-        for box in (None, (0, 0, photo.width // 2, photo.height // 2)):
-            data = io.BytesIO()
-            (photo if box is None else photo.crop(box)).save(data, "JPEG", quality=90)
-            crops.append(embeddings.centre_crop(decode(data.getvalue(), 256)))
-    return np.stack(crops)
-
-
-def cosines(a, b):
-    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            photos.append(source.convert("RGB"))
+    return jpeg_crops(photos)
 
 
 class ExportCounter:

@@ -1,6 +1,5 @@
 """Network precisions (config.EMBED_PRECISION) per runtime (config.EMBED_RUNTIME): bfloat16 on
 torch is close enough to float32 on real photos; what ``auto`` means on each runtime; bad names."""
-import io
 
 import numpy as np
 import pytest
@@ -9,24 +8,16 @@ from PIL import Image
 import config
 from demo.build_demo import SOURCES, package_file
 from features import embeddings
-from features.decode import decode
+from samples import cosines, jpeg_crops
 
 
 def real_crops():
     """Centre crops of the packaged sample photos and their quarters, decoded as main.py does."""
-    crops = []
+    photos = []
     for package, relative in SOURCES.values():
         with Image.open(package_file(package, relative)) as source:
-            photo = source.convert("RGB")
-        for box in (None, (0, 0, photo.width // 2, photo.height // 2)):
-            data = io.BytesIO()
-            (photo if box is None else photo.crop(box)).save(data, "JPEG", quality=90)
-            crops.append(embeddings.centre_crop(decode(data.getvalue(), 256)))
-    return np.stack(crops)
-
-
-def cosines(a, b):
-    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            photos.append(source.convert("RGB"))
+    return jpeg_crops(photos)
 
 
 @pytest.fixture(scope="module")

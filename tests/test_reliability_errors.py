@@ -65,6 +65,9 @@ CASES = [  # (script, args, words the one-line message must contain)
     ("similarities.py", ["{base}/photos/broken.jpg", "--db", "{base}/good.db"], "not an image"),
     ("similarities.py", ["{base}/notes.jpg", "--db", "{base}/old_schema.db"], "schema version 0"),
     ("similarities.py", ["{base}/photos/--.png", "--db", "{base}/good.db", "--top-k", "0"], "top_k must be"),
+    ("similarities.py", ["{base}/photos", "--db", "{base}/good.db"], "is a folder: give image files"),
+    ("similarities.py", ["{base}/notes.jpg", "--db", "{base}/good.db", "--mode", "phash", "--metric", "cosine"],
+     "valid for phash: hamming"),
 ]
 
 
