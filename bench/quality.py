@@ -113,16 +113,16 @@ def near_duplicate_queries(folder):
 def near_duplicate_scores(conn, queries, mode, metric, ks=(1, 5), **options):
     """{edit: {recall@k}} plus the median query time (features of the query file included)."""
     scores, times = {}, []
-    for edit, pairs in tqdm(queries.items(), desc=f"{mode}/{metric} near-duplicates", unit="edit", leave=False):
+    for edit, edited in tqdm(queries.items(), desc=f"{mode}/{metric} near-duplicates", unit="edit", leave=False):
         found = {k: 0 for k in ks}
-        for query, original in pairs:
+        for query, original in edited:
             start = time.perf_counter()
             ranked = calculate_similarities(query, conn, mode, metric, top_k=max(ks), **options)
             times.append(time.perf_counter() - start)
             paths = [os.path.realpath(p) for p, _ in ranked]
             for k in ks:
                 found[k] += os.path.realpath(original) in paths[:k]
-        scores[edit] = {f"recall@{k}": found[k] / len(pairs) for k in ks}
+        scores[edit] = {f"recall@{k}": found[k] / len(edited) for k in ks}
     scores["mean"] = {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in scores.values()])) for k in ks}
     return scores, 1000 * statistics.median(times)
 
@@ -188,10 +188,10 @@ def markdown(report):
              "name.", "",
              "| model | mode / metric | P@1 | P@5 | P@10 | mAP | near-dup R@1 | near-dup R@5 | ms/query in collection "
              "| ms/query new file |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for run in report["runs"]:
-        for name, row in run["rows"].items():
+    for one in report["runs"]:
+        for name, row in one["rows"].items():
             lab, near = row["labelled"], row["near_duplicates"]["mean"]
-            network = f"{run['model']} ({run.get('runtime', '?')}, {run.get('precision', '?')})"
+            network = f"{one['model']} ({one.get('runtime', '?')}, {one.get('precision', '?')})"
             lines.append(f"| {network} | {name} | {lab['P@1']:.2f} | {lab['P@5']:.2f} | {lab['P@10']:.2f} | "
                          f"{lab['mAP']:.2f} | {near['recall@1']:.2f} | {near['recall@5']:.2f} | "
                          f"{lab['query_ms']:.1f} | {row['near_query_ms']:.1f} |")
