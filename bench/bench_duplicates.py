@@ -41,17 +41,7 @@ SIZES = (10_000, 50_000, 100_000, 500_000)
 REFERENCE_MAX = 50_000
 CHUNK = 50_000
 COPY_SHARE = 0.02
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni")
 TARGETS = {"seconds_500k": 600, "rss_mb": 2048, "recall": 0.99}
-
-
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            present = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        present = []
-    return {flag: flag in present for flag in FLAGS}
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -220,7 +210,7 @@ def main(argv=None):
         return
     sizes = (3000, 8000) if args.tiny else tuple(int(s) for s in args.sizes.split(","))
     dim = 64 if args.tiny else args.dim
-    machine = {**describe(), "cpu_flags": cpu_flags()}
+    machine = describe()
     print(f"Machine: {machine['cores']} cores ({machine['cpu']}), flags: "
           + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in machine["cpu_flags"].items())
           + f"; float32 matmul {machine['matmul_gflops']:.0f} GFLOP/s; load {machine['load_average']}")

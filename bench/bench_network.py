@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 import config  # noqa: F401  (sets the OpenMP wait policy before torch is imported)
-from bench.machine import cpu_model
+from bench.machine import cpu_flags, cpu_model
 from features.decode import decode
 from features import onnx_embedder
 from features.embeddings import (SPECS, centre_crop, embedder_from_network, load_embedder, native_bfloat16,
@@ -42,15 +42,6 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
 # (runtime, precision) pairs measured for each precision asked for
 RUNS = {"float32": [("torch", "float32"), ("onnxruntime", "float32")], "int8": [("onnxruntime", "int8")],
         "bfloat16": [("torch", "bfloat16")]}
-
-
-def cpu_flags() -> dict[str, bool]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return {flag: flag in flags for flag in FLAGS}
 
 
 def sample_crops(n: int) -> np.ndarray:
@@ -176,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     seconds, rounds = args.seconds, args.rounds
     if args.tiny:
         threads, batches, seconds, rounds = [1], [1, 2], 0.05, 1
-    flags = cpu_flags()
+    flags = cpu_flags(FLAGS)
     machine = {"cores": os.cpu_count(), "cpu": cpu_model(), "cpu_flags": flags, "load_average": os.getloadavg(),
                "native_bfloat16": native_bfloat16()}
     rows = measure(args.model, precisions, threads, batches, seconds, rounds, args.spin)

@@ -32,14 +32,14 @@ def cpu_model():
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
 
 
-def cpu_flags():
-    """{flag: present} for FLAGS, from /proc/cpuinfo (all False where it cannot be read)."""
+def cpu_flags(flags=FLAGS):
+    """{flag: present} for ``flags``, from /proc/cpuinfo (all False where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as fh:
             have = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
     except OSError:
         have = []
-    return {flag: flag in have for flag in FLAGS}
+    return {flag: flag in have for flag in flags}
 
 
 def flags_text(flags=None):
