@@ -17,7 +17,6 @@ import stat
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from PIL import Image
 from tqdm import tqdm
@@ -25,7 +24,7 @@ from tqdm import tqdm
 import config
 from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
-from db.images import ERROR, PENDING, ChangedRow, ImageRow, count_images, delete_images, known_files
+from db.images import ERROR, PENDING, ChangedRow, Header, ImageRow, count_images, delete_images, known_files
 from db.meta import claim_dataset_root
 from db.scan import (
     ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
@@ -38,17 +37,6 @@ log = logging.getLogger("generator")
 # The reason extraction (features.decode) gives a file it could not find. The walk just found
 # it, so the row is checked again: a drive unmounted during main.py must not fail it for ever.
 VANISHED = "file disappeared"
-
-
-class Header(NamedTuple):
-    """What the scan learns about a file from stat and the image header."""
-
-    size: int
-    mtime_ns: int
-    width: int | None
-    height: int | None
-    status: str
-    reason: str | None
 
 
 @dataclass

@@ -23,10 +23,9 @@ class PendingRow(NamedTuple):
     mtime_ns: int
 
 
-class ImageRow(NamedTuple):
-    """A file as the scan describes it: what a new row holds before extraction."""
+class Header(NamedTuple):
+    """What the scan learns about a file from stat and the image header."""
 
-    path: str
     size: int
     mtime_ns: int
     width: int | None
@@ -35,16 +34,12 @@ class ImageRow(NamedTuple):
     reason: str | None
 
 
-class ChangedRow(NamedTuple):
-    """New header data for the row ``id`` whose file changed (features to be made again)."""
+HEADER_FIELDS = list(Header.__annotations__.items())  # the other row types are built on these
 
-    id: int
-    size: int
-    mtime_ns: int
-    width: int | None
-    height: int | None
-    status: str
-    reason: str | None
+# A file as the scan describes it: what a new row holds before extraction.
+ImageRow = NamedTuple("ImageRow", [("path", str), *HEADER_FIELDS])
+# New header data for the row ``id`` whose file changed (features to be made again).
+ChangedRow = NamedTuple("ChangedRow", [("id", int), *HEADER_FIELDS])
 
 
 class KnownFile(NamedTuple):

@@ -6,21 +6,12 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
-from db.images import OK
+from db.images import HEADER_FIELDS, OK
 
 
-class StoredImage(NamedTuple):
-    """One row of the images table, as the web app needs it."""
-
-    id: int
-    path: str  # relative to the dataset root, '/' separated
-    size: int
-    mtime_ns: int
-    width: int | None
-    height: int | None
-    status: str
-    reason: str | None
-    content_hash: bytes | None
+# One row of the images table, as the web app needs it (path relative to the dataset root).
+StoredImage = NamedTuple("StoredImage", [("id", int), ("path", str), *HEADER_FIELDS,
+                                         ("content_hash", bytes | None)])
 
 
 _COLUMNS = "id, path, size, mtime_ns, width, height, status, reason, content_hash"
