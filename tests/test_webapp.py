@@ -233,17 +233,22 @@ def test_uploads_are_never_written_into_the_collection(client, app_env):
     assert listing() == before
 
 
+def copy_db(db, copy, root):
+    """A copy of ``db`` whose collection folder is ``root``; returns the copy's path."""
+    source, target = connect(db), connect(copy, create=True)
+    source.backup(target)
+    source.close()
+    with target:
+        set_meta(target, {"dataset_root": str(root)})
+    target.close()
+    return copy
+
+
 def test_cached_thumbnails_show_while_the_photos_are_away(mini_collection, tmp_path):
     """The photos' drive unmounted: thumbnails already made still show; the full image says why it cannot."""
     photos = tmp_path / "photos"
     shutil.copytree(mini_collection["images"], photos)
-    db_copy = tmp_path / "copy.db"
-    source, target = connect(mini_collection["db"]), connect(db_copy, create=True)
-    source.backup(target)
-    source.close()
-    with target:
-        set_meta(target, {"dataset_root": str(photos)})
-    target.close()
+    db_copy = copy_db(mini_collection["db"], tmp_path / "copy.db", photos)
     with TestClient(create_app(db_copy, thumbs_dir=str(tmp_path / "thumbs"))) as client:
         made = client.get("/api/thumb/5")
         assert made.status_code == 200
@@ -271,11 +276,7 @@ def test_formats_browsers_cannot_show_are_sent_as_jpeg(mini_collection, tmp_path
     photos.mkdir()
     Image.new("RGB", (640, 480), (200, 120, 40)).save(photos / "scan.tif")
     db_copy = tmp_path / "copy.db"
-    source, target = connect(mini_collection["db"]), connect(db_copy, create=True)
-    source.backup(target)
-    source.close()
-    with target:
-        set_meta(target, {"dataset_root": str(photos)})
+    target = connect(copy_db(mini_collection["db"], db_copy, photos))
     insert_images(target, [("scan.tif", os.path.getsize(photos / "scan.tif"), 1, 640, 480, "pending", None)])
     tif_id = find_by_path(target, "scan.tif")[0]
     target.close()
