@@ -9,7 +9,7 @@ as the client (httpx):
 - server start: process start until /api/health answers, matrix and network loaded;
 - upload search: POST /api/search with a photo (decode, embed, search, JSON), warm;
 - similar: GET /api/similar/{id} for random ids, warm;
-  both with exact cosine (the default) and with ann_cosine (the Annoy index main.py builds);
+  both with exact cosine (the default) and with ann_cosine (the index main.py builds);
 - first screen (collections with files): what the page loads before a person sees results —
   the page, its script and style, /api/health, the search, and 20 thumbnails over 6
   connections like a browser; with thumbnails not yet made (cold) and cached (warm);
@@ -117,7 +117,7 @@ def synthetic_db(base_db, n, seed=0):
         print(f"\rbuilding {path}: {first + count:,}/{n:,} rows, {time.perf_counter() - started:.0f} s",
               end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    print(f"building the Annoy index for ann_cosine, as main.py does ({time.perf_counter() - started:.0f} s)",
+    print(f"building the ann_cosine index, as main.py does ({time.perf_counter() - started:.0f} s)",
           file=sys.stderr, flush=True)
     ann.get_index(store.load(conn, "embeddings"))
     conn.close()

@@ -1,4 +1,4 @@
-"""Annoy recall@10 against exact cosine on real embeddings: the demo collection's DB.
+"""ann_cosine recall@10 (config.ANN_INDEX) against exact cosine on real embeddings: the demo collection's DB.
 
 Every image of the DB queries the collection once through ``calculate_similarities``
 (ann_cosine vs cosine, the query left out). Small (~300 photos), so it says little about
@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 
+import config
 from db import connect
 from db.meta import features_stamp
 from search import store
@@ -41,7 +42,7 @@ def measure(db_path):
         ann_ms.append(1000 * (end - middle))
     stamp = features_stamp(conn) or {}
     conn.close()
-    return {"db": db_path, "images": len(paths), "model": stamp.get("embedding_model"),
+    return {"index": config.ANN_INDEX, "db": db_path, "images": len(paths), "model": stamp.get("embedding_model"),
             "dim": int(stamp.get("embedding_dim", 0)), "recall_at_10": statistics.mean(recalls),
             "ann_median_ms": statistics.median(ann_ms), "exact_median_ms": statistics.median(exact_ms)}
 

@@ -72,7 +72,7 @@ def main():
     parser.add_argument("--skip-extraction", action="store_true")
     parser.add_argument("--cache", default=os.path.join(HERE, "cache"), help="photos and synthetic DBs (kept)")
     parser.add_argument("--results", default=os.path.join(HERE, "results"), help="where the JSON and table go")
-    parser.add_argument("--no-demo", action="store_true", help="skip Annoy recall on the demo DB's real embeddings")
+    parser.add_argument("--no-demo", action="store_true", help="skip ann_cosine recall on the demo DB's real embeddings")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     precision = "float32" if args.float32 else None  # None: config.EMBED_PRECISION, as main.py would use
@@ -96,7 +96,7 @@ def main():
     demo_db = os.path.join(os.path.dirname(HERE), "demo_data", "images.db")
     data["real_embeddings"] = None if args.no_demo else real_recall.measure(demo_db)
     if data["real_embeddings"] is None and not args.no_demo:
-        log.info("no %s: run `make demo` to add Annoy recall on real embeddings", demo_db)
+        log.info("no %s: run `make demo` to add ann_cosine recall on real embeddings", demo_db)
     data["seconds"] = time.time() - started
     data["targets"] = [{"target": t, "measured": v, "met": bool(m)} for t, v, m in report.targets(data)]
     table = report.render(data)

@@ -3,8 +3,8 @@
 Measures, each beside the seed-style reference (bench/reference.py) in the same run:
 load time DB -> matrices (from SQLite, and memory-mapped from the cache), per-query
 latency of every valid mode x metric through ``calculate_similarities`` (in-collection
-queries, top 10, median and p95), the Annoy index (build time, size, recall@10 against
-exact cosine) and a fresh query process (open + first answer, peak RSS). The query from an
+queries, top 10, median and p95), the ann_cosine index (build time, size, recall@10 against
+exact cosine; the default IVF beside Annoy, each at a few settings of its speed/recall dial) and a fresh query process (open + first answer, peak RSS). The query from an
 image file outside the collection needs a real model: it is measured on the extraction
 benchmark's DB (bench/extract_speed.py).
 
@@ -23,8 +23,10 @@ import numpy as np
 
 from bench import reference, synthetic
 from db import connect
-from fileio import atomic_write
+from fileio import atomic_write, write_with
+import config
 from search import ann, matrix_cache, metrics, store
+from search.ann_indexes import KINDS
 from search.modes import MODES, pairs
 from similarities import calculate_similarities
 
@@ -57,48 +59,91 @@ def load_times(conn, db_path):
     return cold, mapped
 
 
-def annoy_numbers(conn, db_path, cache_dir, n):
-    """Build time (measured once per DB version and remembered), file size, and the index
-    ready, its file read once so that queries are timed with it in the page cache."""
+def index_numbers(conn, db_path, cache_dir, n):
+    """The default ann_cosine index (config.ANN_INDEX), as queries get it: build time (measured
+    once per DB version and remembered), file size; its file read once so that queries are
+    timed with it in the page cache."""
     loaded = store.load(conn, "embeddings")
-    record = os.path.join(cache_dir, f"annoy-build-n{n}.json")
-    stamp = {"features_version": loaded.features_version, "rows": len(loaded.ids),
-             "trees": ann.config.ANNOY_TREES, "seed": ann.config.ANNOY_SEED}
-    remembered = None
-    if os.path.exists(record):
-        with open(record) as fh:
-            remembered = json.load(fh)
-    if remembered is None or remembered.get("stamp") != stamp or not os.path.isdir(ann.index_dir(db_path)):
+    kind = config.ANN_INDEX
+    record = os.path.join(cache_dir, f"{kind}-build-n{n}.json")
+    stamp = ann.wanted_stamp(loaded, kind)
+    remembered = _read_json(record)
+    if remembered is None or remembered.get("stamp") != stamp or not os.path.exists(ann.index_file(db_path, "embeddings")):
         shutil.rmtree(ann.index_dir(db_path), ignore_errors=True)
         _, seconds = timed(ann.get_index, loaded)
         remembered = {"stamp": stamp, "build_s": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")}
         with atomic_write(record, "w") as fh:
             json.dump(remembered, fh)
     ann.get_index(loaded)
-    index_file = os.path.join(ann.index_dir(db_path), "embeddings.ann")
-    with open(index_file, "rb") as fh:
+    path = ann.index_file(db_path, "embeddings")
+    _read_through(path)
+    return {"kind": kind, "build_s": remembered["build_s"], "build_measured": remembered["measured"],
+            "index_mb": os.path.getsize(path) / 1e6, **{k: v for k, v in stamp.items() if k in ("cells", "trees")},
+            "dial": KINDS[kind].dial, "setting": default_setting(kind)}
+
+
+def other_index(loaded, cache_dir, n):
+    """The other kind (Annoy beside the default IVF), built the same way from the same rows and
+    kept in bench/cache under the DB's version: the side-by-side reference for recall and speed."""
+    kind = next(k for k in KINDS if k != config.ANN_INDEX)
+    path = os.path.join(cache_dir, f"{kind}-n{n}-v{loaded.features_version}.{kind}")
+    record = _read_json(path + ".json")
+    index = KINDS[kind].load(path, loaded.matrix.shape[1]) if record and os.path.exists(path) else None
+    if index is None or index.rows != n:
+        index, seconds = timed(ann.build, ann.unit_matrix(loaded), kind)
+        write_with(path, index.save)
+        record = {"build_s": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")}
+        with atomic_write(path + ".json", "w") as fh:
+            json.dump(record, fh)
+    _read_through(path)
+    return index, {"kind": kind, "build_s": record["build_s"], "build_measured": record["measured"],
+                   "index_mb": os.path.getsize(path) / 1e6, "dial": KINDS[kind].dial}
+
+
+def default_setting(kind):
+    return config.IVF_PROBES if kind == "ivf" else config.ANNOY_SEARCH_K
+
+
+def _read_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _read_through(path):
+    with open(path, "rb") as fh:
         while fh.read(1 << 24):
             pass
-    return {"build_s": remembered["build_s"], "build_measured": remembered["measured"],
-            "index_mb": os.path.getsize(index_file) / 1e6, "trees": ann.config.ANNOY_TREES,
-            "search_k": ann.config.ANNOY_SEARCH_K}
 
 
-def annoy_sweep(conn, rows, search_ks):
-    """Recall@10 and latency of the Annoy index itself at several search_k (the speed/recall dial)."""
-    loaded = store.load(conn, "embeddings")
-    index = ann.get_index(loaded)
-    exact = [metrics.smallest_k(metrics.cosine_distance(loaded.matrix, loaded.matrix[r]), TOP, [r]).tolist()
-             for r in rows]
+def index_sweep(index, unit, rows, settings):
+    """Recall@10 against exact cosine and latency of one index at several settings of its dial."""
+    exact = [metrics.smallest_k(metrics.cosine_distance(unit, unit[r]), TOP, [r]).tolist() for r in rows]
     points = []
-    for search_k in search_ks:
+    for setting in settings:
+        tuned = index.tuned(setting)
         found, seconds = [], []
         for r in rows:
-            (got, _), took = timed(ann.query, index, loaded.matrix[r], TOP + 1, search_k)
+            (got, _), took = timed(ann.query, tuned, unit, unit[r], TOP + 1)
             seconds.append(took)
             found.append([g for g in got.tolist() if g != r][:TOP])
-        points.append({"search_k": search_k, "recall_at_10": recall(found, exact), **summary(seconds)})
+        points.append({"setting": setting, "recall_at_10": recall(found, exact), **summary(seconds)})
     return points
+
+
+def index_comparison(conn, cache_dir, n, rows):
+    """Both index kinds side by side, each at its default and at a few other settings."""
+    loaded = store.load(conn, "embeddings")
+    unit = ann.unit_matrix(loaded)
+    default = ann.get_index(loaded)
+    other, other_numbers = other_index(loaded, cache_dir, n)
+    dials = {"ivf": (12, 24, config.IVF_PROBES, 96), "annoy": (config.ANNOY_SEARCH_K // 2, config.ANNOY_SEARCH_K,
+                                                              2 * config.ANNOY_SEARCH_K, 4 * config.ANNOY_SEARCH_K)}
+    other_numbers["sweep"] = index_sweep(other, unit, rows, sorted(set(dials[other_numbers["kind"]])))
+    other_numbers["setting"] = default_setting(other_numbers["kind"])
+    return index_sweep(default, unit, rows, sorted(set(dials[config.ANN_INDEX]))), other_numbers
 
 
 def query_latencies(conn, query_paths):
@@ -157,7 +202,7 @@ def run(n, cache_dir, n_queries=50, n_reference=10, with_ann=True):
     rows = np.random.default_rng(n).choice(n, size=n_queries, replace=False)
     query_paths = [loaded.absolute_path(int(r)) for r in rows]
     if with_ann:
-        result["annoy"] = annoy_numbers(conn, db_path, cache_dir, n)
+        result["ann_index"] = index_numbers(conn, db_path, cache_dir, n)
     pairs = [(m, k) for m, k in PAIRS if with_ann or k != "ann_cosine"]
     latencies = {p: v for p, v in query_latencies(conn, query_paths).items() if p in pairs}
     ref, result["load_reference_s"] = reference_latencies(conn, [int(r) for r in rows], n_reference)
@@ -165,11 +210,10 @@ def run(n, cache_dir, n_queries=50, n_reference=10, with_ann=True):
                                               "reference": summary(ref[(mode, metric)])}
                          for mode, metric in pairs}
     if with_ann:
-        result["annoy"]["recall_at_10"] = recall(latencies[("embeddings", "ann_cosine")][1],
-                                                 latencies[("embeddings", "cosine")][1])
-        search_k = ann.config.ANNOY_SEARCH_K if ann.config.ANNOY_SEARCH_K > 0 else ann.config.ANNOY_TREES * TOP
-        result["annoy"]["sweep"] = annoy_sweep(conn, [int(r) for r in rows],
-                                               sorted({search_k, 2 * search_k, 4 * search_k, 8 * search_k}))
+        result["ann_index"]["recall_at_10"] = recall(latencies[("embeddings", "ann_cosine")][1],
+                                                     latencies[("embeddings", "cosine")][1])
+        result["ann_index"]["sweep"], result["ann_reference"] = index_comparison(conn, cache_dir, n,
+                                                                                 [int(r) for r in rows])
     conn.close()
     store.forget()
     first = query_paths[:3]

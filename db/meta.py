@@ -1,7 +1,7 @@
 """The meta table: schema version, dataset root, feature settings and the generation.
 
 The generation is bumped by every write transaction, so anything derived from the DB
-(matrices in memory, the Annoy index, caches on disk) can tell whether it is still current.
+(matrices in memory, the ann_cosine index, caches on disk) can tell whether it is still current.
 
 The features stamp is whatever dict extraction passes in (its keys are defined once, in
 features.extract.STAMP_KEYS); the DB records which keys it holds, so this module keeps no

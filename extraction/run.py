@@ -277,9 +277,9 @@ def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int =
 
 
 def prepare_for_queries(conn: sqlite3.Connection) -> None:
-    """Build (or keep, if current) the Annoy index and every mode's matrix cache, so the
+    """Build (or keep, if current) the ann_cosine index and every mode's matrix cache, so the
     first query of any mode and metric is fast."""
-    from search import ann, store  # annoy is heavy, and a run with --no-index never needs it
+    from search import ann, store  # faiss/annoy are heavy, and a run with --no-index never needs them
     from search.modes import MODES
 
     loaded = store.load(conn, "embeddings")

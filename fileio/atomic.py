@@ -1,6 +1,6 @@
 """The one way this project writes a file: a unique temporary name, fsync, rename.
 
-Why: every file we write (PNG grids, JSON reports, the matrix cache, the Annoy index,
+Why: every file we write (PNG grids, JSON reports, the matrix cache, the ann_cosine index,
 thumbnails, projector exports) is either complete or absent. A reader never sees half a
 file, two writers never share a temporary name, and on any error (a full disk, a read-only
 folder, Ctrl-C) the temporary file is removed and the error re-raised.
@@ -28,7 +28,7 @@ def temporary_name(path: str | os.PathLike) -> str:
 @contextmanager
 def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[str]:
     """Yield a temporary path to write to (for libraries that take a file name, such as
-    Annoy's ``save`` or ``np.save``); it is renamed to ``path`` when the block ends without
+    an index's ``save`` or ``np.save``); it is renamed to ``path`` when the block ends without
     an error, and removed otherwise."""
     tmp = temporary_name(path)
     try:

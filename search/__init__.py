@@ -1,1 +1,1 @@
-"""Search: metric kernels, matrices loaded once per process, the Annoy index."""
+"""Search: metric kernels, matrices loaded once per process, the ann_cosine index (IVF or Annoy)."""

@@ -1,9 +1,13 @@
-"""Annoy index for ``ann_cosine``: built once, by one process, saved next to the DB, never used stale.
+"""The index behind ``ann_cosine``: built once, by one process, saved next to the DB, never used stale.
 
-The index file and its stamp (features version, rows, dimension, trees, seed, and the index
-file's inode, size and mtime) are written under temporary names and renamed into place,
-stamp last. Before use the stamp must match the loaded matrix and the file, and sampled
-vectors of the index must equal the matrix's rows; anything else (a crash between the two
+Which index is ``config.ANN_INDEX`` (search.ann_indexes: faiss' IVF by default, or Annoy).
+Either one only names candidate rows; they are re-scored with exact cosine on the loaded
+matrix, so the distances reported are exact and only the choice of rows is approximate.
+
+The index file and its stamp (kind and settings, features version, rows, dimension, seed, and
+the index file's inode, size and mtime) are written under temporary names and renamed into
+place, stamp last. Before use the stamp must match the loaded matrix and the file, and sampled
+rows read back from the index must equal the matrix's; anything else (a crash between the two
 renames, a damaged or foreign file) is rebuilt rather than trusted. The index follows the
 features version (db.versions), so a rescan that adds pending rows or moves files keeps it.
 
@@ -17,84 +21,97 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
+from tqdm import tqdm
 
 import config
 from db.versions import extraction_running
 from fileio import atomic_write, remove_dead_temporaries, write_with
+from search import metrics
+from search.ann_indexes import KINDS, ivf_cells
 
 log = logging.getLogger(__name__)
 
-_OPEN = {}  # index path -> (stamp, AnnoyIndex)
+_OPEN = {}  # index path -> (stamp, index)
 _SAID = set()  # (index path, features version, why): what the log was told already
 
 
 def index_dir(db_file):
-    return os.fspath(db_file) + ".annoy"
+    return os.fspath(db_file) + ".ann"
 
 
-def _paths(db_file, mode):
-    folder = index_dir(db_file)
-    return os.path.join(folder, f"{mode}.ann"), os.path.join(folder, f"{mode}.json")
+def index_file(db_file, mode, kind=None):
+    """Where the index of ``mode`` lives (``kind``: config.ANN_INDEX unless named)."""
+    return os.path.join(index_dir(db_file), f"{mode}.{kind or config.ANN_INDEX}")
 
 
-def _wanted_stamp(loaded, trees, seed):
-    return {"features_version": loaded.features_version, "rows": int(len(loaded.matrix)),
-            "dim": int(loaded.matrix.shape[1]), "trees": trees, "seed": seed}
+def _stamp_path(db_file, mode):
+    return os.path.join(index_dir(db_file), f"{mode}.json")
 
 
-def build(matrix, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED):
-    """An angular Annoy index over the rows of ``matrix`` (item i = row i)."""
-    from annoy import AnnoyIndex  # only ann_cosine needs it
-
-    index = AnnoyIndex(matrix.shape[1], "angular")
-    index.set_seed(seed)
-    for i, row in enumerate(matrix):
-        index.add_item(i, row)
-    index.build(trees, n_jobs=-1)
-    return index
+def wanted_stamp(loaded, kind):
+    """What the saved index of ``kind`` must have been built from and with, to be used."""
+    rows = int(len(loaded.matrix))
+    settings = {"trees": config.ANNOY_TREES} if kind == "annoy" else {"cells": ivf_cells(rows)}
+    return {"kind": kind, **settings, "features_version": loaded.features_version, "rows": rows,
+            "dim": int(loaded.matrix.shape[1]), "seed": config.ANN_SEED}
 
 
-def get_index(loaded, trees=config.ANNOY_TREES, seed=config.ANNOY_SEED, wait=True):
+def unit_matrix(loaded):
+    """The loaded matrix with unit rows, shared with exact cosine (search.modes)."""
+    return loaded.prepare("unit", metrics.unit_rows)
+
+
+def build(unit, kind=None, seed=None, progress=False):
+    """An index of ``kind`` over the rows of ``unit`` (row i = item i)."""
+    kind = kind or config.ANN_INDEX
+    with tqdm(total=len(unit), desc=f"{kind} index", unit="row", disable=None if progress else True, leave=False) as bar:
+        return KINDS[kind].build(unit, config.ANN_SEED if seed is None else seed, progress=bar.update)
+
+
+def get_index(loaded, wait=True, kind=None):
     """The index for ``loaded`` (a search.store.Loaded), loaded or (re)built as needed.
 
     With ``wait`` False (queries) None instead of building while another process builds it
     or main.py extracts into the DB; with ``wait`` True (main.py) it waits for another builder.
     """
-    ann_path, stamp_path = _paths(loaded.db_file, loaded.mode)
-    wanted = _wanted_stamp(loaded, trees, seed)
-    cached = _OPEN.get(ann_path)
+    kind = kind or config.ANN_INDEX
+    path = index_file(loaded.db_file, loaded.mode, kind)
+    stamp_path = _stamp_path(loaded.db_file, loaded.mode)
+    wanted = wanted_stamp(loaded, kind)
+    cached = _OPEN.get(path)
     if cached is not None and cached[0] == wanted:
         return cached[1]
-    index = _load_trusted(ann_path, stamp_path, wanted, loaded.matrix)
+    index = _load_trusted(path, stamp_path, wanted, loaded)
     if index is not None:
-        _OPEN[ann_path] = (wanted, index)
+        _OPEN[path] = (wanted, index)
         return index
     if not wait and extraction_running(loaded.db_file):
-        _say_once(ann_path, wanted, "main.py is extracting into this DB; it builds the index when it ends")
+        _say_once(path, wanted, "main.py is extracting into this DB; it builds the index when it ends")
         return None
-    lock = _build_lock(ann_path, wait)
+    lock = _build_lock(path, loaded.mode, wait)
     if lock is None:
-        _say_once(ann_path, wanted, "another process is building the index")
+        _say_once(path, wanted, "another process is building the index")
         return None
     try:
-        index = _load_trusted(ann_path, stamp_path, wanted, loaded.matrix)  # built meanwhile by the other one?
+        index = _load_trusted(path, stamp_path, wanted, loaded)  # built meanwhile by the other one?
         if index is None:
-            index = _build_and_save(loaded, ann_path, stamp_path, wanted, trees, seed)
+            index = _build_and_save(loaded, path, stamp_path, wanted, wait)
     finally:
         if lock is not True:
             lock.close()  # releases the flock
-    _OPEN[ann_path] = (wanted, index)
+    _OPEN[path] = (wanted, index)
     return index
 
 
-def _build_lock(ann_path, wait):
+def _build_lock(path, mode, wait):
     """The open lock file, held; None if another process holds it and ``wait`` is False;
     True when there is no folder to lock in (then nothing can be saved either)."""
     try:
-        os.makedirs(os.path.dirname(ann_path), exist_ok=True)
-        fh = open(ann_path[:-len(".ann")] + ".build.lock", "a+")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fh = open(os.path.join(os.path.dirname(path), f"{mode}.build.lock"), "a+")
     except OSError:
         return True
     try:
@@ -105,48 +122,54 @@ def _build_lock(ann_path, wait):
     return fh
 
 
-def _build_and_save(loaded, ann_path, stamp_path, wanted, trees, seed):
-    log.info("building the Annoy index for %s (%d rows, %d trees)", loaded.mode, wanted["rows"], trees)
-    index = build(loaded.matrix, trees, seed)
-    folder = os.path.dirname(ann_path)
-    remove_dead_temporaries(folder, os.path.basename(ann_path))
+def _build_and_save(loaded, path, stamp_path, wanted, progress):
+    log.info("building the %s index for %s (%d rows)", wanted["kind"], loaded.mode, wanted["rows"])
+    index = build(unit_matrix(loaded), wanted["kind"], wanted["seed"], progress=progress)
+    folder = os.path.dirname(path)
+    _remove_other_kinds(folder, loaded.mode, wanted["kind"], loaded.db_file)
+    remove_dead_temporaries(folder, os.path.basename(path))
     identity = []
     try:
-        write_with(ann_path, lambda tmp: identity.extend(_save(index, tmp)))
+        write_with(path, lambda tmp: identity.extend(_save(index, tmp)))
         with atomic_write(stamp_path, "w") as fh:
             json.dump({"index": wanted, "file": identity}, fh)
     except OSError as exc:  # a full disk or a read-only folder: the temporary files are gone already
-        log.warning("cannot save the Annoy index in %s (%s); this process keeps it in memory, and the next "
-                    "one builds it again (free disk space or make the folder writable)", folder, exc)
+        log.warning("cannot save the %s index in %s (%s); this process keeps it in memory, and the next "
+                    "one builds it again (free disk space or make the folder writable)", wanted["kind"], folder, exc)
     return index
 
 
-def _say_once(ann_path, wanted, why):
-    key = (ann_path, wanted["features_version"], why)
+def _remove_other_kinds(folder, mode, kind, db_file):
+    """An index of the other kind (IR_ANN_INDEX changed) and the folder of older versions
+    (<db>.annoy/) are never read again: they only take disk space."""
+    for other in KINDS:
+        if other != kind and os.path.exists(os.path.join(folder, f"{mode}.{other}")):
+            os.remove(os.path.join(folder, f"{mode}.{other}"))
+    old = os.fspath(db_file) + ".annoy"
+    if os.path.isdir(old):
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("removed %s: the index lives in %s now", old, folder)
+
+
+def _say_once(path, wanted, why):
+    key = (path, wanted["features_version"], why)
     if key not in _SAID:
         _SAID.add(key)
-        log.info("the Annoy index of %s is not ready (%s): ann_cosine answers with exact cosine meanwhile",
-                 os.path.basename(ann_path)[:-len(".ann")], why)
+        log.info("the %s index of %s is not ready (%s): ann_cosine answers with exact cosine meanwhile",
+                 wanted["kind"], os.path.basename(path).rsplit(".", 1)[0], why)
 
 
-def _load_trusted(ann_path, stamp_path, wanted, matrix, samples=8):
-    """The saved index if its stamp, its file and a sample of its vectors match, else None."""
-    from annoy import AnnoyIndex  # only ann_cosine needs it
-
+def _load_trusted(path, stamp_path, wanted, loaded, samples=8):
+    """The saved index if its stamp, its file and a sample of its rows match, else None."""
     stamp = _read_stamp(stamp_path)
-    if not isinstance(stamp, dict) or stamp.get("index") != wanted or stamp.get("file") != _identity(ann_path):
+    if not isinstance(stamp, dict) or stamp.get("index") != wanted or stamp.get("file") != _identity(path):
         return None
-    index = AnnoyIndex(wanted["dim"], "angular")
-    try:
-        index.load(ann_path)
-    except OSError:
+    index = KINDS[wanted["kind"]].load(path, wanted["dim"])
+    if index is None or index.rows != wanted["rows"]:
         return None
-    rows = np.unique(np.linspace(0, len(matrix) - 1, samples).astype(np.int64)) if len(matrix) else []
-    if index.get_n_items() != wanted["rows"] or not all(
-            np.array_equal(np.asarray(index.get_item_vector(int(r)), dtype=np.float32), matrix[r]) for r in rows):
-        index.unload()
-        return None
-    return index
+    unit = unit_matrix(loaded)
+    rows = np.unique(np.linspace(0, len(unit) - 1, samples).astype(np.int64)) if len(unit) else np.zeros(0, np.int64)
+    return index if index.check(unit, rows) else None
 
 
 def _identity(path):
@@ -159,7 +182,7 @@ def _identity(path):
 
 
 def search(loaded, query_row, top_k, exclude=()):
-    """(rows, cosine distances) of the approximate ``top_k`` nearest rows to ``query_row``,
+    """(rows, exact cosine distances) of the approximate ``top_k`` nearest rows to ``query_row``,
     leaving out the rows in ``exclude``; None when the index cannot give min(top_k, rows
     left) of them (then the caller answers with exact cosine)."""
     exclude = np.unique(np.asarray(exclude, dtype=np.int64))
@@ -169,21 +192,23 @@ def search(loaded, query_row, top_k, exclude=()):
     index = get_index(loaded, wait=False)
     if index is None:
         return None
-    unit = query_row.astype(np.float32) / max(float(np.linalg.norm(query_row)), np.finfo(np.float32).tiny)
-    rows, distances = query(index, unit, min(top_k + len(exclude), len(loaded.matrix)))
+    rows, distances = query(index, unit_matrix(loaded), query_row, min(top_k + len(exclude), len(loaded.matrix)))
     keep = ~np.isin(rows, exclude)
     rows, distances = rows[keep][:top_k], distances[keep][:top_k]
     if len(rows) < wanted:
-        log.info("the Annoy index found %d of the %d results asked for; answering with exact cosine", len(rows), wanted)
+        log.info("the index found %d of the %d results asked for; answering with exact cosine", len(rows), wanted)
         return None
     return rows, distances
 
 
-def query(index, unit_query, k, search_k=config.ANNOY_SEARCH_K):
-    """(rows, cosine distances) of the approximate k nearest rows."""
-    rows, angular = index.get_nns_by_vector(unit_query, k, search_k=search_k, include_distances=True)
-    # Annoy's angular distance is sqrt(2 (1 - cos)); report 1 - cos like exact cosine.
-    return np.asarray(rows, dtype=np.int64), np.square(np.asarray(angular, dtype=np.float64)) / 2.0
+def query(index, unit, query_row, k):
+    """(rows, cosine distances) of the approximate k nearest rows of ``unit``: the index names
+    candidates, exact cosine orders them."""
+    unit_query = metrics.unit_rows(np.asarray(query_row, dtype=np.float32)[None, :])[0]
+    candidates = np.unique(index.candidates(unit_query, k))
+    distances = metrics.cosine_distance(unit[candidates], unit_query)
+    best = np.argsort(distances, kind="stable")[:k]
+    return candidates[best], distances[best]
 
 
 def _read_stamp(path):

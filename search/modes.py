@@ -56,7 +56,7 @@ def _hamming(loaded, query):
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("cosine", _cosine, blurb="1 - cosine similarity"),
-    Metric("ann_cosine", _cosine, approximate=True, blurb="cosine through the Annoy index (approximate)"),
+    Metric("ann_cosine", _cosine, approximate=True, blurb="cosine through an index (IVF or Annoy): approximate choice, exact distances"),
     Metric("euclidean", _euclidean, blurb="straight-line distance"),
     Metric("manhattan", _manhattan, blurb="sum of absolute differences"),
     Metric("hamming", _hamming, blurb="bits that differ"),

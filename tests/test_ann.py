@@ -1,7 +1,10 @@
-"""Annoy on clustered data finds the exact cosine top-10 (overlap >= 0.9), reproducibly."""
+"""Both ann_cosine index kinds on clustered data find the exact cosine top-10 (overlap >= 0.9),
+report exact distances, and build reproducibly; the IVF with every cell probed is exact."""
 import numpy as np
+import pytest
 
 from search import ann, metrics
+from search.ann_indexes import KINDS, ivf_cells
 
 
 def clustered(n, dim, clusters, seed):
@@ -11,23 +14,52 @@ def clustered(n, dim, clusters, seed):
     return metrics.unit_rows(centres[labels] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32))
 
 
-def test_annoy_overlaps_exact_cosine_top10():
+def exact_top(data, q, k=10):
+    return metrics.smallest_k(metrics.cosine_distance(data, metrics.unit_rows(q[None, :])[0]), k).tolist()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_index_overlaps_exact_cosine_top10(kind):
     data = clustered(5000, 64, 100, seed=11)
-    index = ann.build(data, trees=20, seed=42)
+    index = ann.build(data, kind, seed=42)
     queries = clustered(50, 64, 100, seed=12)
     overlaps = []
     for q in queries:
-        exact = set(metrics.smallest_k(metrics.cosine_distance(data, q), 10).tolist())
-        rows, dist = ann.query(index, q, 10)  # the project's default search_k
-        overlaps.append(len(exact & set(rows.tolist())) / 10)
-        exact_dist = metrics.cosine_distance(data, q)[rows]
-        np.testing.assert_allclose(dist, exact_dist, atol=1e-4)  # distances reported as 1 - cos
+        rows, dist = ann.query(index, data, q, 10)  # the project's default probes / search_k
+        overlaps.append(len(set(exact_top(data, q)) & set(rows.tolist())) / 10)
+        np.testing.assert_allclose(dist, metrics.cosine_distance(data, q)[rows], atol=1e-6)  # exact 1 - cos
+        assert list(dist) == sorted(dist)
     assert np.mean(overlaps) >= 0.9
 
 
-def test_build_is_reproducible_with_a_fixed_seed():
-    data = clustered(500, 16, 10, seed=1)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_build_is_reproducible_with_a_fixed_seed(kind):
+    data = clustered(2000, 16, 10, seed=1)
     q = data[0]
-    first = ann.query(ann.build(data, trees=5, seed=3), q, 10)[0].tolist()
-    second = ann.query(ann.build(data, trees=5, seed=3), q, 10)[0].tolist()
+    first = ann.query(ann.build(data, kind, seed=3), data, q, 10)[0].tolist()
+    second = ann.query(ann.build(data, kind, seed=3), data, q, 10)[0].tolist()
     assert first == second
+
+
+def test_ivf_probing_every_cell_is_exact():
+    data = clustered(3000, 32, 30, seed=5)
+    index = ann.build(data, "ivf", seed=1)
+    everything = index.tuned(ivf_cells(len(data)))
+    for q in clustered(20, 32, 30, seed=6):
+        assert ann.query(everything, data, q, 10)[0].tolist() == exact_top(data, q)
+
+
+def test_ivf_cells_follow_the_square_root_and_keep_16_rows_each():
+    assert ivf_cells(500_000) == 2828  # 4 x sqrt(500k)
+    assert ivf_cells(10_000) == 400
+    assert ivf_cells(100) == 6  # at least 16 rows per cell
+    assert ivf_cells(5) == 1
+
+
+def test_check_tells_a_foreign_matrix_from_the_indexed_one():
+    data = clustered(1000, 16, 10, seed=2)
+    other = clustered(1000, 16, 10, seed=3)
+    rows = np.arange(0, 1000, 125)
+    for kind in KINDS:
+        index = ann.build(data, kind, seed=1)
+        assert index.check(data, rows) and not index.check(other, rows), kind

@@ -35,10 +35,13 @@ def test_bench_run_writes_its_json_and_tables(tmp_path):
     [search] = data["search"]
     assert search["n"] == 2000 and "embeddings/cosine" in search["queries"]
     assert all(q["project"]["count"] == 3 for q in search["queries"].values())
+    assert search["ann_index"]["kind"] == "ivf" and search["ann_reference"]["kind"] == "annoy"  # side by side
+    for numbers in (search["ann_index"], search["ann_reference"]):
+        assert len(numbers["sweep"]) >= 3 and all(0 <= p["recall_at_10"] <= 1 for p in numbers["sweep"])
     assert data["targets"] and all({"target", "measured", "met"} <= set(t) for t in data["targets"])
 
     table = table_file.read_text()
-    for text in ("| run | img/s | vs reference", "| stage, ms per image", "| measure | N=2,000",
+    for text in ("| run | img/s | vs reference", "| stage, ms per image", "| measure | N=2,000", "| N | index | setting | recall@10",
                  "| target | measured | met |", "in float32", "on " + ex["runtime"]):
         assert text in table, text
     assert all(f"{flag} {'yes' if data['machine']['cpu_flags'][flag] else 'no'}" in table for flag in FLAGS)

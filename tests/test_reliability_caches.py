@@ -25,7 +25,7 @@ from db.images import change_rows, delete_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from db.scan import Move, apply_moves
 from samples import ROOT, add_fake_images, fake_stamp
-from search import column_reader, matrix_cache, store
+from search import ann, column_reader, matrix_cache, store
 from search.query import search_ids
 
 DIM = 64
@@ -270,7 +270,7 @@ print(json.dumps({metric: [[h.id, h.path, round(h.distance, 5)] for h in search_
 
 def test_a_full_disk_while_writing_the_cache_and_the_index_in_a_query_process(db_path, monkeypatch):
     """A real write limit (RLIMIT_FSIZE) in a query process: the matrix (77 kB) and the
-    Annoy index do not fit. One warning each, no temporary files, the answers unchanged."""
+    ann_cosine index do not fit. One warning each, no temporary files, the answers unchanged."""
     conn = connect(db_path)  # kept open: the WAL index exists before the limited process starts
     monkeypatch.setattr(config, "MATRIX_CACHE", False)
     normal = answer(conn)
@@ -283,7 +283,7 @@ def test_a_full_disk_while_writing_the_cache_and_the_index_in_a_query_process(db
     assert [tuple(hit) for hit in got["cosine"]] == normal
     assert [tuple(hit) for hit in got["ann_cosine"]] == normal  # from the index it kept in memory
     assert out.stderr.count("cannot write the matrix cache") == 1, out.stderr
-    assert out.stderr.count("cannot save the Annoy index") == 1, out.stderr
+    assert out.stderr.count("cannot save the ivf index") == 1, out.stderr
     assert "Traceback" not in out.stderr
-    assert leftovers(matrix_cache.cache_root(db_path), str(db_path) + ".annoy") == []
+    assert leftovers(matrix_cache.cache_root(db_path), ann.index_dir(db_path)) == []
     conn.close()

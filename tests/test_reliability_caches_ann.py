@@ -1,4 +1,4 @@
-"""One Annoy builder at a time (issue 12): query processes that find the index stale build it
+"""One ann_cosine index builder at a time (issue 12): query processes that find the index stale build it
 once between them; while another process builds it, or main.py extracts, ``ann_cosine``
 answers with exact cosine and says so once in the log."""
 import fcntl
@@ -99,16 +99,16 @@ def test_two_query_processes_with_a_stale_index_build_it_once(db_path, tmp_path)
     outputs = [child.communicate(timeout=300) for child in children]
     assert all(child.returncode == 0 for child in children), [err for _, err in outputs]
     logs = "".join(err for _, err in outputs)
-    assert logs.count("building the Annoy index") == 1, logs
+    assert logs.count("building the ivf index") == 1, logs
     for out, _ in outputs:
         assert [tuple(hit) for hit in json.loads(out.strip().splitlines()[-1])] == exact
-    assert os.path.exists(os.path.join(ann.index_dir(db_path), "embeddings.ann"))
+    assert os.path.exists(ann.index_file(db_path, "embeddings"))
     conn.close()
 
 
 @contextmanager
 def build_lock_held(db_path):
-    """Another process building: its lock on <db>.annoy/embeddings.build.lock (an flock of
+    """Another process building: its lock on <db>.ann/embeddings.build.lock (an flock of
     another open file conflicts even within one process)."""
     os.makedirs(ann.index_dir(db_path), exist_ok=True)
     with open(os.path.join(ann.index_dir(db_path), "embeddings.build.lock"), "a+") as fh:
@@ -126,9 +126,9 @@ def test_while_another_process_builds_ann_cosine_answers_exactly_and_says_so_onc
         assert time.perf_counter() - start < 5  # answered at once, not after a build
     said = [r.getMessage() for r in caplog.records if r.name == "search.ann"]
     assert len(said) == 1 and "another process is building the index" in said[0] and "exact cosine" in said[0]
-    assert not os.path.exists(os.path.join(ann.index_dir(db_path), "embeddings.ann"))
+    assert not os.path.exists(ann.index_file(db_path, "embeddings"))
     assert hits(conn, "ann_cosine") == exact  # the lock released: this process builds it now
-    assert os.path.exists(os.path.join(ann.index_dir(db_path), "embeddings.ann"))
+    assert os.path.exists(ann.index_file(db_path, "embeddings"))
     conn.close()
 
 
@@ -145,7 +145,7 @@ def test_during_an_extraction_queries_do_not_build_the_index(db_path, caplog):
             assert hits(conn, "ann_cosine", 7) == hits(conn, "cosine", 7)
         said = [r.getMessage() for r in caplog.records if r.name == "search.ann"]
         assert len(said) == 1 and "extracting" in said[0]
-        assert not os.path.exists(os.path.join(ann.index_dir(db_path), "embeddings.ann"))
+        assert not os.path.exists(ann.index_file(db_path, "embeddings"))
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
@@ -153,7 +153,8 @@ def test_during_an_extraction_queries_do_not_build_the_index(db_path, caplog):
 
 
 def test_a_top_k_larger_than_the_index_yields_is_never_cut_short(db_path):
-    """Annoy finds about search_k candidates; asking for more must not silently return fewer."""
+    """An index finds a bounded number of candidates (IVF: the probed cells; Annoy: about
+    search_k); asking for more must not silently return fewer."""
     conn = connect(db_path)
     found = search_ids(conn, [1], "embeddings", "ann_cosine", top_k=8000)
     exact = search_ids(conn, [1], "embeddings", "cosine", top_k=8000)

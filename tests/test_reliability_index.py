@@ -1,6 +1,6 @@
 """Derived files are rebuilt, never trusted, when they do not match the DB.
 
-The Annoy index next to the DB is checked against the DB before use: a corrupt,
+The ann_cosine index next to the DB is checked against the DB before use: a corrupt,
 truncated, half-written or foreign index file (another DB's, at the same version counter)
 is rebuilt and ann_cosine then answers like exact cosine.
 """
@@ -74,7 +74,7 @@ def _index_files(db):
 def test_damaged_index_is_rebuilt(two_dbs, damage):
     folder, db = two_dbs / "a", two_dbs / "a.db"
     _ann_equals_exact(folder, db)  # builds and saves the index
-    ann_file = os.path.join(ann.index_dir(db), "embeddings.ann")
+    ann_file = ann.index_file(db, "embeddings")
     size = os.path.getsize(ann_file)
     with open(ann_file, "r+b") as fh:
         if damage == "garbage":
@@ -86,7 +86,7 @@ def test_damaged_index_is_rebuilt(two_dbs, damage):
     ann._OPEN.clear()  # a new query process: only the files on disk
     _ann_equals_exact(folder, db)
     assert os.path.getsize(ann_file) == size
-    assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # no temporaries
+    assert _index_files(db) == ["embeddings.build.lock", "embeddings.ivf", "embeddings.json"]  # no temporaries
 
 
 def test_another_dbs_index_at_the_same_version_is_not_trusted(two_dbs):
@@ -110,14 +110,14 @@ def test_index_of_an_older_state_after_a_crash_is_rebuilt(two_dbs, tmp_path):
     _ann_equals_exact(folder, db)
     Image.new("RGB", (32, 24), (250, 10, 10)).save(folder / "zz_new.png")  # the DB moves on
     _build(folder, db)
-    with open(os.path.join(ann.index_dir(db), "embeddings.ann.tmp999999"), "wb") as fh:
+    with open(ann.index_file(db, "embeddings") + ".tmp999999", "wb") as fh:
         fh.write(b"half an index")  # what a killed build leaves behind
     ann._OPEN.clear()
     store.forget()
     _ann_equals_exact(folder, db)
     conn = connect(db)
     try:
-        assert ann.get_index(store.load(conn, "embeddings")).get_n_items() == N + 1
+        assert ann.get_index(store.load(conn, "embeddings")).rows == N + 1
     finally:
         conn.close()
-    assert _index_files(db) == ["embeddings.ann", "embeddings.build.lock", "embeddings.json"]  # the dead build gone
+    assert _index_files(db) == ["embeddings.build.lock", "embeddings.ivf", "embeddings.json"]  # the dead build gone
