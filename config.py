@@ -119,14 +119,14 @@ DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
 DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
 TOP_K = _env("TOP_K", 5, minimum=1)
 # ann_cosine's index (search/ann_indexes.py): "ivf", faiss' inverted file (k-means cells, 8-bit
-# codes, candidates re-ranked by exact cosine): recall@10 ~0.97 in ~2 ms at 500k, where Annoy
-# gives 0.916 in 3.9 ms (make bench); or "annoy", whose memory-mapped file query processes share.
+# codes, candidates re-ranked by exact cosine): recall@10 0.974 in 2.6 ms at 500k, where Annoy
+# gives 0.916 in 3.0 ms (make bench); or "annoy", whose memory-mapped file query processes share.
 ANN_INDEX = _env("ANN_INDEX", "ivf", choices=("ivf", "annoy"))
-# IVF cells scanned per query (of 4 x sqrt(rows) cells): more, better recall, slower queries.
+# IVF cells scanned per query (of 4 x sqrt(rows) cells, at most rows / 16): more, better recall, slower.
 IVF_PROBES = _env("IVF_PROBES", 48, minimum=1)
 ANNOY_TREES = _env("ANNOY_TREES", 50, minimum=1)  # more trees: better recall, bigger index, slower build
 # Items Annoy inspects per query. Annoy's default (trees x k) misses too much; 20000 keeps a
-# 500k query under 5 ms with recall@10 0.916 on clustered vectors (5000: 0.89; bench/search_speed.py).
+# 500k query under 5 ms with recall@10 0.916 on clustered vectors (10000: 0.888; make bench).
 ANNOY_SEARCH_K = _env("ANNOY_SEARCH_K", 20000, minimum=1)
 ANN_SEED = _env("ANN_SEED", 42)  # fixed so that an index build is reproducible
 # Keep each mode's matrix memory-mapped in <db>.cache/ (named after the DB's version, so

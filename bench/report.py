@@ -187,8 +187,10 @@ def render(data):
                   "", search_table(data["search"]), ""]
         sweep = index_sweep_table(data["search"])
         if sweep.count("\n") > 1:
-            parts += ["The ann_cosine index alone, with its exact re-ranking (IVF: cells probed of "
-                      "4 x sqrt(N); Annoy: 50 trees, items inspected), in-collection queries:", "", sweep, ""]
+            built = "; ".join(f"{x['kind']} at N={r['n']:,}: " + ", ".join(f"{k} {x[k]}" for k in ("cells", "trees") if k in x)
+                              for r in data["search"] for x in (r.get("ann_index"), r.get("ann_reference")) if x)
+            parts += [f"The ann_cosine index alone, with its exact re-ranking, in-collection queries ({built}):",
+                      "", sweep, ""]
     real = data.get("real_embeddings")
     if real:
         parts += [f"ann_cosine ({real.get('index', 'annoy')}) on real embeddings (the demo DB, {real['images']} photos, {real['model']} {real['dim']}-d): "

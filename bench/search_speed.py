@@ -79,7 +79,7 @@ def index_numbers(conn, db_path, cache_dir, n):
     _read_through(path)
     return {"kind": kind, "build_s": remembered["build_s"], "build_measured": remembered["measured"],
             "index_mb": os.path.getsize(path) / 1e6, **{k: v for k, v in stamp.items() if k in ("cells", "trees")},
-            "dial": KINDS[kind].dial, "setting": default_setting(kind)}
+            "dial": KINDS[kind].dial, "setting": KINDS[kind].default_setting()}
 
 
 def other_index(loaded, cache_dir, n):
@@ -97,11 +97,7 @@ def other_index(loaded, cache_dir, n):
             json.dump(record, fh)
     _read_through(path)
     return index, {"kind": kind, "build_s": record["build_s"], "build_measured": record["measured"],
-                   "index_mb": os.path.getsize(path) / 1e6, "dial": KINDS[kind].dial}
-
-
-def default_setting(kind):
-    return config.IVF_PROBES if kind == "ivf" else config.ANNOY_SEARCH_K
+                   "index_mb": os.path.getsize(path) / 1e6, "dial": KINDS[kind].dial, **KINDS[kind].settings(n)}
 
 
 def _read_json(path):
@@ -142,7 +138,7 @@ def index_comparison(conn, cache_dir, n, rows):
     dials = {"ivf": (12, 24, config.IVF_PROBES, 96), "annoy": (config.ANNOY_SEARCH_K // 2, config.ANNOY_SEARCH_K,
                                                               2 * config.ANNOY_SEARCH_K, 4 * config.ANNOY_SEARCH_K)}
     other_numbers["sweep"] = index_sweep(other, unit, rows, sorted(set(dials[other_numbers["kind"]])))
-    other_numbers["setting"] = default_setting(other_numbers["kind"])
+    other_numbers["setting"] = KINDS[other_numbers["kind"]].default_setting()
     return index_sweep(default, unit, rows, sorted(set(dials[config.ANN_INDEX]))), other_numbers
 
 

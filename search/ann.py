@@ -30,7 +30,7 @@ import config
 from db.versions import extraction_running
 from fileio import atomic_write, remove_dead_temporaries, write_with
 from search import metrics
-from search.ann_indexes import KINDS, ivf_cells
+from search.ann_indexes import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ def _stamp_path(db_file, mode):
 def wanted_stamp(loaded, kind):
     """What the saved index of ``kind`` must have been built from and with, to be used."""
     rows = int(len(loaded.matrix))
-    settings = {"trees": config.ANNOY_TREES} if kind == "annoy" else {"cells": ivf_cells(rows)}
-    return {"kind": kind, **settings, "features_version": loaded.features_version, "rows": rows,
+    return {"kind": kind, **KINDS[kind].settings(rows), "features_version": loaded.features_version, "rows": rows,
             "dim": int(loaded.matrix.shape[1]), "seed": config.ANN_SEED}
 
 
@@ -65,19 +64,24 @@ def unit_matrix(loaded):
 
 
 def build(unit, kind=None, seed=None, progress=False):
-    """An index of ``kind`` over the rows of ``unit`` (row i = item i)."""
+    """An index of ``kind`` (config.ANN_INDEX unless named) over the rows of ``unit`` (row i = item i)."""
     kind = kind or config.ANN_INDEX
+    if kind not in KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of: {', '.join(sorted(KINDS))}")
+    if not len(unit):
+        raise ValueError("an index needs at least one row")
     with tqdm(total=len(unit), desc=f"{kind} index", unit="row", disable=None if progress else True, leave=False) as bar:
         return KINDS[kind].build(unit, config.ANN_SEED if seed is None else seed, progress=bar.update)
 
 
-def get_index(loaded, wait=True, kind=None):
-    """The index for ``loaded`` (a search.store.Loaded), loaded or (re)built as needed.
+def get_index(loaded, wait=True):
+    """The index (of config.ANN_INDEX's kind) for ``loaded`` (a search.store.Loaded), loaded or
+    (re)built as needed.
 
     With ``wait`` False (queries) None instead of building while another process builds it
     or main.py extracts into the DB; with ``wait`` True (main.py) it waits for another builder.
     """
-    kind = kind or config.ANN_INDEX
+    kind = config.ANN_INDEX
     path = index_file(loaded.db_file, loaded.mode, kind)
     stamp_path = _stamp_path(loaded.db_file, loaded.mode)
     wanted = wanted_stamp(loaded, kind)
@@ -126,7 +130,6 @@ def _build_and_save(loaded, path, stamp_path, wanted, progress):
     log.info("building the %s index for %s (%d rows)", wanted["kind"], loaded.mode, wanted["rows"])
     index = build(unit_matrix(loaded), wanted["kind"], wanted["seed"], progress=progress)
     folder = os.path.dirname(path)
-    _remove_other_kinds(folder, loaded.mode, wanted["kind"], loaded.db_file)
     remove_dead_temporaries(folder, os.path.basename(path))
     identity = []
     try:
@@ -136,19 +139,27 @@ def _build_and_save(loaded, path, stamp_path, wanted, progress):
     except OSError as exc:  # a full disk or a read-only folder: the temporary files are gone already
         log.warning("cannot save the %s index in %s (%s); this process keeps it in memory, and the next "
                     "one builds it again (free disk space or make the folder writable)", wanted["kind"], folder, exc)
+        return index
+    _remove_unused(folder, loaded.mode, wanted["kind"], loaded.db_file)
     return index
 
 
-def _remove_other_kinds(folder, mode, kind, db_file):
-    """An index of the other kind (IR_ANN_INDEX changed) and the folder of older versions
-    (<db>.annoy/) are never read again: they only take disk space."""
-    for other in KINDS:
-        if other != kind and os.path.exists(os.path.join(folder, f"{mode}.{other}")):
-            os.remove(os.path.join(folder, f"{mode}.{other}"))
-    old = os.fspath(db_file) + ".annoy"
-    if os.path.isdir(old):
-        shutil.rmtree(old, ignore_errors=True)
-        log.info("removed %s: the index lives in %s now", old, folder)
+def _remove_unused(folder, mode, kind, db_file):
+    """Once the new index is saved: the other kind's file (IR_ANN_INDEX changed) and the
+    folder of older versions (<db>.annoy/) are never read again, and only take disk space."""
+    unused = [os.path.join(folder, f"{mode}.{other}") for other in KINDS if other != kind]
+    for path in unused + [os.fspath(db_file) + ".annoy"]:
+        try:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+            else:
+                continue
+        except OSError as exc:  # read-only: harmless, it is never read
+            log.warning("cannot remove the unused %s (%s)", path, exc)
+            continue
+        log.info("removed the unused %s", path)
 
 
 def _say_once(path, wanted, why):

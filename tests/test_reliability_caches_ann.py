@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+import config
 from db import connect
 from db.features import ExtractedRow, write_batch
 from db.images import insert_images, pending_page
@@ -74,6 +75,7 @@ def hits(conn, metric, first=1, top_k=10):
 
 CHILD = """
 import json, logging, os, sys, time
+import config
 from db import connect
 from search.query import search_ids
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -160,4 +162,27 @@ def test_a_top_k_larger_than_the_index_yields_is_never_cut_short(db_path):
     exact = search_ids(conn, [1], "embeddings", "cosine", top_k=8000)
     assert len(found) == 8000 and [h.id for h in found] == [h.id for h in exact]
     assert len(search_ids(conn, [1], "embeddings", "ann_cosine", top_k=50_000)) == ROWS - 1
+    conn.close()
+
+
+def test_switching_the_index_kind_replaces_the_file_and_an_old_annoy_folder(db_path, monkeypatch, caplog):
+    """IR_ANN_INDEX=annoy builds, saves and later trusts an Annoy file; switching back to the IVF
+    builds that and removes the Annoy file, and the folder of older versions (<db>.annoy/) goes too."""
+    conn = connect(db_path)
+    old = str(db_path) + ".annoy"
+    os.makedirs(old, exist_ok=True)
+    with open(os.path.join(old, "embeddings.ann"), "wb") as fh:
+        fh.write(b"an index of the previous version")
+    exact = hits(conn, "cosine")
+    monkeypatch.setattr(config, "ANN_INDEX", "annoy")
+    with caplog.at_level(logging.INFO, logger="search.ann"):
+        assert hits(conn, "ann_cosine") == exact
+        ann._OPEN.clear()  # a new query process: the saved file is loaded and trusted, not rebuilt
+        assert hits(conn, "ann_cosine") == exact
+    assert [r.getMessage() for r in caplog.records].count("building the annoy index for embeddings (20000 rows)") == 1
+    assert os.path.exists(ann.index_file(db_path, "embeddings", "annoy")) and not os.path.exists(old)
+    monkeypatch.setattr(config, "ANN_INDEX", "ivf")
+    assert hits(conn, "ann_cosine") == exact
+    assert os.path.exists(ann.index_file(db_path, "embeddings", "ivf"))
+    assert not os.path.exists(ann.index_file(db_path, "embeddings", "annoy"))
     conn.close()
