@@ -15,6 +15,7 @@ collection with one new photo (what a nightly run pays beyond the photos themsel
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,12 +54,21 @@ def child(db_path, model, workers, batch_size, threads):
         return embedder
 
     embeddings.load_embedder = timed_load
+    cpu_start = cpu_seconds()
     start = time.perf_counter()
     summary = main.extract(db_path, model=model, batch_size=batch_size, workers=workers, threads=threads,
                            progress=False, build_index=False)
     seconds = time.perf_counter() - start
+    cpu_use = (cpu_seconds() - cpu_start) / (seconds * (os.cpu_count() or 1))
     print(json.dumps({"seconds": seconds - sum(loading), "model_load_s": sum(loading), "ok": summary.ok,
-                      "error": summary.error, "peak_rss_mb": peak_rss_mb(), "torch_imported": "torch" in sys.modules}))
+                      "error": summary.error, "peak_rss_mb": peak_rss_mb(), "torch_imported": "torch" in sys.modules,
+                      "cpu_use": cpu_use}))
+
+
+def cpu_seconds():
+    """CPU time of this process and of its finished children (the decode workers, joined at the end)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _fresh_db(path):
