@@ -119,8 +119,8 @@ DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
 DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
 TOP_K = _env("TOP_K", 5, minimum=1)
 # ann_cosine's index (search/ann_indexes.py): "ivf", faiss' inverted file (k-means cells, 8-bit
-# codes, candidates re-ranked by exact cosine): recall@10 0.974 in 2.6 ms at 500k, where Annoy
-# gives 0.916 in 3.0 ms (make bench); or "annoy", whose memory-mapped file query processes share.
+# codes, candidates re-ranked by exact cosine): recall@10 0.974 in 2-3 ms at 500k, where Annoy
+# gives 0.916 in 3-4 ms (make bench); or "annoy", whose memory-mapped file query processes share.
 ANN_INDEX = _env("ANN_INDEX", "ivf", choices=("ivf", "annoy"))
 # IVF cells scanned per query (of 4 x sqrt(rows) cells, at most rows / 16): more, better recall, slower.
 IVF_PROBES = _env("IVF_PROBES", 48, minimum=1)

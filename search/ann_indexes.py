@@ -5,7 +5,7 @@ check against the matrix, and name candidate rows for a query (search.ann re-sco
   scalar-quantised codes (a quarter of float32); a query scans the ``IVF_PROBES`` cells whose
   centres are nearest and returns a few times top_k candidates for the exact re-ranking. Why:
   on bench/synthetic's clustered 500k vectors, Annoy stays below recall@10 0.95 at any setting
-  that answers within 5 ms (0.916 in 3.0 ms), while this reaches 0.974 in 1.7 ms (make bench).
+  that answers within 5 ms (0.916 in 3-4 ms), while this reaches 0.974 in 2-3 ms (make bench).
 - ``annoy``: Spotify's random-projection forest (``ANNOY_TREES``, ``ANNOY_SEARCH_K``); its file
   is memory-mapped, so query processes share it. ``IR_ANN_INDEX=annoy`` keeps it.
 
