@@ -13,6 +13,7 @@ Both are built with a fixed seed (``ANN_SEED``), so a build is reproducible.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -24,6 +25,16 @@ IVF_MIN_ROWS_PER_CELL = 16  # below this k-means centres are poorly placed (fais
 IVF_TRAIN_ROWS_PER_CELL = 16  # k-means trains on this many sampled rows per cell, not on all
 IVF_TRAIN_ITERATIONS = 10  # k-means rounds: more barely moves recall but costs build time
 ADD_CHUNK = 65_536  # rows assigned to cells per step (bounds the temporary distance matrix)
+
+
+def import_faiss():
+    """faiss, imported quietly: its loader logs, at INFO, a "could not load" line for every
+    SIMD build the wheel does not ship (this one picks AVX2/AVX-512 code at run time instead),
+    which reads like an error in main.py's log."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss  # heavy, and only ann_cosine and the duplicate finder need it
+
+    return faiss
 
 
 def ivf_cells(rows: int) -> int:
@@ -56,7 +67,7 @@ class IvfIndex:
 
     @classmethod
     def build(cls, unit, seed, progress=None) -> IvfIndex:
-        import faiss  # only ann_cosine needs it
+        faiss = import_faiss()
 
         rows, dim = unit.shape
         cells = ivf_cells(rows)
@@ -78,7 +89,7 @@ class IvfIndex:
 
     @classmethod
     def load(cls, path, dim) -> IvfIndex | None:
-        import faiss  # only ann_cosine needs it
+        faiss = import_faiss()
 
         try:
             index = faiss.read_index(path)
@@ -89,7 +100,7 @@ class IvfIndex:
         return cls(index)
 
     def save(self, path) -> None:
-        import faiss  # only ann_cosine needs it
+        faiss = import_faiss()
 
         try:
             faiss.write_index(self._index, path)
@@ -117,7 +128,7 @@ class IvfIndex:
 
     def candidates(self, unit_query, k) -> np.ndarray:
         """Rows (best first by their 8-bit scores) to re-rank for the ``k`` best."""
-        import faiss  # loaded already by build() or load()
+        faiss = import_faiss()
 
         params = faiss.SearchParametersIVF(nprobe=min(self.probes, self._index.nlist))
         _, found = self._index.search(unit_query[None, :].astype(np.float32), max(IVF_RERANK * k, k + 30), params=params)

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from search.ann_indexes import import_faiss
 from search.duplicate_groups import UnionFind
 from search.duplicate_rows import RowReader
 
@@ -107,7 +108,7 @@ def single_threaded_blas():
 def train_centroids(rows: RowReader | np.ndarray, cells: int, seed: int = 0, rounds: int = KMEANS_ROUNDS) -> np.ndarray:
     """Unit-length centroids: faiss' spherical k-means on a seeded sample of ``rows`` (a matrix
     or a RowReader)."""
-    import faiss  # only the embedding duplicate search needs it
+    faiss = import_faiss()
 
     reader = rows if isinstance(rows, RowReader) else RowReader(rows)
     n = len(reader)
@@ -122,7 +123,7 @@ def train_centroids(rows: RowReader | np.ndarray, cells: int, seed: int = 0, rou
 def nearest_cells(rows: RowReader | np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
     """(N, probes) int32: each row's nearest centroids, nearest first (faiss' exact inner-product
     search over the centroids, block by block so a memory-mapped matrix is read once)."""
-    import faiss  # only the embedding duplicate search needs it
+    faiss = import_faiss()
 
     reader = rows if isinstance(rows, RowReader) else RowReader(rows)
     index = faiss.IndexFlatIP(centroids.shape[1])
