@@ -15,6 +15,7 @@ import logging
 import os
 import statistics
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from tqdm import tqdm
@@ -44,6 +45,9 @@ VARIANTS = [(f"{mode}/{metric}", mode, metric, {}) for mode, metric in PAIRS] + 
     (f"{mode}/{metric} +orientations", mode, metric, {"any_orientation": True})
     for mode, metric in PAIRS if MODES[mode].orientable]
 MODELS = ("efficientnet_lite0", "resnet18")
+# int8 (IR_EMBED_PRECISION=int8) is kept only while it scores this close to the default precision
+# on embeddings/cosine: P@10 on the labelled set, mean near-duplicate recall@1 (issue 11).
+INT8_KEEP = {"P@10": 0.01, "recall@1": 0.005}
 
 
 def build_db(folder, db_path, model, workers=config.NUM_WORKERS):
@@ -127,8 +131,21 @@ def near_duplicate_scores(conn, queries, mode, metric, ks=(1, 5), **options):
     return scores, 1000 * statistics.median(times)
 
 
-def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=config.NUM_WORKERS, query_threads=1):
-    """Every variant's scores on both sets with ``model``'s embeddings; builds the DBs if needed.
+@contextmanager
+def embed_precision(precision):
+    """config.EMBED_PRECISION set to ``precision`` while inside (None: left as configured)."""
+    saved = config.EMBED_PRECISION
+    config.EMBED_PRECISION = precision or saved
+    try:
+        yield
+    finally:
+        config.EMBED_PRECISION = saved
+
+
+def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=config.NUM_WORKERS, query_threads=1,
+             precision=None):
+    """Every variant's scores on both sets with ``model``'s embeddings (in ``precision``, default
+    as configured); builds the DBs if needed.
 
     Queries run the network on one image with ``query_threads`` torch threads: two gain
     little on one image, and on a busy machine two OpenMP threads waiting for each other
@@ -136,9 +153,11 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
     """
     import torch  # heavy: only to set the query threads of a torch-runtime model
 
-    labelled_db, near_db = os.path.join(db_dir, f"labelled_{model}.db"), os.path.join(db_dir, f"near_{model}.db")
-    build_db(labelled_dir, labelled_db, model, workers)
-    build_db(os.path.join(near_dir, "collection"), near_db, model, workers)
+    name = model + (f"-{precision}" if precision else "")
+    labelled_db, near_db = os.path.join(db_dir, f"labelled_{name}.db"), os.path.join(db_dir, f"near_{name}.db")
+    with embed_precision(precision):
+        build_db(labelled_dir, labelled_db, model, workers)
+        build_db(os.path.join(near_dir, "collection"), near_db, model, workers)
     torch.set_num_threads(query_threads)
     queries = near_duplicate_queries(near_dir)
     labelled_conn, near_conn = connect(labelled_db), connect(near_db)
@@ -163,6 +182,22 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
     labelled_conn.close()
     near_conn.close()
     return results
+
+
+def int8_verdict(report):
+    """One line: does int8 keep embeddings/cosine within INT8_KEEP of the default precision?"""
+    int8 = next((one for one in report["runs"] if one["precision"] == "int8"), None)
+    default = int8 and next((one for one in report["runs"]
+                             if one["model"] == int8["model"] and one["precision"] != "int8"), None)
+    if not default:
+        return None
+    ours, theirs = int8["rows"]["embeddings/cosine"], default["rows"]["embeddings/cosine"]
+    p10 = (ours["labelled"]["P@10"], theirs["labelled"]["P@10"])
+    r1 = (ours["near_duplicates"]["mean"]["recall@1"], theirs["near_duplicates"]["mean"]["recall@1"])
+    holds = p10[1] - p10[0] <= INT8_KEEP["P@10"] and r1[1] - r1[0] <= INT8_KEEP["recall@1"]
+    return (f"int8 against {default['precision']} ({int8['model']}, embeddings/cosine): P@10 {p10[0]:.3f} vs "
+            f"{p10[1]:.3f}, near-duplicate R@1 {r1[0]:.3f} vs {r1[1]:.3f}; allowed loss {INT8_KEEP['P@10']} and "
+            f"{INT8_KEEP['recall@1']}: {'quality holds, int8 stays an option' if holds else 'quality does NOT hold'}.")
 
 
 def model_status(name):
@@ -202,6 +237,9 @@ def markdown(report):
     for name, row in main_run["rows"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row['near_duplicates'][e]['recall@1']:.2f}" for e in edits) + " |")
     lines.append("| chance | " + " | ".join(f"{chance_n['recall@1']:.3f}" for _ in edits) + " |")
+    verdict = int8_verdict(report)
+    if verdict:
+        lines += ["", verdict]
     for name, reason in report["unavailable_models"].items():
         lines += ["", f"{name}: not measured, {reason}"]
     return "\n".join(lines) + "\n"
@@ -224,6 +262,8 @@ def main(argv=None):
                         help="seconds-sized sets from scikit-image's sample photos (no Debian packages; the "
                              "test suite's smoke run): crops of a photo as its class, exact copies as queries")
     parser.add_argument("--workers", default=config.NUM_WORKERS, help="decode workers for the extraction runs")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 run (IR_EMBED_PRECISION=int8) of the "
+                                                                 "first model, scored against its default precision")
     args = parser.parse_args(argv)
     setup_logging()
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
@@ -242,6 +282,10 @@ def main(argv=None):
         report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, model, variants, workers))
     if not report["runs"]:
         raise UsageError("no embedding model has verified weights on this machine")
+    if not args.no_int8 and report["runs"][0]["precision"] != "int8":
+        cosine = [v for v in VARIANTS if v[0] == "embeddings/cosine"]
+        report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, report["runs"][0]["model"], cosine, workers,
+                                       precision="int8"))
     text = markdown(report)
     write_results(report, text, args.out)
     print(text)

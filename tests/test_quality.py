@@ -100,7 +100,7 @@ def test_labelled_scores_match_a_hand_ranking(tiny_run):
 
 def test_results_are_written_and_read_back(tiny_run):
     report, table = tiny_run[3], tiny_run[4]
-    assert report["unavailable_models"] == {} and len(report["runs"]) == 1
+    assert report["unavailable_models"] == {} and len(report["runs"]) == 2  # the default precision, then int8
     run = report["runs"][0]
     assert run["runtime"] in ("onnxruntime", "torch") and run["precision"] in ("float32", "bfloat16", "int8")
     assert f"| efficientnet_lite0 ({run['runtime']}, {run['precision']}) | embeddings/cosine |" in table
@@ -146,3 +146,16 @@ def test_any_orientation_is_refused_outside_the_hash_modes(tiny_run):
     with pytest.raises(ValueError, match="hash modes"):
         calculate_similarities(query, conn, "embeddings", "cosine", any_orientation=True)
     conn.close()
+
+
+def test_int8_is_scored_against_the_default_precision(tiny_run):
+    """make quality prints whether int8 keeps P@10 and near-duplicate R@1 (issue 11's keep rule)."""
+    runs = tiny_run[3]["runs"]
+    assert runs[0]["precision"] != "int8" and runs[1]["precision"] == "int8" and runs[1]["model"] == runs[0]["model"]
+    assert list(runs[1]["rows"]) == ["embeddings/cosine"] and runs[1]["runtime"] == "onnxruntime"
+    ours, theirs = runs[1]["rows"]["embeddings/cosine"], runs[0]["rows"]["embeddings/cosine"]
+    verdict = next(line for line in tiny_run[4].splitlines() if line.startswith(f"int8 against {runs[0]['precision']}"))
+    assert f"P@10 {ours['labelled']['P@10']:.3f} vs {theirs['labelled']['P@10']:.3f}" in verdict
+    assert ("quality holds" in verdict) == (theirs["labelled"]["P@10"] - ours["labelled"]["P@10"] <= 0.01 and
+                                            theirs["near_duplicates"]["mean"]["recall@1"]
+                                            - ours["near_duplicates"]["mean"]["recall@1"] <= 0.005)
