@@ -67,7 +67,7 @@ def index_numbers(conn, db_path, cache_dir, n):
     kind = config.ANN_INDEX
     record = os.path.join(cache_dir, f"{kind}-build-n{n}.json")
     stamp = ann.wanted_stamp(loaded, kind)
-    remembered = _read_json(record)
+    remembered = matrix_cache.read_json(record)
     if remembered is None or remembered.get("stamp") != stamp or not os.path.exists(ann.index_file(db_path, "embeddings")):
         shutil.rmtree(ann.index_dir(db_path), ignore_errors=True)
         _, seconds = timed(ann.get_index, loaded)
@@ -87,7 +87,7 @@ def other_index(loaded, cache_dir, n):
     kept in bench/cache under the DB's version: the side-by-side reference for recall and speed."""
     kind = next(k for k in KINDS if k != config.ANN_INDEX)
     path = os.path.join(cache_dir, f"{kind}-n{n}-v{loaded.features_version}.{kind}")
-    record = _read_json(path + ".json")
+    record = matrix_cache.read_json(path + ".json")
     index = KINDS[kind].load(path, loaded.matrix.shape[1]) if record and os.path.exists(path) else None
     if index is None or index.rows != n:
         index, seconds = timed(ann.build, ann.unit_matrix(loaded), kind)
@@ -98,14 +98,6 @@ def other_index(loaded, cache_dir, n):
     _read_through(path)
     return index, {"kind": kind, "build_s": record["build_s"], "build_measured": record["measured"],
                    "index_mb": os.path.getsize(path) / 1e6, "dial": KINDS[kind].dial, **KINDS[kind].settings(n)}
-
-
-def _read_json(path):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
 
 
 def _read_through(path):

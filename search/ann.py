@@ -30,6 +30,7 @@ import config
 from db.versions import extraction_running
 from fileio import atomic_write, remove_dead_temporaries, write_with
 from search import metrics
+from search.matrix_cache import read_json
 from search.ann_indexes import KINDS
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _say_once(path, wanted, why):
 
 def _load_trusted(path, stamp_path, wanted, loaded, samples=8):
     """The saved index if its stamp, its file and a sample of its rows match, else None."""
-    stamp = _read_stamp(stamp_path)
+    stamp = read_json(stamp_path)
     if not isinstance(stamp, dict) or stamp.get("index") != wanted or stamp.get("file") != _identity(path):
         return None
     index = KINDS[wanted["kind"]].load(path, wanted["dim"])
@@ -220,14 +221,6 @@ def query(index, unit, query_row, k):
     distances = metrics.cosine_distance(unit[candidates], unit_query)
     best = np.argsort(distances, kind="stable")[:k]
     return candidates[best], distances[best]
-
-
-def _read_stamp(path):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
 
 
 def _save(index, tmp):
