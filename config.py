@@ -118,7 +118,7 @@ MAX_IMAGE_PIXELS = _env("MAX_IMAGE_PIXELS", 89_478_485, minimum=1)  # Pillow's d
 DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
 DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
 TOP_K = _env("TOP_K", 5, minimum=1)
-# ann_cosine's index (search/ann_indexes.py): "ivf", faiss' inverted file (k-means cells, 8-bit
+# ann_cosine's index (search/ann/kinds.py): "ivf", faiss' inverted file (k-means cells, 8-bit
 # codes, candidates re-ranked by exact cosine): recall@10 0.974 in 2-3 ms at 500k, where Annoy
 # gives 0.916 in 3-4 ms (make bench); or "annoy", whose memory-mapped file query processes share.
 ANN_INDEX = _env("ANN_INDEX", "ivf", choices=("ivf", "annoy"))

@@ -11,7 +11,7 @@ ahead, so whichever stage is behind gets the cores and every core stays busy wha
 decode/network cost ratio; the network's threads wait for each other at every layer, so
 they are not oversubscribed. IR_NUM_WORKERS and IR_EMBED_THREADS override either.
 
-This module imports no torch: the network comes from features.embeddings.load_embedder
+This module imports no torch: the network comes from features.network.loader.load_embedder
 (looked up at run time, so a benchmark can substitute its own), which on ONNX Runtime with
 the model cached never loads torch.
 """
@@ -31,7 +31,7 @@ from db.images import PendingRow
 from extraction.errors import DatasetFolderError
 from extraction.run import Job, ModelChoice, RunSummary, Started, extract
 from extraction.workers import WorkerPool
-from features import embeddings
+from features.network import loader
 from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
 
 log = logging.getLogger("main")
@@ -113,7 +113,7 @@ class LocalExecutor:
         self._batch_size = job.batch_size
         if self.balance.workers:  # forked before the network loads: small processes, no threads to fork
             self._pool = WorkerPool(self._describe, self.balance.workers, _lost, DEPTH)
-        self._embedder = embeddings.load_embedder(choice.model, choice.precision, choice.runtime,
+        self._embedder = loader.load_embedder(choice.model, choice.precision, choice.runtime,
                                                   threads=self.balance.threads)
         self._settings = dataclasses.replace(settings, model=self._embedder.spec.name)
         return Started(self._settings, stamp(self._settings, self._embedder))

@@ -1,7 +1,7 @@
 """Distance kernels over a whole feature matrix, vectorised, and exact top-k selection.
 
 Every metric is a distance (smaller is more similar) so results read the same way in
-every mode. Inputs are prepared once per loaded matrix (see search.store), so a query
+every mode. Inputs are prepared once per loaded matrix (see search.matrix_cache), so a query
 costs one pass over the matrix. Which metric fits which mode is search.modes' business.
 """
 import os

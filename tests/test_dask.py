@@ -300,19 +300,19 @@ def _prefer_bfloat16():
     """On this worker, torch's "auto" precision now means bfloat16 (as on a CPU with native
     bfloat16); its own runtime setting stays onnxruntime."""
     from extraction import dask_worker
-    from features import embeddings
+    from features.network import base
 
     dask_worker._EMBEDDERS.clear()
-    embeddings.real_native_bfloat16 = embeddings.native_bfloat16
-    embeddings.native_bfloat16 = lambda: True
+    base.real_native_bfloat16 = base.native_bfloat16
+    base.native_bfloat16 = lambda: True
 
 
 def _undo_prefer_bfloat16():
     from extraction import dask_worker
-    from features import embeddings
+    from features.network import base
 
     dask_worker._EMBEDDERS.clear()
-    embeddings.native_bfloat16 = embeddings.real_native_bfloat16
+    base.native_bfloat16 = base.real_native_bfloat16
 
 
 def _worker_networks():

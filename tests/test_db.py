@@ -100,12 +100,12 @@ def test_hash_sizes_that_do_not_fill_whole_bytes_are_searchable(mini_collection,
 
 
 def test_a_reset_that_cannot_load_its_model_keeps_the_old_features(mini_collection, tmp_path, monkeypatch):
-    from features import embeddings
+    from features.network import base
     from features.errors import WeightsError
 
     db = tmp_path / "copy.db"
     shutil.copy(mini_collection["db"], db)
-    monkeypatch.setitem(embeddings.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "absent.pth"), "f37072fd"))
+    monkeypatch.setitem(base.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "absent.pth"), "f37072fd"))
     with pytest.raises(WeightsError):
         main.extract(str(db), model="resnet18", workers=0, progress=False, reset=True)
     conn = connect(db)

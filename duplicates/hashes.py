@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from search.duplicate_candidates import MAX_BLOCK_PAIRS, Pairs, spanning_pairs
+from duplicates.candidates import MAX_BLOCK_PAIRS, Pairs, spanning_pairs
 
 MAX_BLOCK_BITS = 62
 MAX_CANDIDATES = 4_000_000  # candidate pairs verified at once: about 100 MB of temporaries

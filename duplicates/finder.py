@@ -1,6 +1,6 @@
 """Every group of near-duplicates in the collection, with a keeper each: nothing is deleted.
 
-    from search.duplicates import find_duplicates
+    from duplicates import find_duplicates
     report = find_duplicates(conn.cursor())            # embeddings, the measured default threshold
     for group in report.groups: print(group.kind, group.keep, group.paths)
 
@@ -14,8 +14,8 @@ Groups are the connected sets of such pairs (union-find: A~B and B~C put A and C
 ``linkage="keeper"`` instead keeps only members that are copies of their keeper).
 Byte-identical files (the same stored content hash) always form a group, of kind "exact".
 
-At scale: candidates come from cells of the embeddings (search.duplicate_candidates) and
-from multi-index hashing of the pHashes (search.duplicate_hashes), never from all pairs;
+At scale: candidates come from cells of the embeddings (duplicates.candidates) and
+from multi-index hashing of the pHashes (duplicates.hashes), never from all pairs;
 memory is the memory-mapped matrices plus O(N) bookkeeping.
 
 The keeper is the largest picture in pixels, then the largest file, then the oldest file
@@ -32,11 +32,11 @@ import numpy as np
 
 from db.details import exact_copy_sets, image_details
 from db.errors import NoFeaturesError
-from search import store
-from search.duplicate_candidates import DEFAULT_PROBES, Pairs, close_pairs
-from search.duplicate_groups import choose_keeper, group_pairs, split_by_keeper
-from search.duplicate_hashes import hamming, hash_pairs, oriented_rows
-from search.duplicate_rows import RowReader
+from search import matrix_cache
+from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
+from duplicates.groups import choose_keeper, group_pairs, split_by_keeper
+from duplicates.hashes import hamming, hash_pairs, oriented_rows
+from duplicates.rows import RowReader
 from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
         raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
     conn = getattr(cursor, "connection", cursor)
     started = time.perf_counter()
-    loaded = store.load(conn, mode)
+    loaded = matrix_cache.load(conn, mode)
     if not loaded.stamp:
         raise NoFeaturesError(f"{loaded.db_file} has no extracted features yet: "
                               f"run `python main.py --db {loaded.db_file}` first")
@@ -189,7 +189,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
         rows = [piece for g in rows
                 for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of,
                                              max_rows=KEEPER_SPLIT_ROWS)]
-    with RowReader(loaded.matrix) as reader:  # pread, not the map: see search.duplicate_rows
+    with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
         groups = [_group(loaded, reader.take(g), g, [by_row[int(r)] for r in g], rule) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
@@ -262,7 +262,7 @@ def _keeper_facts(d):
 
 def _aligned_hashes(conn, loaded):
     """The support hashes row for row with ``loaded`` (ids are sorted in both)."""
-    hashes = store.load(conn, SUPPORT_HASH)
+    hashes = matrix_cache.load(conn, SUPPORT_HASH)
     if np.array_equal(hashes.ids, loaded.ids):
         return hashes.matrix
     rows = np.minimum(np.searchsorted(hashes.ids, loaded.ids), len(hashes.ids) - 1)

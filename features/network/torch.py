@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from features.embeddings import Embedder, ModelSpec, resolve_precision
+from features.network.base import Embedder, ModelSpec, resolve_precision
 
 PRECISION_DTYPES = {"bfloat16": torch.bfloat16}  # precisions computed under CPU autocast
 
