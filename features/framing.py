@@ -32,7 +32,8 @@ def centre_crop(image: Image.Image, size: int = 224) -> np.ndarray:
     input is first scaled to a shorter side of size / CROP_RATIO, as ``Resize`` would."""
     width, height = image.size
     if min(width, height) < size:
-        scale = round(size / CROP_RATIO) / min(width, height)
+        side = round(size / CROP_RATIO)
+        scale = side / min(width, height)
         image = image.resize((max(side, round(width * scale)), max(side, round(height * scale))), Image.BILINEAR)
         width, height = image.size
     top = int(round((height - size) / 2.0))
