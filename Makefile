@@ -42,7 +42,8 @@ bench: venv
 bench-quick: venv
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
-# The network alone, torch vs ONNX Runtime, float32/int8/bfloat16, 1-2 threads, batch 1/8/32 (bench/bench_network.py).
+# The network alone, torch vs ONNX Runtime, float32/int8/bfloat16, 1-2 threads, batch 1/8/32, then
+# EfficientNet-Lite0/1/2 side by side (speed, hours for 500k, quality from make quality; bench/bench_network.py).
 bench-network: venv
 	$(PY) -m bench.bench_network --precisions float32,int8,bfloat16
 
