@@ -176,7 +176,10 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
     rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
     exact = _exact_rows(conn, loaded.ids)
-    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes,
+    # The thresholds were measured on unit rows of the stored embeddings, before searches got
+    # centred vectors (search.transform): the finder keeps those until they are measured again.
+    vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
+    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes,
                                                    subset=representatives(len(loaded.ids), exact)), exact)
     details = image_details(conn, [int(loaded.ids[r]) for g in rows for r in g])
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
@@ -187,9 +190,9 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
             return choose_keeper([_keeper_facts(by_row[int(r)]) for r in part])
 
         rows = [piece for g in rows
-                for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of,
+                for piece in split_by_keeper(g, lambda part: rule.linked(vectors, hashes, part), keeper_of,
                                              max_rows=KEEPER_SPLIT_ROWS)]
-    with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
+    with RowReader(vectors) as reader:  # pread, not the map: see duplicates.rows
         groups = [_group(loaded, reader.take(g), g, [by_row[int(r)] for r in g], rule) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,

@@ -58,12 +58,14 @@ def search_vectors(rows: np.ndarray, mean: np.ndarray, kind: str) -> np.ndarray:
 
 def transform_loaded(loaded, kind: str) -> None:
     """Turn a loaded matrix of unit rows into search vectors in place (matrix, ``unit`` copy,
-    ``mean``, ``transform``); the mean and the vectors are saved with the matrix cache."""
+    ``mean``, ``transform``; the unit rows stay as ``raw_matrix``); the mean and the vectors are
+    saved with the matrix cache."""
     check_transform(kind)
     if kind == NONE or loaded.transform != NONE:
         return
     mean = loaded.prepare("mean", collection_mean)
     vectors = loaded.prepare(f"search-{kind}", lambda unit: search_vectors(unit, mean, kind))
+    loaded.raw_matrix = loaded.matrix
     loaded.mean, loaded.matrix, loaded.transform = np.asarray(mean), vectors, kind
     loaded.prepared["unit"] = vectors  # cosine and the ann_cosine index work on the search vectors
 
