@@ -102,14 +102,15 @@ def health(request: Request) -> dict:
 
 @router.post("/search", response_model=Results, responses=ERRORS, summary="Search by uploaded photos",
              description=f"Multipart form: one or more images in `files` (at most {MAX_FILES}, combined into one "
-                         "query as calculate_similarities does), optional `mode`, `metric` and `top_k`. Uploads "
+                         "query as calculate_similarities does), optional `mode`, `metric`, `top_k` and `expand`. Uploads "
                          "are decoded in memory and never stored in the collection.")
 def search(request: Request,
            files: Annotated[list[UploadFile], File(description="the query image(s)")],
            mode: Annotated[str, Form(description="search mode")] = DEFAULT_MODE,
            metric: Annotated[str | None, Form(description="default: the mode's own")] = None,
            top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K,
-           expand: ExpandQuery = None) -> dict:
+           expand: Annotated[bool | None, Form(description="embeddings: query expansion (see /similar)")] = None
+           ) -> dict:
     coll = collection(request)
     query = coll.check(mode, metric, top_k, expand)
     uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files[:MAX_FILES + 1]]
