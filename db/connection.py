@@ -80,10 +80,10 @@ def _check_header(conn: sqlite3.Connection, path: str) -> None:
     try:
         conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as exc:
-        if exc.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
-            raise
-        conn.close()
-        raise NotADatabaseError(NOT_SQLITE.format(path=path)) from None
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            conn.close()
+            raise NotADatabaseError(NOT_SQLITE.format(path=path)) from None
+        # a damaged DB with a valid header: _check_version says it is not one of ours
 
 
 def copy_database(source: str | os.PathLike, target: str | os.PathLike) -> None:
