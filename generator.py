@@ -24,7 +24,9 @@ from tqdm import tqdm
 import config
 from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
-from db.images import ERROR, PENDING, ChangedRow, Header, ImageRow, count_images, delete_images, known_files
+from db.images import (
+    ERROR, PENDING, ChangedRow, Header, Identity, ImageRow, KnownFile, count_images, delete_images, known_files,
+)
 from db.meta import claim_dataset_root
 from db.scan import (
     ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
@@ -193,15 +195,19 @@ def _check_batch(conn, scan_range, batch, root, summary):
         stored, utf8 = _storable(rel)
         files[stored] = (full, utf8)
     known = known_files(conn, list(files))
-    inserts, changes, seen = [], [], []
+    inserts, changes, seen, identities = [], [], [], []
     for rel, (full, utf8) in files.items():
         old = known.get(rel)
+        st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
+        identity = Identity(st.st_ctime_ns, st.st_ino, rel) if st is not None else None
         if old is not None:
             seen.append(old.id)
-            st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
-            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old.size, old.mtime_ns) and not (
-                    old.status == ERROR and (old.reason or "").startswith(VANISHED)):
+            if _unchanged(old, st, full):
+                if identity is not None and (old.ctime_ns, old.inode) != identity[:2]:
+                    identities.append(identity)  # the same bytes: recorded, not extracted again
                 continue
+        if identity is not None:
+            identities.append(identity)
         header = describe_header(full, root) if utf8 else _not_utf8(full)
         if header.status == ERROR:
             log.warning("skipped %s: %s", rel, header.reason)
@@ -210,10 +216,27 @@ def _check_batch(conn, scan_range, batch, root, summary):
             inserts.append(ImageRow(rel, *header))
         else:
             changes.append(ChangedRow(old.id, *header))
-    commit_batch(conn, scan_range, inserts, changes, seen)
+    commit_batch(conn, scan_range, inserts, changes, seen, identities)
     summary.files += len(batch)
     summary.new += len(inserts)
     summary.changed += len(changes)
+
+
+def _unchanged(old: KnownFile, st: os.stat_result | None, full: str) -> bool:
+    """True if the file is the one the row describes, so its features still hold.
+
+    Size and mtime first (a changed one means changed); then ctime and inode, which only a
+    real replacement or a metadata change moves: those files are read and hashed, and count
+    as changed only if their bytes differ from what was extracted. A version-1 row has no
+    ctime or inode yet: it is trusted on size and mtime, as before, and they are recorded.
+    """
+    if old.status == ERROR and (old.reason or "").startswith(VANISHED):
+        return False
+    if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) != (old.size, old.mtime_ns):
+        return False
+    if st is None or old.ctime_ns is None or (old.ctime_ns, old.inode) == (st.st_ctime_ns, st.st_ino):
+        return True
+    return old.content_hash is not None and _file_digest(full) == old.content_hash
 
 
 def _find_moves(conn, scan_range: ScanRange, root, batch_size) -> tuple[int, int]:
