@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import config
 from cli import UsageError, run, setup_logging
+from cli.collection_root import RELOCATION_SAMPLE, refuse_system_folder, relocate_collection
 from db import ScanLock, connect
 from db.images import (
     ERROR, PENDING, ChangedRow, Header, Identity, ImageRow, KnownFile, count_images, delete_images, known_files,
@@ -116,12 +117,15 @@ def _file_digest(full):
 
 
 def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Collection[str] = config.IMAGE_EXTENSIONS,
-         batch_size: int = config.SCAN_BATCH_SIZE, progress: bool = True, allow_deletions: bool = False) -> ScanSummary:
+         batch_size: int = config.SCAN_BATCH_SIZE, progress: bool = True, allow_deletions: bool = False,
+         relocate: bool = False, force: bool = False) -> ScanSummary:
     """Bring the DB's rows in line with the files under ``data_dir``; returns a ScanSummary.
 
-    Raises UsageError, changing nothing, when the folder is missing, not a folder, or empty
-    while the DB has rows, and before deleting more than config.DELETION_GUARD_SHARE of the
-    rows unless ``allow_deletions``.
+    Raises UsageError, changing nothing, when the folder is missing, not a folder, a system
+    folder (unless ``force``), or empty while the DB has rows, and before deleting more than
+    config.DELETION_GUARD_SHARE of the rows unless ``allow_deletions``. ``relocate``: the DB
+    indexes another folder that moved here; it is re-pointed once a sample of its files is
+    found here with the same bytes (nothing is extracted again).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -133,10 +137,14 @@ def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Co
     if not os.path.isdir(data_dir):
         raise UsageError(f"dataset folder {data_dir} is not a folder: pass --data with your photo folder")
     root = os.path.realpath(data_dir)
+    if not force:
+        refuse_system_folder(data_dir, root)
     extensions = {e.lower() for e in extensions}
     conn = connect(db_path, create=True)
     try:
         with ScanLock(db_path):
+            if relocate:
+                relocate_collection(conn, root, _file_digest)
             claim_dataset_root(conn, root)  # another folder's DB: said before anything else
             _refuse_empty_root(conn, data_dir, root)
             return _sync(conn, root, extensions, batch_size, progress, allow_deletions)
@@ -301,10 +309,15 @@ def main(argv=None) -> None:
     parser.add_argument("--allow-deletions", action="store_true",
                         help=f"delete the rows of missing files even if they are more than "
                              f"{config.DELETION_GUARD_SHARE:.0%}% of the collection")
+    parser.add_argument("--relocate", action="store_true",
+                        help="the collection moved to --data (another mount point, a renamed folder): re-point the "
+                             f"DB after checking that {RELOCATION_SAMPLE} of its files are there, unchanged")
+    parser.add_argument("--force", action="store_true", help="scan even a system folder such as / or /proc")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging()
-    print(scan(args.data, args.db, progress=not args.no_progress, allow_deletions=args.allow_deletions))
+    print(scan(args.data, args.db, progress=not args.no_progress, allow_deletions=args.allow_deletions,
+               relocate=args.relocate, force=args.force))
 
 
 if __name__ == "__main__":
