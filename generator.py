@@ -31,6 +31,7 @@ from db.images import (
 from db.meta import claim_dataset_root
 from db.scan import (
     ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
+    forget_new_rows,
     files_to_hash, gone_page, mark_unchecked, move_page, pair_moves, record_digests,
 )
 from features.decode import content_hash, limit_pixels, open_image
@@ -182,7 +183,11 @@ def _sync(conn, root, extensions, batch_size, progress, allow_deletions):
     moved, moved_new = _find_moves(conn, scan_range, root, batch_size)
     summary.moved, summary.new = moved, summary.new - moved_new
     gone, summary.not_checked = count_gone(conn, scan_range), count_not_checked(conn, scan_range)
-    _refuse_mass_deletion(gone, count_rows(conn, scan_range), allow_deletions)
+    try:
+        _refuse_mass_deletion(gone, count_rows(conn, scan_range), allow_deletions)
+    except UsageError:
+        forget_new_rows(conn, scan_range)
+        raise
     after = 0
     while page := move_page(conn, after, batch_size):
         apply_moves(conn, page)
@@ -235,16 +240,17 @@ def _unchanged(old: KnownFile, st: os.stat_result | None, full: str) -> bool:
 
     Size and mtime first (a changed one means changed); then ctime and inode, which only a
     real replacement or a metadata change moves: those files are read and hashed, and count
-    as changed only if their bytes differ from what was extracted. A version-1 row has no
-    ctime or inode yet: it is trusted on size and mtime, as before, and they are recorded.
+    as changed only if their bytes differ from what was extracted. A row with nothing extracted
+    (pending, or an error) has no features to protect, and a version-1 row has no ctime or inode
+    yet: both are trusted on size and mtime, as before, and the new ctime and inode recorded.
     """
     if old.status == ERROR and (old.reason or "").startswith(VANISHED):
         return False
     if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) != (old.size, old.mtime_ns):
         return False
-    if st is None or old.ctime_ns is None or (old.ctime_ns, old.inode) == (st.st_ctime_ns, st.st_ino):
+    if st is None or old.ctime_ns is None or old.content_hash is None:
         return True
-    return old.content_hash is not None and _file_digest(full) == old.content_hash
+    return (old.ctime_ns, old.inode) == (st.st_ctime_ns, st.st_ino) or _file_digest(full) == old.content_hash
 
 
 def _find_moves(conn, scan_range: ScanRange, root, batch_size) -> tuple[int, int]:

@@ -185,6 +185,17 @@ def apply_moves(conn: sqlite3.Connection, moves: list[Move]) -> None:
         bump_generation(conn)
 
 
+def forget_new_rows(conn: sqlite3.Connection, scan: ScanRange) -> int:
+    """A refused scan takes back the rows it inserted (they are found again by the next one),
+    so that a refusal changes nothing the search or main.py would see. Returns how many."""
+    with conn:
+        removed = conn.execute("DELETE FROM images WHERE id > ?", (scan.last,)).rowcount
+        conn.execute("DELETE FROM meta WHERE key = ?", (_NEW_AFTER_KEY,))
+        if removed:
+            bump_generation(conn)
+    return removed
+
+
 def end_scan(conn: sqlite3.Connection) -> None:
     """The scan finished: its new rows are ordinary rows from now on."""
     if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_NEW_AFTER_KEY,)).fetchone():

@@ -78,6 +78,8 @@ def test_a_rewrite_in_place_keeping_size_and_mtime_is_noticed(tmp_path):
 
     assert generator.scan(str(photos), str(db), progress=False).changed == 1
     assert stored_hash(db, "swap.bmp") == (None, "pending")
+    main.extract(str(db), model=MODEL, workers=0, progress=False, build_index=False)
+    assert stored_hash(db, "swap.bmp") == (content_hash(target.read_bytes()), "ok")
 
 
 def test_same_bytes_with_a_new_ctime_are_not_extracted_again(tmp_path):

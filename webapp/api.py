@@ -109,7 +109,8 @@ def search(request: Request,
            top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K) -> dict:
     coll = collection(request)
     query = coll.check(mode, metric, top_k)
-    uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files[:MAX_FILES + 1]]
+    coll.check_upload_count(len(files))
+    uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files]
     return _timed(coll, query, lambda: coll.search_uploads(uploads, query))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,18 @@ class Collection:
         self._local = threading.local()
         self._searcher = ThreadPoolExecutor(1, thread_name_prefix="search")
         self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
+
+    def private_paths(self) -> list[tuple[str, str]]:
+        """(absolute path, what an error body shows instead), longest first."""
+        try:
+            root = dataset_root(self.conn()) or ""
+        except (DatabaseError, sqlite3.Error):  # the DB is what failed: its own paths are still hidden
+            root = ""
+        named = [(os.path.abspath(self.db_path), os.path.basename(self.db_path)),
+                 (os.path.realpath(self.db_path), os.path.basename(self.db_path)),
+                 (os.path.dirname(os.path.abspath(self.db_path)), "the DB's folder"),
+                 (root, "the collection folder")]
+        return sorted({(path, shown) for path, shown in named if len(path) > 1}, key=lambda p: -len(p[0]))
 
     def conn(self):
         """This thread's connection (made on first use, kept for the thread's life)."""
@@ -126,12 +139,17 @@ class Collection:
             raise ApiError(400, f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         return Query(mode, metric, top_k)
 
+    @staticmethod
+    def check_upload_count(count: int) -> None:
+        """400 before any file is read, for none or more than MAX_FILES."""
+        if not count:
+            raise ApiError(400, "no file: send one or more images in the form field 'files'")
+        if count > MAX_FILES:
+            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {count}")
+
     def search_uploads(self, uploads: list[Upload], query: Query) -> list[Hit]:
         """Several uploaded photos combined into one query, as calculate_similarities does."""
-        if not uploads:
-            raise ApiError(400, "no file: send one or more images in the form field 'files'")
-        if len(uploads) > MAX_FILES:
-            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {len(uploads)}")
+        self.check_upload_count(len(uploads))
         images = []
         for upload in uploads:
             try:
