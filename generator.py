@@ -30,7 +30,7 @@ from db.scan import (
     ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
     files_to_hash, gone_page, mark_unchecked, move_page, pair_moves, record_digests,
 )
-from features.decode import content_hash, limit_pixels
+from features.decode import content_hash, limit_pixels, open_image
 
 log = logging.getLogger("generator")
 
@@ -93,7 +93,7 @@ def describe_header(full: str, root: str) -> Header:
     try:
         with warnings.catch_warnings(), limit_pixels(config.MAX_IMAGE_PIXELS):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(full) as image:
+            with open_image(full) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
         return Header(st.st_size, st.st_mtime_ns, None, None, ERROR, "more than twice the decompression-bomb limit")

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS features (
 );
 """
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 
 
 def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
@@ -54,12 +54,10 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
     exists = os.path.exists(path) and os.path.getsize(path) > 0
     if not exists and not create:
         raise DatabaseNotFoundError(f"no database at {path}: run `python generator.py --db {path}` first")
-    if exists:
-        with open(path, "rb") as fh:
-            if fh.read(16) != SQLITE_MAGIC:
-                raise NotADatabaseError(f"{path} is not an SQLite database: pass the DB made by generator.py")
     try:
         conn = sqlite3.connect(path, timeout=30)
+        if exists:
+            _check_header(conn, path)
         blank = _unfinished(conn)  # made by a create that was killed before it committed
         if blank and not create:
             conn.close()
@@ -74,6 +72,33 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
     if blank:
         _create_schema(conn)
     return conn
+
+
+def _check_header(conn: sqlite3.Connection, path: str) -> None:
+    """SQLite reads the header itself: opening the file any other way and closing it would drop
+    every POSIX lock SQLite holds on it in this process (see tests/test_reliability_locks.py)."""
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            conn.close()
+            raise NotADatabaseError(NOT_SQLITE.format(path=path)) from None
+        # a damaged DB with a valid header: _check_version says it is not one of ours
+
+
+def copy_database(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy a DB through SQLite's backup API: a file copy would miss what is still in the WAL,
+    and its open/close of the file would drop this process's locks on it."""
+    src = connect(source)
+    try:
+        dst = sqlite3.connect(os.fspath(target))
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=WAL")
+        finally:
+            dst.close()
+    finally:
+        src.close()
 
 
 _OWN_TABLES = {"meta", "images", "features"}

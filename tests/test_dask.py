@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 import main  # noqa: E402
 from extraction import dask as cluster_extract  # noqa: E402
 from extraction import run as extraction_run  # noqa: E402
-from db import WriterLock, connect  # noqa: E402
+from db import WriterLock, connect, copy_database  # noqa: E402
 from db.codec import blobs_to_matrix  # noqa: E402
 from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
 from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
@@ -60,7 +60,7 @@ def scanned(tmp_path_factory):
 def reference(scanned):
     """The DB a plain local `python main.py` makes, and the modules that run imported."""
     db = scanned.parent / "local.db"
-    shutil.copy(scanned, db)
+    copy_database(scanned, db)
     code = ("import sys, main; main.main(['--db', sys.argv[1], '--workers', '0', '--no-progress']);"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     done = subprocess.run([sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -77,7 +77,7 @@ def cluster():
 
 def fresh_copy(scanned, name):
     db = scanned.parent / name
-    shutil.copy(scanned, db)
+    copy_database(scanned, db)
     return db
 
 

@@ -32,6 +32,7 @@ from search import matrix_cache
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
+from webapp.memory import DECODE_SLOTS
 from webapp.thumbnails import ThumbnailCache, thumbnail_key
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class Collection:
         images = []
         for upload in uploads:
             try:
-                images.append(decode_query_bytes(self.conn(), upload.data, upload.name))
+                with DECODE_SLOTS:  # at most one full-resolution decode per core (webapp.memory)
+                    images.append(decode_query_bytes(self.conn(), upload.data, upload.name))
             except QueryImageError as exc:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:

@@ -1,8 +1,12 @@
-"""An ASGI middleware in front of every route: the Host header and the request size.
+"""An ASGI middleware in front of every route: the Host header, the origin and the request size.
 
 Why the Host check: a page on another site can point its own domain name at 127.0.0.1
 (DNS rebinding) and read the collection through the user's browser; refusing Host headers
-that are not this server's names stops that. Why the size check here: the multipart parser
+that are not this server's names stops that. Why the origin check: any page the user visits
+may POST to 127.0.0.1 (a "simple" form request needs no CORS permission), and make the app
+decode uploads or run searches; a browser says where a request comes from in ``Origin`` and
+``Sec-Fetch-Site``, so work asked for by another site (another port of this machine included)
+is refused. A link from elsewhere to the page itself still opens it. Why the size check here: the multipart parser
 would otherwise spool any amount to a temporary file before a route could look at it.
 A declared Content-Length over the limit is refused before reading; a body without one
 (chunked) is counted as it streams and cut off at the limit.
@@ -35,8 +39,31 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+# What Sec-Fetch-Site says of a request the page made itself, or the user typed: "none".
+_OWN_SITE = {"same-origin", "none"}
+FOREIGN = "refused: this request comes from another site; open the page at this server's address instead"
+
+
+def foreign_origin(scope: Scope, headers: dict[str, str]) -> bool:
+    """True for a request another site's page made: its Origin is not this server, or the browser
+    says cross-site/same-site. A top-level navigation to a page (GET, not /api/) stays allowed."""
+    navigation = scope["method"] in ("GET", "HEAD") and not scope["path"].startswith("/api/") and \
+        headers.get("sec-fetch-mode", "navigate") == "navigate"
+    if navigation:
+        return False
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in _OWN_SITE:
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    scheme = scope.get("scheme", "http")
+    return origin.strip().lower() != f"{scheme}://{headers.get('host', '').strip().lower()}"
+
+
 class RequestGuard:
-    """Refuses unknown Host headers (400) and bodies over ``max_body`` bytes (413); adds SECURITY_HEADERS."""
+    """Refuses unknown Host headers (400), requests from other sites (403) and bodies over
+    ``max_body`` bytes (413); adds SECURITY_HEADERS."""
 
     def __init__(self, app: ASGIApp, max_body: int, allowed_hosts: tuple[str, ...] | None = None):
         self.app = app
@@ -51,6 +78,9 @@ class RequestGuard:
         if self.allowed is not None and host_name(headers.get("host", "")) not in self.allowed:
             await error_response(400, "unknown Host header: open the page as http://127.0.0.1:PORT/")(
                 scope, receive, send)
+            return
+        if foreign_origin(scope, headers):
+            await error_response(403, FOREIGN)(scope, receive, send)
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
