@@ -148,7 +148,7 @@ def table(rows: list[dict], threads: list[int], batches: list[int], key: str = "
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="efficientnet_lite0", choices=("efficientnet_lite0", "resnet18"))
+    parser.add_argument("--model", default="efficientnet_lite0", choices=tuple(SPECS))
     parser.add_argument("--precisions", default="float32", help="comma-separated: float32, int8, bfloat16")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batches", default="1,8,32")

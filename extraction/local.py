@@ -33,6 +33,7 @@ from extraction.run import Job, ModelChoice, RunSummary, Started, extract
 from extraction.workers import WorkerPool
 from features.network import loader
 from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
+from fileio import is_empty_folder
 
 log = logging.getLogger("main")
 
@@ -166,8 +167,7 @@ def check_dataset_root(root: str | None) -> None:
         raise DatasetFolderError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): "
                                  f"{advice}")
     try:
-        with os.scandir(root) as entries:
-            empty = next(entries, None) is None
+        empty = is_empty_folder(root)
     except OSError as exc:
         raise DatasetFolderError(f"cannot list the dataset folder {root} ({exc.strerror or exc}): {advice}") from None
     if empty:

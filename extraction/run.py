@@ -92,7 +92,7 @@ class Executor(Protocol):
 
 @dataclass
 class RunSummary:
-    """The DB after a run; also readable as ``summary["ok"]`` like the dict it used to be."""
+    """The DB after a run."""
 
     ok: int
     error: int
@@ -100,9 +100,6 @@ class RunSummary:
     reasons: list[tuple[str, int]] = field(default_factory=list)
     unused_features: int = 0  # feature rows kept for files that may come back
     pruned: int = 0
-
-    def __getitem__(self, key: str) -> object:
-        return getattr(self, key)
 
     def line(self) -> str:
         reasons = "; ".join(f"{reason} ({n})" for reason, n in self.reasons) or "none"

@@ -35,13 +35,13 @@ def test_add_modify_delete_move_follow_the_folder(tmp_path):
     (photos / "notes.txt").write_text("not an image, wrong extension: ignored")
     db = tmp_path / "p.db"
     summary, result = _build(photos, db)
-    assert (summary.new, result["ok"], result["done_now"]) == (5, 5, 5)
+    assert (summary.new, result.ok, result.done_now) == (5, 5, 5)
     rows, hashes, n_features = _state(db)
     assert set(rows) == {"p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "sub/p9.PNG"} and n_features == 5
 
     # nothing changed: nothing to do
     summary, result = _build(photos, db)
-    assert (summary.new, summary.changed, summary.deleted, result["done_now"]) == (0, 0, 0, 0)
+    assert (summary.new, summary.changed, summary.deleted, result.done_now) == (0, 0, 0, 0)
 
     random_photo(42).save(photos / "p1.jpg", quality=90)  # same name, new content
     os.utime(photos / "p1.jpg", ns=(1, 1_000_000_000))
@@ -50,7 +50,7 @@ def test_add_modify_delete_move_follow_the_folder(tmp_path):
     os.rename(photos / "p3.jpg", photos / "sub" / "moved.jpg")
     summary, result = _build(photos, db)
     assert (summary.new, summary.changed, summary.moved, summary.deleted) == (1, 1, 1, 1)
-    assert result["done_now"] == 2  # p1 changed and p5 new; the moved file is not re-extracted
+    assert result.done_now == 2  # p1 changed and p5 new; the moved file is not re-extracted
     new_rows, new_hashes, n_features = _state(db)
     assert set(new_rows) == {"p0.jpg", "p1.jpg", "p5.jpg", "sub/moved.jpg", "sub/p9.PNG"}
     assert new_hashes["sub/moved.jpg"] == hashes["p3.jpg"]

@@ -104,7 +104,7 @@ def test_rescan_after_every_kind_of_change_equals_a_fresh_build(folder, tmp_path
 
     summary, result = _build(folder, db)
     assert (summary.new, summary.changed, summary.moved, summary.deleted) == (3, 6, 3, 2), summary
-    assert result["done_now"] == 3 + 6  # the new and the changed files; never a moved one
+    assert result.done_now == 3 + 6  # the new and the changed files; never a moved one
     after = _identity(db)
     for old, new in (("a/p3.png", "a/p3_renamed.png"), ("a/p4.png", "d/deep/p4.png"), ("dup.png", "e/dup.png")):
         assert after[new] == before[old], f"{old} -> {new} lost its row or features"
@@ -123,7 +123,7 @@ def test_renames_and_moves_alone_cost_no_extraction(folder, tmp_path):
     os.rename(folder / "b" / "q0.bmp", folder / "q0_top.bmp")
     summary, result = _build(folder, db)
     assert (summary.new, summary.changed, summary.moved, summary.deleted) == (0, 0, 7, 0), summary
-    assert result["done_now"] == 0
+    assert result.done_now == 0
     after = _identity(db)
     for i in range(6):
         assert after[f"album/p{i}.png"] == before[f"a/p{i}.png"]
