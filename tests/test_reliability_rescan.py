@@ -76,13 +76,20 @@ def folder(tmp_path):
     (photos / "c").mkdir()
     (photos / "c" / "broken.png").write_bytes((photos / "a" / "p0.png").read_bytes()[:120])
     (photos / "dup.png").write_bytes((photos / "a" / "p0.png").read_bytes())
+    _put(photos, "f/upper.PNG", seed=20)  # an upper-case extension counts
+    (photos / "f" / "notes.txt").write_text("not an image, wrong extension: ignored")
     return photos
 
 
 def test_rescan_after_every_kind_of_change_equals_a_fresh_build(folder, tmp_path):
     db = tmp_path / "photos.db"
-    _build(folder, db)
+    summary, result = _build(folder, db)
+    assert (summary.new, result.done_now) == (13, 13) and "f/upper.PNG" in image_rows(db)
+    assert not any(path.endswith(".txt") for path in image_rows(db))
     before = _identity(db)
+    summary, result = _build(folder, db)  # nothing changed: nothing to do
+    assert (summary.new, summary.changed, summary.moved, summary.deleted, result.done_now) == (0, 0, 0, 0, 0)
+    assert _identity(db) == before
 
     _put(folder, "new/n0.png", seed=100)  # added
     _put(folder, "new/n1.png", seed=101)
