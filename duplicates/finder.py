@@ -8,8 +8,9 @@ A copy is the same picture after edits: a byte-identical file, or resized, re-co
 slightly cropped, brightened, slightly rotated, captioned (and, with ``any_orientation``,
 mirrored or turned by 90 degrees). A different shot of the same scene is not a copy. Two
 images are joined when the cosine distance of their embeddings is within the threshold, or
-when their pHashes differ in at most 8 of 64 bits while the embeddings stay within 0.5 (the
-pHash rule below); in a hash mode, when their Hamming distance is within the threshold.
+when their pHashes differ in at most 7 of 64 bits (HASH_BITS, scaled to the hash size) while
+the embeddings stay within 0.5 (HASH_GUARD: the pHash rule below); in a hash mode, when their
+Hamming distance is within the threshold.
 Groups are the connected sets of such pairs (union-find: A~B and B~C put A and C together;
 ``linkage="keeper"`` instead keeps only members that are copies of their keeper).
 Byte-identical files (the same stored content hash) always form a group, of kind "exact".
@@ -48,7 +49,7 @@ THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 # their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
 # move an embedding by up to 0.3-0.5, but leave the pHash (computed on grey pixels) nearly
 # unchanged; the guard keeps flat, blank pictures with equal hashes apart. 7 bits rather
-# than 8: the same recall here, and multi-index hashing then needs 68 probes instead of 696.
+# than 8: the same recall here (duplicates.hashes.plan then probes 68 keys per row at 500k rows).
 SUPPORT_HASH = "phash"
 HASH_BITS = 7
 HASH_GUARD = 0.5

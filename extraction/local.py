@@ -120,7 +120,8 @@ class LocalExecutor:
         return Started(self._settings, stamp(self._settings, self._embedder))
 
     def run(self, rows: Iterator[PendingRow], root: str) -> Iterator[tuple[list[PendingRow], BatchResult]]:
-        """Batches in row order; the workers stay up to two batches ahead of the network."""
+        """Batches in row order; the workers stay up to a window of max(2 batches, workers x DEPTH)
+        files ahead of the network."""
         log.info("extracting with %d decode workers and %d network threads (%s, %s)", self.balance.workers,
                  self.balance.threads, getattr(self._embedder, "runtime", "torch"), self._embedder.precision)
         rows = iter(rows)

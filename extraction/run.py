@@ -276,7 +276,7 @@ def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int =
 def prepare_for_queries(conn: sqlite3.Connection) -> None:
     """Build (or keep, if current) the ann_cosine index and every mode's matrix cache, so the
     first query of any mode and metric is fast."""
-    from search import ann, matrix_cache  # faiss/annoy are heavy, and a run with --no-index never needs them
+    from search import ann, matrix_cache  # faiss/annoy are heavy; a run with build_index=False (tests, benchmarks) never needs them
     from search.modes import MODES
 
     loaded = matrix_cache.load(conn, "embeddings")
