@@ -21,7 +21,7 @@ from cleanup.move import move_copies, undo_moves
 from cli import UsageError, run, setup_logging
 from db import connect
 from fileio import atomic_write
-from search.duplicates import find_duplicates
+from duplicates import find_duplicates
 from viz.duplicate_sheet import save_duplicate_sheet
 
 log = logging.getLogger("find_duplicates")

@@ -35,6 +35,7 @@ from db.scan import (
     files_to_hash, gone_page, mark_unchecked, move_page, pair_moves, record_digests,
 )
 from features.decode import content_hash, limit_pixels, open_image
+from fileio import is_empty_folder
 
 log = logging.getLogger("generator")
 
@@ -156,8 +157,7 @@ def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Co
 def _refuse_empty_root(conn, data_dir, root):
     """An empty mount point looks exactly like a collection whose files were all deleted."""
     try:
-        with os.scandir(root) as entries:
-            empty = next(entries, None) is None
+        empty = is_empty_folder(root)
     except OSError as exc:
         raise UsageError(f"cannot list the dataset folder {data_dir} ({exc.strerror}); nothing was changed") from None
     rows = count_images(conn) if empty else 0

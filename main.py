@@ -35,7 +35,7 @@ def workers_arg(text: str) -> int | str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py (default: %(default)s)")
-    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=("auto", "resnet18", "efficientnet_lite0"))
+    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=config.MODEL_CHOICES)
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
     parser.add_argument("--workers", type=workers_arg, default=None,
                         help="decode processes: auto (one per core; IR_NUM_WORKERS), or a number (0: decode inline); "

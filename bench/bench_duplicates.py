@@ -8,10 +8,10 @@ the way the search's matrix cache is) and packed 64-bit pHashes, clustered like 
 collection (clusters of Zipf sizes, bursts of similar shots: near, but farther apart than
 the threshold) with planted groups of copies: 2 % of the rows are edited copies of another
 row, most within the cosine threshold, a quarter "heavy edits" beyond it that only the pHash
-rule joins. Both sides apply the same rule (search.duplicates: cosine <= threshold, or
+rule joins. Both sides apply the same rule (duplicates.finder: cosine <= threshold, or
 pHash <= 8 bits and cosine <= 0.5) and union-find the pairs:
 
-- ours: search.duplicates.group_rows (cells of the embeddings + multi-index hashing);
+- ours: duplicates.finder.group_rows (cells of the embeddings + multi-index hashing);
 - reference: every pair of rows, by blocked matrix products and blocked XOR-popcounts.
 
 Each side runs in a fresh process (peak RSS is its own). Prints CPU flags, a table, the
@@ -29,10 +29,10 @@ import numpy as np
 
 from bench.machine import describe, peak_rss_mb
 from fileio import atomic_write
-from search.duplicate_candidates import Pairs, all_pairs
-from search.duplicate_groups import group_pairs
-from search.duplicate_hashes import hamming
-from search.duplicates import DEFAULT_THRESHOLDS, HASH_BITS, HASH_GUARD, Rule, copy_pairs
+from duplicates.candidates import Pairs, all_pairs
+from duplicates.groups import group_pairs
+from duplicates.hashes import hamming
+from duplicates.finder import DEFAULT_THRESHOLDS, HASH_BITS, HASH_GUARD, Rule, copy_pairs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, "cache", "bench_duplicates")  # git-ignored
@@ -126,7 +126,7 @@ def reference_pairs(unit, phash, rule):
 
 def run_side(side, folder, keep_pairs):
     """One side on one data set, in this process: seconds, peak RSS, groups (and pairs, saved)."""
-    # Plain arrays over the maps, as search.store hands them out (np.memmap's indexing is slower).
+    # Plain arrays over the maps, as search.matrix_cache hands them out (np.memmap's indexing is slower).
     unit = np.asarray(np.load(os.path.join(folder, "unit.npy"), mmap_mode="r"))
     phash = np.asarray(np.load(os.path.join(folder, "phash.npy"), mmap_mode="r"))
     n = len(unit)

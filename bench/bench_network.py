@@ -27,9 +27,9 @@ from PIL import Image
 import config  # noqa: F401  (sets the OpenMP wait policy before torch is imported)
 from bench.machine import cpu_flags, cpu_model
 from features.decode import decode
-from features import onnx_embedder
-from features.embeddings import (SPECS, centre_crop, embedder_from_network, load_embedder, native_bfloat16,
-                                 verified_weights)
+from features.network import onnx as onnx_embedder
+from features.network.base import SPECS, centre_crop, native_bfloat16, verified_weights
+from features.network.loader import embedder_from_network, load_embedder
 from features.errors import WeightsError
 from fileio import atomic_write
 
@@ -87,7 +87,7 @@ def network_for(model: str, precision: str, runtime: str, threads: int):
         return None
     import torch  # heavy: only for the random-weights network
 
-    from features.torch_net import build_network
+    from features.network.torch import build_network
 
     torch.manual_seed(0)
     return embedder_from_network(SPECS["resnet18"], build_network("resnet18"), "random-init", precision, runtime,
@@ -148,7 +148,7 @@ def table(rows: list[dict], threads: list[int], batches: list[int], key: str = "
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="efficientnet_lite0", choices=("efficientnet_lite0", "resnet18"))
+    parser.add_argument("--model", default="efficientnet_lite0", choices=tuple(SPECS))
     parser.add_argument("--precisions", default="float32", help="comma-separated: float32, int8, bfloat16")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batches", default="1,8,32")

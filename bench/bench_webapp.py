@@ -44,7 +44,7 @@ from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root, dataset_root, features_stamp
 from demo.build_demo import build as build_demo
 from fileio import atomic_write
-from search import ann, store
+from search import ann, matrix_cache
 from search.modes import MODES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +84,7 @@ def synthetic_db(base_db, n, seed=0):
     """``n`` rows around the base DB's real features, with the base DB's stamp; built once."""
     src = connect(base_db)
     stamp = features_stamp(src)
-    base = {mode: np.asarray(store.load(src, mode).matrix) for mode in MODES}
+    base = {mode: np.asarray(matrix_cache.load(src, mode).matrix) for mode in MODES}
     src.close()
     tag = f"{stamp['embedding_model']}-{stamp['embedding_dim']}-{stamp['embedding_weights_sha256'][:8]}"
     path = os.path.join(CACHE, f"synthetic-{tag}-n{n}.db")
@@ -119,7 +119,7 @@ def synthetic_db(base_db, n, seed=0):
     print(file=sys.stderr)
     print(f"building the ann_cosine index, as main.py does ({time.perf_counter() - started:.0f} s)",
           file=sys.stderr, flush=True)
-    ann.get_index(store.load(conn, "embeddings"))
+    ann.get_index(matrix_cache.load(conn, "embeddings"))
     conn.close()
     with atomic_write(path + ".complete", "w") as fh:
         fh.write("complete\n")
@@ -181,7 +181,7 @@ def photos_of(db, count=8):
     """JPEG files of the demo collection, used as uploads (the bytes are all the server sees)."""
     conn = connect(db)
     root = dataset_root(conn)
-    loaded = store.load(conn, "embeddings")
+    loaded = matrix_cache.load(conn, "embeddings")
     conn.close()
     picks = np.linspace(0, len(loaded.ids) - 1, count).astype(int)
     return [os.path.join(root, loaded.paths[int(r)]) for r in picks]
@@ -217,7 +217,7 @@ def cli_query(db, photo):
 
 def measure(label, db, photos, repeats, cli_repeats, with_files):
     conn = connect(db)
-    ids = np.asarray(store.load(conn, "embeddings").ids)
+    ids = np.asarray(matrix_cache.load(conn, "embeddings").ids)
     conn.close()
     rng = np.random.default_rng(1)
     picks = [int(i) for i in rng.choice(ids, size=repeats + 1)]

@@ -32,8 +32,9 @@ from db import connect
 from db.features import ExtractedRow, write_batch
 from db.images import pending_page
 from features.decode import decode, read_file
-from features import embeddings
-from features.embeddings import centre_crop, load_embedder, resolve_model, verified_weights
+from features.network import loader
+from features.network.base import centre_crop, resolve_model, verified_weights
+from features.network.loader import load_embedder
 from features.extract import Described, Settings, finish_batch
 from features.hashes import all_hashes
 from features.histogram import rgb_histograms
@@ -45,7 +46,7 @@ def child(db_path, model, workers, batch_size, threads):
     """One ``main.extract`` run; prints its JSON result line. The model's loading is timed on
     its own (the reference's network is also built before its clock starts)."""
     loading = []
-    real_load = embeddings.load_embedder
+    real_load = loader.load_embedder
 
     def timed_load(*args, **kwargs):
         start = time.perf_counter()
@@ -53,7 +54,7 @@ def child(db_path, model, workers, batch_size, threads):
         loading.append(time.perf_counter() - start)
         return embedder
 
-    embeddings.load_embedder = timed_load
+    loader.load_embedder = timed_load
     cpu_start = cpu_seconds()
     start = time.perf_counter()
     summary = main.extract(db_path, model=model, batch_size=batch_size, workers=workers, threads=threads,
@@ -128,7 +129,7 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
 def reference_network(name):
     """The same network in eager PyTorch, float32, as the seed ran it (torch is heavy: only the
     reference side needs it)."""
-    from features import torch_net  # imports torch: heavy, and only the reference side needs it
+    from features.network import torch as torch_net  # imports torch: heavy, and only the reference side needs it
 
     path, _ = verified_weights(name)
     return torch_net.load_network(name, path)

@@ -29,9 +29,9 @@ from cli import UsageError, run, setup_logging
 from db import connect
 from db.images import OK, count_by_status
 from db.meta import features_stamp
-from features.embeddings import WeightsError, verified_weights
+from features.network.base import WeightsError, verified_weights
 from fileio import atomic_write
-from search import store
+from search import matrix_cache
 from search.modes import MODES, pairs
 from similarities import calculate_similarities
 
@@ -64,7 +64,7 @@ def label_of(path, real_root):
 def labelled_scores(conn, root, mode, metric, ks=(1, 5, 10), **options):
     """Leave-one-out P@k and mAP over the whole labelled collection (class = top folder)."""
     real_root = os.path.realpath(root)  # calculate_similarities returns paths under the real root
-    paths = sorted(store.load(conn, "ahash").paths)  # every searchable image (the hashes load fastest)
+    paths = sorted(matrix_cache.load(conn, "ahash").paths)  # every searchable image (the hashes load fastest)
     labels = [p.split("/", 1)[0] for p in paths]
     class_size = {label: labels.count(label) for label in set(labels)}
     precision = {k: [] for k in ks}

@@ -36,7 +36,7 @@ from bench.quality_sets import (
 from db import connect
 from demo.edits import NEAR_DUPLICATE_EDITS
 from fileio import atomic_write
-from search.duplicates import DEFAULT_THRESHOLDS, find_duplicates
+from duplicates import DEFAULT_THRESHOLDS, find_duplicates
 
 log = logging.getLogger("quality_duplicates")
 

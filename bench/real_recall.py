@@ -14,7 +14,7 @@ import time
 import config
 from db import connect
 from db.meta import features_stamp
-from search import store
+from search import matrix_cache
 from similarities import calculate_similarities
 
 TOP = 10
@@ -25,7 +25,7 @@ def measure(db_path):
     if not os.path.exists(db_path):
         return None
     conn = connect(db_path)
-    loaded = store.load(conn, "embeddings")
+    loaded = matrix_cache.load(conn, "embeddings")
     paths = [loaded.absolute_path(row) for row in range(len(loaded.ids))]
     if len(paths) <= TOP:
         conn.close()

@@ -23,10 +23,10 @@ import numpy as np
 
 from bench import reference, synthetic
 from db import connect
-from fileio import atomic_write, write_with
+from fileio import atomic_write, read_json, write_with
 import config
-from search import ann, matrix_cache, metrics, store
-from search.ann_indexes import KINDS
+from search import ann, matrix_cache, metrics
+from search.ann import KINDS
 from search.modes import MODES, pairs
 from similarities import calculate_similarities
 
@@ -52,10 +52,10 @@ def summary(seconds):
 def load_times(conn, db_path):
     """Seconds to get every mode's matrix: SQLite (writing the cache), then the memory map."""
     shutil.rmtree(matrix_cache.cache_root(db_path), ignore_errors=True)
-    store.forget()
-    cold = {mode: timed(store.load, conn, mode)[1] for mode in MODES}
-    store.forget()
-    mapped = {mode: timed(store.load, conn, mode)[1] for mode in MODES}
+    matrix_cache.forget()
+    cold = {mode: timed(matrix_cache.load, conn, mode)[1] for mode in MODES}
+    matrix_cache.forget()
+    mapped = {mode: timed(matrix_cache.load, conn, mode)[1] for mode in MODES}
     return cold, mapped
 
 
@@ -63,11 +63,11 @@ def index_numbers(conn, db_path, cache_dir, n):
     """The default ann_cosine index (config.ANN_INDEX), as queries get it: build time (measured
     once per DB version and remembered), file size; its file read once so that queries are
     timed with it in the page cache."""
-    loaded = store.load(conn, "embeddings")
+    loaded = matrix_cache.load(conn, "embeddings")
     kind = config.ANN_INDEX
     record = os.path.join(cache_dir, f"{kind}-build-n{n}.json")
     stamp = ann.wanted_stamp(loaded, kind)
-    remembered = matrix_cache.read_json(record)
+    remembered = read_json(record)
     if remembered is None or remembered.get("stamp") != stamp or not os.path.exists(ann.index_file(db_path, "embeddings")):
         shutil.rmtree(ann.index_dir(db_path), ignore_errors=True)
         _, seconds = timed(ann.get_index, loaded)
@@ -87,7 +87,7 @@ def other_index(loaded, cache_dir, n):
     kept in bench/cache under the DB's version: the side-by-side reference for recall and speed."""
     kind = next(k for k in KINDS if k != config.ANN_INDEX)
     path = os.path.join(cache_dir, f"{kind}-n{n}-v{loaded.features_version}.{kind}")
-    record = matrix_cache.read_json(path + ".json")
+    record = read_json(path + ".json")
     index = KINDS[kind].load(path, loaded.matrix.shape[1]) if record and os.path.exists(path) else None
     if index is None or index.rows != n:
         index, seconds = timed(ann.build, ann.unit_matrix(loaded), kind)
@@ -123,7 +123,7 @@ def index_sweep(index, unit, rows, settings):
 
 def index_comparison(conn, cache_dir, n, rows):
     """Both index kinds side by side, each at its default and at a few other settings."""
-    loaded = store.load(conn, "embeddings")
+    loaded = matrix_cache.load(conn, "embeddings")
     unit = ann.unit_matrix(loaded)
     default = ann.get_index(loaded)
     other, other_numbers = other_index(loaded, cache_dir, n)
@@ -186,7 +186,7 @@ def run(n, cache_dir, n_queries=50, n_reference=10, with_ann=True):
     result = {"n": n, "dim": synthetic.DIM, "clusters": synthetic.clusters_for(n), "synthetic_build_s": build_s,
               "db_mb": os.path.getsize(db_path) / 1e6}
     result["load_sqlite_s"], result["load_mapped_s"] = load_times(conn, db_path)
-    loaded = store.load(conn, "embeddings")
+    loaded = matrix_cache.load(conn, "embeddings")
     rows = np.random.default_rng(n).choice(n, size=n_queries, replace=False)
     query_paths = [loaded.absolute_path(int(r)) for r in rows]
     if with_ann:
@@ -203,7 +203,7 @@ def run(n, cache_dir, n_queries=50, n_reference=10, with_ann=True):
         result["ann_index"]["sweep"], result["ann_reference"] = index_comparison(conn, cache_dir, n,
                                                                                  [int(r) for r in rows])
     conn.close()
-    store.forget()
+    matrix_cache.forget()
     first = query_paths[:3]
     result["fresh_process"] = {
         "embeddings/cosine": fresh_process(db_path, "embeddings", "cosine", first),

@@ -29,7 +29,7 @@ from extraction.errors import ClusterError
 from extraction.dask_worker import ShardReport, WorkerSetup, extract_shard, host_of, probe
 from extraction.local import check_dataset_root
 from extraction.run import Job, ModelChoice, RunSummary, Started, check_positive, extract
-from features.embeddings import resolve_runtime
+from features.network.base import resolve_runtime
 from features.extract import STAMP_KEYS, BatchResult
 
 log = logging.getLogger("main")

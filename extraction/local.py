@@ -11,7 +11,7 @@ ahead, so whichever stage is behind gets the cores and every core stays busy wha
 decode/network cost ratio; the network's threads wait for each other at every layer, so
 they are not oversubscribed. IR_NUM_WORKERS and IR_EMBED_THREADS override either.
 
-This module imports no torch: the network comes from features.embeddings.load_embedder
+This module imports no torch: the network comes from features.network.loader.load_embedder
 (looked up at run time, so a benchmark can substitute its own), which on ONNX Runtime with
 the model cached never loads torch.
 """
@@ -31,8 +31,9 @@ from db.images import PendingRow
 from extraction.errors import DatasetFolderError
 from extraction.run import Job, ModelChoice, RunSummary, Started, extract
 from extraction.workers import WorkerPool
-from features import embeddings
+from features.network import loader
 from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
+from fileio import is_empty_folder
 
 log = logging.getLogger("main")
 
@@ -113,13 +114,14 @@ class LocalExecutor:
         self._batch_size = job.batch_size
         if self.balance.workers:  # forked before the network loads: small processes, no threads to fork
             self._pool = WorkerPool(self._describe, self.balance.workers, _lost, DEPTH)
-        self._embedder = embeddings.load_embedder(choice.model, choice.precision, choice.runtime,
+        self._embedder = loader.load_embedder(choice.model, choice.precision, choice.runtime,
                                                   threads=self.balance.threads)
         self._settings = dataclasses.replace(settings, model=self._embedder.spec.name)
         return Started(self._settings, stamp(self._settings, self._embedder))
 
     def run(self, rows: Iterator[PendingRow], root: str) -> Iterator[tuple[list[PendingRow], BatchResult]]:
-        """Batches in row order; the workers stay up to two batches ahead of the network."""
+        """Batches in row order; the workers stay up to a window of max(2 batches, workers x DEPTH)
+        files ahead of the network."""
         log.info("extracting with %d decode workers and %d network threads (%s, %s)", self.balance.workers,
                  self.balance.threads, getattr(self._embedder, "runtime", "torch"), self._embedder.precision)
         rows = iter(rows)
@@ -166,8 +168,7 @@ def check_dataset_root(root: str | None) -> None:
         raise DatasetFolderError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): "
                                  f"{advice}")
     try:
-        with os.scandir(root) as entries:
-            empty = next(entries, None) is None
+        empty = is_empty_folder(root)
     except OSError as exc:
         raise DatasetFolderError(f"cannot list the dataset folder {root} ({exc.strerror or exc}): {advice}") from None
     if empty:

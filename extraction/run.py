@@ -25,9 +25,9 @@ from db import WriterLock, connect
 from db.features import ExtractedRow, FailedRow, count_unused, prune_unused, reset_features, write_batch
 from db.images import PendingRow, count_by_status, error_reasons, pending_page, retry_errors
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
-from features.embeddings import stamp_runtime
+from features.network.base import stamp_runtime
 from features.extract import BatchResult, Settings
-from search.store import publish_when_due
+from search.matrix_cache import publish_when_due
 
 log = logging.getLogger("main")
 
@@ -92,7 +92,7 @@ class Executor(Protocol):
 
 @dataclass
 class RunSummary:
-    """The DB after a run; also readable as ``summary["ok"]`` like the dict it used to be."""
+    """The DB after a run."""
 
     ok: int
     error: int
@@ -100,9 +100,6 @@ class RunSummary:
     reasons: list[tuple[str, int]] = field(default_factory=list)
     unused_features: int = 0  # feature rows kept for files that may come back
     pruned: int = 0
-
-    def __getitem__(self, key: str) -> object:
-        return getattr(self, key)
 
     def line(self) -> str:
         reasons = "; ".join(f"{reason} ({n})" for reason, n in self.reasons) or "none"
@@ -161,7 +158,7 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
             for rows, result in executor.run(pending_rows(conn), root):
                 store_results(conn, rows, result)
                 saved.update(len(rows))
-                if job.build_index:  # queries during the run use what it publishes (search.store)
+                if job.build_index:  # queries during the run use what it publishes (search.matrix_cache)
                     publish_when_due(conn)
     finally:
         executor.close()
@@ -181,7 +178,7 @@ def model_for_run(conn: sqlite3.Connection, model: str, reset: bool) -> ModelCho
 
 def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
     """A DB stamped before runtimes were recorded was made by torch: record that, so that
-    runtimes proven equivalent keep working on it (see features.embeddings.stamp_runtime)."""
+    runtimes proven equivalent keep working on it (see features.network.base.stamp_runtime)."""
     stored = features_stamp(conn)
     if stored is None or "embedding_runtime" in stored:
         return
@@ -279,11 +276,11 @@ def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int =
 def prepare_for_queries(conn: sqlite3.Connection) -> None:
     """Build (or keep, if current) the ann_cosine index and every mode's matrix cache, so the
     first query of any mode and metric is fast."""
-    from search import ann, store  # faiss/annoy are heavy, and a run with --no-index never needs them
+    from search import ann, matrix_cache  # faiss/annoy are heavy; a run with build_index=False (tests, benchmarks) never needs them
     from search.modes import MODES
 
-    loaded = store.load(conn, "embeddings")
+    loaded = matrix_cache.load(conn, "embeddings")
     if len(loaded.ids):
         ann.get_index(loaded)
     for mode in MODES:
-        store.load(conn, mode)
+        matrix_cache.load(conn, mode)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from features.decode import ImageDecodeError, decode, read_file
-from features.embeddings import Embedder, centre_crop, stamp_runtime
+from features.network.base import Embedder, centre_crop, stamp_runtime
 from features.hashes import HASH_FUNCTIONS, all_hashes
 from features.histogram import rgb_histograms
 
@@ -146,7 +146,7 @@ def stamp(settings: Settings, embedder: Embedder) -> dict[str, str]:
         "embedding_weights_sha256": embedder.weights_sha256,
         "embedding_dim": embedder.spec.dim,
         "embedding_precision": embedder.precision,  # bfloat16 and float32 vectors differ slightly: never mixed
-        # Runtimes whose float32 features agree share one value (features.embeddings.stamp_runtime).
+        # Runtimes whose float32 features agree share one value (features.network.base.stamp_runtime).
         "embedding_runtime": stamp_runtime(runtime, embedder.precision),
         "vector_dtype": "float32-le",
         "rgb_dim": settings.hist_bins ** 3,

@@ -14,7 +14,7 @@ import numpy as np
 
 from features.hashes import majority_bits
 from search import metrics
-from search.query_model import embeddings_of, hashes_of, histograms_of
+from search.query_features import embeddings_of, hashes_of, histograms_of
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from db.errors import NoFeaturesError
 from db.images import find_by_path
 from db.meta import features_stamp
 from features.decode import ImageDecodeError, read_file
-from search import ann, store
+from search import ann, matrix_cache
 from search.metrics import smallest_k
 from search.modes import MODES, Metric, Mode, get_metric, get_mode
 from search.orientations import oriented
-from search.query_model import QueryImageError, decode_bytes
+from search.query_features import QueryImageError, decode_bytes
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _step(verbose, what):
 
 
 def _load(conn, spec: Mode):
-    loaded = store.load(conn, spec.name)
+    loaded = matrix_cache.load(conn, spec.name)
     if not loaded.stamp:
         raise NoFeaturesError(f"{loaded.db_file} has no extracted features yet: "
                               f"run `python main.py --db {loaded.db_file}` first")

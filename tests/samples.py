@@ -8,7 +8,7 @@ from PIL import Image
 from db.features import ExtractedRow, write_batch
 from db.images import insert_images, pending_page
 from features.decode import decode
-from features.embeddings import centre_crop
+from features.network.base import centre_crop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project folder
 

@@ -10,7 +10,7 @@ import pytest
 
 from samples import ROOT
 from search import ann, metrics
-from search.ann_indexes import KINDS, ivf_cells
+from search.ann.kinds import KINDS, ivf_cells
 
 
 def clustered(n, dim, clusters, seed):
@@ -100,7 +100,7 @@ def test_unknown_kind_lists_the_choices():
 def test_faiss_is_imported_without_its_loader_noise():
     """Its loader logs a "could not load" line per SIMD build it does not ship; main.py's log shows INFO."""
     code = ("import logging; logging.basicConfig(level=logging.INFO)\n"
-            "from search.ann_indexes import import_faiss; import_faiss().IndexFlatIP(4)")
+            "from search.ann.kinds import import_faiss; import_faiss().IndexFlatIP(4)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "faiss" not in done.stderr, done.stderr

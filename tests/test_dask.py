@@ -136,7 +136,7 @@ def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster, mo
     monkeypatch.setattr(extraction_run, "store_results", counting_store_results)
     result = cluster_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, in_flight=2,
                                                     progress=False, build_index=False)
-    assert (result["ok"], result["error"], result["done_now"]) == (N_IMAGES, 2, N_IMAGES + 2)
+    assert (result.ok, result.error, result.done_now) == (N_IMAGES, 2, N_IMAGES + 2)
     assert len(tasks_at_each_write) == 6 and 1 <= max(tasks_at_each_write) <= 3
     assert_same_db(db, reference[0])
 
@@ -300,19 +300,19 @@ def _prefer_bfloat16():
     """On this worker, torch's "auto" precision now means bfloat16 (as on a CPU with native
     bfloat16); its own runtime setting stays onnxruntime."""
     from extraction import dask_worker
-    from features import embeddings
+    from features.network import base
 
     dask_worker._EMBEDDERS.clear()
-    embeddings.real_native_bfloat16 = embeddings.native_bfloat16
-    embeddings.native_bfloat16 = lambda: True
+    base.real_native_bfloat16 = base.native_bfloat16
+    base.native_bfloat16 = lambda: True
 
 
 def _undo_prefer_bfloat16():
     from extraction import dask_worker
-    from features import embeddings
+    from features.network import base
 
     dask_worker._EMBEDDERS.clear()
-    embeddings.native_bfloat16 = embeddings.real_native_bfloat16
+    base.native_bfloat16 = base.real_native_bfloat16
 
 
 def _worker_networks():
@@ -346,7 +346,7 @@ def test_a_resumed_run_computes_in_the_dbs_precision(scanned, reference, cluster
     finally:
         client.run(_undo_prefer_bfloat16)
     assert {network for used in networks.values() for network in used} == {("torch", "float32")}
-    assert (result["ok"], result["error"]) == (N_IMAGES, 2)
+    assert (result.ok, result.error) == (N_IMAGES, 2)
     conn = connect(db)
     assert features_stamp(conn) == stamp_before
     conn.close()
@@ -380,4 +380,4 @@ def test_a_file_that_comes_back_is_only_hashed_on_the_workers(scanned, reference
     finally:
         os.remove(scanned.parent / "images" / "img05_back.jpg")
     assert [(path, f.known, f.error) for path, f in stored] == [("img05_back.jpg", True, None)]
-    assert (result["ok"], result["done_now"], result["unused_features"]) == (N_IMAGES, 1, 0)
+    assert (result.ok, result.done_now, result.unused_features) == (N_IMAGES, 1, 0)

@@ -57,7 +57,7 @@ def test_reset_features_re_extracts_with_new_settings(mini_collection, tmp_path)
     copy_database(mini_collection["db"], db)
     result = main.extract(str(db), model="efficientnet_lite0", hash_size=16, workers=0, progress=False,
                           reset=True, build_index=False)
-    assert result["done_now"] == mini_collection["count"]
+    assert result.done_now == mini_collection["count"]
     conn = connect(db)
     assert get_meta(conn)["hash_size"] == "16"
     assert {len(b) for (b,) in conn.execute("SELECT phash FROM features")} == {32}
@@ -99,12 +99,12 @@ def test_hash_sizes_that_do_not_fill_whole_bytes_are_searchable(mini_collection,
 
 
 def test_a_reset_that_cannot_load_its_model_keeps_the_old_features(mini_collection, tmp_path, monkeypatch):
-    from features import embeddings
+    from features.network import base
     from features.errors import WeightsError
 
     db = tmp_path / "copy.db"
     copy_database(mini_collection["db"], db)
-    monkeypatch.setitem(embeddings.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "absent.pth"), "f37072fd"))
+    monkeypatch.setitem(base.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "absent.pth"), "f37072fd"))
     with pytest.raises(WeightsError):
         main.extract(str(db), model="resnet18", workers=0, progress=False, reset=True)
     conn = connect(db)
@@ -126,12 +126,12 @@ def test_retry_errors_puts_failed_files_back_in_the_queue(tmp_path):
     db = tmp_path / "r.db"
     generator.scan(str(photos), str(db), progress=False)
     first = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
-    assert (first["ok"], first["error"]) == (1, 1)
+    assert (first.ok, first.error) == (1, 1)
     again = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
-    assert again["done_now"] == 0  # without the flag, a failed file stays failed
+    assert again.done_now == 0  # without the flag, a failed file stays failed
     retried = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False,
                            retry=True)
-    assert retried["done_now"] == 1 and retried["error"] == 1
+    assert retried.done_now == 1 and retried.error == 1
 
 
 # --- db/features.py, db/codec.py and db/meta.py with small fake vectors (no network) -------------
@@ -294,7 +294,7 @@ def test_a_db_stamped_before_runtimes_were_recorded_is_read_and_upgraded(mini_co
     assert features_stamp(conn) == dict(old, embedding_runtime="onnxruntime")  # float32 torch == onnxruntime
     conn.close()
     result = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
-    assert result["done_now"] == 0 and result["ok"] == mini_collection["count"]
+    assert result.done_now == 0 and result.ok == mini_collection["count"]
 
 
 def test_a_run_refused_for_its_settings_changes_nothing(tmp_path):

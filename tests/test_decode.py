@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision import transforms
 
 from features.decode import REDUCING_GAP, ImageDecodeError, _draft_request, decode, read_file, to_rgb
-from features.embeddings import centre_crop
+from features.network.base import centre_crop
 from samples import ROOT, random_photo
 
 

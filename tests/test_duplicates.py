@@ -15,20 +15,20 @@ from PIL import Image
 
 from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect
-from db import details
-from db.details import exact_copy_sets, image_details
+from db import lookup
+from db.lookup import exact_copy_sets, images_by_ids
 from db.errors import NoFeaturesError
 from db.features import ExtractedRow, write_batch
 from db.images import ImageRow, insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
-from search import store
-from search.duplicate_candidates import all_pairs, close_pairs
-from search.duplicate_groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
-from search.duplicate_hashes import hamming, hash_pairs, oriented_rows, plan
-from search.duplicate_rows import RowReader
+from search import matrix_cache
+from duplicates.candidates import all_pairs, close_pairs
+from duplicates.groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
+from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
+from duplicates.rows import RowReader
 from features.hashes import packed_hashes
 from samples import ROOT, random_photo
-from search.duplicates import (
+from duplicates.finder import (
     DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows, representatives,
 )
 
@@ -261,7 +261,7 @@ def fake_collection(tmp_path, items):
             features[column].append(np.frombuffer(hashlib.sha256(content).digest()[:8], dtype=np.uint8))
         features["phash"].append(np.frombuffer(phash, dtype=np.uint8))
     write_batch(conn, extracted, [], hashes, {c: np.stack(v) for c, v in features.items()})
-    store.forget()
+    matrix_cache.forget()
     return conn, root
 
 
@@ -320,12 +320,12 @@ def test_details_are_read_in_chunks(tmp_path):
              for k in range(7)]
     conn, _ = fake_collection(tmp_path, items)
     ids = [row[0] for row in conn.execute("SELECT id FROM images ORDER BY id")]
-    original = details.CHUNK
-    details.CHUNK = 2  # several statements for 7 ids
+    original = lookup.CHUNK
+    lookup.CHUNK = 2  # several statements for 7 ids
     try:
-        found = image_details(conn, ids + [10_000])
+        found = images_by_ids(conn, ids + [10_000])
     finally:
-        details.CHUNK = original
+        lookup.CHUNK = original
     assert sorted(found) == ids and found[ids[4]].width == 5 and found[ids[4]].size == 3
     assert exact_copy_sets(conn) == [ids[:3]]
 
@@ -436,9 +436,9 @@ def test_a_row_deleted_after_loading_is_left_out(tmp_path, monkeypatch):
     conn, _ = fake_collection(tmp_path, items)
 
     def without_first(conn, ids):  # a rescan deleted 0.jpg between loading the matrix and reading details
-        return {k: v for k, v in image_details(conn, ids).items() if k != min(ids)}
+        return {k: v for k, v in images_by_ids(conn, ids).items() if k != min(ids)}
 
-    monkeypatch.setattr("search.duplicates.image_details", without_first)
+    monkeypatch.setattr("duplicates.finder.images_by_ids", without_first)
     groups = find_duplicates(conn).groups
     assert [sorted(os.path.basename(p) for p in g.paths) for g in groups] == [["1.jpg", "2.jpg"]]
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from db import connect
 from samples import ROOT
-from search.duplicates import find_duplicates
+from duplicates import find_duplicates
 from viz.duplicate_sheet import save_duplicate_sheet
 
 SCRIPT = os.path.join(ROOT, "find_duplicates.py")

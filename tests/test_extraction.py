@@ -15,7 +15,7 @@ from cli import run
 from extraction import local
 from extraction.local import balance
 from extraction.workers import WorkerPool
-from features import embeddings
+from features.network import loader
 from features import extract as features_extract
 from reliability_tools import MODEL, image_rows, query, small_photos
 from samples import ROOT
@@ -74,7 +74,7 @@ class _Counting:
 
     def __init__(self, monkeypatch):
         self.decoded, self.embedded = 0, 0
-        real_decode, real_load = features_extract.decode, embeddings.load_embedder
+        real_decode, real_load = features_extract.decode, loader.load_embedder
 
         def decode(*args, **kwargs):
             self.decoded += 1
@@ -92,7 +92,7 @@ class _Counting:
             return embedder
 
         monkeypatch.setattr(features_extract, "decode", decode)
-        monkeypatch.setattr(embeddings, "load_embedder", load_embedder)
+        monkeypatch.setattr(loader, "load_embedder", load_embedder)
 
 
 def _features_rows(db):

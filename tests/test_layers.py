@@ -2,8 +2,9 @@
 sys.path, and an import inside a function is there only to keep a heavy package (or a project module
 that pulls one in) off a path that does not need it, and says so in a comment.
 
-Layers, bottom up: config, fileio and db; features; extraction, search and cleanup; viz and
-webapp; the scripts a person runs (top-level files, cli/, tools/, demo/, bench/).
+Layers, bottom up: config, fileio and db; features (with features/network); extraction and
+search (with search/matrix_cache and search/ann); duplicates and cleanup; viz and webapp; the
+scripts a person runs (top-level files, cli/, tools/, demo/, bench/).
 
 And the top level holds only entry points a person runs, plus config.py.
 """
@@ -14,9 +15,9 @@ import pytest
 
 from samples import ROOT
 
-LAYERS = {"config": 0, "fileio": 0, "db": 0, "features": 1, "extraction": 2, "search": 2, "cleanup": 2,
-          "viz": 3, "webapp": 3}
-SCRIPTS = 4  # top-level entry points, cli/ (what they share), tools/, demo/, bench/
+LAYERS = {"config": 0, "fileio": 0, "db": 0, "features": 1, "extraction": 2, "search": 2, "duplicates": 3,
+          "cleanup": 3, "viz": 4, "webapp": 4}
+SCRIPTS = 5  # top-level entry points, cli/ (what they share), tools/, demo/, bench/
 SKIP = {".venv", ".git", "tests", "docs", "__pycache__", "demo_data", "bench_data"}
 # Packages heavy enough (or optional enough) to import only where they are needed.
 HEAVY = {"torch", "torchvision", "onnx", "onnxruntime", "annoy", "faiss", "matplotlib", "dask", "distributed", "umap",
@@ -95,3 +96,43 @@ def _explained(lines, line):
     """A comment on the import's line, or within the four lines above it (the first import of
     a run, or a comment line, explains the run)."""
     return any("#" in lines[k] for k in range(max(0, line - 5), line))
+
+
+def _project_module(rel):
+    return rel[:-3].replace("/", ".").removesuffix(".__init__")
+
+
+def test_no_import_circle():
+    """No project module reaches itself through imports, counting the ones inside functions
+    (features.network: the base imports no runtime, only the loader does)."""
+    modules = {_project_module(rel): path for rel, path in FILES}
+    graph = {}
+    for module, path in modules.items():
+        names = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # ``from package import submodule`` depends on the submodule, not on the package's __init__
+                subs = {f"{node.module}.{alias.name}" for alias in node.names} & modules.keys()
+                names.update(subs or {node.module})
+                if len(subs) < len(node.names):
+                    names.add(node.module)
+        graph[module] = {name for name in names if name in modules and name != module}
+    done, stack, circles = set(), [], []
+
+    def visit(module):
+        if module in stack:
+            circles.append(" -> ".join(stack[stack.index(module):] + [module]))
+            return
+        if module in done:
+            return
+        stack.append(module)
+        for name in sorted(graph[module]):
+            visit(name)
+        stack.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert not circles, circles

@@ -1,4 +1,4 @@
-"""The memory-mapped matrix cache (search.store): equal to the SQLite load, never stale."""
+"""The memory-mapped matrix cache (search.matrix_cache): equal to the SQLite load, never stale."""
 import os
 
 import numpy as np
@@ -8,7 +8,8 @@ import config
 from db import connect, copy_database
 from db.meta import check_or_write_stamp, claim_dataset_root
 from samples import add_fake_images, fake_stamp
-from search import column_reader, matrix_cache, store
+from search import matrix_cache
+from search.matrix_cache import column_reader, folders
 from search.modes import MODES
 
 DIM = 16
@@ -28,18 +29,18 @@ def db_path(tmp_path):
     check_or_write_stamp(conn, STAMP)
     add_images(conn, np.random.default_rng(0), [f"a/{i:03d}.jpg" for i in range(40)] + ["ü/é.jpg"])
     conn.close()
-    store.forget()
+    matrix_cache.forget()
     yield path
-    store.forget()
+    matrix_cache.forget()
 
 
 def sqlite_load(conn, mode, monkeypatch):
     """The same load with the cache switched off: the reference the cache must equal."""
     monkeypatch.setattr(config, "MATRIX_CACHE", False)
-    store.forget()
-    loaded = store.load(conn, mode)
+    matrix_cache.forget()
+    loaded = matrix_cache.load(conn, mode)
     monkeypatch.setattr(config, "MATRIX_CACHE", True)
-    store.forget()
+    matrix_cache.forget()
     assert loaded.cache_dir is None
     return loaded
 
@@ -51,18 +52,20 @@ def assert_same(a, b):
     assert (a.features_version, a.paths_version, a.root) == (b.features_version, b.paths_version, b.root)
 
 
-def cache_folders(db_path):
-    root = matrix_cache.cache_root(db_path)
-    return sorted(os.listdir(root)) if os.path.isdir(root) else []
+def cache_folders(db_path, mode=None):
+    """The complete folders of ``mode``'s matrices (every mode's if None) and of the paths, as basenames."""
+    modes = [mode] if mode else list(MODES)
+    matrices = [os.path.basename(f) for m in modes for f in folders.matrix_folders(db_path, m)]
+    return sorted(matrices), sorted(os.path.basename(f) for f in folders.paths_folders(db_path))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_cache_equals_sqlite_load(db_path, mode, monkeypatch):
     conn = connect(db_path)
-    built = store.load(conn, mode)  # reads SQLite, publishes the cache
+    built = matrix_cache.load(conn, mode)  # reads SQLite, publishes the cache
     assert built.cache_dir is not None and os.path.isdir(built.cache_dir)
-    store.forget()
-    mapped = store.load(conn, mode)  # a new process would see this: the memory map
+    matrix_cache.forget()
+    mapped = matrix_cache.load(conn, mode)  # a new process would see this: the memory map
     assert mapped.cache_dir == built.cache_dir and not mapped.matrix.flags.writeable
     reference = sqlite_load(conn, mode, monkeypatch)
     assert_same(mapped, reference)
@@ -74,13 +77,14 @@ def test_cache_equals_sqlite_load(db_path, mode, monkeypatch):
 
 def test_cache_is_rebuilt_when_the_ok_features_change(db_path, monkeypatch):
     conn = connect(db_path)
-    first = store.load(conn, "embeddings")
+    first = matrix_cache.load(conn, "embeddings")
     add_images(conn, np.random.default_rng(1), ["b/new.jpg"])
-    store.forget()
-    second = store.load(conn, "embeddings")
+    matrix_cache.forget()
+    second = matrix_cache.load(conn, "embeddings")
     assert second.cache_dir != first.cache_dir
-    assert [f for f in cache_folders(db_path) if f.startswith("embeddings")] == [os.path.basename(second.cache_dir)]
-    assert len([f for f in cache_folders(db_path) if f.startswith(store.PATHS_PREFIX)]) == 1  # old paths gone too
+    matrices, paths = cache_folders(db_path, "embeddings")
+    assert matrices == [os.path.basename(second.cache_dir)]
+    assert len(paths) == 1  # old paths gone too
     assert len(second.ids) == 42 and "b/new.jpg" in list(second.paths)
     assert_same(second, sqlite_load(conn, "embeddings", monkeypatch))
     conn.close()
@@ -93,12 +97,12 @@ def test_same_counter_with_another_history_is_not_reused(db_path, tmp_path, monk
     copy_database(db_path, backup)
     conn = connect(db_path)
     add_images(conn, np.random.default_rng(2), ["c/one.jpg"])
-    before = store.load(conn, "rgb")
+    before = matrix_cache.load(conn, "rgb")
     conn.close()
     copy_database(backup, db_path)
     conn = connect(db_path)
     add_images(conn, np.random.default_rng(3), ["d/other.jpg"])
-    after = store.load(conn, "rgb")
+    after = matrix_cache.load(conn, "rgb")
     assert after.counter == before.counter and after.cache_dir != before.cache_dir
     assert "d/other.jpg" in list(after.paths) and "c/one.jpg" not in list(after.paths)
     assert_same(after, sqlite_load(conn, "rgb", monkeypatch))
@@ -117,11 +121,11 @@ def test_a_write_during_the_read_is_not_mixed_in(db_path, monkeypatch):
         add_images(writer, np.random.default_rng(4), ["e/late.jpg"])
 
     monkeypatch.setattr(column_reader, "column_chunks", chunks_then_write)
-    loaded = store.load(conn, "phash")
+    loaded = matrix_cache.load(conn, "phash")
     assert len(loaded.ids) == 41 and len(loaded.paths) == 41 and "e/late.jpg" not in list(loaded.paths)
     monkeypatch.setattr(column_reader, "column_chunks", real_chunks)
-    store.forget()
-    again = store.load(conn, "phash")  # the DB moved on: loaded again
+    matrix_cache.forget()
+    again = matrix_cache.load(conn, "phash")  # the DB moved on: loaded again
     assert len(again.ids) == 42 and again.cache_dir != loaded.cache_dir and "e/late.jpg" in list(again.paths)
     writer.close()
     conn.close()
@@ -129,11 +133,11 @@ def test_a_write_during_the_read_is_not_mixed_in(db_path, monkeypatch):
 
 def test_prepared_arrays_are_cached_and_equal(db_path):
     conn = connect(db_path)
-    loaded = store.load(conn, "rgb")
+    loaded = matrix_cache.load(conn, "rgb")
     made = loaded.prepare("sqrt", np.sqrt)
     assert os.path.exists(os.path.join(loaded.cache_dir, "sqrt.npy"))
-    store.forget()
-    again = store.load(conn, "rgb")
+    matrix_cache.forget()
+    again = matrix_cache.load(conn, "rgb")
     mapped = again.prepare("sqrt", lambda m: pytest.fail("should come from the cache"))
     assert np.array_equal(mapped, made) and np.array_equal(mapped, np.sqrt(again.matrix))
     conn.close()
@@ -142,9 +146,10 @@ def test_prepared_arrays_are_cached_and_equal(db_path):
 def test_cache_switched_off_writes_nothing(db_path, monkeypatch):
     monkeypatch.setattr(config, "MATRIX_CACHE", False)
     conn = connect(db_path)
-    loaded = store.load(conn, "ahash")
+    loaded = matrix_cache.load(conn, "ahash")
     loaded.prepare("anything", lambda m: m[:1])
-    assert cache_folders(db_path) == [] and len(loaded.ids) == 41
+    assert cache_folders(db_path) == ([], []) and not os.path.exists(matrix_cache.cache_root(db_path))
+    assert len(loaded.ids) == 41
     conn.close()
 
 
@@ -154,11 +159,11 @@ def test_a_stamp_that_gains_a_key_gets_its_own_cache(db_path):
     from db.meta import add_to_stamp
 
     conn = connect(db_path)
-    first = store.load(conn, "dhash")
+    first = matrix_cache.load(conn, "dhash")
     add_to_stamp(conn, {"embedding_runtime": "torch-float32"})
-    store.forget()
-    second = store.load(conn, "dhash")
+    matrix_cache.forget()
+    second = matrix_cache.load(conn, "dhash")
     assert second.cache_dir is not None and second.cache_dir != first.cache_dir
-    store.forget()
-    assert store.load(conn, "dhash").cache_dir == second.cache_dir
+    matrix_cache.forget()
+    assert matrix_cache.load(conn, "dhash").cache_dir == second.cache_dir
     conn.close()

@@ -14,8 +14,11 @@ import torch
 from PIL import Image
 
 import config
-from features import embeddings, onnx_cache, onnx_export, onnx_int8
-from features.torch_net import build_network
+from features.network import base, loader
+from features.network import cache as onnx_cache
+from features.network import export as onnx_export
+from features.network import int8 as onnx_int8
+from features.network.torch import build_network
 from samples import cosines, jpeg_crops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project folder
@@ -57,7 +60,7 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "ONNX_CACHE_DIR", str(folder))
-        embedder = embeddings.load_embedder(NAME, "float32", "onnxruntime", threads=1)
+        embedder = loader.load_embedder(NAME, "float32", "onnxruntime", threads=1)
     name = onnx_cache.file_name(NAME, embedder.weights_sha256, "float32")
     return folder, name
 
@@ -77,8 +80,8 @@ def both_runtimes(exported):
     folder, _ = exported
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "ONNX_CACHE_DIR", str(folder))
-        onnx = embeddings.load_embedder(NAME, "float32", "onnxruntime", threads=2)
-    return onnx, embeddings.load_embedder(NAME, "float32", "torch")
+        onnx = loader.load_embedder(NAME, "float32", "onnxruntime", threads=2)
+    return onnx, loader.load_embedder(NAME, "float32", "torch")
 
 
 def test_onnxruntime_and_torch_agree_on_real_photos(both_runtimes):
@@ -107,13 +110,13 @@ def test_pil_images_in_give_what_their_crops_give(both_runtimes):
     onnx, _ = both_runtimes
     photo = Image.open(os.path.join(os.path.dirname(skimage.__file__), "data", "chelsea.png")).convert("RGB")
     copy = photo.resize((256 * photo.width // photo.height, 256))
-    np.testing.assert_array_equal(onnx([copy]), onnx.embed_crops(embeddings.centre_crop(copy)[None]))
+    np.testing.assert_array_equal(onnx([copy]), onnx.embed_crops(base.centre_crop(copy)[None]))
 
 
 def test_the_cached_model_is_reused_not_exported_again(cache, monkeypatch):
     counter = ExportCounter(monkeypatch)
     before = cache.stat().st_mtime_ns
-    embedder = embeddings.load_embedder(NAME, "float32", "onnxruntime", threads=1)
+    embedder = loader.load_embedder(NAME, "float32", "onnxruntime", threads=1)
     assert counter.calls == 0 and cache.stat().st_mtime_ns == before
     assert embedder.runtime == "onnxruntime" and embedder.threads == 1
 
@@ -121,7 +124,7 @@ def test_the_cached_model_is_reused_not_exported_again(cache, monkeypatch):
 def test_the_sidecar_records_the_files_hash_and_what_it_was_made_from(cache):
     record = json.loads((cache.parent / (cache.name + ".json")).read_text())
     assert record["onnx_sha256"] == hashlib.sha256(cache.read_bytes()).hexdigest()
-    assert record["weights_sha256"] == embeddings.verified_weights(NAME)[1]
+    assert record["weights_sha256"] == base.verified_weights(NAME)[1]
     assert record["weights_sha256"][:16] in cache.name and "float32" in cache.name
     assert (record["opset"], record["model"], record["precision"]) == (17, NAME, "float32")
 
@@ -147,7 +150,7 @@ def test_a_damaged_or_foreign_cache_file_is_exported_again(cache, monkeypatch, c
         sidecar.write_text(json.dumps(record))
     counter = ExportCounter(monkeypatch, result=None if damage == "flipped byte" else good)
     with caplog.at_level(logging.WARNING):
-        embedder = embeddings.load_embedder(NAME, "float32", "onnxruntime", threads=1)
+        embedder = loader.load_embedder(NAME, "float32", "onnxruntime", threads=1)
     assert counter.calls == 1
     if damage != "no sidecar":
         assert "exporting it again" in caplog.text
@@ -169,7 +172,7 @@ def test_a_failed_export_leaves_no_file_and_keeps_nothing_half_written(tmp_path,
 
     monkeypatch.setattr(onnx_export, "export_weights", crash)
     with pytest.raises(KeyboardInterrupt):
-        embeddings.load_embedder(NAME, "float32", "onnxruntime")
+        loader.load_embedder(NAME, "float32", "onnxruntime")
     assert os.listdir(tmp_path) == []
 
 
@@ -190,7 +193,7 @@ def test_loading_from_the_cache_imports_no_torch(cache):
     """A query process embeds with the cached model without importing torch or torchvision."""
     script = (
         "import sys, numpy as np\n"
-        "from features.embeddings import load_embedder\n"
+        "from features.network.loader import load_embedder\n"
         "e = load_embedder('auto', threads=1)\n"
         "assert e.embed_crops(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 1280)\n"
         "print(e.runtime, e.precision, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
@@ -203,10 +206,10 @@ def test_loading_from_the_cache_imports_no_torch(cache):
     assert done.stdout.split("\n")[0] == "onnxruntime float32 []"
 
 
-def test_importing_the_embeddings_module_imports_no_runtime():
-    """Decode workers and the stamp code import features.embeddings for centre_crop and
+def test_importing_the_network_base_and_loader_imports_no_runtime():
+    """Decode workers and the stamp code import features.network.base for centre_crop and
     stamp_runtime: neither torch nor onnxruntime may come with it."""
-    script = ("import sys, features.embeddings, features.extract\n"
+    script = ("import sys, features.network.base, features.network.loader, features.extract\n"
               "print(sorted(m for m in ('torch', 'torchvision', 'onnxruntime', 'onnx') if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": ROOT}, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -216,17 +219,17 @@ def test_importing_the_embeddings_module_imports_no_runtime():
 
 def test_onnx_threads_are_the_callers_choice(exported, monkeypatch):
     monkeypatch.setattr(config, "ONNX_CACHE_DIR", str(exported[0]))
-    assert embeddings.load_embedder(NAME, "float32", "onnxruntime", threads=3).threads == 3
-    assert embeddings.load_embedder(NAME, "float32", "onnxruntime").threads == len(os.sched_getaffinity(0))
+    assert loader.load_embedder(NAME, "float32", "onnxruntime", threads=3).threads == 3
+    assert loader.load_embedder(NAME, "float32", "onnxruntime").threads == len(os.sched_getaffinity(0))
 
 
 def test_a_network_without_weights_file_runs_on_both_runtimes():
     """Benchmarks use randomly initialised ResNet18: exported to a temporary file, not cached."""
     torch.manual_seed(0)
     network = build_network("resnet18")
-    spec = embeddings.SPECS["resnet18"]
-    onnx = embeddings.embedder_from_network(spec, network, "random", runtime="onnxruntime", threads=1)
-    eager = embeddings.embedder_from_network(spec, network, "random", runtime="torch")
+    spec = base.SPECS["resnet18"]
+    onnx = loader.embedder_from_network(spec, network, "random", runtime="onnxruntime", threads=1)
+    eager = loader.embedder_from_network(spec, network, "random", runtime="torch")
     crops = real_crops()[:3]
     assert cosines(onnx.embed_crops(crops), eager.embed_crops(crops)).min() >= 0.9999
 
@@ -242,7 +245,7 @@ def int8_cache(exported, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "ONNX_CACHE_DIR", str(folder))
         patch.setattr(onnx_int8, "calibration_crops", lambda: real_crops())
-        return folder, embeddings.load_embedder(NAME, "int8", "onnxruntime", threads=2)
+        return folder, loader.load_embedder(NAME, "int8", "onnxruntime", threads=2)
 
 
 def test_int8_is_quantised_from_the_cached_float32_model_and_stays_close(int8_cache, both_runtimes):
@@ -262,4 +265,4 @@ def test_a_cached_int8_model_is_reused(int8_cache, monkeypatch):
     folder, _ = int8_cache
     monkeypatch.setattr(config, "ONNX_CACHE_DIR", str(folder))
     monkeypatch.setattr(onnx_int8, "quantize", lambda *args: pytest.fail("quantised again"))
-    assert embeddings.load_embedder(NAME, "int8", "onnxruntime", threads=1).precision == "int8"
+    assert loader.load_embedder(NAME, "int8", "onnxruntime", threads=1).precision == "int8"

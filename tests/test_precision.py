@@ -7,7 +7,7 @@ from PIL import Image
 
 import config
 from demo.build_demo import SOURCES, package_file
-from features import embeddings
+from features.network import base, loader
 from samples import cosines, jpeg_crops
 
 
@@ -22,8 +22,8 @@ def real_crops():
 
 @pytest.fixture(scope="module")
 def lite0_both():
-    float32 = embeddings.load_embedder("efficientnet_lite0", precision="float32", runtime="torch")
-    bfloat16 = embeddings.load_embedder("efficientnet_lite0", precision="bfloat16", runtime="torch")
+    float32 = loader.load_embedder("efficientnet_lite0", precision="float32", runtime="torch")
+    bfloat16 = loader.load_embedder("efficientnet_lite0", precision="bfloat16", runtime="torch")
     return float32, bfloat16
 
 
@@ -47,53 +47,53 @@ def test_bfloat16_embedding_of_one_image_does_not_depend_on_its_batch(lite0_both
 
 
 def test_auto_precision_follows_the_cpu_on_torch(monkeypatch):
-    monkeypatch.setattr(embeddings, "native_bfloat16", lambda: True)
-    assert embeddings.resolve_precision("auto", "torch") == "bfloat16"
-    monkeypatch.setattr(embeddings, "native_bfloat16", lambda: False)
-    assert embeddings.resolve_precision("auto", "torch") == "float32"
-    assert embeddings.resolve_precision("bfloat16", "torch") == "bfloat16"
+    monkeypatch.setattr(base, "native_bfloat16", lambda: True)
+    assert base.resolve_precision("auto", "torch") == "bfloat16"
+    monkeypatch.setattr(base, "native_bfloat16", lambda: False)
+    assert base.resolve_precision("auto", "torch") == "float32"
+    assert base.resolve_precision("bfloat16", "torch") == "bfloat16"
 
 
 def test_auto_precision_is_float32_on_onnxruntime(monkeypatch):
-    monkeypatch.setattr(embeddings, "native_bfloat16", lambda: True)
-    assert embeddings.resolve_precision("auto", "onnxruntime") == "float32"
-    assert embeddings.resolve_precision("int8", "onnxruntime") == "int8"
+    monkeypatch.setattr(base, "native_bfloat16", lambda: True)
+    assert base.resolve_precision("auto", "onnxruntime") == "float32"
+    assert base.resolve_precision("int8", "onnxruntime") == "int8"
 
 
 def test_unknown_or_unavailable_precision_is_a_value_error_listing_choices(monkeypatch):
     with pytest.raises(ValueError, match="valid: auto, float32, bfloat16, int8"):
-        embeddings.resolve_precision("float16", "torch")
+        base.resolve_precision("float16", "torch")
     with pytest.raises(ValueError, match="IR_EMBED_RUNTIME=onnxruntime; valid on torch: auto, float32, bfloat16"):
-        embeddings.resolve_precision("int8", "torch")
+        base.resolve_precision("int8", "torch")
     with pytest.raises(ValueError, match="IR_EMBED_RUNTIME=torch; valid on onnxruntime: auto, float32, int8"):
-        embeddings.load_embedder("efficientnet_lite0", precision="bfloat16", runtime="onnxruntime")
+        loader.load_embedder("efficientnet_lite0", precision="bfloat16", runtime="onnxruntime")
     monkeypatch.setattr(config, "EMBED_PRECISION", "half")
     with pytest.raises(ValueError, match="'half'; valid: auto, float32, bfloat16, int8"):
-        embeddings.load_embedder("efficientnet_lite0")
+        loader.load_embedder("efficientnet_lite0")
 
 
 def test_unknown_runtime_is_a_value_error_listing_choices(monkeypatch):
     with pytest.raises(ValueError, match="unknown embedding runtime 'tensorflow'; valid: onnxruntime, torch"):
-        embeddings.load_embedder("efficientnet_lite0", runtime="tensorflow")
+        loader.load_embedder("efficientnet_lite0", runtime="tensorflow")
     monkeypatch.setattr(config, "EMBED_RUNTIME", "openvino")
     with pytest.raises(ValueError, match=r"'openvino' \(IR_EMBED_RUNTIME\); valid: onnxruntime, torch"):
-        embeddings.load_embedder("efficientnet_lite0")
+        loader.load_embedder("efficientnet_lite0")
 
 
 def test_an_unnamed_runtime_with_bfloat16_is_torch(monkeypatch):
     """A DB stamped bfloat16 before runtimes were stamped still loads its model."""
     monkeypatch.setattr(config, "EMBED_RUNTIME", "onnxruntime")
-    assert embeddings.resolve_runtime(None, "bfloat16") == "torch"
-    assert embeddings.resolve_runtime(None, "float32") == "onnxruntime"
+    assert base.resolve_runtime(None, "bfloat16") == "torch"
+    assert base.resolve_runtime(None, "float32") == "onnxruntime"
 
 
 def test_stamp_runtime_joins_only_the_equivalent_runtimes():
     """float32 from torch and from ONNX Runtime agree to cosine >= 0.9999 (test_onnx.py): one stamp value."""
-    assert embeddings.stamp_runtime("torch", "float32") == embeddings.stamp_runtime("onnxruntime", "float32")
-    assert embeddings.stamp_runtime("torch", "bfloat16") != embeddings.stamp_runtime("onnxruntime", "float32")
-    assert embeddings.stamp_runtime("onnxruntime", "int8") == "onnxruntime"
+    assert base.stamp_runtime("torch", "float32") == base.stamp_runtime("onnxruntime", "float32")
+    assert base.stamp_runtime("torch", "bfloat16") != base.stamp_runtime("onnxruntime", "float32")
+    assert base.stamp_runtime("onnxruntime", "int8") == "onnxruntime"
     for precision in ("float32", "bfloat16", "int8"):  # the stamp value loads back as a runtime
-        runtime = embeddings.stamp_runtime("torch" if precision == "bfloat16" else "onnxruntime", precision)
-        assert embeddings.resolve_precision(precision, runtime) == precision
+        runtime = base.stamp_runtime("torch" if precision == "bfloat16" else "onnxruntime", precision)
+        assert base.resolve_precision(precision, runtime) == precision
     with pytest.raises(ValueError, match="valid: onnxruntime, torch"):
-        embeddings.stamp_runtime("tf", "float32")
+        base.stamp_runtime("tf", "float32")

@@ -19,7 +19,7 @@ from PIL import Image
 from db import connect
 from demo.build_demo import package_file
 from features.hashes import packed_hashes
-from search import store
+from search import matrix_cache
 from search.metrics import hamming_distance
 from search.modes import MODES, pairs
 from search.orientations import ORIENTATIONS, oriented
@@ -44,7 +44,7 @@ def tiny_run(tmp_path_factory):
     assert table in run.stdout  # printed and written alike
     labelled, near = os.path.join(out, "labelled"), os.path.join(out, "near_duplicates")
     yield out, labelled, near, report, table
-    store.forget()
+    matrix_cache.forget()
 
 
 def test_every_valid_pair_and_the_orientation_option_are_measured(tiny_run):
@@ -82,7 +82,7 @@ def test_labelled_scores_match_a_hand_ranking(tiny_run):
     out, labelled, _, report, _ = tiny_run
     conn = connect(os.path.join(out, "labelled_efficientnet_lite0.db"))
     expected = {"P@1": [], "P@5": [], "AP": []}
-    for path in sorted(store.load(conn, "rgb").paths):
+    for path in sorted(matrix_cache.load(conn, "rgb").paths):
         ranked = calculate_similarities(os.path.join(labelled, path), conn, "rgb", "euclidean",
                                         top_k=PHOTOS * CROPS - 1)
         real_root = os.path.realpath(labelled)

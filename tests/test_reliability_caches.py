@@ -25,7 +25,8 @@ from db.images import change_rows, delete_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from db.scan import Move, apply_moves
 from samples import ROOT, add_fake_images, fake_stamp
-from search import ann, column_reader, matrix_cache, store
+from search import ann, matrix_cache
+from search.matrix_cache import column_reader, folders, loader
 from search.query import search_ids
 
 DIM = 64
@@ -45,9 +46,9 @@ def db_path(tmp_path):
     check_or_write_stamp(conn, STAMP)
     add_images(conn, np.random.default_rng(0), [f"a/{i:03d}.jpg" for i in range(300)])
     conn.close()
-    store.forget()
+    matrix_cache.forget()
     yield path
-    store.forget()
+    matrix_cache.forget()
 
 
 class Reads:
@@ -80,51 +81,52 @@ def extraction_in_another_process(db_path):
         proc.wait(timeout=30)
 
 
-def leftovers(*folders):
-    """Temporary files or folders anywhere under ``folders``."""
+def leftovers(*roots):
+    """Temporary files or folders anywhere under ``roots`` (and anything in the matrix cache's tmp room)."""
     found = []
-    for folder in folders:
-        for base, dirs, files in os.walk(folder):
-            found += [os.path.join(base, name) for name in dirs + files if ".tmp" in name]
+    for root in roots:
+        for base, dirs, files in os.walk(root):
+            in_tmp_room = base == os.path.join(root, folders.TMP)
+            found += [os.path.join(base, name) for name in dirs + files if ".tmp" in name or in_tmp_room]
     return found
 
 
 def answer(conn, metric="cosine", mode="embeddings"):
-    first = int(store.load(conn, mode).ids[0])
+    first = int(matrix_cache.load(conn, mode).ids[0])
     return [(h.id, h.path, round(h.distance, 5)) for h in search_ids(conn, [first], mode, metric, top_k=10)]
 
 
 def test_a_rescan_that_only_adds_pending_rows_keeps_every_matrix(db_path):
     conn = connect(db_path)
-    loaded = {mode: store.load(conn, mode) for mode in ("embeddings", "rgb", "phash")}
+    loaded = {mode: matrix_cache.load(conn, mode) for mode in ("embeddings", "rgb", "phash")}
     reads = Reads(conn)
     add_images(conn, np.random.default_rng(1), [f"new/{i}.jpg" for i in range(50)], ok=False)
     pending = pending_page(conn, 0, 1000)
     write_batch(conn, [], [FailedRow(pending[0].id, pending[0].size, pending[0].mtime_ns, "not an image")])
     for mode, before in loaded.items():
-        assert store.load(conn, mode) is before  # the same object: nothing reloaded
-    store.forget()  # a new query process maps the same cache folders
-    assert {mode: store.load(conn, mode).cache_dir for mode in loaded} == {m: l.cache_dir for m, l in loaded.items()}
+        assert matrix_cache.load(conn, mode) is before  # the same object: nothing reloaded
+    matrix_cache.forget()  # a new query process maps the same cache folders
+    assert {mode: matrix_cache.load(conn, mode).cache_dir for mode in loaded} == {m: l.cache_dir for m, l in loaded.items()}
     assert (reads.matrix, reads.paths) == (0, 0)
     conn.close()
 
 
 def test_a_move_reloads_the_paths_only(db_path):
     conn = connect(db_path)
-    before = store.load(conn, "embeddings")
-    rgb_before = store.load(conn, "rgb")
+    before = matrix_cache.load(conn, "embeddings")
+    rgb_before = matrix_cache.load(conn, "rgb")
     old_id = int(before.ids[5])
     reads = Reads(conn)
     add_images(conn, np.random.default_rng(2), ["moved/here.jpg"], ok=False)  # the scan's row for the new path
     new_id = pending_page(conn, 0, 10)[0].id
     apply_moves(conn, [Move(old_id, new_id, "moved/here.jpg", 2)])
-    after = store.load(conn, "embeddings")
+    after = matrix_cache.load(conn, "embeddings")
     assert after.matrix is before.matrix and after.ids is before.ids  # the matrix is kept
     assert after.paths[5] == "moved/here.jpg" and before.paths[5] == "a/005.jpg"
-    assert store.load(conn, "rgb").matrix is rgb_before.matrix and store.load(conn, "rgb").paths[5] == "moved/here.jpg"
+    assert matrix_cache.load(conn, "rgb").matrix is rgb_before.matrix and matrix_cache.load(conn, "rgb").paths[5] == "moved/here.jpg"
     assert (reads.matrix, reads.paths) == (0, 1)  # the paths read once, for every mode
-    store.forget()
-    fresh = store.load(conn, "embeddings")  # a new process: matrix and paths both from the cache
+    matrix_cache.forget()
+    fresh = matrix_cache.load(conn, "embeddings")  # a new process: matrix and paths both from the cache
     assert fresh.cache_dir == before.cache_dir and fresh.paths[5] == "moved/here.jpg"
     assert (reads.matrix, reads.paths) == (0, 1)
     conn.close()
@@ -133,14 +135,14 @@ def test_a_move_reloads_the_paths_only(db_path):
 @pytest.mark.parametrize("change", ["delete", "edit"])
 def test_an_ok_row_that_goes_reloads_the_matrix(db_path, change):
     conn = connect(db_path)
-    before = store.load(conn, "embeddings")
+    before = matrix_cache.load(conn, "embeddings")
     gone = int(before.ids[0])
     if change == "delete":
         delete_images(conn, [gone])
     else:
         with conn:
             change_rows(conn, [(gone, 200, 2, 10, 10, "pending", None)])
-    after = store.load(conn, "embeddings")
+    after = matrix_cache.load(conn, "embeddings")
     assert after is not before and len(after.ids) == 299 and after.row_of_id(gone) is None
     conn.close()
 
@@ -148,30 +150,30 @@ def test_an_ok_row_that_goes_reloads_the_matrix(db_path, change):
 def test_queries_during_an_extraction_never_read_sqlite(db_path, monkeypatch):
     """Batches land while main.py holds the lock: queries keep what they have, or take the
     newest published cache, and read no matrix from SQLite; what the extraction publishes
-    (search.store.publish) reaches them."""
+    (search.matrix_cache.publish) reaches them."""
     conn, extractor = connect(db_path), connect(db_path)
-    first = store.load(conn, "embeddings")  # published before the run
+    first = matrix_cache.load(conn, "embeddings")  # published before the run
     rng = np.random.default_rng(3)
     with extraction_in_another_process(db_path):
         reads = Reads(conn)
         held = first
         for batch in range(3):
             add_images(extractor, rng, [f"batch{batch}/{i}.jpg" for i in range(10)])
-            assert store.load(conn, "embeddings") is held
-            store.forget()  # a query process started during the run: the published cache
-            held = store.load(conn, "embeddings")
+            assert matrix_cache.load(conn, "embeddings") is held
+            matrix_cache.forget()  # a query process started during the run: the published cache
+            held = matrix_cache.load(conn, "embeddings")
             assert held.cache_dir == first.cache_dir and len(held.ids) == 300
             assert answer(conn) == answer(conn)  # answers work, consistently
         assert (reads.matrix, reads.paths) == (0, 0)
-        store.publish(extractor)  # what main.py does every IR_PUBLISH_SECONDS
-        monkeypatch.setattr(store, "RECHECK_SECONDS", 0.0)
-        newer = store.load(conn, "embeddings")
+        matrix_cache.publish(extractor)  # what main.py does every IR_PUBLISH_SECONDS
+        monkeypatch.setattr(loader, "RECHECK_SECONDS", 0.0)
+        newer = matrix_cache.load(conn, "embeddings")
         assert len(newer.ids) == 330 and newer.cache_dir != first.cache_dir
         assert (reads.matrix, reads.paths) == (0, 0)
-        phash = store.load(conn, "phash")  # published for every mode
+        phash = matrix_cache.load(conn, "phash")  # published for every mode
         assert len(phash.ids) == 330 and phash.cache_dir is not None
         assert (reads.matrix, reads.paths) == (0, 0)
-    done = store.load(conn, "embeddings")  # the run is over: the current state, already published
+    done = matrix_cache.load(conn, "embeddings")  # the run is over: the current state, already published
     assert len(done.ids) == 330 and reads.matrix == 0
     conn.close()
     extractor.close()
@@ -182,10 +184,10 @@ def test_a_mode_never_published_is_read_once_during_an_extraction(db_path):
     rng = np.random.default_rng(4)
     with extraction_in_another_process(db_path):
         reads = Reads(conn)
-        first = store.load(conn, "dhash")
+        first = matrix_cache.load(conn, "dhash")
         for batch in range(3):
             add_images(extractor, rng, [f"b{batch}/{i}.jpg" for i in range(5)])
-            assert store.load(conn, "dhash") is first
+            assert matrix_cache.load(conn, "dhash") is first
         assert reads.matrix == 1
     conn.close()
     extractor.close()
@@ -194,11 +196,11 @@ def test_a_mode_never_published_is_read_once_during_an_extraction(db_path):
 def test_publish_when_due_follows_the_clock(db_path, monkeypatch):
     conn = connect(db_path)
     monkeypatch.setattr(config, "PUBLISH_SECONDS", 3600)
-    assert not store.publish_when_due(conn)
+    assert not matrix_cache.publish_when_due(conn)
     monkeypatch.setattr(config, "PUBLISH_SECONDS", 0)
-    assert store.publish_when_due(conn)
-    names = os.listdir(matrix_cache.cache_root(db_path))
-    assert {name.split("-v")[0] for name in names} == {"embeddings", "rgb", "ahash", "dhash", "phash", "paths"}
+    assert matrix_cache.publish_when_due(conn)
+    assert all(len(folders.matrix_folders(db_path, mode)) == 1 for mode in ("embeddings", "rgb", "ahash", "dhash", "phash"))
+    assert len(folders.paths_folders(db_path)) == 1
     conn.close()
 
 
@@ -228,24 +230,24 @@ def test_a_full_disk_while_writing_the_matrix_cache(db_path, monkeypatch, caplog
     normal = {mode: answer(conn, mode=mode, metric=metric)
               for mode, metric in (("embeddings", "cosine"), ("rgb", "bhattacharyya"), ("phash", "hamming"))}
     monkeypatch.setattr(config, "MATRIX_CACHE", True)
-    store.forget()
+    matrix_cache.forget()
     cache = matrix_cache.cache_root(db_path)
 
     def full_open(path, mode="r", *args, **kwargs):
         fh = open(path, mode, *args, **kwargs)
         return _FullDisk(fh) if "w" in mode and os.fspath(path).startswith(cache) else fh
 
-    for module in (column_reader, matrix_cache):  # where the cache files are opened for writing
+    for module in (column_reader, folders):  # where the cache files are opened for writing
         monkeypatch.setattr(module, "open", full_open, raising=False)
     with caplog.at_level(logging.WARNING, logger="search.matrix_cache"):
         for _ in range(2):
             got = {mode: answer(conn, mode=mode, metric=metric)
                    for mode, metric in (("embeddings", "cosine"), ("rgb", "bhattacharyya"), ("phash", "hamming"))}
             assert got == normal
-    warnings = [r.getMessage() for r in caplog.records if r.name == "search.matrix_cache"]
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("search.matrix_cache")]
     assert len(warnings) == 1 and "cannot write the matrix cache" in warnings[0] and "No space left" in warnings[0]
     assert leftovers(cache) == []
-    assert store.publish(conn) == []  # the extraction's publish gives up quietly too
+    assert matrix_cache.publish(conn) == []  # the extraction's publish gives up quietly too
     assert leftovers(cache) == []
     conn.close()
 
@@ -274,7 +276,7 @@ def test_a_full_disk_while_writing_the_cache_and_the_index_in_a_query_process(db
     conn = connect(db_path)  # kept open: the WAL index exists before the limited process starts
     monkeypatch.setattr(config, "MATRIX_CACHE", False)
     normal = answer(conn)
-    store.forget()
+    matrix_cache.forget()
     out = subprocess.run([sys.executable, "-c", QUERY, str(db_path)], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, preexec_fn=_limit_file_size,
                          env=dict(os.environ, PYTHONPATH=ROOT, PYTHONDONTWRITEBYTECODE="1"))

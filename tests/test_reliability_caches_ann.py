@@ -19,7 +19,8 @@ from db.features import ExtractedRow, write_batch
 from db.images import insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from samples import ROOT
-from search import ann, store
+from search import ann, matrix_cache
+from search.ann import index as ann_index
 from search.query import search_ids
 
 DIM = 64
@@ -59,14 +60,14 @@ def db_path(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def fresh_process_state(db_path):
     """Every test starts as a new query process with a stale (absent) index."""
-    ann._OPEN.clear()
-    ann._SAID.clear()
-    store.forget()
+    ann_index._OPEN.clear()
+    ann_index._SAID.clear()
+    matrix_cache.forget()
     for name in os.listdir(ann.index_dir(db_path)) if os.path.isdir(ann.index_dir(db_path)) else []:
         os.remove(os.path.join(ann.index_dir(db_path), name))
     yield
-    ann._OPEN.clear()
-    store.forget()
+    ann_index._OPEN.clear()
+    matrix_cache.forget()
 
 
 def hits(conn, metric, first=1, top_k=10):
@@ -126,7 +127,7 @@ def test_while_another_process_builds_ann_cosine_answers_exactly_and_says_so_onc
         for first in (1, 2, 3):
             assert hits(conn, "ann_cosine", first) == hits(conn, "cosine", first)
         assert time.perf_counter() - start < 5  # answered at once, not after a build
-    said = [r.getMessage() for r in caplog.records if r.name == "search.ann"]
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("search.ann")]
     assert len(said) == 1 and "another process is building the index" in said[0] and "exact cosine" in said[0]
     assert not os.path.exists(ann.index_file(db_path, "embeddings"))
     assert hits(conn, "ann_cosine") == exact  # the lock released: this process builds it now
@@ -145,7 +146,7 @@ def test_during_an_extraction_queries_do_not_build_the_index(db_path, caplog):
         with caplog.at_level(logging.INFO, logger="search.ann"):
             assert hits(conn, "ann_cosine") == hits(conn, "cosine")
             assert hits(conn, "ann_cosine", 7) == hits(conn, "cosine", 7)
-        said = [r.getMessage() for r in caplog.records if r.name == "search.ann"]
+        said = [r.getMessage() for r in caplog.records if r.name.startswith("search.ann")]
         assert len(said) == 1 and "extracting" in said[0]
         assert not os.path.exists(ann.index_file(db_path, "embeddings"))
     finally:
@@ -177,7 +178,7 @@ def test_switching_the_index_kind_replaces_the_file_and_an_old_annoy_folder(db_p
     monkeypatch.setattr(config, "ANN_INDEX", "annoy")
     with caplog.at_level(logging.INFO, logger="search.ann"):
         assert hits(conn, "ann_cosine") == exact
-        ann._OPEN.clear()  # a new query process: the saved file is loaded and trusted, not rebuilt
+        ann_index._OPEN.clear()  # a new query process: the saved file is loaded and trusted, not rebuilt
         assert hits(conn, "ann_cosine") == exact
     assert [r.getMessage() for r in caplog.records].count("building the annoy index for embeddings (20000 rows)") == 1
     assert os.path.exists(ann.index_file(db_path, "embeddings", "annoy")) and not os.path.exists(old)

@@ -15,7 +15,8 @@ import generator
 import main
 from db import connect
 from reliability_tools import MODEL, query
-from search import ann, store
+from search import ann, matrix_cache
+from search.ann import index as ann_index
 from similarities import calculate_similarities
 
 N = 12
@@ -46,11 +47,11 @@ def two_dbs(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_process_state():
-    ann._OPEN.clear()
-    store.forget()
+    ann_index._OPEN.clear()
+    matrix_cache.forget()
     yield
-    ann._OPEN.clear()
-    store.forget()
+    ann_index._OPEN.clear()
+    matrix_cache.forget()
 
 
 def _ann_equals_exact(folder, db):
@@ -83,7 +84,7 @@ def test_damaged_index_is_rebuilt(two_dbs, damage):
             fh.truncate(size // 2 if damage == "truncated" else 0)
     if damage == "deleted":
         os.remove(ann_file)
-    ann._OPEN.clear()  # a new query process: only the files on disk
+    ann_index._OPEN.clear()  # a new query process: only the files on disk
     _ann_equals_exact(folder, db)
     assert os.path.getsize(ann_file) == size
     assert _index_files(db) == ["embeddings.build.lock", "embeddings.ivf", "embeddings.json"]  # no temporaries
@@ -97,7 +98,7 @@ def test_another_dbs_index_at_the_same_version_is_not_trusted(two_dbs):
     _ann_equals_exact(two_dbs / "a", a)
     shutil.rmtree(ann.index_dir(b), ignore_errors=True)
     shutil.copytree(ann.index_dir(a), ann.index_dir(b))
-    ann._OPEN.clear()
+    ann_index._OPEN.clear()
     _ann_equals_exact(two_dbs / "b", b)
 
 
@@ -112,12 +113,12 @@ def test_index_of_an_older_state_after_a_crash_is_rebuilt(two_dbs, tmp_path):
     _build(folder, db)
     with open(ann.index_file(db, "embeddings") + ".tmp999999", "wb") as fh:
         fh.write(b"half an index")  # what a killed build leaves behind
-    ann._OPEN.clear()
-    store.forget()
+    ann_index._OPEN.clear()
+    matrix_cache.forget()
     _ann_equals_exact(folder, db)
     conn = connect(db)
     try:
-        assert ann.get_index(store.load(conn, "embeddings")).rows == N + 1
+        assert ann.get_index(matrix_cache.load(conn, "embeddings")).rows == N + 1
     finally:
         conn.close()
     assert _index_files(db) == ["embeddings.build.lock", "embeddings.ivf", "embeddings.json"]  # the dead build gone

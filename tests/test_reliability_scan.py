@@ -172,37 +172,37 @@ def test_moves_do_not_count_as_deletions(scanned):
     assert all(after[f"album/{p[2:]}"] == before[p] for p in before if p.startswith("a/"))
 
 
+# generator.py with a pause injected after each committed batch: once the DB holds
+# ``wait_for_rows`` rows it says so on stdout and waits to be killed (no sleep to hit a moment).
 KILLABLE_SCAN = """
-import sys, time
+import sys, threading
 import generator
-real = generator.describe_header
-def slow(*args):
-    time.sleep(0.02)  # an hour-long scan of a NAS, shrunk
-    return real(*args)
-generator.describe_header = slow
+real = generator._check_batch
+def check_then_maybe_pause(conn, *args):
+    real(conn, *args)
+    if conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] >= int(sys.argv[3]):
+        print("paused", flush=True)
+        threading.Event().wait()  # until the test kills the process
+generator._check_batch = check_then_maybe_pause
 generator.main(["--data", sys.argv[1], "--db", sys.argv[2], "--no-progress"])
 """
 
 
 def _scan_and_kill(photos, db, wait_for_rows):
-    """Start a slow scan, SIGKILL it once ``wait_for_rows`` rows are committed; return the row count."""
+    """Start a scan that pauses once ``wait_for_rows`` rows are committed, SIGKILL it there;
+    return the row count."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLABLE_SCAN, str(photos), str(db)], cwd=ROOT,
-        env=script_env(IR_SCAN_BATCH_SIZE=10), start_new_session=True)
-    deadline = time.time() + 120
+        [sys.executable, "-c", KILLABLE_SCAN, str(photos), str(db), str(wait_for_rows)], cwd=ROOT,
+        env=script_env(IR_SCAN_BATCH_SIZE=10), start_new_session=True, stdout=subprocess.PIPE, text=True)
     try:
-        while time.time() < deadline:
-            if os.path.exists(db):
-                try:
-                    if query(db, "SELECT COUNT(*) FROM images")[0][0] >= wait_for_rows:
-                        break
-                except Exception:  # noqa: BLE001 - the schema may not exist yet
-                    pass
-            assert proc.poll() is None, "the scan finished before it could be killed"
-            time.sleep(0.05)
+        said = proc.stdout.readline()  # blocks until the pause, or "" if the scan ended first
+        assert said == "paused\n", "the scan finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
     return query(db, "SELECT COUNT(*) FROM images")[0][0]
 
 

@@ -91,13 +91,13 @@ def test_metrics_table_is_complete():
 
 def test_matrices_are_loaded_once_and_reloaded_after_a_write(mini_collection, mini_conn):
     from db.versions import FEATURES, bump
-    from search import store
+    from search import matrix_cache
 
-    first = store.load(mini_conn, "rgb")
-    assert store.load(mini_conn, "rgb") is first
+    first = matrix_cache.load(mini_conn, "rgb")
+    assert matrix_cache.load(mini_conn, "rgb") is first
     with mini_conn:
         bump(mini_conn, FEATURES)  # what a write that changes the ok rows' features does
-    second = store.load(mini_conn, "rgb")
+    second = matrix_cache.load(mini_conn, "rgb")
     assert second is not first and np.array_equal(second.matrix, first.matrix)
 
 

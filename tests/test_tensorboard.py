@@ -10,7 +10,7 @@ from tensorboard.plugins.projector import ProjectorConfig
 
 import export_tensorboard
 from viz import projector
-from search import store
+from search import matrix_cache
 from viz import sprite
 from viz.projector_shot import get, running_tensorboard
 
@@ -42,7 +42,7 @@ def test_files_agree_with_the_config_and_the_db(exported, mini_conn):
     assert lines[0].split("\t") == list(projector.METADATA_COLUMNS)
     rows = [line.split("\t") for line in lines[1:]]
     assert len(rows) == 25 and all(len(r) == 4 for r in rows)
-    loaded = store.load(mini_conn, "embeddings")
+    loaded = matrix_cache.load(mini_conn, "embeddings")
     row_of_path = {loaded.paths[i]: i for i in range(len(loaded.ids))}
     for (path, name, folder, label), vector in zip(rows, tensor):
         assert path == f"{folder}/{name}" and label == folder  # flat collection: label is the folder

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search import metrics, store
+from search import matrix_cache, metrics
 from viz import compare, grid, map_figure, projection
 
 
@@ -89,13 +89,13 @@ def test_sample_rows_is_seeded_sorted_and_capped():
 
 
 def test_map_features_turn_each_metric_into_euclidean_distance(mini_conn):
-    rgb = store.load(mini_conn, "rgb")
+    rgb = matrix_cache.load(mini_conn, "rgb")
     mapped = projection.map_features(rgb)
     query = rgb.matrix[0].astype(np.float32)
     bhattacharyya = metrics.bhattacharyya_distance(np.sqrt(rgb.matrix), query)
     euclidean_sq = ((mapped - mapped[0]) ** 2).sum(axis=1)
     np.testing.assert_allclose(euclidean_sq, 2 * bhattacharyya ** 2, atol=1e-5)  # |√p-√q|² = 2(1-BC)
-    phash = store.load(mini_conn, "phash")
+    phash = matrix_cache.load(mini_conn, "phash")
     bits = projection.map_features(phash)
     hamming = metrics.hamming_distance(phash.matrix, phash.matrix[0])
     np.testing.assert_array_equal(((bits - bits[0]) ** 2).sum(axis=1), hamming)
@@ -172,7 +172,7 @@ def test_half_a_million_points_are_sampled_and_the_picture_says_so(caplog):
 
     n = 500_000
     rng = np.random.default_rng(0)
-    loaded = store.Loaded("phash", 1, np.arange(n), [f"g{i % 40}/{i}.jpg" for i in range(n)], "/nowhere",
+    loaded = matrix_cache.Loaded("phash", 1, np.arange(n), [f"g{i % 40}/{i}.jpg" for i in range(n)], "/nowhere",
                           rng.integers(0, 256, size=(n, 8), dtype=np.uint8), {}, "fake.db")
     cmap = projection.map_of_loaded(loaded, "pca")
     assert (cmap.drawn, cmap.total) == (projection.DEFAULT_LIMITS["pca"], n) and cmap.coords.shape == (50_000, 2)

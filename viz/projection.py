@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from db import connect
-from search import store
+from search import matrix_cache
 from search.modes import get_mode
 from viz.grid import save_figure
 from viz.map_figure import map_figure
@@ -29,7 +29,7 @@ LABELS = ("folder", "top")
 
 
 def map_features(loaded, rows=None):
-    """Float32 rows (all, or just ``rows``) of a ``search.store.Loaded``, in a geometry that fits its mode.
+    """Float32 rows (all, or just ``rows``) of a ``search.matrix_cache.Loaded``, in a geometry that fits its mode.
 
     Only the chosen rows are copied: at 500k images the full matrix can be gigabytes.
     """
@@ -122,7 +122,7 @@ def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, l
     get_mode(mode)  # ValueError listing the modes
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    return map_of_loaded(store.load(conn, mode), method, limit, seed, label)
+    return map_of_loaded(matrix_cache.load(conn, mode), method, limit, seed, label)
 
 
 def map_of_loaded(loaded, method="umap", limit=None, seed=0, label="folder"):

@@ -15,7 +15,7 @@ import numpy as np
 
 from db import connect
 from fileio import atomic_write
-from search import store
+from search import matrix_cache
 from search.modes import get_mode
 from viz.projection import SAMPLINGS, folder_labels, map_features, sample_rows
 from viz.sprite import save_sprite, sprite_layout
@@ -118,7 +118,7 @@ def export(db_path, logdir, mode="embeddings", limit=DEFAULT_LIMIT, sample="rand
         raise ValueError(f"limit must be >= 1, got {limit}")
     conn = connect(db_path)
     try:
-        loaded = store.load(conn, mode)
+        loaded = matrix_cache.load(conn, mode)
     finally:
         conn.close()
     total = len(loaded.ids)

@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from db import NoFeaturesError
 from db.lookup import images_by_ids
 from db.meta import version
-from search import store
-from search.duplicates import find_duplicates
+from search import matrix_cache
+from duplicates import find_duplicates
 from search.modes import get_mode
 from viz.projection import map_of_loaded
 from webapp.api import ERRORS, collection
@@ -101,7 +101,7 @@ def collection_map(request: Request,
         raise ApiError(400, f"unknown method {method!r}; valid methods: {', '.join(MAP_METHODS)}")
 
     def make(coll):
-        loaded = store.load(coll.conn(), mode)
+        loaded = matrix_cache.load(coll.conn(), mode)
         if len(loaded.ids) < 2:
             raise ApiError(503, "the collection has fewer than 2 extracted images: run main.py first")
         projected = map_of_loaded(loaded, method, limit, seed=0)

@@ -3,7 +3,7 @@
 Why a connection per thread: sqlite3 connections belong to the thread that made them, and
 the server answers from a pool of threads. In WAL mode every statement reads a consistent
 snapshot, so the server keeps answering while ``main.py`` extracts into the same DB; the
-search reloads a matrix only when the DB's version changed (search.store).
+search reloads a matrix only when the DB's version changed (search.matrix_cache).
 
 Why every search runs on one dedicated thread: a search already uses every core (BLAS, the
 network's threads), so two at once only split them; two threads loading a new matrix
@@ -29,7 +29,7 @@ from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
 from db.meta import dataset_root, features_stamp
-from search import store
+from search import matrix_cache
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
@@ -204,7 +204,7 @@ class Collection:
     def sample(self, count: int) -> list[dict]:
         """``count`` random searchable images (all of them in a small collection): somewhere to
         start walking without a photo at hand."""
-        ids = self._searcher.submit(lambda: np.asarray(store.load(self.conn(), DEFAULT_MODE).ids)).result()
+        ids = self._searcher.submit(lambda: np.asarray(matrix_cache.load(self.conn(), DEFAULT_MODE).ids)).result()
         picked = np.random.default_rng().choice(ids, size=min(count, len(ids)), replace=False) if len(ids) else []
         picked = [int(i) for i in picked]
         rows = images_by_ids(self.conn(), picked)

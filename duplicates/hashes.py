@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from search.duplicate_candidates import MAX_BLOCK_PAIRS, Pairs, spanning_pairs
+from duplicates.candidates import MAX_BLOCK_PAIRS, Pairs, spanning_pairs
 
 MAX_BLOCK_BITS = 62
 MAX_CANDIDATES = 4_000_000  # candidate pairs verified at once: about 100 MB of temporaries
@@ -103,15 +103,6 @@ def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None, any_
 
                 for found in pool.map(probe, masks):
                     yield from found
-
-
-def hash_distance_to(packed: np.ndarray, rows: np.ndarray, target: int, *, kind: str | None = None,
-                     any_orientation: bool = False) -> np.ndarray:
-    """Hamming distance of ``rows`` to row ``target`` (smallest over orientations if asked)."""
-    block = np.asarray(packed[rows])
-    variants = oriented_rows(block, kind) if any_orientation else [block]
-    goal = np.asarray(packed[target])[None, :]
-    return np.min([hamming(v, goal) for v in variants], axis=0)
 
 
 def plan(nbits: int, radius: int, n: int) -> tuple[int, int]:

@@ -6,8 +6,8 @@ otherwise ``auto`` falls back to EfficientNet-Lite0, whose ImageNet weights ship
 
 Two runtimes compute the same network (config.EMBED_RUNTIME): ONNX Runtime (the default: 3-4x
 faster on CPUs without bfloat16, and no torch import once the exported model is cached) and
-PyTorch (the fallback, the exporter, and the only runtime for bfloat16). This module imports
-neither; ``load_embedder`` imports the one it needs.
+PyTorch (the fallback, the exporter, and the only runtime for bfloat16). This module is the
+base both build on and imports neither; features.network.loader alone chooses and imports one.
 """
 from __future__ import annotations
 
@@ -24,15 +24,12 @@ from features.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
-MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0")
 CROP = 224  # torchvision's ImageNet evaluation crop
 # torchvision's ResNet18_Weights.IMAGENET1K_V1 file name; its hex part is the start of the file's
 # SHA-256. Written out so that naming the file needs no torchvision import (2 s);
 # tests/test_embeddings.py checks it against torchvision's constant.
 RESNET18_FILE = "resnet18-f37072fd.pth"
 
-RUNTIMES = ("onnxruntime", "torch")
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 # What each runtime computes. "auto" is float32 on ONNX Runtime, and on torch bfloat16 where the
 # CPU has it natively (else float32). ONNX Runtime has no bfloat16 on the CPU; int8 is ONNX Runtime's.
 RUNTIME_PRECISIONS = {"onnxruntime": ("auto", "float32", "int8"), "torch": ("auto", "float32", "bfloat16")}
@@ -106,8 +103,8 @@ def verified_weights(name: str) -> tuple[str, str]:
 
 def resolve_model(name: str) -> str:
     """Turn ``auto`` into a concrete model name whose weights verify, warning on fallback."""
-    if name not in MODEL_CHOICES:
-        raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(MODEL_CHOICES)}")
+    if name not in config.MODEL_CHOICES:
+        raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(config.MODEL_CHOICES)}")
     if name != "auto":
         return name
     try:
@@ -152,8 +149,8 @@ def resolve_runtime(runtime: str | None = None, precision: str | None = None) ->
         source = " (IR_EMBED_RUNTIME)"
     else:
         source = ""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown embedding runtime {runtime!r}{source}; valid: {', '.join(RUNTIMES)}")
+    if runtime not in config.RUNTIME_CHOICES:
+        raise ValueError(f"unknown embedding runtime {runtime!r}{source}; valid: {', '.join(config.RUNTIME_CHOICES)}")
     return runtime
 
 
@@ -161,8 +158,8 @@ def resolve_precision(precision: str | None, runtime: str | None = None) -> str:
     """A concrete precision for ``runtime`` (default config.EMBED_RUNTIME): ``auto`` is float32 on
     ONNX Runtime and, on torch, bfloat16 where the CPU has it natively, else float32."""
     precision = precision or config.EMBED_PRECISION
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision not in config.PRECISION_CHOICES:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(config.PRECISION_CHOICES)}")
     runtime = resolve_runtime(runtime, precision)
     if precision not in RUNTIME_PRECISIONS[runtime]:
         other = next(r for r, allowed in RUNTIME_PRECISIONS.items() if precision in allowed)
@@ -176,9 +173,9 @@ def resolve_precision(precision: str | None, runtime: str | None = None) -> str:
 def stamp_runtime(runtime: str, precision: str) -> str:
     """The value of the DB stamp's ``embedding_runtime``: the same for runtimes whose features
     may be mixed (float32 on torch or ONNX Runtime), so the stamp check refuses only real
-    differences. ``load_embedder`` accepts it back as a runtime."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    differences. ``loader.load_embedder`` accepts it back as a runtime."""
+    if runtime not in config.RUNTIME_CHOICES:
+        raise ValueError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(config.RUNTIME_CHOICES)}")
     if precision not in STAMP_RUNTIMES:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(STAMP_RUNTIMES)}")
     return STAMP_RUNTIMES[precision]
@@ -186,7 +183,7 @@ def stamp_runtime(runtime: str, precision: str) -> str:
 
 class Embedder:
     """A network ready for inference plus what the DB must record about it; one subclass per
-    runtime (features.torch_net.TorchEmbedder, features.onnx_embedder.OnnxEmbedder)."""
+    runtime (features.network.torch.TorchEmbedder, features.network.onnx.OnnxEmbedder)."""
 
     runtime = ""
 
@@ -215,42 +212,3 @@ def centre_crop(image, size: int = CROP) -> np.ndarray:
     top = int(round((height - size) / 2.0))
     left = int(round((width - size) / 2.0))
     return np.array(image.crop((left, top, left + size, top + size)))  # writable: torch wants that
-
-
-def load_embedder(name: str, precision: str | None = None, runtime: str | None = None,
-                  threads: int | None = None) -> Embedder:
-    """The verified ImageNet model ``name`` (``auto`` resolved first), ready for inference.
-
-    precision: default config.EMBED_PRECISION; runtime: default config.EMBED_RUNTIME (a stamp's
-    ``embedding_runtime`` is accepted as is); threads: the network's intra-op threads (None: one
-    per core on ONNX Runtime, torch's current setting on torch). On ONNX Runtime the model is
-    exported once and cached (features/onnx_cache.py); loading it from the cache imports no torch.
-    """
-    precision = precision or config.EMBED_PRECISION
-    runtime = resolve_runtime(runtime, precision)
-    precision = resolve_precision(precision, runtime)
-    name = resolve_model(name)
-    path, digest = verified_weights(name)
-    if runtime == "torch":
-        from features import torch_net  # torch is heavy: only imported for this runtime
-
-        return torch_net.TorchEmbedder(SPECS[name], torch_net.load_network(name, path), digest, precision, threads)
-    from features import onnx_embedder  # onnxruntime is heavy: only imported for this runtime
-
-    return onnx_embedder.load(SPECS[name], path, digest, precision, threads)
-
-
-def embedder_from_network(spec: ModelSpec, network, weights_sha256: str, precision: str = "float32",
-                          runtime: str | None = None, threads: int | None = None) -> Embedder:
-    """An Embedder for a torch network that has no weights file (random weights, for benchmarks
-    and tests): on ONNX Runtime it is exported to a temporary file, never to the cache."""
-    runtime = resolve_runtime(runtime, precision)
-    precision = resolve_precision(precision, runtime)
-    if runtime == "torch":
-        from features import torch_net  # torch is heavy: only imported for this runtime
-
-        return torch_net.TorchEmbedder(spec, network, weights_sha256, precision, threads)
-    from features import onnx_embedder  # onnxruntime is heavy: only imported for this runtime
-
-    return onnx_embedder.from_network(spec, network, weights_sha256, precision, threads)
-

@@ -34,8 +34,7 @@ import config
 from db import database_file
 from db.meta import dataset_root, features_stamp
 from db.versions import SearchVersions, extraction_running, ok_path_chunks, search_versions
-from search import column_reader, matrix_cache
-from search.matrix_cache import PATHS_PREFIX
+from search.matrix_cache import column_reader, folders
 from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class Loaded:
         With a disk cache it is saved there too, so the next process maps it instead.
         """
         if key not in self.prepared:
-            self.prepared[key] = matrix_cache.cached_array(self.cache_dir, key, lambda: make(self.matrix))
+            self.prepared[key] = folders.cached_array(self.cache_dir, key, lambda: make(self.matrix))
         return self.prepared[key]
 
 
@@ -119,14 +118,14 @@ def publish(conn) -> list[str]:
     db_file = database_file(conn)
     if not _caching(db_file, search_versions(conn)):
         return []
-    folders = []
+    current = []
     for mode in MODES:
         loaded = _load_current(conn, db_file, mode, need_matrix=False)
         if loaded is None or loaded.cache_dir is None:
             break  # the cache cannot be written now: said once, tried again next time
-        folders.append(loaded.cache_dir)
-    log.debug("published %d matrix caches of %s", len(folders), db_file)
-    return folders
+        current.append(loaded.cache_dir)
+    log.debug("published %d matrix caches of %s", len(current), db_file)
+    return current
 
 
 def publish_when_due(conn) -> bool:
@@ -176,11 +175,11 @@ def _during_extraction(conn, db_file, mode, cached, versions):
     if cached is not None and now - cached.checked < RECHECK_SECONDS:
         return cached
     stamp = features_stamp(conn) or {}
-    newest = matrix_cache.newest_published(db_file, mode, stamp, versions.counter)
+    newest = folders.newest_published(db_file, mode, stamp, versions.counter)
     if newest is not None and (cached is None or newest[0] > cached.counter):
         opened = _open_published(db_file, mode, newest[1], stamp, dataset_root(conn) or "")
         if opened is not None:
-            matrix_cache.warn_once(("behind", db_file), logging.INFO,
+            folders.warn_once(("behind", db_file), logging.INFO,
                        "main.py is extracting into %s: queries use the matrices it published last "
                        "(at most IR_PUBLISH_SECONDS=%d s behind)", db_file, config.PUBLISH_SECONDS)
             cached = _remember(opened)
@@ -191,19 +190,16 @@ def _during_extraction(conn, db_file, mode, cached, versions):
 
 def _open_published(db_file, mode, folder, stamp, root):
     """A published matrix with the paths published beside it; None if either is unusable."""
-    opened = matrix_cache.open_matrix(folder, mode, stamp)
+    opened = folders.open_matrix(folder, mode, stamp)
     if opened is None:
         return None
     ids, matrix, info = opened
-    prefix = f"{PATHS_PREFIX}{info['features_version']}-p"
-    candidates = [(matrix_cache.read_json(os.path.join(matrix_cache.cache_root(db_file), name, "info.json")) or {}, name)
-                  for name in matrix_cache.listdir(matrix_cache.cache_root(db_file)) if name.startswith(prefix) and ".tmp" not in name]
-    for info_paths, name in sorted(candidates, key=lambda c: -int(c[0].get("paths_counter", -1))):
-        paths = matrix_cache.open_paths(os.path.join(matrix_cache.cache_root(db_file), name), ids)
+    for paths_folder, paths_info in folders.published_paths(db_file, info["features_version"]):
+        paths = folders.open_paths(paths_folder, ids)
         if paths is not None:
             loaded = _loaded(mode, info["features_version"], ids, paths, root, matrix, stamp, db_file,
                              info.get("counter", 0), folder)
-            loaded.paths_version = info_paths.get("paths_version")
+            loaded.paths_version = paths_info.get("paths_version")
             return loaded
     return None
 
@@ -216,8 +212,8 @@ def _load_current(conn, db_file, mode, need_matrix=True):
         versions = search_versions(conn)
         stamp = features_stamp(conn) or {}
         root = dataset_root(conn) or ""
-        folder = matrix_cache.matrix_folder(db_file, mode, versions.features, stamp) if _caching(db_file, versions) else None
-        opened = matrix_cache.open_matrix(folder, mode, stamp) if folder else None
+        folder = folders.matrix_folder(db_file, mode, versions.features, stamp) if _caching(db_file, versions) else None
+        opened = folders.open_matrix(folder, mode, stamp) if folder else None
         if opened is not None:
             ids, matrix, _ = opened
             paths = _paths(conn, db_file, versions, ids)
@@ -263,8 +259,8 @@ def _paths(conn, db_file, versions: SearchVersions, ids):
     held = _PATHS.get(db_file)
     if held is not None and held[:2] == (versions.features, versions.paths) and len(held[2]) == len(ids):
         return held[2]
-    folder = matrix_cache.paths_folder(db_file, versions) if _caching(db_file, versions) else None
-    paths = matrix_cache.open_paths(folder, ids) if folder else None
+    folder = folders.paths_folder(db_file, versions) if _caching(db_file, versions) else None
+    paths = folders.open_paths(folder, ids) if folder else None
     if paths is None:
         read_ids, ends, blob = [], [], bytearray()
         for chunk in ok_path_chunks(conn):
@@ -276,9 +272,9 @@ def _paths(conn, db_file, versions: SearchVersions, ids):
             log.warning("the matrix cache of %s does not match the DB; reading it again", db_file)
             return None
         ends = column_reader.path_ends(ends)
-        paths = matrix_cache.PathList(bytes(blob), ends)
+        paths = folders.PathList(bytes(blob), ends)
         if folder:
-            paths = matrix_cache.publish_paths(folder, versions, read_ids, ends, blob) or paths
+            paths = folders.publish_paths(db_file, folder, versions, read_ids, ends, blob) or paths
     _PATHS[db_file] = (versions.features, versions.paths, paths)
     return paths
 
@@ -290,15 +286,15 @@ def _read_sqlite(conn, db_file, mode, stamp, folder, versions, need_matrix=True)
     If the cache cannot be written, one warning, the temporary folder goes, and the matrix
     is read again into memory (same snapshot, same rows), unless ``need_matrix`` is False.
     """
-    tmp = matrix_cache.start_tmp(folder) if folder else None
+    tmp = folders.start_tmp(db_file, folder) if folder else None
     if folder and tmp is None and not need_matrix:
         return None
     try:
         ids, ends, path_blob, matrix = column_reader.stream_column(conn, mode, stamp, tmp)
         if tmp:
             # The paths first: a query during an extraction takes a matrix only with its paths.
-            paths = matrix_cache.publish_paths(matrix_cache.paths_folder(db_file, versions), versions, ids, ends, path_blob)
-            published = matrix_cache.publish_matrix(tmp, folder, ids, mode, stamp, matrix, versions) if paths else None
+            paths = folders.publish_paths(db_file, folders.paths_folder(db_file, versions), versions, ids, ends, path_blob)
+            published = folders.publish_matrix(db_file, tmp, folder, ids, mode, stamp, matrix, versions) if paths else None
             if published is not None:
                 _PATHS[db_file] = (versions.features, versions.paths, paths)
                 loaded = _loaded(mode, versions.features, ids, paths, "", published, stamp, "", versions.counter,
@@ -306,13 +302,13 @@ def _read_sqlite(conn, db_file, mode, stamp, folder, versions, need_matrix=True)
                 loaded.paths_version = versions.paths
                 return loaded
     except OSError as exc:  # a full disk or a read-only folder while writing the cache
-        matrix_cache.cache_failed(folder, exc)
+        folders.cache_failed(folder, exc)
     if tmp:
-        matrix_cache.remove(tmp)
+        folders.remove(tmp)
         if not need_matrix:
             return None
         ids, ends, path_blob, matrix = column_reader.stream_column(conn, mode, stamp, None)
-    loaded = _loaded(mode, versions.features, ids, matrix_cache.PathList(bytes(path_blob), ends), "", matrix, stamp, "",
+    loaded = _loaded(mode, versions.features, ids, folders.PathList(bytes(path_blob), ends), "", matrix, stamp, "",
                      versions.counter, None)
     loaded.paths_version = versions.paths
     return loaded

@@ -37,7 +37,7 @@ def embedder_for(stamp: dict):
     """The DB's embedding model, with weights whose hash equals the stamped one."""
     # Imported here: the network runtime is heavy, and only embedding queries from outside
     # images need it.
-    from features.embeddings import load_embedder
+    from features.network.loader import load_embedder
 
     name, precision = stamp["embedding_model"], stamp["embedding_precision"]
     runtime = stamp.get("embedding_runtime")

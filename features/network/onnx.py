@@ -1,6 +1,6 @@
 """The network on ONNX Runtime (CPUExecutionProvider): the default runtime.
 
-``load`` finds the verified cached ONNX model (features/onnx_cache.py) or exports it once from
+``load`` finds the verified cached ONNX model (features/cache.py) or exports it once from
 the verified torch weights; only that export imports torch. Threads are fixed per session and
 chosen by the caller (extraction gives the network the cores the decode workers leave free).
 """
@@ -13,8 +13,8 @@ import tempfile
 import numpy as np
 import onnxruntime as ort
 
-from features import onnx_cache
-from features.embeddings import Embedder, ModelSpec, native_int8_dot
+from features.network import cache
+from features.network.base import Embedder, ModelSpec, native_int8_dot
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +56,30 @@ class OnnxEmbedder(Embedder):
         if len(crops) == 0:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         batch = np.ascontiguousarray(crops, dtype=np.uint8)
-        return self.session.run([onnx_cache.OUTPUT], {onnx_cache.INPUT: batch})[0]
+        return self.session.run([cache.OUTPUT], {cache.INPUT: batch})[0]
 
 
 def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precision: str) -> bytes:
     """The verified ONNX model for these weights and precision, exported (and for int8
     quantised) first if no usable copy is cached."""
-    dirs = onnx_cache.cache_dirs(weights_path)
-    extra = onnx_cache.INT8_SETTINGS if precision == "int8" else {}
-    expected = onnx_cache.expected_record(spec.name, weights_sha256, precision, **extra)
-    name = onnx_cache.file_name(spec.name, weights_sha256, precision)
-    found = onnx_cache.find(dirs, name, expected)
+    dirs = cache.cache_dirs(weights_path)
+    extra = cache.INT8_SETTINGS if precision == "int8" else {}
+    expected = cache.expected_record(spec.name, weights_sha256, precision, **extra)
+    name = cache.file_name(spec.name, weights_sha256, precision)
+    found = cache.find(dirs, name, expected)
     if found is not None:
         return found[1]
-    path = os.path.join(onnx_cache.writable_dir(dirs), name)
+    path = os.path.join(cache.writable_dir(dirs), name)
     if precision == "int8":
-        from features import onnx_int8  # onnx and the quantiser: only for building an int8 model
+        from features.network import int8  # onnx and the quantiser: only for building an int8 model
 
         float32 = cached_model(spec, weights_path, weights_sha256, "float32")
-        return onnx_cache.store(path, lambda tmp: onnx_int8.quantize(float32, tmp), expected)
+        return cache.store(path, lambda tmp: int8.quantize(float32, tmp), expected)
     log.info("exporting %s to ONNX (once; cached in %s)", spec.name, os.path.dirname(path))
-    from features import onnx_export  # torch is heavy: only imported when nothing usable is cached
+    from features.network import export  # torch is heavy: only imported when nothing usable is cached
 
-    return onnx_cache.store(path, lambda tmp: onnx_export.export_weights(spec.name, spec, weights_path, tmp),
-                            expected, torch_version=onnx_export.torch_version(), onnxruntime_version=ort.__version__)
+    return cache.store(path, lambda tmp: export.export_weights(spec.name, spec, weights_path, tmp),
+                            expected, torch_version=export.torch_version(), onnxruntime_version=ort.__version__)
 
 
 def load(spec: ModelSpec, weights_path: str, weights_sha256: str, precision: str,
@@ -97,10 +97,10 @@ def from_network(spec: ModelSpec, network, weights_sha256: str, precision: str =
     exported to a temporary file that is removed once the session holds the model."""
     if precision != "float32":
         raise ValueError(f"networks without a weights file run in float32 on onnxruntime, got {precision!r}")
-    from features import onnx_export  # torch is heavy; the caller already has it, but keep it off load's path
+    from features.network import export  # torch is heavy; the caller already has it, but keep it off load's path
 
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as folder:
         path = os.path.join(folder, "network.onnx")
-        onnx_export.export(spec, network, path)
+        export.export(spec, network, path)
         with open(path, "rb") as fh:
             return OnnxEmbedder(spec, fh.read(), weights_sha256, precision, threads)

@@ -29,7 +29,7 @@ INPUT, OUTPUT = "crops", "embeddings"
 # What the exported graph is; a cached file must have been made with exactly these.
 EXPORT_SETTINGS = {"format": FORMAT, "opset": OPSET, "exporter": "torch.onnx.export(dynamo=False)",
                    "input": f"{INPUT}: uint8 (n, 224, 224, 3)", "output": f"{OUTPUT}: float32 (n, dim)"}
-# What an int8 file depends on besides the float32 model (features/onnx_int8.py does this).
+# What an int8 file depends on besides the float32 model (features/network/int8.py does this).
 INT8_SETTINGS = {"int8_format": "QDQ", "int8_activations": "QUInt8", "int8_weights": "QInt8 per channel",
                  "int8_calibration": "MinMax on 10 packaged photos x 5 crops x 2 mirrors", "int8_version": 1}
 

@@ -1,6 +1,6 @@
 """The index behind ``ann_cosine``: built once, by one process, saved next to the DB, never used stale.
 
-Which index is ``config.ANN_INDEX`` (search.ann_indexes: faiss' IVF by default, or Annoy).
+Which index is ``config.ANN_INDEX`` (search.ann.kinds: faiss' IVF by default, or Annoy).
 Either one only names candidate rows; they are re-scored with exact cosine on the loaded
 matrix, so the distances reported are exact and only the choice of rows is approximate.
 
@@ -30,8 +30,8 @@ import config
 from db.versions import extraction_running
 from fileio import atomic_write, remove_dead_temporaries, write_with
 from search import metrics
-from search.matrix_cache import read_json
-from search.ann_indexes import KINDS
+from fileio import read_json
+from search.ann.kinds import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def build(unit, kind=None, seed=None, progress=False):
 
 
 def get_index(loaded, wait=True):
-    """The index (of config.ANN_INDEX's kind) for ``loaded`` (a search.store.Loaded), loaded or
+    """The index (of config.ANN_INDEX's kind) for ``loaded`` (a search.matrix_cache.Loaded), loaded or
     (re)built as needed.
 
     With ``wait`` False (queries) None instead of building while another process builds it

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from search.ann_indexes import import_faiss
-from search.duplicate_groups import UnionFind
-from search.duplicate_rows import RowReader
+from search.ann import import_faiss
+from duplicates.groups import UnionFind
+from duplicates.rows import RowReader
 
 BRUTE_FORCE_ROWS = 6000  # below this, plain blocked all pairs is as fast as building cells
 BLOCK = 2048  # rows per matrix-product block: a 2048 x 2048 float32 block is 16 MB

@@ -1,10 +1,19 @@
-"""The matrix cache on disk (<db>.cache/): folders named after what they hold, written
-completely under a temporary name and renamed into place, memory-mapped when opened.
+"""The matrix cache on disk: folders written completely under a temporary name and renamed
+into place, memory-mapped when opened.
 
-search.store decides what to load; this module only writes, finds, opens and tidies the
-folders. A folder whose name matches was written for exactly that content (features version,
-settings stamp, cache format), so it is never stale; one that does not open is ignored. A
-disk that refuses a write costs one warning per process (``cache_failed``), never an answer.
+Layout, one room per kind of folder, so that nothing reads meaning back out of a name::
+
+    <db>.cache/matrices/<mode>/<name>   a mode's matrix: ids.bin, matrix.bin, stamp.json
+    <db>.cache/paths/<name>             the rows' paths: ids.bin, path_ends.bin, paths.bin, info.json
+    <db>.cache/tmp/<name>               folders being written (renamed into place when complete)
+
+A folder's name is built from what it holds (features version, settings stamp, cache format)
+so that the loader can go straight to it; every other question (which mode, which counter,
+which features version, which settings) is answered by its stamp.json or info.json.
+
+search.matrix_cache.loader decides what to load; this module only writes, finds, opens and
+tidies the folders. A folder that does not open is ignored. A disk that refuses a write costs
+one warning per process (``cache_failed``), never an answer.
 """
 from __future__ import annotations
 
@@ -19,13 +28,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from db.versions import SearchVersions
-from fileio import write_with
+from fileio import read_json, write_with
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # bump when the layout or the content of a cached array changes
+CACHE_FORMAT = 3  # bump when the layout or the content of a cached array changes (3: one folder per kind)
 STALE_TMP_SECONDS = 3600  # unfinished temporary folders older than this are removed
-PATHS_PREFIX = "paths-v"  # cache folders of paths; every other folder is a mode's matrix
+MATRICES, PATHS, TMP = "matrices", "paths", "tmp"  # the rooms of <db>.cache/
 
 _WARNED: set = set()  # warnings given once per process
 
@@ -54,34 +63,62 @@ def cache_root(db_file):
 def matrix_folder(db_file, mode, features_version, stamp):
     """Where ``mode``'s matrix for this features version and settings stamp lives."""
     digest = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
-    return os.path.join(cache_root(db_file), f"{mode}-v{features_version}-s{digest}-f{CACHE_FORMAT}")
+    return os.path.join(cache_root(db_file), MATRICES, mode, f"v{features_version}-s{digest}-f{CACHE_FORMAT}")
 
 
 def paths_folder(db_file, versions: SearchVersions):
-    return os.path.join(cache_root(db_file), f"{PATHS_PREFIX}{versions.features}-p{versions.paths}-f{CACHE_FORMAT}")
+    return os.path.join(cache_root(db_file), PATHS, f"v{versions.features}-p{versions.paths}-f{CACHE_FORMAT}")
+
+
+def matrix_folders(db_file, mode):
+    """{folder: its stamp.json} of every complete matrix folder of ``mode`` (None: unreadable stamp)."""
+    parent = os.path.join(cache_root(db_file), MATRICES, mode)
+    return {os.path.join(parent, name): _info(os.path.join(parent, name, "stamp.json")) for name in listdir(parent)}
+
+
+def paths_folders(db_file):
+    """{folder: its info.json} of every complete paths folder (None: unreadable info)."""
+    parent = os.path.join(cache_root(db_file), PATHS)
+    return {os.path.join(parent, name): _info(os.path.join(parent, name, "info.json")) for name in listdir(parent)}
 
 
 def newest_published(db_file, mode, stamp, max_counter):
-    """(counter, folder) of the newest complete matrix cache of ``mode`` that is not newer
-    than the DB (a folder of another history, e.g. before a backup was restored, may be)."""
-    suffix = os.path.basename(matrix_folder(db_file, mode, "", stamp)).split("-v", 1)[1]  # "-s<digest>-f<format>"
+    """(counter, folder) of the newest complete matrix cache of ``mode`` made under ``stamp``
+    that is not newer than the DB (a folder of another history, e.g. before a backup was
+    restored, may be)."""
     best = None
-    for name in listdir(cache_root(db_file)):
-        if name.startswith(f"{mode}-v") and name.endswith(suffix) and ".tmp" not in name:
-            info = read_json(os.path.join(cache_root(db_file), name, "stamp.json"))
-            counter = info.get("counter") if isinstance(info, dict) else None
-            if isinstance(counter, int) and counter <= max_counter and (best is None or counter > best[0]):
-                best = (counter, os.path.join(cache_root(db_file), name))
+    for folder, info in matrix_folders(db_file, mode).items():
+        if info is None or info.get("format") != CACHE_FORMAT or info.get("features_stamp") != stamp:
+            continue
+        counter = info.get("counter")
+        if isinstance(counter, int) and counter <= max_counter and (best is None or counter > best[0]):
+            best = (counter, folder)
     return best
 
 
-def start_tmp(folder):
-    """A fresh temporary folder beside ``folder`` (same file system, so rename is atomic)."""
-    parent = os.path.dirname(folder)
+def published_paths(db_file, features_version):
+    """(folder, info) of the complete paths folders of ``features_version``, the newest paths version first."""
+    found = [(folder, info) for folder, info in paths_folders(db_file).items()
+             if info is not None and info.get("features_version") == features_version]
+    return sorted(found, key=lambda found: -int(found[1].get("paths_counter", -1)))
+
+
+def _info(path):
+    info = read_json(path)
+    return info if isinstance(info, dict) else None
+
+
+def start_tmp(db_file, folder):
+    """A fresh temporary folder in the cache's tmp room (same file system as ``folder``, so
+    the rename into place is atomic)."""
+    root = cache_root(db_file)
+    rooms = os.path.join(root, TMP)
     try:
-        os.makedirs(parent, exist_ok=True)
-        _remove_stale_tmp(parent)
-        tmp = f"{folder}.tmp{os.getpid()}-{time.monotonic_ns()}"
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        os.makedirs(rooms, exist_ok=True)
+        _remove_stale_tmp(rooms)
+        _remove_old_layout(root)
+        tmp = os.path.join(rooms, f"{os.path.basename(folder)}-{os.getpid()}-{time.monotonic_ns()}")
         os.mkdir(tmp)
         return tmp
     except OSError as exc:
@@ -89,7 +126,7 @@ def start_tmp(folder):
         return None
 
 
-def publish_matrix(tmp, folder, ids, mode, stamp, shape, versions):
+def publish_matrix(db_file, tmp, folder, ids, mode, stamp, shape, versions):
     """Write the ids and the stamp, rename the folder into place and map the matrix; None if
     a folder of the same name turned out unusable. OSError if the disk refuses."""
     rows, width, dtype = shape
@@ -99,17 +136,17 @@ def publish_matrix(tmp, folder, ids, mode, stamp, shape, versions):
     write_with(os.path.join(tmp, "stamp.json"), lambda path: _write_json(path, info), fsync=False)
     if not _rename_into_place(tmp, folder):
         return None
-    _remove_older(folder, mode, versions.counter)
+    _remove_older(db_file, folder, mode, versions.counter)
     opened = open_matrix(folder, mode, stamp)
     return None if opened is None else opened[1]
 
 
-def publish_paths(folder, versions, ids, ends, blob):
+def publish_paths(db_file, folder, versions, ids, ends, blob):
     """The paths folder of ``versions``, written (if missing) and mapped; None if it cannot be."""
     opened = open_paths(folder, ids)
     if opened is not None:
         return opened
-    tmp = start_tmp(folder)
+    tmp = start_tmp(db_file, folder)
     if tmp is None:
         return None
     try:
@@ -126,7 +163,7 @@ def publish_paths(folder, versions, ids, ends, blob):
         remove(tmp)
         cache_failed(folder, exc)
         return None
-    _remove_unused_paths(folder)
+    _remove_unused_paths(db_file, folder)
     return open_paths(folder, ids)
 
 
@@ -198,11 +235,16 @@ def cached_array(folder, key, make):
 
 
 def cache_failed(where, exc):
-    """One warning per process and DB cache; the caller goes on from SQLite or memory."""
+    """One warning per process and DB cache (``where``: a path inside it); the caller goes on
+    from SQLite or memory."""
     root = os.path.dirname(where) if where else ""
+    while root and not root.endswith(".cache") and os.path.dirname(root) != root:
+        root = os.path.dirname(root)  # up to <db>.cache, whichever room ``where`` is in
+    if not root.endswith(".cache"):
+        root = os.path.dirname(where) if where else ""
     warn_once(("cache", root), logging.WARNING,
-               "cannot write the matrix cache in %s (%s); queries read SQLite instead, which is slower "
-               "(free disk space or make the folder writable)", root, exc)
+              "cannot write the matrix cache in %s (%s); queries read SQLite instead, which is slower "
+              "(free disk space or make the folder writable)", root, exc)
 
 
 def warn_once(key, level, message, *args):
@@ -226,14 +268,6 @@ def _write_bytes(path, blob):
         fh.write(blob)
 
 
-def read_json(path):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
-
-
 def listdir(folder):
     try:
         return os.listdir(folder)
@@ -245,43 +279,45 @@ def remove(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _remove_older(folder, mode, counter):
+def _remove_older(db_file, folder, mode, counter):
     """Older matrices of the same mode can never be used again: free their disk space. Newer
     ones (published meanwhile by an extraction) stay."""
-    parent, name = os.path.split(folder)
-    for other in listdir(parent):
-        if other == name or not other.startswith(f"{mode}-") or ".tmp" in other:
+    for other, info in matrix_folders(db_file, mode).items():
+        if other == folder:
             continue
-        info = read_json(os.path.join(parent, other, "stamp.json"))
-        other_counter = info.get("counter") if isinstance(info, dict) else None
+        other_counter = info.get("counter") if info is not None else None
         if not isinstance(other_counter, int) or other_counter <= counter:
-            remove(os.path.join(parent, other))
-    _remove_unused_paths(None, parent)
+            remove(other)
+    _remove_unused_paths(db_file)
 
 
-def _remove_unused_paths(kept, parent=None):
+def _remove_unused_paths(db_file, kept=None):
     """Paths folders no matrix folder refers to any more, and older paths of ``kept``'s features version."""
-    parent = parent or os.path.dirname(kept)
-    names = listdir(parent)
     in_use = set()
-    for name in names:
-        if not name.startswith(PATHS_PREFIX) and ".tmp" not in name and "-v" in name:
-            in_use.add(name.split("-v", 1)[1].rsplit("-s", 1)[0])
-    kept_name = os.path.basename(kept) if kept else None
-    kept_features = kept_name[len(PATHS_PREFIX):].rsplit("-p", 1)[0] if kept_name else None
-    for name in names:
-        if not name.startswith(PATHS_PREFIX) or ".tmp" in name or name == kept_name:
+    for mode in listdir(os.path.join(cache_root(db_file), MATRICES)):
+        in_use.update(info.get("features_version") for info in matrix_folders(db_file, mode).values() if info)
+    paths = paths_folders(db_file)
+    kept_features = (paths.get(kept) or {}).get("features_version") if kept else None
+    for folder, info in paths.items():
+        if folder == kept:
             continue
-        features = name[len(PATHS_PREFIX):].rsplit("-p", 1)[0]
-        if features not in in_use or features == kept_features:
-            remove(os.path.join(parent, name))
+        features = info.get("features_version") if info is not None else None
+        if features is None or features not in in_use or features == kept_features:
+            remove(folder)
 
 
-def _remove_stale_tmp(parent):
-    for other in listdir(parent):
-        path = os.path.join(parent, other)
+def _remove_stale_tmp(rooms):
+    for other in listdir(rooms):
+        path = os.path.join(rooms, other)
         try:
-            if ".tmp" in other and time.time() - os.path.getmtime(path) > STALE_TMP_SECONDS:
+            if time.time() - os.path.getmtime(path) > STALE_TMP_SECONDS:
                 remove(path)
         except OSError:
             pass
+
+
+def _remove_old_layout(root):
+    """Folders of cache formats before 3 sat directly in <db>.cache/: never used again."""
+    for other in listdir(root):
+        if other not in (MATRICES, PATHS, TMP):
+            remove(os.path.join(root, other))

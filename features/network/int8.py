@@ -19,8 +19,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image, ImageOps
 
 from features.decode import decode
-from features.embeddings import centre_crop
-from features.onnx_cache import INPUT  # the settings below are onnx_cache.INT8_SETTINGS
+from features.network.base import centre_crop
+from features.network.cache import INPUT  # the settings below are cache.INT8_SETTINGS
 
 # (package, file inside it): colour photographs, no two of one scene.
 CALIBRATION_PHOTOS = (

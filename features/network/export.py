@@ -8,9 +8,9 @@ import warnings
 
 import torch
 
-from features.embeddings import CROP, ModelSpec
-from features.onnx_cache import INPUT, OPSET, OUTPUT
-from features.torch_net import Preprocessed, load_network
+from features.network.base import CROP, ModelSpec
+from features.network.cache import INPUT, OPSET, OUTPUT
+from features.network.torch import Preprocessed, load_network
 
 
 def export(spec: ModelSpec, network: torch.nn.Module, path: str) -> None:
