@@ -120,7 +120,8 @@ def move_copies(conn, groups, root: str, dest: str) -> MoveResult:
         os.makedirs(dest, exist_ok=True)
         _write_manifest(manifest, root, db_file, moves, done=0, final=False)
     except OSError as exc:
-        raise MoveError(f"cannot write the undo manifest in {dest} ({exc.strerror or exc}): nothing was moved") from None
+        raise MoveError(f"cannot write the undo manifest in {dest} ({exc.strerror or exc}): "
+                        f"nothing was moved") from None
     rows = image_details(conn, [m["id"] for m in moves] + [plan.keeper.id for plan in plans])
     done = moved_bytes = 0
     try:

@@ -8,6 +8,7 @@ Fake collections: a few bytes per file, made-up features written by the project'
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import generator
-from cleanup.move import MoveError, move_copies, undo_moves
+from cleanup.move import move_copies, undo_moves
 from db import connect
 from db.features import ExtractedRow, prune_unused, write_batch
 from db.images import ImageRow, insert_images, pending_page
@@ -75,8 +76,8 @@ def build(tmp_path, links=()):
             hashes.append(digest(content))
             vectors.append(vector / np.linalg.norm(vector))
     n = len(hashes)
-    features = {"embedding": np.asarray(vectors, dtype=np.float32), "rgb": np.full((n, 4), 0.25, dtype=np.float32),
-                **{c: np.frombuffer(rng.bytes(8 * n), dtype=np.uint8).reshape(n, 8) for c in ("ahash", "dhash", "phash")}}
+    features = {"embedding": np.asarray(vectors, dtype=np.float32), "rgb": np.full((n, 4), 0.25, dtype=np.float32)}
+    features.update({c: rng.integers(0, 256, (n, 8), dtype=np.uint8) for c in ("ahash", "dhash", "phash")})
     write_batch(conn, extracted, [], hashes, features)
     conn.close()
     store.forget()
@@ -244,3 +245,18 @@ def test_generator_after_a_move_needs_no_allow_deletions_and_undo_restores_rows_
     again = generator.scan(str(root), str(db_path), progress=False)
     assert (again.new, again.changed, again.deleted, again.moved) == (0, 0, 0, 0)
     assert "moved out" not in str(again)
+
+
+def test_a_db_made_before_the_moved_out_table_gets_it_on_first_use(tmp_path):
+    db_path, root = build(tmp_path)
+    with sqlite3.connect(db_path) as conn:  # as a DB of the same schema version made by older code
+        conn.execute("DROP TABLE moved_out")
+    conn.close()
+    result = move(db_path, tmp_path / "moved")
+    assert result.moved == PAIRS + 1
+    summary = generator.scan(str(root), str(db_path), progress=False)
+    assert summary.moved_out == PAIRS + 1 and summary.deleted == 0
+    conn = connect(db_path)
+    assert prune_unused(conn) == 0
+    assert undo_moves(result.manifest, conn).rows == PAIRS + 1
+    conn.close()
