@@ -31,7 +31,7 @@ from search.duplicate_groups import choose_keeper
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = 2  # 2: "db", and per move "id", "moved" or "skipped"
+MANIFEST_FORMAT = 2  # 2: "db", "finished", and per move "id", "moved" or "skipped"
 
 
 class MoveError(ValueError):
@@ -188,8 +188,8 @@ def undo_moves(manifest: str, conn=None) -> UndoResult:
     restored, skipped, back = 0, [], []
     try:
         for move in data["moves"]:
-            if move.get("skipped"):
-                continue
+            if move.get("skipped") or data.get("finished") and not move.get("moved"):
+                continue  # never moved (a finished run marks each move; a killed one is checked on disk)
             if not os.path.lexists(move["to"]):
                 skipped.append(f"{move['to']} is not there (never moved, or moved since)")
             elif os.path.lexists(move["from"]):
@@ -213,8 +213,8 @@ def undo_moves(manifest: str, conn=None) -> UndoResult:
 def _write_manifest(path, root, db_file, moves, done, final=True):
     try:
         with atomic_write(path, "w", encoding="utf-8") as fh:
-            json.dump({"format": MANIFEST_FORMAT, "root": root, "db": db_file, "moved": done, "moves": moves}, fh,
-                      indent=1)
+            json.dump({"format": MANIFEST_FORMAT, "root": root, "db": db_file, "finished": final, "moved": done,
+                       "moves": moves}, fh, indent=1)
     except OSError:
         if not final:
             raise

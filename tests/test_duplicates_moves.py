@@ -212,7 +212,8 @@ def test_a_read_only_target_is_one_line_and_exit_2_and_the_manifest_stays_valid(
     assert data["moved"] == PAIRS and len(files(dest)) == PAIRS
     assert (root / "near/small.jpg").read_bytes() == before["near/small.jpg"]
     done = run_script("--undo", manifest)
-    assert done.returncode == 0 and f"moved {PAIRS} files back" in done.stdout, done.stderr
+    assert done.returncode == 0 and done.stdout.startswith(f"moved {PAIRS} files back; {PAIRS} DB rows back as ok")
+    assert "left where they are" not in done.stdout, done.stdout  # near/small.jpg was never moved
     assert files(root) == before and not files(dest)
     assert all(status == "ok" for _, status, _, _ in image_rows(db_path).values())
 
