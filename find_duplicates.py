@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import logging
-
 import os
 
 import config
