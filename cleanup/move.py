@@ -72,13 +72,14 @@ def plan_moves(conn, groups, root: str, dest: str) -> tuple[list[GroupPlan], lis
     for group in groups:
         linked = [m for m in group.members if through_symlink(m.path)]
         regular = [m for m in group.members if not through_symlink(m.path)]
-        notes += [f"{m.path} is a symlink (or under one): left alone" for m in linked]
+        notes += [f"{m.path} is a symlink (or under one): left alone" for m in linked if m is not group.members[0]]
         if not regular:
-            notes.append(f"skipped the group of {group.keep}: every member is a symlink")
+            notes.append(f"skipped the group of {group.keep}: every member is a symlink (or under one)")
             continue
         keeper = regular[choose_keeper([(m.width, m.height, m.size, m.mtime_ns, m.path) for m in regular])]
         if keeper is not group.members[0]:
-            notes.append(f"the keeper {group.keep} is a symlink: {keeper.path} is kept instead")
+            notes.append(f"the keeper {group.keep} is a symlink (or under one): left alone, {keeper.path} is kept "
+                         f"instead")
         pointed_at = {os.path.realpath(m.path) for m in linked}
         moves = []
         for member in regular:
