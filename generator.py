@@ -29,6 +29,7 @@ from db.images import (
     ERROR, PENDING, ChangedRow, Header, Identity, ImageRow, KnownFile, count_images, delete_images, known_files,
 )
 from db.meta import claim_dataset_root
+from db.moved_out import report_moved_out
 from db.scan import (
     ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
     forget_new_rows,
@@ -53,6 +54,7 @@ class ScanSummary:
     deleted: int = 0
     unreadable: int = 0
     not_checked: int = 0  # rows kept as they were: their folder could not be listed
+    moved_out: int = 0  # by find_duplicates.py --move-to since the last scan: not deletions
     unlisted: list[str] = field(default_factory=list)
 
     def __str__(self):
@@ -62,6 +64,8 @@ class ScanSummary:
             folders = ", ".join(f or "." for f in self.unlisted[:3]) + (", ..." if len(self.unlisted) > 3 else "")
             plural = "folder" if len(self.unlisted) == 1 else "folders"
             line += f", {self.not_checked} not checked ({len(self.unlisted)} {plural} could not be listed: {folders})"
+        if self.moved_out:
+            line += f", {self.moved_out} moved out by find_duplicates.py"
         return line
 
 
@@ -198,6 +202,7 @@ def _sync(conn, root, extensions, batch_size, progress, allow_deletions):
         after = ids[-1]
     end_scan(conn)
     summary.deleted = gone
+    summary.moved_out = report_moved_out(conn)
     return summary
 
 

@@ -47,6 +47,25 @@ CREATE TABLE IF NOT EXISTS features (
 );
 """
 
+# Files find_duplicates.py --move-to took out of the collection (issue 18, item 5): their images
+# rows leave (searches must not return them) but their facts stay here, so the next scan reports
+# them as moved out rather than deleted, main.py --prune keeps their features, and --undo puts the
+# rows back as ok without extraction. Its own statement, so it merges apart from changes to the
+# tables above: DBs made before it get it on first use (db.moved_out.ensure_table).
+MOVED_OUT_DDL = """
+CREATE TABLE IF NOT EXISTS moved_out (
+    path         TEXT PRIMARY KEY,          -- as images.path: relative to meta.dataset_root
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    width        INTEGER,
+    height       INTEGER,
+    content_hash BLOB NOT NULL,             -- its features row stays, keyed by this
+    manifest     TEXT NOT NULL,             -- the undo manifest that lists the move
+    reported     INTEGER NOT NULL DEFAULT 0 -- 1 once a generator.py summary has said so
+);
+"""
+_SCHEMA += MOVED_OUT_DDL
+
 NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 
 
@@ -109,7 +128,7 @@ def copy_database(source: str | os.PathLike, target: str | os.PathLike) -> None:
         src.close()
 
 
-_OWN_TABLES = {"meta", "images", "features"}
+_OWN_TABLES = {"meta", "images", "features", "moved_out"}
 
 
 def _unfinished(conn: sqlite3.Connection) -> bool:
