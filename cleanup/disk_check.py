@@ -26,7 +26,7 @@ def inside(path: str, folder: str) -> bool:
 
 
 def changed_since_scan(path: str, row) -> str | None:
-    """None when ``path`` is still the regular file ``row`` (db.details.ImageDetails) describes;
+    """None when ``path`` is still the regular file ``row`` (db.lookup.StoredImage) describes;
     else why not, as words that follow the path in a sentence."""
     if row is None:
         return "has no row in the DB any more (a rescan since)"

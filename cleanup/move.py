@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 from cleanup.disk_check import changed_since_scan, inside, through_symlink
 from db.connection import database_file
-from db.details import image_details
+from db.lookup import images_by_ids
 from db.moved_out import BackInPlace, MovedFile, record_moved_out, restore_moved_in
 from fileio import atomic_write
-from search.duplicate_groups import choose_keeper
+from duplicates.groups import choose_keeper
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class UndoResult(NamedTuple):
 
 
 class GroupPlan(NamedTuple):
-    keeper: object  # search.duplicates.Member: a regular file
+    keeper: object  # duplicates.finder.Member: a regular file
     moves: list[dict]  # {"from", "to", "size", "id"}
 
 
@@ -123,7 +123,7 @@ def move_copies(conn, groups, root: str, dest: str) -> MoveResult:
     except OSError as exc:
         raise MoveError(f"cannot write the undo manifest in {dest} ({exc.strerror or exc}): "
                         f"nothing was moved") from None
-    rows = image_details(conn, [m["id"] for m in moves] + [plan.keeper.id for plan in plans])
+    rows = images_by_ids(conn, [m["id"] for m in moves] + [plan.keeper.id for plan in plans])
     done = moved_bytes = 0
     try:
         for plan in plans:

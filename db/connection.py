@@ -12,7 +12,7 @@ from db.errors import DatabaseBusyError, DatabaseError, DatabaseNotFoundError, N
 SCHEMA_VERSION = 2
 # How an older DB becomes the current one, in place and in one transaction: version -> statements.
 # 2: a file's ctime and inode, so a replacement with the same size and mtime is noticed (NULL
-#    in the rows of a version-1 DB until its next scan records them).
+#    in the rows of a version-1 DB until its next scan records them); the moved_out table.
 _MIGRATIONS = {
     1: ("ALTER TABLE images ADD COLUMN ctime_ns INTEGER", "ALTER TABLE images ADD COLUMN inode INTEGER"),
 }
@@ -50,8 +50,7 @@ CREATE TABLE IF NOT EXISTS features (
 # Files find_duplicates.py --move-to took out of the collection (issue 18, item 5): their images
 # rows leave (searches must not return them) but their facts stay here, so the next scan reports
 # them as moved out rather than deleted, main.py --prune keeps their features, and --undo puts the
-# rows back as ok without extraction. Its own statement, so it merges apart from changes to the
-# tables above: DBs made before it get it on first use (db.moved_out.ensure_table).
+# rows back as ok without extraction. A DB of schema 1 gets it from its migration to 2.
 MOVED_OUT_DDL = """
 CREATE TABLE IF NOT EXISTS moved_out (
     path         TEXT PRIMARY KEY,          -- as images.path: relative to meta.dataset_root
@@ -65,6 +64,7 @@ CREATE TABLE IF NOT EXISTS moved_out (
 );
 """
 _SCHEMA += MOVED_OUT_DDL
+_MIGRATIONS[1] += (MOVED_OUT_DDL,)
 
 NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 

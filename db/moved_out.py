@@ -9,7 +9,6 @@ import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from db.connection import MOVED_OUT_DDL
 from db.images import OK
 from db.meta import bump_generation
 from db.versions import FEATURES, bump, note_leaving_ok
@@ -35,17 +34,11 @@ class BackInPlace(NamedTuple):
     mtime_ns: int
 
 
-def ensure_table(conn: sqlite3.Connection) -> None:
-    """DBs made before the table existed get it here (same schema version: nothing else changed)."""
-    conn.execute(MOVED_OUT_DDL)
-
-
 def record_moved_out(conn: sqlite3.Connection, files: Sequence[MovedFile], manifest: str) -> None:
     """The rows of ``files`` leave images for moved_out, in one transaction."""
     if not files:
         return
     with conn:
-        ensure_table(conn)
         note_leaving_ok(conn, [f.id for f in files])
         conn.executemany(
             "INSERT OR REPLACE INTO moved_out(path, size, mtime_ns, width, height, content_hash, manifest)"
@@ -62,7 +55,6 @@ def restore_moved_in(conn: sqlite3.Connection, files: Sequence[BackInPlace]) -> 
     Returns (rows put back as ok, files left to the next scan)."""
     restored = left = 0
     with conn:
-        ensure_table(conn)
         for back in files:
             row = conn.execute("SELECT size, mtime_ns, width, height, content_hash FROM moved_out WHERE path = ?",
                                (back.path,)).fetchone()
@@ -89,7 +81,6 @@ def report_moved_out(conn: sqlite3.Connection) -> int:
     """For a scan's summary: how many files were moved out since the last scan said so. Rows
     whose path has an images row again (the file came back another way) are forgotten."""
     with conn:
-        ensure_table(conn)
         gone = conn.execute("DELETE FROM moved_out WHERE path IN (SELECT path FROM images)").rowcount
         count = conn.execute("SELECT COUNT(*) FROM moved_out WHERE reported = 0").fetchone()[0]
         if count:

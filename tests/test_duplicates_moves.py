@@ -23,8 +23,8 @@ from db.images import ImageRow, insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from reliability_tools import image_rows, permissions_enforced_for_children, query
 from samples import ROOT
-from search import store
-from search.duplicates import find_duplicates
+from search import matrix_cache
+from duplicates.finder import find_duplicates
 
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,
@@ -80,7 +80,7 @@ def build(tmp_path, links=()):
     features.update({c: rng.integers(0, 256, (n, 8), dtype=np.uint8) for c in ("ahash", "dhash", "phash")})
     write_batch(conn, extracted, [], hashes, features)
     conn.close()
-    store.forget()
+    matrix_cache.forget()
     return db_path, root
 
 
@@ -247,18 +247,3 @@ def test_generator_after_a_move_needs_no_allow_deletions_and_undo_restores_rows_
     again = generator.scan(str(root), str(db_path), progress=False)
     assert (again.new, again.changed, again.deleted, again.moved) == (0, 0, 0, 0)
     assert "moved out" not in str(again)
-
-
-def test_a_db_made_before_the_moved_out_table_gets_it_on_first_use(tmp_path):
-    db_path, root = build(tmp_path)
-    with sqlite3.connect(db_path) as conn:  # as a DB of the same schema version made by older code
-        conn.execute("DROP TABLE moved_out")
-    conn.close()
-    result = move(db_path, tmp_path / "moved")
-    assert result.moved == PAIRS + 1
-    summary = generator.scan(str(root), str(db_path), progress=False)
-    assert summary.moved_out == PAIRS + 1 and summary.deleted == 0
-    conn = connect(db_path)
-    assert prune_unused(conn) == 0
-    assert undo_moves(result.manifest, conn).rows == PAIRS + 1
-    conn.close()
