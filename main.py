@@ -18,7 +18,6 @@ import config
 from cli import run, setup_logging
 from extraction.local import extract_local as extract  # noqa: F401  the Python entry point: main.extract(db, ...)
 from extraction.run import ReportedInterrupt, RunSummary, sigterm_as_interrupt
-from features.network.base import MODEL_CHOICES
 
 log = logging.getLogger("main")
 
@@ -36,7 +35,7 @@ def workers_arg(text: str) -> int | str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py (default: %(default)s)")
-    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=MODEL_CHOICES,
+    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=config.MODEL_CHOICES,
                         help="auto keeps the DB's model (new DB: ResNet18 if its verified weights are here, else "
                              "EfficientNet-Lite0); efficientnet_lite1/2 answer better at 2-3x the network's cost")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)

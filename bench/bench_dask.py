@@ -24,6 +24,7 @@ import tempfile
 import time
 
 import config
+from db import copy_database
 from extraction import run as extraction_run
 from extraction.local import balance, extract_local
 from extraction.run import ModelChoice
@@ -106,12 +107,12 @@ class WriteTimer:
 
 def timed_twice(extract, base_db, db, n_images, cpu_now):
     """Run ``extract(db)`` on a fresh copy of the scanned DB twice: (cold row, warm seconds)."""
-    shutil.copy(base_db, db)
+    copy_database(base_db, db)
     cpu_before, start = cpu_now(), time.perf_counter()
     result = extract(db)
     seconds, cpu = time.perf_counter() - start, cpu_now() - cpu_before
     assert result["done_now"] == n_images, result
-    shutil.copy(base_db, db)  # again: the model is loaded (workers) or torch imported (local)
+    copy_database(base_db, db)  # again: the model is loaded (workers) or torch imported (local)
     start = time.perf_counter()
     extract(db)
     warm = time.perf_counter() - start

@@ -212,7 +212,7 @@ def models_table(rows: list[dict], threads: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="efficientnet_lite0", choices=("efficientnet_lite0", "resnet18"),
+    parser.add_argument("--model", default="efficientnet_lite0", choices=tuple(SPECS),
                         help="the model of the runtime table")
     parser.add_argument("--models", default=",".join(MODELS), help="the models compared side by side (batch 8)")
     parser.add_argument("--precisions", default="float32", help="comma-separated: float32, int8, bfloat16")

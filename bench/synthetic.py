@@ -116,10 +116,3 @@ def build(cache_dir, n, seed=0, progress=None):
     with open(done, "w") as fh:
         fh.write("complete\n")
     return path, time.perf_counter() - start
-
-
-def held_out_queries(n_queries, clusters, seed=0):
-    """Embeddings drawn from the same mixture but not in the DB: queries from outside."""
-    mixture = Mixture(clusters, seed)
-    _, embeddings, rgb, hashes = mixture.draw(n_queries, np.random.default_rng(seed + 99))
-    return embeddings, rgb, hashes

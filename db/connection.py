@@ -9,7 +9,13 @@ import sqlite3
 
 from db.errors import DatabaseBusyError, DatabaseError, DatabaseNotFoundError, NotADatabaseError, SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# How an older DB becomes the current one, in place and in one transaction: version -> statements.
+# 2: a file's ctime and inode, so a replacement with the same size and mtime is noticed (NULL
+#    in the rows of a version-1 DB until its next scan records them); the moved_out table.
+_MIGRATIONS = {
+    1: ("ALTER TABLE images ADD COLUMN ctime_ns INTEGER", "ALTER TABLE images ADD COLUMN inode INTEGER"),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -25,7 +31,9 @@ CREATE TABLE IF NOT EXISTS images (
     height       INTEGER,
     status       TEXT NOT NULL,             -- pending | ok | error
     reason       TEXT,                      -- one line, for status = error
-    content_hash BLOB                       -- blake2b-128 of the file bytes, once extracted
+    content_hash BLOB,                      -- blake2b-128 of the file bytes, once extracted
+    ctime_ns     INTEGER,
+    inode        INTEGER                    -- with size and mtime: all unchanged, the file is not read again
 );
 CREATE INDEX IF NOT EXISTS images_status ON images(status);
 CREATE INDEX IF NOT EXISTS images_content_hash ON images(content_hash);
@@ -39,7 +47,26 @@ CREATE TABLE IF NOT EXISTS features (
 );
 """
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+# Files find_duplicates.py --move-to took out of the collection (issue 18, item 5): their images
+# rows leave (searches must not return them) but their facts stay here, so the next scan reports
+# them as moved out rather than deleted, main.py --prune keeps their features, and --undo puts the
+# rows back as ok without extraction. A DB of schema 1 gets it from its migration to 2.
+MOVED_OUT_DDL = """
+CREATE TABLE IF NOT EXISTS moved_out (
+    path         TEXT PRIMARY KEY,          -- as images.path: relative to meta.dataset_root
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    width        INTEGER,
+    height       INTEGER,
+    content_hash BLOB NOT NULL,             -- its features row stays, keyed by this
+    manifest     TEXT NOT NULL,             -- the undo manifest that lists the move
+    reported     INTEGER NOT NULL DEFAULT 0 -- 1 once a generator.py summary has said so
+);
+"""
+_SCHEMA += MOVED_OUT_DDL
+_MIGRATIONS[1] += (MOVED_OUT_DDL,)
+
+NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 
 
 def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
@@ -54,12 +81,10 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
     exists = os.path.exists(path) and os.path.getsize(path) > 0
     if not exists and not create:
         raise DatabaseNotFoundError(f"no database at {path}: run `python generator.py --db {path}` first")
-    if exists:
-        with open(path, "rb") as fh:
-            if fh.read(16) != SQLITE_MAGIC:
-                raise NotADatabaseError(f"{path} is not an SQLite database: pass the DB made by generator.py")
     try:
         conn = sqlite3.connect(path, timeout=30)
+        if exists:
+            _check_header(conn, path)
         blank = _unfinished(conn)  # made by a create that was killed before it committed
         if blank and not create:
             conn.close()
@@ -76,7 +101,34 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
     return conn
 
 
-_OWN_TABLES = {"meta", "images", "features"}
+def _check_header(conn: sqlite3.Connection, path: str) -> None:
+    """SQLite reads the header itself: opening the file any other way and closing it would drop
+    every POSIX lock SQLite holds on it in this process (see tests/test_reliability_locks.py)."""
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            conn.close()
+            raise NotADatabaseError(NOT_SQLITE.format(path=path)) from None
+        # a damaged DB with a valid header: _check_version says it is not one of ours
+
+
+def copy_database(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy a DB through SQLite's backup API: a file copy would miss what is still in the WAL,
+    and its open/close of the file would drop this process's locks on it."""
+    src = connect(source)
+    try:
+        dst = sqlite3.connect(os.fspath(target))
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=WAL")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+_OWN_TABLES = {"meta", "images", "features", "moved_out"}
 
 
 def _unfinished(conn: sqlite3.Connection) -> bool:
@@ -118,6 +170,9 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise NotADatabaseError(f"{path} is not a database of this project ({exc}): use another --db") from None
+    if row is not None and int(row[0]) in _MIGRATIONS:
+        _migrate(conn, int(row[0]))
+        return
     if row is None or int(row[0]) != SCHEMA_VERSION:
         conn.close()
         found = row[0] if row else "none"
@@ -125,6 +180,22 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
             f"{path} has schema version {found}, this code needs {SCHEMA_VERSION}: "
             f"rebuild it with `python generator.py --db NEW.db` and `python main.py --db NEW.db`"
         )
+
+
+def _migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Bring a DB of an older schema up to SCHEMA_VERSION, unless another process just did."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        while version in _MIGRATIONS:
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            version += 1
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 def database_file(conn: sqlite3.Connection) -> str:

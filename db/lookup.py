@@ -1,20 +1,26 @@
-"""Single-row look-ups by id, for the web app: it serves files and thumbnails by id only,
-so the client never sends a path, and the path it opens always comes from the DB.
+"""Image rows looked up by id, as one row type (StoredImage) for every reader.
+
+The web app serves files and thumbnails by id only, so the client never sends a path, and
+the path it opens always comes from the DB. The duplicate finder reads the rows of the few
+ids that are in a group (pixels, size and mtime choose the keeper; the content hash tells
+exact copies), never the whole collection at once.
 """
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from db.images import HEADER_FIELDS, OK
 
 
-# One row of the images table, as the web app needs it (path relative to the dataset root).
+# One row of the images table (path relative to the dataset root): the one image-row type of the readers.
 StoredImage = NamedTuple("StoredImage", [("id", int), ("path", str), *HEADER_FIELDS,
                                          ("content_hash", bytes | None)])
 
 
 _COLUMNS = "id, path, size, mtime_ns, width, height, status, reason, content_hash"
+CHUNK = 500  # ids per statement, well under SQLite's limit of bound parameters
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> StoredImage | None:
@@ -23,12 +29,12 @@ def image_by_id(conn: sqlite3.Connection, image_id: int) -> StoredImage | None:
     return None if row is None else StoredImage(*row)
 
 
-def images_by_ids(conn: sqlite3.Connection, ids: list[int]) -> dict[int, StoredImage]:
-    """{id: row} for the ids that exist (one statement for a page of results)."""
+def images_by_ids(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, StoredImage]:
+    """{id: row} for the ids that exist (unknown ids are left out; one statement per CHUNK ids)."""
     found: dict[int, StoredImage] = {}
-    ids = [int(i) for i in ids]
-    for start in range(0, len(ids), 500):  # well under SQLite's bound-parameter limit
-        chunk = ids[start:start + 500]
+    ids = sorted({int(i) for i in ids})
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(f"SELECT {_COLUMNS} FROM images WHERE id IN ({marks})", chunk):
             found[row[0]] = StoredImage(*row)
@@ -39,3 +45,17 @@ def first_ok_id(conn: sqlite3.Connection) -> int | None:
     """The smallest id of an image with features (to warm the search up), or None."""
     row = conn.execute("SELECT MIN(id) FROM images WHERE status = ?", (OK,)).fetchone()
     return None if row is None else row[0]
+
+
+def exact_copy_sets(conn: sqlite3.Connection) -> list[list[int]]:
+    """Ids of usable images that share their content hash with another one (byte-identical
+    files), one sorted list per hash. Uses the content_hash index: no full read of the table."""
+    sets: dict[bytes, list[int]] = {}
+    for content_hash, image_id in conn.execute(
+        "SELECT content_hash, id FROM images WHERE status = ? AND content_hash IN"
+        " (SELECT content_hash FROM images WHERE status = ? AND content_hash IS NOT NULL"
+        "  GROUP BY content_hash HAVING COUNT(*) > 1) ORDER BY content_hash, id",
+        (OK, OK),
+    ):
+        sets.setdefault(content_hash, []).append(image_id)
+    return list(sets.values())

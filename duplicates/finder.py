@@ -8,8 +8,9 @@ A copy is the same picture after edits: a byte-identical file, or resized, re-co
 slightly cropped, brightened, slightly rotated, captioned (and, with ``any_orientation``,
 mirrored or turned by 90 degrees). A different shot of the same scene is not a copy. Two
 images are joined when the cosine distance of their embeddings is within the threshold, or
-when their pHashes differ in at most 8 of 64 bits while the embeddings stay within 0.5 (the
-pHash rule below); in a hash mode, when their Hamming distance is within the threshold.
+when their pHashes differ in at most 7 of 64 bits (HASH_BITS, scaled to the hash size) while
+the embeddings stay within 0.5 (HASH_GUARD: the pHash rule below); in a hash mode, when their
+Hamming distance is within the threshold.
 Groups are the connected sets of such pairs (union-find: A~B and B~C put A and C together;
 ``linkage="keeper"`` instead keeps only members that are copies of their keeper).
 Byte-identical files (the same stored content hash) always form a group, of kind "exact".
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from db.details import exact_copy_sets, image_details
+from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.errors import NoFeaturesError
 from search import matrix_cache
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
@@ -48,7 +49,7 @@ THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 # their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
 # move an embedding by up to 0.3-0.5, but leave the pHash (computed on grey pixels) nearly
 # unchanged; the guard keeps flat, blank pictures with equal hashes apart. 7 bits rather
-# than 8: the same recall here, and multi-index hashing then needs 68 probes instead of 696.
+# than 8: the same recall here (duplicates.hashes.plan then probes 68 keys per row at 500k rows).
 SUPPORT_HASH = "phash"
 HASH_BITS = 7
 HASH_GUARD = 0.5
@@ -60,14 +61,31 @@ KEEPER_SPLIT_ROWS = 3000  # larger groups stay whole under linkage="keeper" (an 
 
 @dataclass
 class Member:
-    """One image of a group, with what the keeper rule and a reviewer look at."""
-    id: int
+    """One image of a group: its DB row (what the keeper rule and a reviewer look at), its
+    absolute path and its distance to the keeper (0 for the keeper)."""
+    image: StoredImage
     path: str  # absolute
-    distance: float  # to the keeper (0 for the keeper)
-    width: int | None
-    height: int | None
-    size: int
-    mtime_ns: int
+    distance: float
+
+    @property
+    def id(self) -> int:
+        return self.image.id
+
+    @property
+    def width(self) -> int | None:
+        return self.image.width
+
+    @property
+    def height(self) -> int | None:
+        return self.image.height
+
+    @property
+    def size(self) -> int:
+        return self.image.size
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.image.mtime_ns
 
 
 @dataclass
@@ -181,7 +199,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
     rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes,
                                                    subset=representatives(len(loaded.ids), exact)), exact)
-    details = image_details(conn, [int(loaded.ids[r]) for g in rows for r in g])
+    details = images_by_ids(conn, [int(loaded.ids[r]) for g in rows for r in g])
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
@@ -193,7 +211,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
                 for piece in split_by_keeper(g, lambda part: rule.linked(vectors, hashes, part), keeper_of,
                                              max_rows=KEEPER_SPLIT_ROWS)]
     with RowReader(vectors) as reader:  # pread, not the map: see duplicates.rows
-        groups = [_group(loaded, reader.take(g), g, [by_row[int(r)] for r in g], rule) for g in rows]
+        groups = [_group(loaded, reader.take(g), [by_row[int(r)] for r in g], rule) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
                 "linkage": linkage, "probes": probes,
@@ -286,9 +304,9 @@ def _exact_rows(conn, ids):
     return sets
 
 
-def _group(loaded, block, rows, facts, rule):
-    """A DuplicateGroup from the matrix rows ``block`` (at ``rows``): keeper first, then the
-    others by distance to it."""
+def _group(loaded, block, facts, rule):
+    """A DuplicateGroup from the matrix rows ``block`` and their DB rows ``facts``: keeper
+    first, then the others by distance to it."""
     keeper = choose_keeper([_keeper_facts(d) for d in facts])
     if rule.metric == "hamming":
         variants = oriented_rows(block, rule.kind) if rule.any_orientation else [block]
@@ -297,8 +315,8 @@ def _group(loaded, block, rows, facts, rule):
         block = block.astype(np.float32, copy=False)
         distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)
     distances[keeper] = 0.0
-    members = [Member(int(loaded.ids[r]), os.path.join(loaded.root, d.path), round(float(dist), 6), d.width,
-                      d.height, d.size, d.mtime_ns) for r, d, dist in zip(rows, facts, distances)]
+    members = [Member(d, os.path.join(loaded.root, d.path), round(float(dist), 6))
+               for d, dist in zip(facts, distances)]
     order = sorted(range(len(members)), key=lambda k: (k != keeper, members[k].distance, members[k].path))
     content = {d.content_hash for d in facts}
     return DuplicateGroup(EXACT if len(content) == 1 and None not in content else NEAR, [members[k] for k in order])

@@ -105,15 +105,6 @@ def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None, any_
                     yield from found
 
 
-def hash_distance_to(packed: np.ndarray, rows: np.ndarray, target: int, *, kind: str | None = None,
-                     any_orientation: bool = False) -> np.ndarray:
-    """Hamming distance of ``rows`` to row ``target`` (smallest over orientations if asked)."""
-    block = np.asarray(packed[rows])
-    variants = oriented_rows(block, kind) if any_orientation else [block]
-    goal = np.asarray(packed[target])[None, :]
-    return np.min([hamming(v, goal) for v in variants], axis=0)
-
-
 def plan(nbits: int, radius: int, n: int) -> tuple[int, int]:
     """(blocks, flipped bits probed per block) with the least expected work for ``n`` rows:
     each probe is a pass over all rows, each candidate a gather and a popcount (about 1/12 of

@@ -34,6 +34,7 @@ from extraction.workers import WorkerPool
 from features.network import loader
 from features.network.base import resolve_model
 from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
+from fileio import is_empty_folder
 
 log = logging.getLogger("main")
 
@@ -121,7 +122,8 @@ class LocalExecutor:
         return Started(self._settings, stamp(self._settings, self._embedder))
 
     def run(self, rows: Iterator[PendingRow], root: str) -> Iterator[tuple[list[PendingRow], BatchResult]]:
-        """Batches in row order; the workers stay up to two batches ahead of the network."""
+        """Batches in row order; the workers stay up to a window of max(2 batches, workers x DEPTH)
+        files ahead of the network."""
         log.info("extracting with %d decode workers and %d network threads (%s, %s)", self.balance.workers,
                  self.balance.threads, getattr(self._embedder, "runtime", "torch"), self._embedder.precision)
         rows = iter(rows)
@@ -168,8 +170,7 @@ def check_dataset_root(root: str | None) -> None:
         raise DatasetFolderError(f"the dataset folder {root} is missing or not a folder (a drive not mounted?): "
                                  f"{advice}")
     try:
-        with os.scandir(root) as entries:
-            empty = next(entries, None) is None
+        empty = is_empty_folder(root)
     except OSError as exc:
         raise DatasetFolderError(f"cannot list the dataset folder {root} ({exc.strerror or exc}): {advice}") from None
     if empty:

@@ -97,7 +97,7 @@ class Executor(Protocol):
 
 @dataclass
 class RunSummary:
-    """The DB after a run; also readable as ``summary["ok"]`` like the dict it used to be."""
+    """The DB after a run."""
 
     ok: int
     error: int
@@ -105,9 +105,6 @@ class RunSummary:
     reasons: list[tuple[str, int]] = field(default_factory=list)
     unused_features: int = 0  # feature rows kept for files that may come back
     pruned: int = 0
-
-    def __getitem__(self, key: str) -> object:
-        return getattr(self, key)
 
     def line(self) -> str:
         reasons = "; ".join(f"{reason} ({n})" for reason, n in self.reasons) or "none"
@@ -295,7 +292,7 @@ def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int =
 def prepare_for_queries(conn: sqlite3.Connection) -> None:
     """Build (or keep, if current) the ann_cosine index and every mode's matrix cache, so the
     first query of any mode and metric is fast."""
-    from search import ann, matrix_cache  # faiss/annoy are heavy, and a run with --no-index never needs them
+    from search import ann, matrix_cache  # faiss/annoy are heavy; a run with build_index=False (tests, benchmarks) never needs them
     from search.modes import MODES
 
     loaded = matrix_cache.load(conn, "embeddings")

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-MANHATTAN_CHUNK = 512  # rows per step: the temporary (chunk, d) array stays in the L2 cache
+MANHATTAN_CHUNK = 512  # rows per step: each thread's (chunk, d) float32 scratch, 2.6 MB at d = 1280, is reused
 _POOL = []  # one thread pool per process, made on first use (numpy releases the GIL)
 
 
@@ -30,7 +30,7 @@ def euclidean_distance(matrix, query, squared_norms):
 
 
 def manhattan_distance(matrix, query):
-    """Sum of |x - q| per row, in cache-sized chunks spread over one thread per core.
+    """Sum of |x - q| per row, in fixed-size chunks spread over one thread per core.
 
     No BLAS call does this, so the chunks are shared out by hand: each thread owns an
     interleaved set of chunks and one scratch buffer, so nothing is allocated per chunk.

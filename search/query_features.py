@@ -12,7 +12,7 @@ from PIL import Image
 
 import config
 from db.errors import SettingsMismatchError
-from features.decode import ImageDecodeError, decode
+from features.decode import ImageDecodeError, TooManyPixelsError, decode
 from features.extract import Settings
 from features.framing import OLD_DBS_FRAMING
 from features.hashes import packed_hashes
@@ -66,6 +66,9 @@ def decode_bytes(data: bytes, stamp: dict, name: str = "query image") -> Image.I
         raise QueryImageError(f"{name}: empty file")
     try:
         return decode(data, settings.decode_side, settings.max_pixels)
+    except TooManyPixelsError as exc:  # the collection's advice (raise the limit, retry errors) is not for a query
+        raise QueryImageError(f"{name}: more than {exc.limit} pixels, this collection's decompression-bomb "
+                              f"limit: send a smaller copy") from None
     except ImageDecodeError as exc:
         raise QueryImageError(f"{name}: {exc}") from None
 

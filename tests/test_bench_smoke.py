@@ -29,7 +29,7 @@ def test_bench_run_writes_its_json_and_tables(tmp_path):
     ex = data["extraction"]
     assert data["kind"] == "quick" and ex["images"] == 3 and ex["precision"] == "float32"
     assert ex["runtime"] in ("onnxruntime", "torch") and ex["reference_network"] == "torch float32, batch 1"
-    assert all(run["ok"] == 3 and run["seconds"] > 0 and 0 < run["cpu_use"] <= 1.05 for run in ex["runs"])
+    assert all(run["ok"] == 3 and run["seconds"] > 0 and run["cpu_use"] > 0 for run in ex["runs"])  # measured, not judged
     assert ex["reference_seconds"] > 0 and {"read", "decode", "network", "hashes"} <= set(ex["stages"])
     assert ex["cold_query"]["first_answer_s"] > 0 and ex["one_photo_run"]["wall_s"] > 0
     [search] = data["search"]

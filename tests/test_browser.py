@@ -10,7 +10,7 @@ selenium = pytest.importorskip("selenium", reason="selenium is not installed (pi
 from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-from webapp.browser import console_errors, emulate_phone, find_browser, start_chromium, wait_for_thumbnails  # noqa: E402
+from tools.browser import console_errors, emulate_phone, find_browser, start_chromium, wait_for_thumbnails  # noqa: E402
 from webapp.server import create_app, serving  # noqa: E402
 
 BROWSER, DRIVER = find_browser()

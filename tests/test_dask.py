@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 import main  # noqa: E402
 from extraction import dask as cluster_extract  # noqa: E402
 from extraction import run as extraction_run  # noqa: E402
-from db import WriterLock, connect  # noqa: E402
+from db import WriterLock, connect, copy_database  # noqa: E402
 from db.codec import blobs_to_matrix  # noqa: E402
 from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
 from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
@@ -60,7 +60,7 @@ def scanned(tmp_path_factory):
 def reference(scanned):
     """The DB a plain local `python main.py` makes, and the modules that run imported."""
     db = scanned.parent / "local.db"
-    shutil.copy(scanned, db)
+    copy_database(scanned, db)
     code = ("import sys, main; main.main(['--db', sys.argv[1], '--workers', '0', '--no-progress']);"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     done = subprocess.run([sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -77,7 +77,7 @@ def cluster():
 
 def fresh_copy(scanned, name):
     db = scanned.parent / name
-    shutil.copy(scanned, db)
+    copy_database(scanned, db)
     return db
 
 
@@ -136,7 +136,7 @@ def test_two_worker_cluster_run_equals_local_run(scanned, reference, cluster, mo
     monkeypatch.setattr(extraction_run, "store_results", counting_store_results)
     result = cluster_extract.extract_on_cluster(str(db), local.scheduler_address, shard_size=4, in_flight=2,
                                                     progress=False, build_index=False)
-    assert (result["ok"], result["error"], result["done_now"]) == (N_IMAGES, 2, N_IMAGES + 2)
+    assert (result.ok, result.error, result.done_now) == (N_IMAGES, 2, N_IMAGES + 2)
     assert len(tasks_at_each_write) == 6 and 1 <= max(tasks_at_each_write) <= 3
     assert_same_db(db, reference[0])
 
@@ -346,7 +346,7 @@ def test_a_resumed_run_computes_in_the_dbs_precision(scanned, reference, cluster
     finally:
         client.run(_undo_prefer_bfloat16)
     assert {network for used in networks.values() for network in used} == {("torch", "float32")}
-    assert (result["ok"], result["error"]) == (N_IMAGES, 2)
+    assert (result.ok, result.error) == (N_IMAGES, 2)
     conn = connect(db)
     assert features_stamp(conn) == stamp_before
     conn.close()
@@ -380,4 +380,4 @@ def test_a_file_that_comes_back_is_only_hashed_on_the_workers(scanned, reference
     finally:
         os.remove(scanned.parent / "images" / "img05_back.jpg")
     assert [(path, f.known, f.error) for path, f in stored] == [("img05_back.jpg", True, None)]
-    assert (result["ok"], result["done_now"], result["unused_features"]) == (N_IMAGES, 1, 0)
+    assert (result.ok, result.done_now, result.unused_features) == (N_IMAGES, 1, 0)

@@ -1,19 +1,18 @@
 """What the DB records about its features, the blob layout, and refusing to mix settings."""
-import shutil
 import sqlite3
 
 import numpy as np
 import pytest
 
 import main
-from db import SchemaVersionError, SettingsMismatchError, connect
+from db import SCHEMA_VERSION, SchemaVersionError, SettingsMismatchError, connect, copy_database
 from db.codec import blobs_to_bits, blobs_to_matrix, vector_to_blob
 from db.meta import get_meta
 
 
 def test_meta_records_every_setting(mini_conn):
     meta = get_meta(mini_conn)
-    assert meta["schema_version"] == "1"
+    assert meta["schema_version"] == str(SCHEMA_VERSION)
     assert meta["embedding_model"] == "efficientnet_lite0" and meta["embedding_dim"] == "1280"
     assert len(meta["embedding_weights_sha256"]) == 64 and meta["embedding_weights_sha256"].startswith("57934424")
     assert (meta["vector_dtype"], meta["rgb_dim"], meta["hist_bins"], meta["hash_size"]) == ("float32-le", "512", "8", "8")
@@ -33,7 +32,7 @@ def test_blobs_are_little_endian_float32_and_packed_bits(mini_conn):
 
 def test_other_settings_are_refused_with_a_way_out(mini_collection, tmp_path):
     db = tmp_path / "copy.db"
-    shutil.copy(mini_collection["db"], db)
+    copy_database(mini_collection["db"], db)
     with pytest.raises(SettingsMismatchError, match=r"hash_size: DB has 8, asked for 16.*--reset-features"):
         main.extract(str(db), model="efficientnet_lite0", hash_size=16, workers=0, progress=False)
 
@@ -43,7 +42,7 @@ def test_other_network_precision_is_refused(mini_collection, tmp_path, monkeypat
     import config
 
     db = tmp_path / "copy.db"
-    shutil.copy(mini_collection["db"], db)
+    copy_database(mini_collection["db"], db)
     conn = connect(db)
     stored = get_meta(conn)["embedding_precision"]
     conn.close()
@@ -55,10 +54,10 @@ def test_other_network_precision_is_refused(mini_collection, tmp_path, monkeypat
 
 def test_reset_features_re_extracts_with_new_settings(mini_collection, tmp_path):
     db = tmp_path / "copy.db"
-    shutil.copy(mini_collection["db"], db)
+    copy_database(mini_collection["db"], db)
     result = main.extract(str(db), model="efficientnet_lite0", hash_size=16, workers=0, progress=False,
                           reset=True, build_index=False)
-    assert result["done_now"] == mini_collection["count"]
+    assert result.done_now == mini_collection["count"]
     conn = connect(db)
     assert get_meta(conn)["hash_size"] == "16"
     assert {len(b) for (b,) in conn.execute("SELECT phash FROM features")} == {32}
@@ -72,7 +71,7 @@ def test_old_schema_version_is_refused(tmp_path):
     raw.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
-    with pytest.raises(SchemaVersionError, match="schema version 0, this code needs 1"):
+    with pytest.raises(SchemaVersionError, match=f"schema version 0, this code needs {SCHEMA_VERSION}"):
         connect(db)
 
 
@@ -89,7 +88,7 @@ def test_hash_sizes_that_do_not_fill_whole_bytes_are_searchable(mini_collection,
     from similarities import calculate_similarities
 
     db = tmp_path / "copy.db"
-    shutil.copy(mini_collection["db"], db)
+    copy_database(mini_collection["db"], db)
     main.extract(str(db), model="efficientnet_lite0", hash_size=10, workers=0, progress=False, reset=True)
     conn = connect(db)
     assert {len(b) for (b,) in conn.execute("SELECT phash FROM features")} == {13}
@@ -104,7 +103,7 @@ def test_a_reset_that_cannot_load_its_model_keeps_the_old_features(mini_collecti
     from features.errors import WeightsError
 
     db = tmp_path / "copy.db"
-    shutil.copy(mini_collection["db"], db)
+    copy_database(mini_collection["db"], db)
     monkeypatch.setitem(base.WEIGHT_FILES, "resnet18", lambda: (str(tmp_path / "absent.pth"), "f37072fd"))
     with pytest.raises(WeightsError):
         main.extract(str(db), model="resnet18", workers=0, progress=False, reset=True)
@@ -127,12 +126,12 @@ def test_retry_errors_puts_failed_files_back_in_the_queue(tmp_path):
     db = tmp_path / "r.db"
     generator.scan(str(photos), str(db), progress=False)
     first = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
-    assert (first["ok"], first["error"]) == (1, 1)
+    assert (first.ok, first.error) == (1, 1)
     again = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
-    assert again["done_now"] == 0  # without the flag, a failed file stays failed
+    assert again.done_now == 0  # without the flag, a failed file stays failed
     retried = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False,
                            retry=True)
-    assert retried["done_now"] == 1 and retried["error"] == 1
+    assert retried.done_now == 1 and retried.error == 1
 
 
 # --- db/features.py, db/codec.py and db/meta.py with small fake vectors (no network) -------------
@@ -285,7 +284,7 @@ def test_a_db_stamped_before_runtimes_were_recorded_is_read_and_upgraded(mini_co
     from extraction.run import record_runtime_of_old_stamp
 
     db = tmp_path / "old.db"
-    shutil.copy(mini_collection["db"], db)
+    copy_database(mini_collection["db"], db)
     conn = connect(db)
     with conn:
         conn.execute("DELETE FROM meta WHERE key IN ('stamp_keys', 'embedding_runtime')")
@@ -295,7 +294,7 @@ def test_a_db_stamped_before_runtimes_were_recorded_is_read_and_upgraded(mini_co
     assert features_stamp(conn) == dict(old, embedding_runtime="onnxruntime")  # float32 torch == onnxruntime
     conn.close()
     result = main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False, build_index=False)
-    assert result["done_now"] == 0 and result["ok"] == mini_collection["count"]
+    assert result.done_now == 0 and result.ok == mini_collection["count"]
 
 
 def test_a_run_refused_for_its_settings_changes_nothing(tmp_path):

@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.models import ResNet18_Weights, resnet18
 
+import config
 from samples import random_photo
 from features.network import base, loader
 from features.decode import resize_shorter_side
@@ -51,6 +52,14 @@ def _fake_weights(monkeypatch, tmp_path, content, claimed_prefix=None):
     prefix = claimed_prefix or hashlib.sha256(content).hexdigest()[:8]
     monkeypatch.setitem(base.WEIGHT_FILES, "resnet18", lambda: (str(path), prefix))
     return path
+
+
+def test_the_model_and_runtime_choices_are_listed_once():
+    """config lists the choices; every model named there has a spec and a weights file, and
+    every precision runs on some runtime."""
+    assert set(config.MODEL_CHOICES) == {"auto", *SPECS} == {"auto", *base.WEIGHT_FILES}
+    assert set(base.RUNTIME_PRECISIONS) == set(config.RUNTIME_CHOICES)
+    assert set(config.PRECISION_CHOICES) == {p for allowed in base.RUNTIME_PRECISIONS.values() for p in allowed}
 
 
 def test_missing_resnet18_weights_name_the_file_and_hash(monkeypatch, tmp_path):

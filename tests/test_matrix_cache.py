@@ -1,12 +1,11 @@
 """The memory-mapped matrix cache (search.matrix_cache): equal to the SQLite load, never stale."""
 import os
-import shutil
 
 import numpy as np
 import pytest
 
 import config
-from db import connect
+from db import connect, copy_database
 from db.meta import check_or_write_stamp, claim_dataset_root
 from samples import add_fake_images, fake_stamp
 from search import matrix_cache
@@ -95,12 +94,12 @@ def test_same_counter_with_another_history_is_not_reused(db_path, tmp_path, monk
     """A backup restored and written to again reaches the old version counter: the random
     token still tells the two apart."""
     backup = tmp_path / "backup.db"
-    shutil.copy(db_path, backup)
+    copy_database(db_path, backup)
     conn = connect(db_path)
     add_images(conn, np.random.default_rng(2), ["c/one.jpg"])
     before = matrix_cache.load(conn, "rgb")
     conn.close()
-    shutil.copy(backup, db_path)
+    copy_database(backup, db_path)
     conn = connect(db_path)
     add_images(conn, np.random.default_rng(3), ["d/other.jpg"])
     after = matrix_cache.load(conn, "rgb")

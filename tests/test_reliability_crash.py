@@ -1,7 +1,7 @@
 """Crash safety: main.py killed at random moments resumes to the DB an uninterrupted run makes.
 
-A seeded schedule interrupts main.py with SIGKILL (during start-up and at random points of
-the extraction), with Ctrl-C (SIGINT to the whole process group, as a terminal sends it)
+A seeded schedule interrupts main.py with SIGKILL (at a pause injected into its start-up, and
+at random points of the extraction), with Ctrl-C (SIGINT to the whole process group, as a terminal sends it)
 and with SIGTERM. After every interruption the DB passes PRAGMA integrity_check and keeps
 every batch that was committed; the final DB equals the reference run's.
 """
@@ -15,8 +15,8 @@ import pytest
 
 from features.extract import STAMP_KEYS
 from reliability_tools import (
-    MODEL, assert_clean_stderr, assert_same_features, features_by_path, image_rows, integrity, query, run_script,
-    small_photos, start_script,
+    MODEL, ROOT, assert_clean_stderr, assert_same_features, features_by_path, image_rows, integrity, query,
+    run_script, script_env, small_photos, start_script,
 )
 
 N_IMAGES = 200
@@ -60,6 +60,21 @@ def scanned(tmp_path_factory):
     return {"base": base, "db": db, "reference": reference}
 
 
+# main.py with a pause injected at start-up: the network is loaded, the decode workers run and the
+# settings stamp is committed, but no batch yet. The test SIGKILLs it there (no sleep to hit a moment).
+PAUSED_AT_STARTUP = """
+import os, runpy, threading
+from extraction import run
+real = run.check_or_write_stamp
+def check_then_pause(*args, **kwargs):
+    real(*args, **kwargs)
+    open(os.environ["IR_TEST_PAUSED"], "w").close()
+    threading.Event().wait()  # until the test kills the process
+run.check_or_write_stamp = check_then_pause
+runpy.run_path(os.path.join(os.environ["PYTHONPATH"], "main.py"), run_name="__main__")
+"""
+
+
 def _wait_for(condition, proc, timeout=240):
     """Poll until ``condition()`` or the process ends; True if the condition came first."""
     deadline = time.monotonic() + timeout
@@ -77,11 +92,19 @@ def _interrupt(kind, db, rng, log_path, room):
     at least ``room`` images for later runs; returns (exit status, done before, log text)."""
     total = len(image_rows(db))
     before = _done(db)
-    proc = start_script("main.py", *_extract_args(db), log_to=log_path)
+    if kind == "startup-kill":
+        paused = f"{log_path}.paused"
+        script = os.path.join(os.path.dirname(log_path), "paused_at_startup.py")
+        with open(script, "w") as fh:
+            fh.write(PAUSED_AT_STARTUP)
+        proc = start_script(script, *_extract_args(db), log_to=log_path,
+                            env=script_env(PYTHONPATH=ROOT, IR_TEST_PAUSED=paused))
+    else:
+        proc = start_script("main.py", *_extract_args(db), log_to=log_path)
     try:
         if kind == "startup-kill":
-            time.sleep(rng.uniform(0.2, 2.0))
-            reached = proc.poll() is None
+            reached = _wait_for(lambda: os.path.exists(paused), proc)
+            assert reached, "main.py ended before its start-up pause"
         else:
             target = rng.randint(before + 1, max(before + 1, total - room))
             reached = _wait_for(lambda: _done(db) >= target, proc)
@@ -239,4 +262,4 @@ def test_full_disk_mid_run_is_one_line_and_resumable(tmp_path, monkeypatch, caps
     assert 0 < saved < 24 and integrity(db) == [("ok",)]
     monkeypatch.undo()
     result = main.extract(str(db), model=MODEL, workers=0, batch_size=4, progress=False, build_index=False)
-    assert (result["ok"], result["done_now"]) == (24, 24 - saved)
+    assert (result.ok, result.done_now) == (24, 24 - saved)

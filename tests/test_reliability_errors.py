@@ -10,6 +10,7 @@ import pytest
 
 import generator
 import main
+from db import copy_database
 from reliability_tools import MODEL, query, run_script, small_photos
 from similarities import calculate_similarities
 
@@ -33,12 +34,12 @@ def built(tmp_path_factory):
     with sqlite3.connect(base / "foreign.db") as conn:
         conn.execute("CREATE TABLE songs(title TEXT)")
     conn.close()
-    with open(db, "rb") as fh:
-        (base / "corrupt.db").write_bytes(fh.read(4096) + os.urandom(65536))
+    first_page = sqlite3.connect(db).serialize()[:4096]  # through SQLite: nothing else opens a DB file
+    (base / "corrupt.db").write_bytes(first_page + os.urandom(65536))
     for name, sql in (("old_schema.db", "UPDATE meta SET value = '0' WHERE key = 'schema_version'"),
                       ("other_model.db", "UPDATE meta SET value = 'resnet18' WHERE key = 'embedding_model'"),
                       ("other_weights.db", "UPDATE meta SET value = 'ab12' WHERE key = 'embedding_weights_sha256'")):
-        shutil.copy(db, base / name)
+        copy_database(db, base / name)
         with sqlite3.connect(base / name) as conn:
             conn.execute(sql)
         conn.close()

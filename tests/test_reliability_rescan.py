@@ -76,13 +76,20 @@ def folder(tmp_path):
     (photos / "c").mkdir()
     (photos / "c" / "broken.png").write_bytes((photos / "a" / "p0.png").read_bytes()[:120])
     (photos / "dup.png").write_bytes((photos / "a" / "p0.png").read_bytes())
+    _put(photos, "f/upper.PNG", seed=20)  # an upper-case extension counts
+    (photos / "f" / "notes.txt").write_text("not an image, wrong extension: ignored")
     return photos
 
 
 def test_rescan_after_every_kind_of_change_equals_a_fresh_build(folder, tmp_path):
     db = tmp_path / "photos.db"
-    _build(folder, db)
+    summary, result = _build(folder, db)
+    assert (summary.new, result.done_now) == (13, 13) and "f/upper.PNG" in image_rows(db)
+    assert not any(path.endswith(".txt") for path in image_rows(db))
     before = _identity(db)
+    summary, result = _build(folder, db)  # nothing changed: nothing to do
+    assert (summary.new, summary.changed, summary.moved, summary.deleted, result.done_now) == (0, 0, 0, 0, 0)
+    assert _identity(db) == before
 
     _put(folder, "new/n0.png", seed=100)  # added
     _put(folder, "new/n1.png", seed=101)
@@ -104,7 +111,7 @@ def test_rescan_after_every_kind_of_change_equals_a_fresh_build(folder, tmp_path
 
     summary, result = _build(folder, db)
     assert (summary.new, summary.changed, summary.moved, summary.deleted) == (3, 6, 3, 2), summary
-    assert result["done_now"] == 3 + 6  # the new and the changed files; never a moved one
+    assert result.done_now == 3 + 6  # the new and the changed files; never a moved one
     after = _identity(db)
     for old, new in (("a/p3.png", "a/p3_renamed.png"), ("a/p4.png", "d/deep/p4.png"), ("dup.png", "e/dup.png")):
         assert after[new] == before[old], f"{old} -> {new} lost its row or features"
@@ -123,7 +130,7 @@ def test_renames_and_moves_alone_cost_no_extraction(folder, tmp_path):
     os.rename(folder / "b" / "q0.bmp", folder / "q0_top.bmp")
     summary, result = _build(folder, db)
     assert (summary.new, summary.changed, summary.moved, summary.deleted) == (0, 0, 7, 0), summary
-    assert result["done_now"] == 0
+    assert result.done_now == 0
     after = _identity(db)
     for i in range(6):
         assert after[f"album/p{i}.png"] == before[f"a/p{i}.png"]

@@ -134,17 +134,21 @@ def test_unreadable_folder_as_a_real_permission_keeps_its_rows(scanned, tmp_path
 
 def test_mass_deletion_stops_unless_allowed(scanned):
     photos, db = scanned
-    before, db_bytes = image_rows(db), db.read_bytes()
+    settled = "SELECT * FROM meta WHERE key NOT IN ('generation', 'write_token') ORDER BY key"  # counters may move
+    before, meta = image_rows(db), query(db, settled)
     for name in sorted(os.listdir(photos / "a")):
         os.remove(photos / "a" / name)  # 12 of 30 (40 %): e.g. one share of a NAS not mounted
+    small_photos(photos / "new", 2, seed=9)  # found by the same refused scan: not inserted either
     done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress")
     _one_line_exit_2(done, "would delete 12 of 30", "--allow-deletions")
-    assert image_rows(db) == before and db.read_bytes() == db_bytes
+    assert image_rows(db) == before
+    assert query(db, settled) == meta
     with pytest.raises(UsageError, match="would delete 12 of 30"):
         _scan(photos, db)
+    assert image_rows(db) == before
     done = run_script("generator.py", "--data", photos, "--db", db, "--no-progress", "--allow-deletions")
-    assert done.returncode == 0 and "0 new, 0 changed, 0 moved, 12 deleted" in done.stdout, done.stderr
-    assert set(image_rows(db)) == {p for p in before if not p.startswith("a/")}
+    assert done.returncode == 0 and "2 new, 0 changed, 0 moved, 12 deleted" in done.stdout, done.stderr
+    assert set(image_rows(db)) == {p for p in before if not p.startswith("a/")} | {"new/img_0000.png", "new/img_0001.png"}
 
 
 def test_a_few_deletions_or_a_share_under_the_threshold_do_not_stop(scanned):
@@ -168,37 +172,37 @@ def test_moves_do_not_count_as_deletions(scanned):
     assert all(after[f"album/{p[2:]}"] == before[p] for p in before if p.startswith("a/"))
 
 
+# generator.py with a pause injected after each committed batch: once the DB holds
+# ``wait_for_rows`` rows it says so on stdout and waits to be killed (no sleep to hit a moment).
 KILLABLE_SCAN = """
-import sys, time
+import sys, threading
 import generator
-real = generator.describe_header
-def slow(*args):
-    time.sleep(0.02)  # an hour-long scan of a NAS, shrunk
-    return real(*args)
-generator.describe_header = slow
+real = generator._check_batch
+def check_then_maybe_pause(conn, *args):
+    real(conn, *args)
+    if conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] >= int(sys.argv[3]):
+        print("paused", flush=True)
+        threading.Event().wait()  # until the test kills the process
+generator._check_batch = check_then_maybe_pause
 generator.main(["--data", sys.argv[1], "--db", sys.argv[2], "--no-progress"])
 """
 
 
 def _scan_and_kill(photos, db, wait_for_rows):
-    """Start a slow scan, SIGKILL it once ``wait_for_rows`` rows are committed; return the row count."""
+    """Start a scan that pauses once ``wait_for_rows`` rows are committed, SIGKILL it there;
+    return the row count."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLABLE_SCAN, str(photos), str(db)], cwd=ROOT,
-        env=script_env(IR_SCAN_BATCH_SIZE=10), start_new_session=True)
-    deadline = time.time() + 120
+        [sys.executable, "-c", KILLABLE_SCAN, str(photos), str(db), str(wait_for_rows)], cwd=ROOT,
+        env=script_env(IR_SCAN_BATCH_SIZE=10), start_new_session=True, stdout=subprocess.PIPE, text=True)
     try:
-        while time.time() < deadline:
-            if os.path.exists(db):
-                try:
-                    if query(db, "SELECT COUNT(*) FROM images")[0][0] >= wait_for_rows:
-                        break
-                except Exception:  # noqa: BLE001 - the schema may not exist yet
-                    pass
-            assert proc.poll() is None, "the scan finished before it could be killed"
-            time.sleep(0.05)
+        said = proc.stdout.readline()  # blocks until the pause, or "" if the scan ended first
+        assert said == "paused\n", "the scan finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
     return query(db, "SELECT COUNT(*) FROM images")[0][0]
 
 

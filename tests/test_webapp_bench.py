@@ -19,5 +19,7 @@ def test_bench_webapp_tiny(mini_collection, tmp_path):
     (row,) = report["results"]
     assert row["images"] == mini_collection["count"]
     assert row["upload"]["runs"] == row["similar"]["runs"] == 3
-    assert 0 < row["similar"]["median_ms"] and 0 < row["upload"]["median_ms"] < 1000 * row["cli_query_s"] * 10
-    assert row["first_screen_warm"] > 0 and row["server_start_s"] > 0
+    # Timings are reported, never judged here (other jobs share the cores): only that each was measured.
+    for value in (row["similar"]["median_ms"], row["upload"]["median_ms"], row["cli_query_s"],
+                  row["first_screen_warm"], row["server_start_s"]):
+        assert isinstance(value, (int, float)) and value > 0

@@ -3,11 +3,9 @@ while main.py extracts into the same DB."""
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 import generator
 from webapp.server import create_app, serving
@@ -53,10 +51,30 @@ def test_40_concurrent_searches_give_the_serial_answers(mini_collection, tmp_pat
         assert http.get("/api/health").json()["images"] == mini_collection["count"]
 
 
+# main.py with a pause injected after its first committed batch: it says so on stdout and waits
+# for a line on stdin, so the server is seen mid-extraction every time (no race with its speed).
+PAUSED_AFTER_ONE_BATCH = """
+import os, runpy, sys
+from extraction import run
+real = run.store_results
+done = []
+def store_then_pause(*args, **kwargs):
+    real(*args, **kwargs)
+    if not done:
+        done.append(True)
+        print("paused", flush=True)
+        sys.stdin.readline()
+run.store_results = store_then_pause
+sys.argv[0] = "main.py"
+runpy.run_path("main.py", run_name="__main__")
+"""
+
+
 def test_server_keeps_answering_while_main_py_extracts(mini_collection, tmp_path):
     """A fresh DB of the same photos: the server starts before any feature exists and answers
     every request (503 before features, 409 for a pending image, results after) while main.py
-    writes batch after batch; the image count only grows; never a 500."""
+    writes batch after batch; the image count only grows; never a 500. main.py pauses after its
+    first batch, so the server is always asked half-way."""
     db = tmp_path / "growing.db"
     generator.scan(str(mini_collection["images"]), str(db), progress=False)
     photo = mini_collection["images"] / "coffee" / "original.jpg"
@@ -64,30 +82,38 @@ def test_server_keeps_answering_while_main_py_extracts(mini_collection, tmp_path
     env = {**os.environ, "IR_BATCH_SIZE": "4"}
     statuses, counts = [], []
     with serving(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        def ask():
+            counts.append(http.get("/api/health").json()["images"])
+            for response in (http.get("/api/similar/1", params={"top_k": 5}),
+                             http.get("/api/thumb/2"),
+                             http.post("/api/search", files=[("files", ("q.jpg", read(photo), "image/jpeg"))])):
+                statuses.append(response.status_code)
+                assert response.status_code in (200, 409, 503), response.text
+                if response.status_code == 200 and "results" in response.text:
+                    scores = [r["score"] for r in response.json()["results"]]
+                    assert scores == sorted(scores)
+
         assert http.get("/api/similar/1").status_code == 409  # pending: nothing extracted yet
-        extract = subprocess.Popen([sys.executable, "main.py", "--db", str(db), "--model", "efficientnet_lite0",
-                                    "--workers", "0", "--no-progress"], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        log = open(tmp_path / "main.log", "w")
+        extract = subprocess.Popen([sys.executable, "-c", PAUSED_AFTER_ONE_BATCH, "--db", str(db), "--model",
+                                    "efficientnet_lite0", "--workers", "0", "--no-progress"], cwd=ROOT, env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        log.close()
         try:
+            assert extract.stdout.readline() == "paused\n", "main.py ended before its first batch was stored"
+            ask()  # half-way: one batch of 4 stored, the rest pending
+            half_way = counts[-1]
+            extract.stdin.write("\n")
+            extract.stdin.flush()
             while extract.poll() is None:
-                counts.append(http.get("/api/health").json()["images"])
-                for response in (http.get("/api/similar/1", params={"top_k": 5}),
-                                 http.get("/api/thumb/2"),
-                                 http.post("/api/search", files=[("files", ("q.jpg", read(photo), "image/jpeg"))])):
-                    statuses.append(response.status_code)
-                    assert response.status_code in (200, 409, 503), response.text
-                    if response.status_code == 200 and "results" in response.text:
-                        scores = [r["score"] for r in response.json()["results"]]
-                        assert scores == sorted(scores)
-                time.sleep(0.05)
+                ask()
         finally:
-            output = extract.communicate(timeout=300)[0].decode(errors="replace")
-        assert extract.returncode == 0, output
+            extract.communicate(timeout=300)
+        assert extract.returncode == 0, (tmp_path / "main.log").read_text()
         final = http.get("/api/health").json()["images"]
         answer = http.post("/api/search", files=[("files", ("q.jpg", read(photo), "image/jpeg"))]).json()
+    assert 0 < half_way < mini_collection["count"], "the server saw the extraction half-way"
     assert counts == sorted(counts), "the image count never goes back"
     assert final == mini_collection["count"]
     assert 200 in statuses, "some searches ran during the extraction"
     assert answer["results"][0]["path"] == "coffee/original.jpg"
-    if len(set(counts)) < 2:
-        pytest.skip(f"extraction finished before the server saw it grow (counts {counts}); nothing to compare")

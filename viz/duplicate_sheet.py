@@ -10,7 +10,7 @@ import os
 
 from PIL import Image, ImageDraw, ImageOps
 
-from features.decode import to_rgb
+from features.decode import open_image, to_rgb
 from fileio import write_with
 
 TILE = 128  # thumbnail side
@@ -74,7 +74,7 @@ def _thumbnail(path):
     """A TILE x TILE tile of the picture (letterboxed), or a grey tile saying it is unreadable."""
     tile = Image.new("RGB", (TILE, TILE), (235, 235, 235))
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.draft("RGB", (TILE, TILE))
             picture = to_rgb(ImageOps.exif_transpose(image))  # transparency on white, as indexed
         picture.thumbnail((TILE, TILE))

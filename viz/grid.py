@@ -8,7 +8,7 @@ import os
 
 from PIL import Image, ImageOps
 
-from features.decode import to_rgb
+from features.decode import open_image, to_rgb
 from fileio import atomic_write
 
 THUMB = 160  # pixels: every tile is the same size, whatever the image
@@ -25,7 +25,7 @@ def picture(path, size=THUMB, cover=False):
     cover: fill the whole square instead, cropping the longer side (sprite tiles).
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.draft("RGB", (size, size))
             upright = to_rgb(ImageOps.exif_transpose(image))
             if cover:

@@ -113,7 +113,8 @@ def search(request: Request,
            ) -> dict:
     coll = collection(request)
     query = coll.check(mode, metric, top_k, expand)
-    uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files[:MAX_FILES + 1]]
+    coll.check_upload_count(len(files))
+    uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files]
     return _timed(coll, query, lambda: coll.search_uploads(uploads, query))
 
 

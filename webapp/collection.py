@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from search import matrix_cache
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
+from webapp.memory import DECODE_SLOTS
 from webapp.thumbnails import ThumbnailCache, thumbnail_key
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,18 @@ class Collection:
         self._local = threading.local()
         self._searcher = ThreadPoolExecutor(1, thread_name_prefix="search")
         self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
+
+    def private_paths(self) -> list[tuple[str, str]]:
+        """(absolute path, what an error body shows instead), longest first."""
+        try:
+            root = dataset_root(self.conn()) or ""
+        except (DatabaseError, sqlite3.Error):  # the DB is what failed: its own paths are still hidden
+            root = ""
+        named = [(os.path.abspath(self.db_path), os.path.basename(self.db_path)),
+                 (os.path.realpath(self.db_path), os.path.basename(self.db_path)),
+                 (os.path.dirname(os.path.abspath(self.db_path)), "the DB's folder"),
+                 (root, "the collection folder")]
+        return sorted({(path, shown) for path, shown in named if len(path) > 1}, key=lambda p: -len(p[0]))
 
     def conn(self):
         """This thread's connection (made on first use, kept for the thread's life)."""
@@ -129,16 +143,22 @@ class Collection:
             raise ApiError(400, f"expand works with embeddings searches only, not {mode}")
         return Query(mode, metric, top_k, expand)
 
+    @staticmethod
+    def check_upload_count(count: int) -> None:
+        """400 before any file is read, for none or more than MAX_FILES."""
+        if not count:
+            raise ApiError(400, "no file: send one or more images in the form field 'files'")
+        if count > MAX_FILES:
+            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {count}")
+
     def search_uploads(self, uploads: list[Upload], query: Query) -> list[Hit]:
         """Several uploaded photos combined into one query, as calculate_similarities does."""
-        if not uploads:
-            raise ApiError(400, "no file: send one or more images in the form field 'files'")
-        if len(uploads) > MAX_FILES:
-            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {len(uploads)}")
+        self.check_upload_count(len(uploads))
         images = []
         for upload in uploads:
             try:
-                images.append(decode_query_bytes(self.conn(), upload.data, upload.name))
+                with DECODE_SLOTS:  # at most one full-resolution decode per core (webapp.memory)
+                    images.append(decode_query_bytes(self.conn(), upload.data, upload.name))
             except QueryImageError as exc:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:

@@ -23,6 +23,7 @@ from webapp import api, browse
 from webapp.collection import Collection
 from webapp.errors import install_error_handlers
 from webapp.guard import RequestGuard
+from webapp.memory import return_large_blocks_to_the_system
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def create_app(db_path: str | os.PathLike, *, allowed_hosts: tuple[str, ...] | N
     default mode's matrix and the network before serving the first request.
     """
     collection = Collection(db_path, thumbs_dir)
+    return_large_blocks_to_the_system()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -28,15 +28,12 @@ from features.framing import DEFAULT_FRAMING, centre_crop, frame  # noqa: F401  
 
 log = logging.getLogger(__name__)
 
-MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 CROP = 224  # torchvision's ImageNet evaluation crop, the input of ResNet18 and Lite0
 # torchvision's ResNet18_Weights.IMAGENET1K_V1 file name; its hex part is the start of the file's
 # SHA-256. Written out so that naming the file needs no torchvision import (2 s);
 # tests/test_embeddings.py checks it against torchvision's constant.
 RESNET18_FILE = "resnet18-f37072fd.pth"
 
-RUNTIMES = ("onnxruntime", "torch")
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 # What each runtime computes. "auto" is float32 on ONNX Runtime, and on torch bfloat16 where the
 # CPU has it natively (else float32). ONNX Runtime has no bfloat16 on the CPU; int8 is ONNX Runtime's.
 RUNTIME_PRECISIONS = {"onnxruntime": ("auto", "float32", "int8"), "torch": ("auto", "float32", "bfloat16")}
@@ -136,8 +133,8 @@ def verified_weights(name: str) -> tuple[str, str]:
 
 def resolve_model(name: str) -> str:
     """Turn ``auto`` into a concrete model name whose weights verify, warning on fallback."""
-    if name not in MODEL_CHOICES:
-        raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(MODEL_CHOICES)}")
+    if name not in config.MODEL_CHOICES:
+        raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(config.MODEL_CHOICES)}")
     if name != "auto":
         return name
     try:
@@ -182,8 +179,8 @@ def resolve_runtime(runtime: str | None = None, precision: str | None = None) ->
         source = " (IR_EMBED_RUNTIME)"
     else:
         source = ""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown embedding runtime {runtime!r}{source}; valid: {', '.join(RUNTIMES)}")
+    if runtime not in config.RUNTIME_CHOICES:
+        raise ValueError(f"unknown embedding runtime {runtime!r}{source}; valid: {', '.join(config.RUNTIME_CHOICES)}")
     return runtime
 
 
@@ -191,8 +188,8 @@ def resolve_precision(precision: str | None, runtime: str | None = None) -> str:
     """A concrete precision for ``runtime`` (default config.EMBED_RUNTIME): ``auto`` is float32 on
     ONNX Runtime and, on torch, bfloat16 where the CPU has it natively, else float32."""
     precision = precision or config.EMBED_PRECISION
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision not in config.PRECISION_CHOICES:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(config.PRECISION_CHOICES)}")
     runtime = resolve_runtime(runtime, precision)
     if precision not in RUNTIME_PRECISIONS[runtime]:
         other = next(r for r, allowed in RUNTIME_PRECISIONS.items() if precision in allowed)
@@ -207,8 +204,8 @@ def stamp_runtime(runtime: str, precision: str) -> str:
     """The value of the DB stamp's ``embedding_runtime``: the same for runtimes whose features
     may be mixed (float32 on torch or ONNX Runtime), so the stamp check refuses only real
     differences. ``loader.load_embedder`` accepts it back as a runtime."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    if runtime not in config.RUNTIME_CHOICES:
+        raise ValueError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(config.RUNTIME_CHOICES)}")
     if precision not in STAMP_RUNTIMES:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(STAMP_RUNTIMES)}")
     return STAMP_RUNTIMES[precision]

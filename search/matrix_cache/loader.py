@@ -257,10 +257,11 @@ def _with_current_paths(conn, cached: Loaded):
         if versions.features != cached.features_version:
             return None
         paths = _paths(conn, cached.db_file, versions, cached.ids)
+        root = dataset_root(conn) or ""  # moves with the paths version (generator.py --relocate)
     if paths is None:
         return None
     log.debug("reloaded the paths of %s after a move", cached.mode)
-    return replace(cached, paths=paths, paths_version=versions.paths)
+    return replace(cached, paths=paths, paths_version=versions.paths, root=root)
 
 
 def _paths(conn, db_file, versions: SearchVersions, ids):

@@ -1,7 +1,7 @@
 """Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium: for the
 real-browser test and the README screenshot, so both see the page as a person's browser does.
 
-    python -m webapp.browser --db demo_data/images.db --query demo_data/images/chelsea/original.jpg \\
+    python -m tools.browser --db demo_data/images.db --query demo_data/images/chelsea/original.jpg \\
         --out docs/figures/webapp.png
 """
 from __future__ import annotations
