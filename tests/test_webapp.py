@@ -5,6 +5,7 @@ same images in the same order with the same distances.
 """
 import io
 import os
+import re
 import shutil
 
 import pytest
@@ -197,7 +198,9 @@ def test_map_places_every_image_in_the_unit_square(client, app_env):
 def test_page_and_its_files_are_local(client):
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text
-    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg", "/static/docs.js"):
+    scripts = re.findall(r'<script src="([^"]+)" defer></script>', page.text)
+    assert scripts[0] == "/static/common.js" and scripts[-1] == "/static/app.js"  # helpers first, start last
+    for asset in (*scripts, "/static/style.css", "/static/favicon.svg", "/static/docs.js"):
         response = client.get(asset)
         assert response.status_code == 200, asset
         text = response.text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a download
