@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -134,6 +135,8 @@ def test_image_info_and_full_image_come_from_the_db_row(client, app_env):
     info = client.get("/api/images/1").json()
     path = app_env["images"] / info["path"]
     assert (info["width"], info["height"]) == Image.open(path).size
+    assert f"{info['folder']}/{info['name']}" == info["path"] and info["size"] == path.stat().st_size
+    assert info["modified"][:19] == datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()[:19]
     response = client.get(info["image"])
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"

@@ -29,6 +29,7 @@ from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
 from db.meta import dataset_root, features_stamp
+from features.exif import NO_EXIF, Exif, exif_of
 from search import matrix_cache
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
@@ -122,6 +123,13 @@ class Collection:
             raise ApiError(404, f"the file of image {row.id} ({row.path}) is missing: is the collection's drive "
                                 f"mounted? (if it was moved or deleted, run generator.py to rescan)")
         return path
+
+    def exif(self, row: StoredImage) -> Exif:
+        """A row's EXIF facts, read from its file's header (NO_EXIF when the file is away)."""
+        try:
+            return exif_of(self.file_of(row))
+        except ApiError:
+            return NO_EXIF
 
     # --- searching ----------------------------------------------------------------------
 

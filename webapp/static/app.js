@@ -4,27 +4,51 @@
 // common.js, search.js, duplicates.js and map.js (loaded before it) hold the views.
 "use strict";
 
+// The search part of the URL: the hash without the viewer's "view=ID", which opens and closes
+// the viewer over the results on show without searching again.
+let routed = null;
+
 function route() {
   if (!api.health) return;
   const { parts, params } = parseHash();
   const view = parts[0] === "duplicates" || parts[0] === "map" ? parts[0] : "search";
+  const key = location.hash.replace(/([?&])view=\d+&?/, "$1").replace(/[?&]$/, "") +
+    `|${(history.state && history.state.token) || ""}`; // two uploads may share a hash, never a token
+  const same = key === routed && view === "search";
+  routed = key;
+  if (same) return syncViewer(params);
+  syncViewer(new URLSearchParams());
   for (const name of ["search", "duplicates", "map"]) $(`${name}-view`).hidden = name !== view;
   document.querySelectorAll(".tabs a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   showError("");
   if (view === "duplicates") return showDuplicates();
   if (view === "map") return showMap(params);
   applyParams(params);
-  if (parts[0] === "similar" && /^\d+$/.test(parts[1] || "")) return showSimilar(parts[1]);
-  if (parts[0] === "upload" && history.state && history.state.results) return showUpload(history.state);
-  $("query").hidden = true;
-  showSample();
+  let searched;
+  if (parts[0] === "similar" && /^\d+$/.test(parts[1] || "")) searched = showSimilar(parts[1]);
+  else if (parts[0] === "upload" && history.state && history.state.results) showUpload(history.state);
+  else {
+    $("query").hidden = true;
+    searched = showSample();
+  }
+  if (params.get("view")) Promise.resolve(searched).then(() => syncViewer(parseHash().params));
 }
 
 // --- start ---------------------------------------------------------------------------------
 
+function setUpAbout() {
+  $("about-button").addEventListener("click", () => {
+    const open = $("about").hidden;
+    $("about").hidden = !open;
+    $("about-button").setAttribute("aria-expanded", String(open));
+  });
+}
+
 async function start() {
   setUpSearch();
   setUpMap();
+  setUpViewer();
+  setUpAbout();
   window.addEventListener("popstate", route);
   try {
     api.health = await getJSON("/api/health");
@@ -33,10 +57,14 @@ async function start() {
     return;
   }
   const h = api.health;
-  $("collection").textContent = `${h.images.toLocaleString()} images` + (h.pending ? ` (${h.pending.toLocaleString()} waiting for main.py)` : "") + (h.model ? ` · ${h.model}` : "");
-  $("mode").replaceChildren(...h.modes.map((m) => el("option", { value: m, text: m })));
-  $("mode").value = h.default_mode;
-  fillMetrics(null);
+  $("collection").textContent = `${h.images.toLocaleString()} images` + (h.pending ? ` (${h.pending.toLocaleString()} waiting for main.py)` : "") +
+    (h.errors ? `, ${h.errors.toLocaleString()} files that could not be read` : "") + ".";
+  $("model").textContent = h.model ? `Content is compared with the network ${h.model}${h.precision ? ` (${h.precision})` : ""}.` : "";
+  $("mode").replaceChildren(...MODE_GROUPS.filter((g) => g.modes.some((m) => h.modes.includes(m)))
+    .map((g) => el("option", { value: g.value, text: g.text })));
+  $("hash").replaceChildren(...MODE_GROUPS[2].modes.filter((m) => h.modes.includes(m))
+    .map((m) => el("option", { value: m, text: HASH_NAMES[m] || m })));
+  applyParams(new URLSearchParams({ mode: h.default_mode }));
   route();
 }
 

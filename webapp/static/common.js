@@ -40,12 +40,41 @@ function parseHash() {
   return { parts: (path || "/").split("/").filter(Boolean), params: new URLSearchParams(query || "") };
 }
 
+// Modes are shown by what they compare; the three hashes are one choice, refined under "Advanced".
+const MODE_GROUPS = [
+  { value: "embeddings", text: "Content", modes: ["embeddings"] },
+  { value: "rgb", text: "Colours", modes: ["rgb"] },
+  { value: "hash", text: "Layout / exact copies", modes: ["phash", "dhash", "ahash"] },
+];
+const METRIC_NAMES = {
+  cosine: "cosine", ann_cosine: "cosine, fast (approximate)", euclidean: "straight-line",
+  manhattan: "city-block", bhattacharyya: "histogram overlap", hamming: "bits that differ",
+};
+const HASH_NAMES = { phash: "perceptual (phash)", dhash: "gradients (dhash)", ahash: "average (ahash)" };
+
+function groupOf(mode) {
+  return MODE_GROUPS.find((g) => g.modes.includes(mode)) || MODE_GROUPS[0];
+}
+
+function modeName(mode) {
+  const group = groupOf(mode);
+  return group.modes.length > 1 ? `${group.text}: ${HASH_NAMES[mode] || mode}` : group.text;
+}
+
+function currentMode() {
+  return $("mode").value === "hash" ? $("hash").value : $("mode").value;
+}
+
 function searchParams() {
-  return new URLSearchParams({ mode: $("mode").value, metric: $("metric").value, k: $("top-k").value });
+  return new URLSearchParams({ mode: currentMode(), metric: $("metric").value, k: $("top-k").value });
 }
 
 function applyParams(params) {
-  if (params.get("mode") && api.health.modes.includes(params.get("mode"))) $("mode").value = params.get("mode");
+  const mode = params.get("mode");
+  if (mode && api.health.modes.includes(mode)) {
+    $("mode").value = groupOf(mode).value;
+    if ($("mode").value === "hash") $("hash").value = mode;
+  }
   fillMetrics(params.get("metric"));
   const k = params.get("k");
   if (k && Array.from($("top-k").options).some((o) => o.value === k)) $("top-k").value = k;
@@ -65,4 +94,8 @@ function askAgain(view, again, status, message) {
 
 function formatBytes(n) {
   return n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
+}
+
+function scoreBadge(hit, answer) {
+  return el("span", { class: "score", text: formatScore(hit.score, answer.metric), title: `distance ${hit.score}` });
 }

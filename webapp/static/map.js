@@ -30,7 +30,7 @@ function drawMap(highlight) {
 
 async function showMap(params) {
   const modes = api.health.modes;
-  if (!$("map-mode").options.length) $("map-mode").replaceChildren(...modes.map((m) => el("option", { value: m, text: m })));
+  if (!$("map-mode").options.length) $("map-mode").replaceChildren(...modes.map((m) => el("option", { value: m, text: modeName(m) })));
   if (params.get("mode") && modes.includes(params.get("mode"))) $("map-mode").value = params.get("mode");
   if (params.get("method")) $("map-method").value = params.get("method");
   const key = `mode=${$("map-mode").value}&method=${$("map-method").value}`;
@@ -41,7 +41,7 @@ async function showMap(params) {
     if (answer.pending) return askAgain("map", () => showMap(parseHash().params), $("map-status"), answer.message);
     mapState.points = answer.points;
     mapState.key = key;
-    $("map-status").textContent = `${answer.points.length} of ${answer.total} images · ${answer.method.toUpperCase()} of ${answer.mode} · colour = folder · hover to see, click to search`;
+    $("map-status").textContent = `${answer.points.length} of ${answer.total} images · ${answer.method.toUpperCase()} of ${modeName(answer.mode).toLowerCase()} · colour = folder · hover to see, click to search`;
     drawMap();
   } catch (error) {
     $("map-status").textContent = "";

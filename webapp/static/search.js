@@ -21,68 +21,97 @@ async function showSample() {
 
 // --- searching -----------------------------------------------------------------------------
 
+// The results on show, for the viewer to step through: [{id, path, score, ...}] and their answer.
+const current = { hits: [], answer: null };
+
 function fillMetrics(wanted) {
-  const mode = $("mode").value;
+  const mode = currentMode();
   const metrics = api.health.metrics[mode] || [];
   const keep = wanted && metrics.includes(wanted) ? wanted : api.health.default_metrics[mode];
-  $("metric").replaceChildren(...metrics.map((m) => el("option", { value: m, text: m })));
+  $("metric").replaceChildren(...metrics.map((m) => el("option", { value: m, text: METRIC_NAMES[m] || m })));
   $("metric").value = keep;
+  $("hash-choice").hidden = $("mode").value !== "hash";
+}
+
+function resultCard(hit, i, answer, params) {
+  const link = el("a", { class: "card", href: `#/similar/${hit.id}?${params}`, title: `${hit.path}\nsearch by this picture` },
+    el("img", { src: hit.thumbnail, alt: hit.path, loading: "lazy", width: "256", height: "256" }),
+    el("span", { class: "rank", text: `${i + 1}` }),
+    el("span", { class: "meta" },
+      el("span", { class: "score", text: formatScore(hit.score, answer.metric), title: `distance ${hit.score}` }),
+      el("span", { class: "path", text: hit.path })));
+  const view = el("button", { class: "view", type: "button", title: "view the whole picture and its details", "aria-label": `view ${hit.path}`, text: "⤢" });
+  view.addEventListener("click", () => openViewer(hit.id));
+  return el("li", {}, link, view);
 }
 
 function renderResults(list, answer, target = $("results")) {
   const params = searchParams();
   list = list || [];
-  target.replaceChildren(...list.map((hit, i) => {
-    const link = el("a", { class: "card", href: `#/similar/${hit.id}?${params}`, title: `${hit.path}\nmore like this` },
-      el("img", { src: hit.thumbnail, alt: hit.path, loading: "lazy", width: "256", height: "256" }),
-      el("span", { class: "rank", text: `${i + 1}` }),
-      el("span", { class: "meta" },
-        el("span", { class: "score", text: formatScore(hit.score, answer.metric) }),
-        el("span", { class: "path", text: hit.path })));
-    const full = el("a", { class: "full", href: hit.image, target: "_blank", rel: "noopener", title: "open the full image", text: "⤢" });
-    full.addEventListener("click", (event) => event.stopPropagation());
-    link.append(full);
-    return el("li", {}, link);
-  }));
-  const faster = answer.took_ms > 150 && answer.metric === "cosine" && (api.health.metrics[answer.mode] || []).includes("ann_cosine");
+  current.hits = list;
+  current.answer = answer;
+  target.replaceChildren(...list.map((hit, i) => resultCard(hit, i, answer, params)));
   $("status").textContent = list.length
-    ? `${list.length} results in ${answer.took_ms} ms · ${answer.mode} / ${answer.metric} · smaller is more similar` +
-      (faster ? " · tip: the metric ann_cosine answers large collections in milliseconds" : "")
+    ? `${list.length} most similar pictures by ${modeName(answer.mode).toLowerCase()}, best first`
     : "No results: the collection has no other extracted image.";
+  $("timing").textContent = `Last search: ${answer.took_ms} ms on the server (${answer.mode}, ${answer.metric}).` +
+    (answer.took_ms > 150 && answer.metric === "cosine" && (api.health.metrics[answer.mode] || []).includes("ann_cosine")
+      ? " Tip: Advanced → Distance → \u201ccosine, fast\u201d answers large collections in milliseconds." : "");
 }
 
-function showQuery(imageUrl, title, path) {
+function showQuery(imageUrl, title, path, id) {
   const img = el("img", { src: imageUrl, alt: "" });
   img.addEventListener("error", () => img.remove());
-  $("query").replaceChildren(img, el("div", { class: "what" }, el("b", { text: title }), el("span", { class: "path muted", text: path })));
+  const parts = [img, el("div", { class: "what" }, el("b", { text: title }), el("span", { class: "path muted", text: path }))];
+  if (id) {
+    const view = el("button", { class: "plain", type: "button", text: "View", title: "view the whole picture and its details" });
+    view.addEventListener("click", () => openViewer(id));
+    parts.push(view);
+  }
+  $("query").replaceChildren(...parts);
   $("query").hidden = false;
+}
+
+// While a search runs the old results stay, dimmed, under a spinner; the page goes to the top.
+function setBusy(on) {
+  $("results").classList.toggle("busy", on);
+  $("spinner").hidden = !on;
+  if (on) $("results").setAttribute("aria-busy", "true");
+  else $("results").removeAttribute("aria-busy");
+}
+
+function failed(message) {
+  $("status").textContent = "";
+  $("query").hidden = true; // the previous query's bar would claim these (absent) results
+  $("results").replaceChildren();
+  current.hits = [];
+  showError(message);
 }
 
 async function showSimilar(id) {
   const params = searchParams();
   const mine = ++shown;
-  $("status").textContent = "Searching…";
-  $("results").setAttribute("aria-busy", "true");
+  window.scrollTo(0, 0);
+  setBusy(true);
   try {
     const [info, answer] = await Promise.all([
       getJSON(`/api/images/${id}`),
       getJSON(`/api/similar/${id}?mode=${params.get("mode")}&metric=${params.get("metric")}&top_k=${params.get("k")}`),
     ]);
     if (mine !== shown) return;
-    showQuery(info.thumbnail, "More like this one", info.path);
+    showQuery(info.thumbnail, "More like this one", info.path, info.id);
     renderResults(answer.results, answer);
   } catch (error) {
-    if (mine !== shown) return;
-    $("status").textContent = "";
-    $("results").replaceChildren();
-    showError(error.message);
+    if (mine === shown) failed(error.message);
   } finally {
-    $("results").removeAttribute("aria-busy");
+    if (mine === shown) setBusy(false);
   }
 }
 
 function showUpload(state) {
   shown++;
+  window.scrollTo(0, 0);
+  setBusy(false);
   showQuery(state.preview, state.names.length > 1 ? `${state.names.length} photos combined` : "Your photo", state.names.join(", "));
   renderResults(state.results, state.answer);
 }
@@ -93,20 +122,26 @@ async function searchFiles(files) {
   lastUpload = files;
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name || "pasted image");
-  form.append("mode", $("mode").value);
+  form.append("mode", currentMode());
   form.append("metric", $("metric").value);
   form.append("top_k", $("top-k").value);
+  const mine = ++shown;
+  if (parseHash().parts[0] === "duplicates" || parseHash().parts[0] === "map") location.hash = "#/";
+  window.scrollTo(0, 0);
   $("status").textContent = `Searching with ${files.length > 1 ? files.length + " photos" : files[0].name || "your photo"}…`;
   showError("");
+  setBusy(true);
   try {
     const answer = await getJSON("/api/search", { method: "POST", body: form });
+    if (mine !== shown) return;
     const state = { results: answer.results, answer, names: files.map((f) => f.name || "pasted image"),
-                    preview: URL.createObjectURL(files[0]) };
+                    preview: URL.createObjectURL(files[0]), token: `${Date.now()}-${mine}` };
     history.pushState(state, "", `#/upload?${searchParams()}`);
     route();
   } catch (error) {
-    $("status").textContent = "";
-    showError(error.message);
+    if (mine === shown) failed(error.message);
+  } finally {
+    if (mine === shown) setBusy(false);
   }
 }
 
@@ -116,20 +151,42 @@ function rerun() {
   else if (parts[0] === "upload" && lastUpload) searchFiles(lastUpload);
 }
 
+function imageFiles(transfer) {
+  return Array.from((transfer && transfer.files) || []).filter((f) => !f.type || f.type.startsWith("image/"));
+}
+
+function setFit(fit) {
+  $("results").classList.toggle("fit", fit);
+  $("fit").setAttribute("aria-pressed", String(fit));
+  $("fit").textContent = fit ? "Fill squares" : "Whole pictures";
+  try { localStorage.setItem("fit", fit ? "1" : ""); } catch (e) { /* private mode: not remembered */ }
+}
+
 function setUpSearch() {
-  const drop = $("drop");
   $("files").addEventListener("change", () => { searchFiles($("files").files); $("files").value = ""; });
-  for (const name of ["dragenter", "dragover"]) drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("over"); });
-  for (const name of ["dragleave", "drop"]) drop.addEventListener(name, () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); searchFiles(e.dataTransfer.files); });
-  // A photo dropped beside the target must not make the browser navigate away to it.
+  // A photo dropped anywhere on the page searches (and never makes the browser navigate to it).
+  let depth = 0;
+  const overlay = $("drop-overlay");
+  const dragging = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files");
+  window.addEventListener("dragenter", (e) => { if (dragging(e)) { depth++; overlay.hidden = false; } });
+  window.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; overlay.hidden = true; } });
   window.addEventListener("dragover", (e) => e.preventDefault());
-  window.addEventListener("drop", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    searchFiles(imageFiles(e.dataTransfer));
+  });
   document.addEventListener("paste", (e) => {
-    const files = Array.from(e.clipboardData.files || []).filter((f) => f.type.startsWith("image/"));
+    const files = imageFiles(e.clipboardData);
     if (files.length) searchFiles(files);
   });
   $("mode").addEventListener("change", () => { fillMetrics(null); rerun(); });
+  $("hash").addEventListener("change", () => { fillMetrics($("metric").value); rerun(); });
   $("metric").addEventListener("change", rerun);
   $("top-k").addEventListener("change", rerun);
+  $("fit").addEventListener("click", () => setFit(!$("results").classList.contains("fit")));
+  let fit = false;
+  try { fit = localStorage.getItem("fit") === "1"; } catch (e) { /* private mode */ }
+  setFit(fit);
 }
