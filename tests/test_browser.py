@@ -211,6 +211,10 @@ def test_phone_sized_screen(site, tmp_path, mini_collection):
         assert cards[0].size["width"] < 200  # two columns
         header = driver.find_element(By.CSS_SELECTOR, "header.bar").size["height"]
         assert header < 60, "the header is one line on a phone"
+        clipped = driver.execute_script(
+            "return Array.from(document.querySelectorAll('header.bar > *')).filter(e => e.scrollWidth > e.clientWidth + 1"
+            " || e.getBoundingClientRect().right > window.innerWidth).length")
+        assert clipped == 0, "nothing in the header is cut off"
         small = driver.execute_script(
             "return Array.from(document.querySelectorAll('header a, header button, select, button.plain, #results .view'))"
             ".filter(e => e.offsetParent).filter(e => { const r = e.getBoundingClientRect(); return r.width < 44 || r.height < 44; })"

@@ -43,7 +43,7 @@ class Result(BaseModel):
     id: int = Field(description="DB id: pass it to /api/similar, /api/thumb, /api/image")
     path: str = Field(description="relative to the collection's folder")
     score: float = Field(description="a distance: smaller is more similar, 0 is identical")
-    thumbnail: str = Field(description="URL of a 256 px JPEG")
+    thumbnail: str = Field(description="URL of a JPEG of the whole picture within 384x384 pixels")
     image: str = Field(description="URL of the full image")
 
 
@@ -153,7 +153,7 @@ def image_info(request: Request, image_id: ImageId) -> dict:
 
 
 @router.get("/thumb/{image_id}", responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
-            response_class=Response, summary="A 256 px JPEG thumbnail",
+            response_class=Response, summary="A JPEG thumbnail: the whole picture within 384x384 pixels",
             description="Made on first request and cached in `<db>.thumbs/`; sent with an ETag.")
 def thumbnail(request: Request, image_id: ImageId, v: Annotated[str | None, Query(
         description="the content key from a result's URL; makes the response cacheable for good")] = None) -> Response:
@@ -163,7 +163,7 @@ def thumbnail(request: Request, image_id: ImageId, v: Annotated[str | None, Quer
         thumb = coll.thumbs.get(row, lambda: coll.file_of(row))
     except ImageDecodeError as exc:
         raise ApiError(404, f"image {image_id} has no thumbnail: {exc}") from None
-    fresh = v is not None and thumb.etag.strip('"').startswith(v)
+    fresh = v == thumb.version  # an older format's URL is answered, but not cached for good
     headers = {"ETag": thumb.etag,
                "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache"}
     if request.headers.get("if-none-match") == thumb.etag:

@@ -35,7 +35,7 @@ from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
 from webapp.memory import DECODE_SLOTS
-from webapp.thumbnails import ThumbnailCache, thumbnail_key
+from webapp.thumbnails import ThumbnailCache, thumbnail_version
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class Collection:
     def urls(row: StoredImage | None, image_id: int | None = None) -> dict:
         """{"thumbnail", "image"} URLs of a row (or of an id whose row is gone)."""
         image_id = row.id if row is not None else image_id
-        version = f"?v={thumbnail_key(row)[:16]}" if row is not None else ""
+        version = f"?v={thumbnail_version(row)}" if row is not None else ""
         return {"thumbnail": f"/api/thumb/{image_id}{version}", "image": f"/api/image/{image_id}"}
 
     def sample(self, count: int) -> list[dict]:

@@ -40,7 +40,7 @@ function resultCard(hit, i, answer, params) {
     el("span", { class: "meta" },
       el("span", { class: "score", text: formatScore(hit.score, answer.metric), title: `distance ${hit.score}` }),
       el("span", { class: "path", text: hit.path })));
-  const view = el("button", { class: "view", type: "button", title: "view the whole picture and its details", "aria-label": `view ${hit.path}`, text: "⤢" });
+  const view = el("button", { class: "view", type: "button", title: "view the whole picture and its details", "aria-label": `view ${hit.path}` });
   view.addEventListener("click", () => openViewer(hit.id));
   return el("li", {}, link, view);
 }
