@@ -132,6 +132,36 @@ def test_viewer_opens_steps_and_closes(site, browser):
     assert console_errors(browser) == []
 
 
+def test_labels_the_similar_line_and_more_or_less_like_this(site, browser):
+    browser.get(site + "/#/similar/3")
+    wait_for_thumbnails(browser, "#results img", 4)
+    labels = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#results .card .score')).map(e => e.textContent)")
+    assert labels and set(labels) <= {"same picture", "edited copy", "similar", "loosely related", "unrelated",
+                                      "in your collection"}
+    assert "distance" in browser.find_element(By.CSS_SELECTOR, "#results .card .score").get_attribute("title")
+    order = browser.execute_script(  # the line follows the last result that is at least "similar"
+        "return Array.from(document.querySelectorAll('#results > li')).map(li => li.classList.contains('divider')"
+        " ? '|' : li.querySelector('.score').textContent)")
+    assert order.count("|") == 1
+    line = order.index("|")
+    assert all(label in ("same picture", "edited copy", "similar") for label in order[:line])
+    assert all(label in ("loosely related", "unrelated") for label in order[line + 1:])
+    first = result_paths(browser)
+    browser.find_elements(By.CSS_SELECTOR, "#results .mark.minus")[0].click()
+    wait_until(browser, lambda: "unlike=" in browser.current_url and result_paths(browser) != first)
+    assert first[0] not in result_paths(browser)  # marked −: left out
+    wait_for_thumbnails(browser, "#results img", 4)
+    second = result_paths(browser)
+    browser.find_elements(By.CSS_SELECTOR, "#results .mark.plus")[3].click()
+    wait_until(browser, lambda: "like=" in browser.current_url.replace("unlike=", "") and result_paths(browser) != second)
+    assert "marked +" in browser.find_element(By.ID, "status").text
+    assert browser.find_elements(By.CSS_SELECTOR, '#results .mark.plus[aria-pressed="true"]')
+    browser.back()  # Back undoes the last mark
+    wait_until(browser, lambda: result_paths(browser) == second)
+    assert console_errors(browser) == []
+
+
 def test_a_result_clicked_at_the_bottom_scrolls_to_the_top(site, browser):
     browser.get(site + "/#/similar/2?k=50")
     wait_for_thumbnails(browser, "#results img", 4)

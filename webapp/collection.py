@@ -27,10 +27,12 @@ from PIL import Image
 import config
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
-from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
+from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids, images_with_content_hash
 from db.meta import dataset_root, features_stamp
+from features.decode import content_hash
 from features.exif import NO_EXIF, Exif, exif_of
 from search import matrix_cache
+from search.labels import LABELS, cuts_of, label_index
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
@@ -43,6 +45,7 @@ DEFAULT_MODE = "embeddings"
 DEFAULT_TOP_K = 20
 MAX_TOP_K = 1000  # a page of results; a whole 500k collection as JSON helps nobody
 MAX_FILES = 32  # query images combined into one search
+MAX_FEEDBACK = 200  # ids marked + or − in one search
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Query:
     metric: str
     top_k: int
     expand: bool | None = None
+    like: tuple[int, ...] = ()  # ids marked + (more like these), with the query
+    unlike: tuple[int, ...] = ()  # ids marked − (less like these), left out of the results
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,8 @@ class Collection:
     # --- searching ----------------------------------------------------------------------
 
     @staticmethod
-    def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None) -> Query:
+    def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None,
+              like=(), unlike=()) -> Query:
         """The request's mode, metric and top_k, or a 400 that lists the valid choices."""
         mode = mode or DEFAULT_MODE
         try:
@@ -149,7 +155,12 @@ class Collection:
             raise ApiError(400, f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         if expand and not get_mode(mode).expandable:
             raise ApiError(400, f"expand works with embeddings searches only, not {mode}")
-        return Query(mode, metric, top_k, expand)
+        like, unlike = tuple(int(i) for i in like or ()), tuple(int(i) for i in unlike or ())
+        if len(like) + len(unlike) > MAX_FEEDBACK:
+            raise ApiError(400, f"at most {MAX_FEEDBACK} ids in like and unlike together, got {len(like) + len(unlike)}")
+        if set(like) & set(unlike):
+            raise ApiError(400, f"ids both in like and unlike: {', '.join(map(str, sorted(set(like) & set(unlike))))}")
+        return Query(mode, metric, top_k, expand, like, unlike)
 
     @staticmethod
     def check_upload_count(count: int) -> None:
@@ -171,7 +182,16 @@ class Collection:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
-        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand))
+        self.check_marked(query)
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand,
+                                                                like=query.like, unlike=query.unlike))
+
+    def check_marked(self, query: Query) -> None:
+        """404 naming the ids marked + or − that are not images of this collection."""
+        wanted = set(query.like) | set(query.unlike)
+        missing = sorted(wanted - set(images_by_ids(self.conn(), wanted))) if wanted else []
+        if missing:
+            raise ApiError(404, f"no image with id {', '.join(map(str, missing))} in this collection (like/unlike)")
 
     def similar(self, image_id: int, query: Query) -> list[Hit]:
         """The images most like one of the collection's own, itself left out."""
@@ -179,7 +199,9 @@ class Collection:
         if row.status != OK:
             raise ApiError(409, f"image {image_id} has no features ({row.status}"
                                 f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
-        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k, expand=query.expand))
+        self.check_marked(query)
+        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k,
+                                          expand=query.expand, like=query.like, unlike=query.unlike))
 
     def _search(self, run) -> list[Hit]:
         """``run(connection)`` on the search thread; its errors as ApiErrors."""
@@ -197,14 +219,34 @@ class Collection:
         except DatabaseError as exc:
             raise ApiError(503, str(exc)) from None
 
-    def results(self, hits: list[Hit]) -> list[dict]:
-        """Hits as the API returns them, with the URLs of their thumbnail and image.
+    def results(self, hits: list[Hit], query: Query, same_content: frozenset = frozenset()) -> list[dict]:
+        """Hits as the API returns them: with their label, whether they equal the query (distance 0
+        or a content hash in ``same_content``), and the URLs of their thumbnail and image.
 
         The thumbnail URL carries its content key, so browsers may keep it for good.
         """
         rows = images_by_ids(self.conn(), [hit.id for hit in hits])
-        return [{"id": hit.id, "path": hit.path, "score": round(float(hit.distance), 6),
-                 **self.urls(rows.get(hit.id), hit.id)} for hit in hits]
+        cuts = cuts_of(query.mode, query.metric)
+        out = []
+        for hit in hits:
+            row = rows.get(hit.id)
+            same = hit.distance <= 0 or (row is not None and row.content_hash is not None
+                                         and bytes(row.content_hash) in same_content)
+            out.append({"id": hit.id, "path": hit.path, "score": round(float(hit.distance), 6),
+                        "label": LABELS[0] if same else LABELS[label_index(hit.distance, cuts)],
+                        "same_as_query": bool(same), **self.urls(row, hit.id)})
+        return out
+
+    def copies_of_row(self, row: StoredImage) -> list[str]:
+        """The paths of the collection's other files with a row's bytes."""
+        if not row.content_hash:
+            return []
+        return [other.path for other in images_with_content_hash(self.conn(), row.content_hash) if other.id != row.id]
+
+    def copies_of(self, data: bytes) -> tuple[bytes, list[str]]:
+        """An upload's content hash and the paths of the collection's byte-identical files."""
+        digest = content_hash(data)
+        return digest, [row.path for row in images_with_content_hash(self.conn(), digest)]
 
     @staticmethod
     def urls(row: StoredImage | None, image_id: int | None = None) -> dict:
