@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from db.images import OK, PENDING
+from db.images import OK
 from db.meta import bump_generation
 
 FACT_COLUMNS = ("taken", "camera_make", "camera_model", "gps_lat", "gps_lon", "orientation")
@@ -40,14 +40,14 @@ def store_exif(conn: sqlite3.Connection, facts: Iterable[tuple[int, Sequence]]) 
 
 
 def unread_rows(conn: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, str]]:
-    """(id, path) of usable or pending rows whose header was not read yet, by id after ``after_id``."""
-    return conn.execute("SELECT id, path FROM images WHERE id > ? AND exif_read IS NULL AND status IN (?, ?)"
-                        " ORDER BY id LIMIT ?", (int(after_id), OK, PENDING, int(limit))).fetchall()
+    """(id, path) of usable rows whose header was not read yet, by id after ``after_id`` (pending rows
+    get theirs from the extraction)."""
+    return conn.execute("SELECT id, path FROM images WHERE id > ? AND exif_read IS NULL AND status = ?"
+                        " ORDER BY id LIMIT ?", (int(after_id), OK, int(limit))).fetchall()
 
 
 def count_unread(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COUNT(*) FROM images WHERE exif_read IS NULL AND status IN (?, ?)",
-                        (OK, PENDING)).fetchone()[0]
+    return conn.execute("SELECT COUNT(*) FROM images WHERE exif_read IS NULL AND status = ?", (OK,)).fetchone()[0]
 
 
 def row_facts(conn: sqlite3.Connection) -> RowFacts:
