@@ -24,7 +24,17 @@ class RowFacts(NamedTuple):
     paths: list[str]
     taken: list[str | None]  # EXIF date taken, ISO 8601
     mtime_ns: list[int]
-    cameras: list[str | None]  # make and model as stored, joined by a space
+    cameras: list[str | None]  # camera_name(make, model)
+
+
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """"Canon EOS 80D" from make "Canon" and model "Canon EOS 80D" (the model often repeats the make)."""
+    make, model = (make or "").strip(), (model or "").strip()
+    if not model:
+        return make or None
+    if make and not model.lower().startswith(make.split()[0].lower()):
+        return f"{make} {model}"
+    return model
 
 
 def store_exif(conn: sqlite3.Connection, facts: Iterable[tuple[int, Sequence]]) -> int:
@@ -52,7 +62,20 @@ def count_unread(conn: sqlite3.Connection) -> int:
 
 def row_facts(conn: sqlite3.Connection) -> RowFacts:
     """Every usable image's id, path, date taken, file date and camera, by id (one read of the table)."""
-    rows = conn.execute("SELECT id, path, taken, mtime_ns, TRIM(COALESCE(camera_make, '') || ' ' ||"
-                        " COALESCE(camera_model, '')) FROM images WHERE status = ? ORDER BY id", (OK,)).fetchall()
-    ids, paths, taken, mtimes, cameras = (list(c) for c in zip(*rows)) if rows else ([], [], [], [], [])
-    return RowFacts(ids, paths, taken, mtimes, [c or None for c in cameras])
+    rows = conn.execute("SELECT id, path, taken, mtime_ns, camera_make, camera_model FROM images WHERE status = ?"
+                        " ORDER BY id", (OK,)).fetchall()
+    return RowFacts([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+                    [camera_name(r[4], r[5]) for r in rows])
+
+
+def dates_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, int]]:
+    """{id: (EXIF date taken or None, file mtime_ns)} for the ids that exist."""
+    ids = [int(i) for i in ids]
+    found = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for image_id, taken, mtime_ns in conn.execute(
+                f"SELECT id, taken, mtime_ns FROM images WHERE id IN ({marks})", chunk):
+            found[image_id] = (taken, mtime_ns)
+    return found

@@ -390,3 +390,52 @@ def test_like_and_unlike_on_similar_and_search(client, app_env, tmp_path):
     assert bad.status_code == 404 and "999999" in bad.json()["error"]
     both = client.get("/api/similar/3", params=[("like", like[0]), ("unlike", like[0])])
     assert both.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def dated(mini_collection, tmp_path_factory):
+    """A copy of the mini collection with EXIF dates and cameras (the photos themselves have none)."""
+    from db.connection import copy_database
+    from db.exif import store_exif
+    base = tmp_path_factory.mktemp("dated")
+    copy_database(mini_collection["db"], base / "dated.db")
+    conn = connect(base / "dated.db")
+    rows = conn.execute("SELECT id, path FROM images ORDER BY id").fetchall()
+    store_exif(conn, [(i, (f"{2000 + k % 20}-05-0{1 + k % 9}T10:00:00", "Canon" if k % 3 else "Apple",
+                           "Canon EOS 5D" if k % 3 else "iPhone 8", None, None, 1)) for k, (i, _) in enumerate(rows)])
+    conn.close()
+    with TestClient(create_app(base / "dated.db", thumbs_dir=str(base / "thumbs"))) as client:
+        yield client, base / "dated.db"
+
+
+@pytest.mark.parametrize("where", [{"folder": "coffee"}, {"after": "2010-01-01"}, {"before": "2005-12-31"},
+                                   {"after": "2004-01-01", "before": "2012-06-30", "camera": "iphone"},
+                                   {"camera": "CANON", "folder": "chelsea"}])
+def test_filters_equal_a_brute_force_reference(dated, where):
+    client, db_path = dated
+    answer = client.get("/api/similar/2", params={"top_k": 60, "expand": "false", **where}).json()
+    conn = connect(db_path)
+    facts = conn.execute("SELECT id, path, taken, camera_make || ' ' || camera_model FROM images").fetchall()
+    conn.close()
+    passing = {i for i, path, taken, camera in facts if i != 2
+               and (not where.get("folder") or path.startswith(where["folder"] + "/"))
+               and (not where.get("after") or taken[:10] >= where["after"])
+               and (not where.get("before") or taken[:10] <= where["before"])
+               and (not where.get("camera") or where["camera"].lower() in camera.lower())}
+    assert {hit["id"] for hit in answer["results"]} == passing and passing
+    unfiltered = client.get("/api/similar/2", params={"top_k": 60, "expand": "false"}).json()["results"]
+    assert [h["id"] for h in answer["results"]] == [h["id"] for h in unfiltered if h["id"] in passing]  # same order
+    by_date = client.get("/api/similar/2", params={"top_k": 60, "sort": "date", **where}).json()["results"]
+    assert [h["date"] for h in by_date] == sorted((h["date"] for h in by_date), reverse=True)
+
+
+def test_filter_choices_and_bad_filters(dated):
+    client, _ = dated
+    choices = client.get("/api/filters").json()
+    assert {c["name"] for c in choices["folders"]} >= {"coffee", "chelsea"}
+    assert [c["name"] for c in choices["cameras"]] == ["Canon EOS 5D", "Apple iPhone 8"]
+    assert client.get("/api/similar/2", params={"after": "yesterday"}).status_code == 400
+    assert client.get("/api/similar/2", params={"sort": "size"}).status_code == 400
+    files = [("files", ("q.jpg", client.get("/api/image/5").content, "image/jpeg"))]
+    found = client.post("/api/search?folder=coffee&camera=iphone", files=files, data={"top_k": "60"}).json()
+    assert found["results"] and all(h["path"].startswith("coffee/") for h in found["results"])

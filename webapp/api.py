@@ -38,6 +38,13 @@ ImageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the image's id in
 ModeQuery = Annotated[str, Query(description="embeddings, rgb, ahash, dhash or phash (see /api/health)")]
 MetricQuery = Annotated[str | None, Query(description="a metric of the mode; default: the mode's own")]
 TopKQuery = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="how many results")]
+FolderQuery = Annotated[str | None, Query(description="only images in this folder (relative, '/' separated) "
+                                                    "or its subfolders")]
+AfterQuery = Annotated[str | None, Query(description="only images taken (EXIF, else file date) on or after YYYY-MM-DD")]
+BeforeQuery = Annotated[str | None, Query(description="only images taken on or before YYYY-MM-DD")]
+CameraQuery = Annotated[str | None, Query(description="only images whose camera make or model contains this")]
+SortQuery = Annotated[str | None, Query(description="similarity (default) or date: the top_k most similar, newest "
+                                                  "first")]
 LIKE = "ids marked + (more like this): the query becomes them and the query together"
 UNLIKE = "ids marked − (less like this): the query is pushed away from them; they are left out of the results"
 ExpandQuery = Annotated[bool | None, Query(description="embeddings: search again with the mean of the query and "
@@ -51,6 +58,7 @@ class Result(BaseModel):
     label: str = Field(description="the score in words: same picture, edited copy, similar, loosely related or "
                                    "unrelated (cut points measured per mode and metric: search/labels.py)")
     same_as_query: bool = Field(description="the same picture as the query: distance 0 or a byte-identical file")
+    date: str | None = Field(description="EXIF date taken, else the file's modification time (ISO 8601)")
     thumbnail: str = Field(description="URL of a JPEG of the whole picture within 384x384 pixels")
     image: str = Field(description="URL of the full image")
 
@@ -130,9 +138,12 @@ def search(request: Request,
            top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K,
            expand: ExpandQuery = None,
            like: Annotated[list[int], Form(description=LIKE)] = [],  # noqa: B006 (FastAPI copies defaults)
-           unlike: Annotated[list[int], Form(description=UNLIKE)] = []) -> dict:  # noqa: B006
+           unlike: Annotated[list[int], Form(description=UNLIKE)] = [],  # noqa: B006
+           folder: FolderQuery = None, after: AfterQuery = None, before: BeforeQuery = None,
+           camera: CameraQuery = None, sort: SortQuery = None) -> dict:
     coll = collection(request)
-    query = coll.check(mode, metric, top_k, expand, like, unlike)
+    query = coll.check(mode, metric, top_k, expand, like, unlike,
+                       {"folder": folder, "after": after, "before": before, "camera": camera}, sort)
     coll.check_upload_count(len(files))
     uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files]
     digests, copies = set(), []
@@ -147,13 +158,31 @@ def search(request: Request,
 def similar(request: Request, image_id: ImageId, mode: ModeQuery = DEFAULT_MODE, metric: MetricQuery = None,
             top_k: TopKQuery = DEFAULT_TOP_K, expand: ExpandQuery = None,
             like: Annotated[list[int], Query(description=LIKE)] = [],  # noqa: B006 (FastAPI copies defaults)
-            unlike: Annotated[list[int], Query(description=UNLIKE)] = []) -> dict:  # noqa: B006
+            unlike: Annotated[list[int], Query(description=UNLIKE)] = [],  # noqa: B006
+            folder: FolderQuery = None, after: AfterQuery = None, before: BeforeQuery = None,
+            camera: CameraQuery = None, sort: SortQuery = None) -> dict:
     coll = collection(request)
-    query = coll.check(mode, metric, top_k, expand, like, unlike)
+    query = coll.check(mode, metric, top_k, expand, like, unlike,
+                       {"folder": folder, "after": after, "before": before, "camera": camera}, sort)
     row = coll.row(image_id)
     digests = frozenset([bytes(row.content_hash)]) if row.content_hash else frozenset()
     copies = coll.copies_of_row(row)
     return _timed(coll, query, lambda: coll.similar(image_id, query), digests, copies)
+
+
+class Choice(BaseModel):
+    name: str
+    images: int
+
+
+class FilterChoices(BaseModel):
+    folders: list[Choice] = Field(description="folders with their images (subfolders included), most first")
+    cameras: list[Choice] = Field(description="EXIF cameras (make and model), most images first")
+
+
+@router.get("/filters", response_model=FilterChoices, responses=ERRORS, summary="Folders and cameras to filter by")
+def filter_choices(request: Request) -> dict:
+    return collection(request).filter_choices()
 
 
 @router.get("/sample", response_model=Sample, responses=ERRORS, summary="Random images to start from",

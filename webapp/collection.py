@@ -18,7 +18,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +30,12 @@ import config
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids, images_with_content_hash
-from db.meta import dataset_root, features_stamp
+from db.exif import dates_of, row_facts
+from db.meta import dataset_root, features_stamp, version
 from features.decode import content_hash
 from features.exif import NO_EXIF, Exif, exif_of
 from search import matrix_cache
+from search.filters import Filter
 from search.labels import LABELS, cuts_of, label_index
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
@@ -46,6 +50,8 @@ DEFAULT_TOP_K = 20
 MAX_TOP_K = 1000  # a page of results; a whole 500k collection as JSON helps nobody
 MAX_FILES = 32  # query images combined into one search
 MAX_FEEDBACK = 200  # ids marked + or − in one search
+SORTS = ("similarity", "date")
+MAX_CHOICES = 500  # folders and cameras offered to the page
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class Query:
     expand: bool | None = None
     like: tuple[int, ...] = ()  # ids marked + (more like these), with the query
     unlike: tuple[int, ...] = ()  # ids marked − (less like these), left out of the results
+    where: Filter | None = None  # folder, dates, camera
+    sort: str = "similarity"  # or "date": the top_k most similar, newest first
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Collection:
         self._local = threading.local()
         self._searcher = ThreadPoolExecutor(1, thread_name_prefix="search")
         self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
+        self._choices = None  # (DB version, filter_choices())
 
     def private_paths(self) -> list[tuple[str, str]]:
         """(absolute path, what an error body shows instead), longest first."""
@@ -142,7 +151,7 @@ class Collection:
 
     @staticmethod
     def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None,
-              like=(), unlike=()) -> Query:
+              like=(), unlike=(), where: dict | None = None, sort: str | None = None) -> Query:
         """The request's mode, metric and top_k, or a 400 that lists the valid choices."""
         mode = mode or DEFAULT_MODE
         try:
@@ -160,7 +169,13 @@ class Collection:
             raise ApiError(400, f"at most {MAX_FEEDBACK} ids in like and unlike together, got {len(like) + len(unlike)}")
         if set(like) & set(unlike):
             raise ApiError(400, f"ids both in like and unlike: {', '.join(map(str, sorted(set(like) & set(unlike))))}")
-        return Query(mode, metric, top_k, expand, like, unlike)
+        if (sort or "similarity") not in SORTS:
+            raise ApiError(400, f"unknown sort {sort!r}; valid: {', '.join(SORTS)}")
+        try:
+            chosen = Filter(**{k: v for k, v in (where or {}).items() if v})
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return Query(mode, metric, top_k, expand, like, unlike, None if chosen.empty else chosen, sort or "similarity")
 
     @staticmethod
     def check_upload_count(count: int) -> None:
@@ -184,7 +199,8 @@ class Collection:
                 raise ApiError(503, str(exc)) from None
         self.check_marked(query)
         return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand,
-                                                                like=query.like, unlike=query.unlike))
+                                                                like=query.like, unlike=query.unlike,
+                                                                where=query.where))
 
     def check_marked(self, query: Query) -> None:
         """404 naming the ids marked + or − that are not images of this collection."""
@@ -201,7 +217,8 @@ class Collection:
                                 f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
         self.check_marked(query)
         return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k,
-                                          expand=query.expand, like=query.like, unlike=query.unlike))
+                                          expand=query.expand, like=query.like, unlike=query.unlike,
+                                          where=query.where))
 
     def _search(self, run) -> list[Hit]:
         """``run(connection)`` on the search thread; its errors as ApiErrors."""
@@ -226,16 +243,35 @@ class Collection:
         The thumbnail URL carries its content key, so browsers may keep it for good.
         """
         rows = images_by_ids(self.conn(), [hit.id for hit in hits])
+        dates = dates_of(self.conn(), [hit.id for hit in hits])
         cuts = cuts_of(query.mode, query.metric)
         out = []
         for hit in hits:
             row = rows.get(hit.id)
             same = hit.distance <= 0 or (row is not None and row.content_hash is not None
                                          and bytes(row.content_hash) in same_content)
+            taken, mtime_ns = dates.get(hit.id, (None, None))
             out.append({"id": hit.id, "path": hit.path, "score": round(float(hit.distance), 6),
                         "label": LABELS[0] if same else LABELS[label_index(hit.distance, cuts)],
-                        "same_as_query": bool(same), **self.urls(row, hit.id)})
+                        "same_as_query": bool(same), "date": taken or _iso(mtime_ns), **self.urls(row, hit.id)})
+        if query.sort == "date":  # newest first; the order of similarity breaks ties
+            out = sorted(out, key=lambda hit: hit["date"] or "", reverse=True)
         return out
+
+    def filter_choices(self) -> dict:
+        """The folders (each with its images, subfolders included) and the cameras of the collection,
+        most images first; computed once per DB version."""
+        key = version(self.conn())
+        if self._choices is None or self._choices[0] != key:
+            facts = row_facts(self.conn())
+            folders, cameras = Counter(), Counter(c for c in facts.cameras if c)
+            for path in facts.paths:
+                parts = path.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    folders["/".join(parts[:depth])] += 1
+            self._choices = (key, {"folders": [{"name": n, "images": c} for n, c in folders.most_common(MAX_CHOICES)],
+                                   "cameras": [{"name": n, "images": c} for n, c in cameras.most_common(MAX_CHOICES)]})
+        return self._choices[1]
 
     def copies_of_row(self, row: StoredImage) -> list[str]:
         """The paths of the collection's other files with a row's bytes."""
@@ -277,3 +313,8 @@ class Collection:
         probe = Image.new("RGB", (256, 256), (128, 128, 128))
         self._search(lambda c: search_images(c, [probe], query.mode, query.metric, 1))
         return time.perf_counter() - start
+
+
+def _iso(mtime_ns: int | None) -> str | None:
+    """A file time as ISO 8601 UTC (seconds)."""
+    return None if mtime_ns is None else datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
