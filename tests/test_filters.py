@@ -77,3 +77,18 @@ def test_filters_apply_with_expansion_and_to_uploads(conn, mini_collection):
 def test_bad_dates_are_named():
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         Filter(after="last week")
+
+
+def test_similarities_cli_filters(conn, mini_collection, capsys):
+    import similarities
+    from cli import UsageError
+    db_path = conn.execute("PRAGMA database_list").fetchone()[2]
+    query = str(mini_collection["images"] / "coffee" / "original.jpg")
+    similarities.main([query, "--db", db_path, "--top-k", "5", "--folder", "chelsea", "--camera", "nikon"])
+    printed = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(printed) == 5 and all("/chelsea/" in p for p in printed)
+    want = similarities.calculate_similarities(query, conn, "embeddings", "cosine", 5,
+                                               where=similarities.Filter(folder="chelsea", camera="nikon"))
+    assert printed == [p for p, _ in want]
+    with pytest.raises(UsageError, match="YYYY-MM-DD"):
+        similarities.main([query, "--db", db_path, "--after", "2020"])
