@@ -8,18 +8,21 @@
 The keeper of a group is the largest picture (pixels), then the largest file, then the
 oldest file, then the first path. --threshold is a cosine distance of the embeddings
 (default 0.15; pHashes within 8 bits also join copies whose embeddings are within 0.5), or
-bits in a hash mode (--mode phash: default 4). After --move-to, run generator.py again so
-the DB forgets the moved files.
+bits in a hash mode (--mode phash: default 4). --move-to checks each file against the DB
+first (a changed copy stays; a group whose keeper is gone or changed is skipped; symlinks are
+never kept or moved) and tells the DB what moved: the next generator.py run reports them as
+moved out, and --undo brings their rows back without extraction.
 """
 import argparse
 import csv
 import json
 import logging
+import os
 
 import config
-from cleanup.move import move_copies, undo_moves
+from cleanup.move import move_copies, read_manifest, undo_moves
 from cli import UsageError, run, setup_logging
-from db import connect
+from db import ScanLock, connect
 from fileio import atomic_write
 from duplicates import find_duplicates
 from viz.duplicate_sheet import save_duplicate_sheet
@@ -85,7 +88,8 @@ def _threshold(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py + main.py (default: %(default)s)")
+    parser.add_argument("--db", help=f"DB made by generator.py + main.py (default: {config.DB_PATH}; with --undo: "
+                                     f"the manifest's)")
     parser.add_argument("--mode", default="embeddings", help="embeddings (default) or a hash: ahash, dhash, phash")
     parser.add_argument("--threshold", help="largest distance between copies (default: the measured one per mode)")
     parser.add_argument("--any-orientation", action="store_true", help="also mirrored and 90-degree turned copies")
@@ -100,11 +104,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     if args.undo:
-        restored, skipped = undo_moves(args.undo)
-        print(f"moved {restored} files back" + (f"; {len(skipped)} left where they are:" if skipped else ""))
-        for line in skipped:
-            print(f"    {line}")
-        return 0
+        return undo(args.undo, args.db)
+    args.db = args.db or config.DB_PATH
     conn = connect(args.db)
     report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation,
                              linkage=args.linkage)
@@ -117,9 +118,33 @@ def main(argv=None):
         for page in save_duplicate_sheet(report.groups, args.out):
             print(f"wrote {page}")
     if args.move_to:
-        result = move_copies(report.groups, report.settings["root"], args.move_to)
+        with ScanLock(args.db):  # no rescan changes the rows while files leave
+            result = move_copies(conn, report.groups, report.settings["root"], args.move_to)
+        for line in result.notes:
+            print(line)
         print(f"moved {result.moved} files ({_size(result.bytes)}) under {args.move_to}; "
               f"undo with: python find_duplicates.py --undo {result.manifest}")
+    return 0
+
+
+def undo(manifest, db_path=None):
+    """Files back, and with the DB the manifest names (or --db) their rows as they were."""
+    db_path = db_path or read_manifest(manifest).get("db")
+    if not db_path or not os.path.exists(db_path):
+        result = undo_moves(manifest)
+        note = f"; no DB at {db_path}: run generator.py on the collection" if db_path else ""
+    else:
+        conn = connect(db_path)
+        try:
+            with ScanLock(db_path):
+                result = undo_moves(manifest, conn)
+        finally:
+            conn.close()
+        note = f"; {result.rows} DB rows back as ok (no extraction needed)" if result.rows else ""
+    print(f"moved {result.restored} files back{note}" +
+          (f"; {len(result.skipped)} left where they are:" if result.skipped else ""))
+    for line in result.skipped:
+        print(f"    {line}")
     return 0
 
 

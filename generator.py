@@ -23,11 +23,16 @@ from tqdm import tqdm
 
 import config
 from cli import UsageError, run, setup_logging
+from cli.collection_root import RELOCATION_SAMPLE, refuse_system_folder, relocate_collection
 from db import ScanLock, connect
-from db.images import ERROR, PENDING, ChangedRow, Header, ImageRow, count_images, delete_images, known_files
+from db.images import (
+    ERROR, PENDING, ChangedRow, Header, Identity, ImageRow, KnownFile, count_images, delete_images, known_files,
+)
 from db.meta import claim_dataset_root
+from db.moved_out import report_moved_out
 from db.scan import (
     ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
+    forget_new_rows,
     files_to_hash, gone_page, mark_unchecked, move_page, pair_moves, record_digests,
 )
 from features.decode import content_hash, limit_pixels, open_image
@@ -49,6 +54,7 @@ class ScanSummary:
     deleted: int = 0
     unreadable: int = 0
     not_checked: int = 0  # rows kept as they were: their folder could not be listed
+    moved_out: int = 0  # by find_duplicates.py --move-to since the last scan: not deletions
     unlisted: list[str] = field(default_factory=list)
 
     def __str__(self):
@@ -58,6 +64,8 @@ class ScanSummary:
             folders = ", ".join(f or "." for f in self.unlisted[:3]) + (", ..." if len(self.unlisted) > 3 else "")
             plural = "folder" if len(self.unlisted) == 1 else "folders"
             line += f", {self.not_checked} not checked ({len(self.unlisted)} {plural} could not be listed: {folders})"
+        if self.moved_out:
+            line += f", {self.moved_out} moved out by find_duplicates.py"
         return line
 
 
@@ -115,12 +123,15 @@ def _file_digest(full):
 
 
 def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Collection[str] = config.IMAGE_EXTENSIONS,
-         batch_size: int = config.SCAN_BATCH_SIZE, progress: bool = True, allow_deletions: bool = False) -> ScanSummary:
+         batch_size: int = config.SCAN_BATCH_SIZE, progress: bool = True, allow_deletions: bool = False,
+         relocate: bool = False, force: bool = False) -> ScanSummary:
     """Bring the DB's rows in line with the files under ``data_dir``; returns a ScanSummary.
 
-    Raises UsageError, changing nothing, when the folder is missing, not a folder, or empty
-    while the DB has rows, and before deleting more than config.DELETION_GUARD_SHARE of the
-    rows unless ``allow_deletions``.
+    Raises UsageError, changing nothing, when the folder is missing, not a folder, a system
+    folder (unless ``force``), or empty while the DB has rows, and before deleting more than
+    config.DELETION_GUARD_SHARE of the rows unless ``allow_deletions``. ``relocate``: the DB
+    indexes another folder that moved here; it is re-pointed once a sample of its files is
+    found here with the same bytes (nothing is extracted again).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -132,10 +143,14 @@ def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Co
     if not os.path.isdir(data_dir):
         raise UsageError(f"dataset folder {data_dir} is not a folder: pass --data with your photo folder")
     root = os.path.realpath(data_dir)
+    if not force:
+        refuse_system_folder(data_dir, root)
     extensions = {e.lower() for e in extensions}
     conn = connect(db_path, create=True)
     try:
         with ScanLock(db_path):
+            if relocate:
+                relocate_collection(conn, root, _file_digest)
             claim_dataset_root(conn, root)  # another folder's DB: said before anything else
             _refuse_empty_root(conn, data_dir, root)
             return _sync(conn, root, extensions, batch_size, progress, allow_deletions)
@@ -172,7 +187,11 @@ def _sync(conn, root, extensions, batch_size, progress, allow_deletions):
     moved, moved_new = _find_moves(conn, scan_range, root, batch_size)
     summary.moved, summary.new = moved, summary.new - moved_new
     gone, summary.not_checked = count_gone(conn, scan_range), count_not_checked(conn, scan_range)
-    _refuse_mass_deletion(gone, count_rows(conn, scan_range), allow_deletions)
+    try:
+        _refuse_mass_deletion(gone, count_rows(conn, scan_range), allow_deletions)
+    except UsageError:
+        forget_new_rows(conn, scan_range)
+        raise
     after = 0
     while page := move_page(conn, after, batch_size):
         apply_moves(conn, page)
@@ -183,6 +202,7 @@ def _sync(conn, root, extensions, batch_size, progress, allow_deletions):
         after = ids[-1]
     end_scan(conn)
     summary.deleted = gone
+    summary.moved_out = report_moved_out(conn)
     return summary
 
 
@@ -193,15 +213,19 @@ def _check_batch(conn, scan_range, batch, root, summary):
         stored, utf8 = _storable(rel)
         files[stored] = (full, utf8)
     known = known_files(conn, list(files))
-    inserts, changes, seen = [], [], []
+    inserts, changes, seen, identities = [], [], [], []
     for rel, (full, utf8) in files.items():
         old = known.get(rel)
+        st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
+        identity = Identity(st.st_ctime_ns, st.st_ino, rel) if st is not None else None
         if old is not None:
             seen.append(old.id)
-            st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
-            if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) == (old.size, old.mtime_ns) and not (
-                    old.status == ERROR and (old.reason or "").startswith(VANISHED)):
+            if _unchanged(old, st, full):
+                if identity is not None and (old.ctime_ns, old.inode) != identity[:2]:
+                    identities.append(identity)  # the same bytes: recorded, not extracted again
                 continue
+        if identity is not None:
+            identities.append(identity)
         header = describe_header(full, root) if utf8 else _not_utf8(full)
         if header.status == ERROR:
             log.warning("skipped %s: %s", rel, header.reason)
@@ -210,10 +234,28 @@ def _check_batch(conn, scan_range, batch, root, summary):
             inserts.append(ImageRow(rel, *header))
         else:
             changes.append(ChangedRow(old.id, *header))
-    commit_batch(conn, scan_range, inserts, changes, seen)
+    commit_batch(conn, scan_range, inserts, changes, seen, identities)
     summary.files += len(batch)
     summary.new += len(inserts)
     summary.changed += len(changes)
+
+
+def _unchanged(old: KnownFile, st: os.stat_result | None, full: str) -> bool:
+    """True if the file is the one the row describes, so its features still hold.
+
+    Size and mtime first (a changed one means changed); then ctime and inode, which only a
+    real replacement or a metadata change moves: those files are read and hashed, and count
+    as changed only if their bytes differ from what was extracted. A row with nothing extracted
+    (pending, or an error) has no features to protect, and a version-1 row has no ctime or inode
+    yet: both are trusted on size and mtime, as before, and the new ctime and inode recorded.
+    """
+    if old.status == ERROR and (old.reason or "").startswith(VANISHED):
+        return False
+    if ((st.st_size, st.st_mtime_ns) if st else (0, 0)) != (old.size, old.mtime_ns):
+        return False
+    if st is None or old.ctime_ns is None or old.content_hash is None:
+        return True
+    return (old.ctime_ns, old.inode) == (st.st_ctime_ns, st.st_ino) or _file_digest(full) == old.content_hash
 
 
 def _find_moves(conn, scan_range: ScanRange, root, batch_size) -> tuple[int, int]:
@@ -278,10 +320,15 @@ def main(argv=None) -> None:
     parser.add_argument("--allow-deletions", action="store_true",
                         help=f"delete the rows of missing files even if they are more than "
                              f"{config.DELETION_GUARD_SHARE:.0%}% of the collection")
+    parser.add_argument("--relocate", action="store_true",
+                        help="the collection moved to --data (another mount point, a renamed folder): re-point the "
+                             f"DB after checking that {RELOCATION_SAMPLE} of its files are there, unchanged")
+    parser.add_argument("--force", action="store_true", help="scan even a system folder such as / or /proc")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging()
-    print(scan(args.data, args.db, progress=not args.no_progress, allow_deletions=args.allow_deletions))
+    print(scan(args.data, args.db, progress=not args.no_progress, allow_deletions=args.allow_deletions,
+               relocate=args.relocate, force=args.force))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,13 @@ import sqlite3
 
 from db.errors import DatabaseBusyError, DatabaseError, DatabaseNotFoundError, NotADatabaseError, SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# How an older DB becomes the current one, in place and in one transaction: version -> statements.
+# 2: a file's ctime and inode, so a replacement with the same size and mtime is noticed (NULL
+#    in the rows of a version-1 DB until its next scan records them); the moved_out table.
+_MIGRATIONS = {
+    1: ("ALTER TABLE images ADD COLUMN ctime_ns INTEGER", "ALTER TABLE images ADD COLUMN inode INTEGER"),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -25,7 +31,9 @@ CREATE TABLE IF NOT EXISTS images (
     height       INTEGER,
     status       TEXT NOT NULL,             -- pending | ok | error
     reason       TEXT,                      -- one line, for status = error
-    content_hash BLOB                       -- blake2b-128 of the file bytes, once extracted
+    content_hash BLOB,                      -- blake2b-128 of the file bytes, once extracted
+    ctime_ns     INTEGER,
+    inode        INTEGER                    -- with size and mtime: all unchanged, the file is not read again
 );
 CREATE INDEX IF NOT EXISTS images_status ON images(status);
 CREATE INDEX IF NOT EXISTS images_content_hash ON images(content_hash);
@@ -38,6 +46,25 @@ CREATE TABLE IF NOT EXISTS features (
     phash        BLOB NOT NULL
 );
 """
+
+# Files find_duplicates.py --move-to took out of the collection (issue 18, item 5): their images
+# rows leave (searches must not return them) but their facts stay here, so the next scan reports
+# them as moved out rather than deleted, main.py --prune keeps their features, and --undo puts the
+# rows back as ok without extraction. A DB of schema 1 gets it from its migration to 2.
+MOVED_OUT_DDL = """
+CREATE TABLE IF NOT EXISTS moved_out (
+    path         TEXT PRIMARY KEY,          -- as images.path: relative to meta.dataset_root
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    width        INTEGER,
+    height       INTEGER,
+    content_hash BLOB NOT NULL,             -- its features row stays, keyed by this
+    manifest     TEXT NOT NULL,             -- the undo manifest that lists the move
+    reported     INTEGER NOT NULL DEFAULT 0 -- 1 once a generator.py summary has said so
+);
+"""
+_SCHEMA += MOVED_OUT_DDL
+_MIGRATIONS[1] += (MOVED_OUT_DDL,)
 
 NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 
@@ -101,7 +128,7 @@ def copy_database(source: str | os.PathLike, target: str | os.PathLike) -> None:
         src.close()
 
 
-_OWN_TABLES = {"meta", "images", "features"}
+_OWN_TABLES = {"meta", "images", "features", "moved_out"}
 
 
 def _unfinished(conn: sqlite3.Connection) -> bool:
@@ -143,6 +170,9 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise NotADatabaseError(f"{path} is not a database of this project ({exc}): use another --db") from None
+    if row is not None and int(row[0]) in _MIGRATIONS:
+        _migrate(conn, int(row[0]))
+        return
     if row is None or int(row[0]) != SCHEMA_VERSION:
         conn.close()
         found = row[0] if row else "none"
@@ -150,6 +180,22 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
             f"{path} has schema version {found}, this code needs {SCHEMA_VERSION}: "
             f"rebuild it with `python generator.py --db NEW.db` and `python main.py --db NEW.db`"
         )
+
+
+def _migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Bring a DB of an older schema up to SCHEMA_VERSION, unless another process just did."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        while version in _MIGRATIONS:
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            version += 1
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 def database_file(conn: sqlite3.Connection) -> str:

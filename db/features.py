@@ -15,6 +15,7 @@ import numpy as np
 from db.codec import bit_rows_to_blobs, matrix_to_blobs
 from db.images import ERROR, OK, PENDING
 from db.meta import bump_generation, clear_stamp
+from db.moved_out import KEEP_FOR_MOVED_OUT
 from db.versions import FEATURES, bump
 
 # The blob column of each feature: a fixed whitelist, never user text in SQL.
@@ -112,12 +113,14 @@ def unused_hashes(conn: sqlite3.Connection) -> list[bytes]:
 
 
 def prune_unused(conn: sqlite3.Connection, keep: int = 0) -> int:
-    """Delete unused feature rows but the ``keep`` most recently stored; returns the count."""
+    """Delete unused feature rows but the ``keep`` most recently stored; returns the count.
+    The features of files find_duplicates.py moved out stay (their --undo needs them)."""
     if keep < 0:
         raise ValueError(f"keep must be 0 or more, got {keep}")
     with conn:
         cur = conn.execute(
             f"DELETE FROM features WHERE rowid IN (SELECT f.rowid FROM features AS f WHERE {_UNUSED}"
+            f" AND {KEEP_FOR_MOVED_OUT}"
             " ORDER BY f.rowid DESC LIMIT -1 OFFSET ?)",
             (keep,),
         )

@@ -5,7 +5,7 @@ in meta. Every write runs in one transaction per batch and bumps the generation;
 scan's own bookkeeping (rows seen, moves) is in db/scan.py.
 """
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from db.meta import bump_generation
@@ -43,13 +43,27 @@ ChangedRow = NamedTuple("ChangedRow", [("id", int), *HEADER_FIELDS])
 
 
 class KnownFile(NamedTuple):
-    """What a rescan compares a file with: unchanged size and mtime mean nothing to do."""
+    """What a rescan compares a file with. Unchanged size, mtime, ctime and inode mean nothing
+    to do; the same size and mtime with another ctime or inode mean "read it again": tools that
+    replace a file keep its size and mtime (``cp -p``, ``touch -r``), but no program can set the
+    ctime, and a new file has a new inode."""
 
     id: int
     size: int
     mtime_ns: int
     status: str
     reason: str | None
+    ctime_ns: int | None  # None: scanned by a version-1 DB, not recorded yet
+    inode: int | None
+    content_hash: bytes | None
+
+
+class Identity(NamedTuple):
+    """A file's ctime and inode, recorded for the row of ``path``."""
+
+    ctime_ns: int
+    inode: int
+    path: str
 
 
 def load_index(conn: sqlite3.Connection) -> dict[str, tuple[int, int, int, bytes | None]]:
@@ -72,20 +86,24 @@ def known_files(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, Kno
     for start in range(0, len(paths), _LOOKUP_CHUNK):
         chunk = paths[start:start + _LOOKUP_CHUNK]
         found.update(
-            (path, KnownFile(row_id, size, mtime_ns, status, reason))
-            for row_id, path, size, mtime_ns, status, reason in conn.execute(
-                "SELECT id, path, size, mtime_ns, status, reason FROM images"
+            (row[1], KnownFile(row[0], *row[2:]))
+            for row in conn.execute(
+                "SELECT id, path, size, mtime_ns, status, reason, ctime_ns, inode, content_hash FROM images"
                 f" WHERE path IN ({', '.join('?' * len(chunk))})", chunk,
             )
         )
     return found
 
 
-def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow]) -> None:
-    """Insert, inside the caller's transaction."""
+def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow],
+             identities: Mapping[str, Identity] | None = None) -> None:
+    """Insert, inside the caller's transaction; with each file's ctime and inode where
+    ``identities`` (by path) has them."""
+    identities = identities or {}
     conn.executemany(
-        "INSERT INTO images(path, size, mtime_ns, width, height, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "INSERT INTO images(path, size, mtime_ns, width, height, status, reason, ctime_ns, inode)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*row, *(identities[row[0]][:2] if row[0] in identities else (None, None))) for row in rows],
     )
 
 
@@ -98,6 +116,11 @@ def change_rows(conn: sqlite3.Connection, rows: Iterable[ChangedRow]) -> None:
         " content_hash = NULL WHERE id = ?",
         [(r.size, r.mtime_ns, r.width, r.height, r.status, r.reason, r.id) for r in rows],
     )
+
+
+def record_identities(conn: sqlite3.Connection, rows: Iterable[Identity]) -> None:
+    """ctime and inode of files by path, inside the caller's transaction (searches do not see them)."""
+    conn.executemany("UPDATE images SET ctime_ns = ?, inode = ? WHERE path = ?", rows)
 
 
 def insert_images(conn: sqlite3.Connection, rows: Iterable[ImageRow]) -> None:

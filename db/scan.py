@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from db.images import PENDING, ChangedRow, ImageRow, add_rows, change_rows
+from db.images import PENDING, ChangedRow, Identity, ImageRow, add_rows, change_rows, record_identities
 from db.meta import bump_generation
 from db.versions import note_moving
 
@@ -53,6 +53,8 @@ class Move(NamedTuple):
     new_id: int
     path: str
     mtime_ns: int
+    ctime_ns: int | None
+    inode: int | None
 
 
 def begin_scan(conn: sqlite3.Connection) -> ScanRange:
@@ -62,7 +64,8 @@ def begin_scan(conn: sqlite3.Connection) -> ScanRange:
         CREATE TEMP TABLE IF NOT EXISTS scan_seen (id INTEGER PRIMARY KEY);
         CREATE TEMP TABLE IF NOT EXISTS scan_unchecked (prefix TEXT PRIMARY KEY);
         CREATE TEMP TABLE IF NOT EXISTS scan_moves (
-            old_id INTEGER PRIMARY KEY, new_id INTEGER NOT NULL, path TEXT NOT NULL, mtime_ns INTEGER NOT NULL);
+            old_id INTEGER PRIMARY KEY, new_id INTEGER NOT NULL, path TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER, inode INTEGER);
         CREATE TEMP TABLE IF NOT EXISTS scan_gone_sizes (size INTEGER PRIMARY KEY);
         CREATE TEMP TABLE IF NOT EXISTS scan_digests (id INTEGER PRIMARY KEY, digest BLOB NOT NULL);
         DELETE FROM temp.scan_seen;
@@ -77,19 +80,24 @@ def begin_scan(conn: sqlite3.Connection) -> ScanRange:
 
 
 def commit_batch(conn: sqlite3.Connection, scan: ScanRange, inserts: list[ImageRow], changes: list[ChangedRow],
-                 seen_ids: list[int]) -> None:
+                 seen_ids: list[int], identities: list[Identity] = ()) -> None:
     """One walked batch in one transaction; the generation moves only if a row did.
+    ``identities``: ctime and inode of the inserted and changed files and of those whose only
+    change was those two (a rename, chmod or restore of the same bytes: nothing to extract).
 
     With the first insert the DB remembers that a scan is unfinished: if it is killed, the
     next scan still treats the rows it inserted as possible moves.
     """
+    by_path = {identity.path: identity for identity in identities}
     with conn:
         if inserts:
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
                          (_NEW_AFTER_KEY, str(scan.new_after)))
-            add_rows(conn, inserts)
+            add_rows(conn, inserts, by_path)
         if changes:
             change_rows(conn, changes)
+        inserted = {row.path for row in inserts}
+        record_identities(conn, [identity for identity in identities if identity.path not in inserted])
         conn.executemany("INSERT OR IGNORE INTO temp.scan_seen(id) VALUES (?)", [(i,) for i in seen_ids])
         if inserts or changes:
             bump_generation(conn)
@@ -133,8 +141,8 @@ def pair_moves(conn: sqlite3.Connection, scan: ScanRange) -> tuple[int, int]:
             f"             FROM images AS i WHERE {_UNSEEN} AND i.content_hash IS NOT NULL),"
             " fresh AS (SELECT d.id, d.digest, ROW_NUMBER() OVER (PARTITION BY d.digest ORDER BY d.id) AS n"
             "           FROM temp.scan_digests AS d)"
-            " INSERT INTO temp.scan_moves(old_id, new_id, path, mtime_ns)"
-            " SELECT g.id, f.id, i.path, i.mtime_ns FROM gone AS g"
+            " INSERT INTO temp.scan_moves(old_id, new_id, path, mtime_ns, ctime_ns, inode)"
+            " SELECT g.id, f.id, i.path, i.mtime_ns, i.ctime_ns, i.inode FROM gone AS g"
             " JOIN fresh AS f ON f.digest = g.digest AND f.n = g.n JOIN images AS i ON i.id = f.id",
             scan._asdict())
     return conn.execute("SELECT COUNT(*), COALESCE(SUM(new_id > ?), 0) FROM temp.scan_moves", (scan.last,)).fetchone()
@@ -157,7 +165,8 @@ def count_not_checked(conn: sqlite3.Connection, scan: ScanRange) -> int:
 
 def move_page(conn: sqlite3.Connection, after_old_id: int, limit: int) -> list[Move]:
     return [Move._make(row) for row in conn.execute(
-        "SELECT old_id, new_id, path, mtime_ns FROM temp.scan_moves WHERE old_id > ? ORDER BY old_id LIMIT ?",
+        "SELECT old_id, new_id, path, mtime_ns, ctime_ns, inode FROM temp.scan_moves WHERE old_id > ?"
+        " ORDER BY old_id LIMIT ?",
         (after_old_id, limit))]
 
 
@@ -173,9 +182,20 @@ def apply_moves(conn: sqlite3.Connection, moves: list[Move]) -> None:
     with conn:
         note_moving(conn, [m.old_id for m in moves])  # paths the search shows change; its matrices do not
         conn.executemany("DELETE FROM images WHERE id = ?", [(m.new_id,) for m in moves])
-        conn.executemany("UPDATE images SET path = ?, mtime_ns = ? WHERE id = ?",
-                         [(m.path, m.mtime_ns, m.old_id) for m in moves])
+        conn.executemany("UPDATE images SET path = ?, mtime_ns = ?, ctime_ns = ?, inode = ? WHERE id = ?",
+                         [(m.path, m.mtime_ns, m.ctime_ns, m.inode, m.old_id) for m in moves])
         bump_generation(conn)
+
+
+def forget_new_rows(conn: sqlite3.Connection, scan: ScanRange) -> int:
+    """A refused scan takes back the rows it inserted (they are found again by the next one),
+    so that a refusal changes nothing the search or main.py would see. Returns how many."""
+    with conn:
+        removed = conn.execute("DELETE FROM images WHERE id > ?", (scan.last,)).rowcount
+        conn.execute("DELETE FROM meta WHERE key = ?", (_NEW_AFTER_KEY,))
+        if removed:
+            bump_generation(conn)
+    return removed
 
 
 def end_scan(conn: sqlite3.Connection) -> None:

@@ -58,6 +58,15 @@ class ImageDecodeError(Exception):
     """The file is not an image we can use; the message is the one-line reason stored in the DB."""
 
 
+class TooManyPixelsError(ImageDecodeError):
+    """Over the decompression-bomb limit; ``limit`` lets a caller word its own advice."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"more than {limit} pixels (decompression-bomb limit; raise IR_MAX_IMAGE_PIXELS "
+                         f"and run main.py --retry-errors)")
+        self.limit = limit
+
+
 def read_file(path):
     """The file's bytes and their content hash (blake2b-128), or ImageDecodeError."""
     try:
@@ -93,8 +102,7 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
                 orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
                 return shared_copy(image, side, TRANSPOSE.get(orientation))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError(f"more than {max_pixels} pixels (decompression-bomb limit; raise IR_MAX_IMAGE_PIXELS "
-                               f"and run main.py --retry-errors)") from None
+        raise TooManyPixelsError(max_pixels) from None
     except UnidentifiedImageError:
         raise ImageDecodeError(f"not an image this app reads (accepted: {ACCEPTED})") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import main
-from db import SchemaVersionError, SettingsMismatchError, connect, copy_database
+from db import SCHEMA_VERSION, SchemaVersionError, SettingsMismatchError, connect, copy_database
 from db.codec import blobs_to_bits, blobs_to_matrix, vector_to_blob
 from db.meta import get_meta
 
 
 def test_meta_records_every_setting(mini_conn):
     meta = get_meta(mini_conn)
-    assert meta["schema_version"] == "1"
+    assert meta["schema_version"] == str(SCHEMA_VERSION)
     assert meta["embedding_model"] == "efficientnet_lite0" and meta["embedding_dim"] == "1280"
     assert len(meta["embedding_weights_sha256"]) == 64 and meta["embedding_weights_sha256"].startswith("57934424")
     assert (meta["vector_dtype"], meta["rgb_dim"], meta["hist_bins"], meta["hash_size"]) == ("float32-le", "512", "8", "8")
@@ -71,7 +71,7 @@ def test_old_schema_version_is_refused(tmp_path):
     raw.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
-    with pytest.raises(SchemaVersionError, match="schema version 0, this code needs 1"):
+    with pytest.raises(SchemaVersionError, match=f"schema version 0, this code needs {SCHEMA_VERSION}"):
         connect(db)
 
 

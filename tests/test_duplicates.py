@@ -360,7 +360,7 @@ def test_move_to_keeps_relative_paths_and_undo_puts_them_back(tmp_path):
     before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")}
     dest = tmp_path / "moved"
     report = find_duplicates(conn)
-    result = move_copies(report.groups, report.settings["root"], str(dest))
+    result = move_copies(conn, report.groups, report.settings["root"], str(dest))
     moved = {"copies/a-small.jpg", "deep/er/a-copy.jpg", "b-copy.jpg"}
     assert result.moved == 3 and result.bytes == len(b"small") * 2 + len(b"b-1")
     assert {str(p.relative_to(dest)) for p in dest.rglob("*.jpg")} == moved
@@ -368,8 +368,8 @@ def test_move_to_keeps_relative_paths_and_undo_puts_them_back(tmp_path):
     with open(result.manifest, encoding="utf-8") as fh:
         manifest = json.load(fh)
     assert manifest["moved"] == 3 and {os.path.relpath(m["from"], root) for m in manifest["moves"]} == moved
-    restored, skipped = undo_moves(result.manifest)
-    assert restored == 3 and skipped == []
+    restored, skipped, rows = undo_moves(result.manifest, conn)
+    assert restored == 3 and skipped == [] and rows == 3
     assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*.jpg")} == before
     assert not list(dest.rglob("*.jpg"))
 
@@ -381,19 +381,19 @@ def test_move_to_never_overwrites(tmp_path):
     (dest / "copies" / "a-small.jpg").write_bytes(b"someone else's file")
     report = find_duplicates(conn)
     with pytest.raises(MoveError, match="already exists: nothing was moved"):
-        move_copies(report.groups, report.settings["root"], str(dest))
+        move_copies(conn, report.groups, report.settings["root"], str(dest))
     assert (root / "copies" / "a-small.jpg").read_bytes() == b"small"  # nothing moved at all
     assert (dest / "copies" / "a-small.jpg").read_bytes() == b"someone else's file"
     with pytest.raises(MoveError, match="inside the collection"):
-        move_copies(report.groups, report.settings["root"], str(root / "dups"))
+        move_copies(conn, report.groups, report.settings["root"], str(root / "dups"))
 
 
 def test_undo_never_overwrites_a_file_that_came_back(tmp_path):
     conn, root = two_groups(tmp_path)
     report = find_duplicates(conn)
-    result = move_copies(report.groups, report.settings["root"], str(tmp_path / "moved"))
+    result = move_copies(conn, report.groups, report.settings["root"], str(tmp_path / "moved"))
     (root / "b-copy.jpg").write_bytes(b"new file in the old place")
-    restored, skipped = undo_moves(result.manifest)
+    restored, skipped, _ = undo_moves(result.manifest, conn)
     assert restored == 2 and len(skipped) == 1 and "b-copy.jpg exists again" in skipped[0]
     assert (root / "b-copy.jpg").read_bytes() == b"new file in the old place"
     assert (tmp_path / "moved" / "b-copy.jpg").read_bytes() == b"b-1"

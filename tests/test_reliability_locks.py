@@ -84,6 +84,37 @@ def test_connect_never_opens_the_db_file_outside_sqlite(tmp_path, monkeypatch):
     assert not touched
 
 
+def test_the_whole_pipeline_never_opens_the_db_outside_sqlite(tmp_path, monkeypatch):
+    """Scan, extract, search, the duplicate finder and the web app, in this process, with every
+    Python-level open watched: none of them may touch the DB, its -wal or its -shm."""
+    import generator
+    import main
+    from fastapi.testclient import TestClient
+
+    from reliability_tools import MODEL, small_photos
+    from similarities import calculate_similarities
+    from webapp.server import create_app
+
+    photos, path = tmp_path / "photos", str(tmp_path / "watched.db")
+    names = small_photos(photos, 6)
+    opened = []
+    real_open, real_os_open = builtins.open, os.open
+    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: opened.append(file) or real_open(file, *a, **k))
+    monkeypatch.setattr(os, "open", lambda file, *a, **k: opened.append(file) or real_os_open(file, *a, **k))
+    generator.scan(str(photos), path, progress=False)
+    main.extract(path, model=MODEL, workers=0, progress=False)
+    conn = connect(path)
+    for mode, metric in (("embeddings", "ann_cosine"), ("rgb", "bhattacharyya"), ("phash", "hamming")):
+        assert calculate_similarities(str(photos / names[0]), conn, mode, metric, top_k=3)
+    conn.close()
+    with TestClient(create_app(path, thumbs_dir=str(tmp_path / "thumbs"))) as client:
+        for url in ("/api/health", "/api/similar/1", "/api/duplicates", "/api/thumb/2", "/api/image/3"):
+            assert client.get(url).status_code == 200, url
+    monkeypatch.undo()
+    watched = {path, f"{path}-wal", f"{path}-shm", f"{path}-journal"}
+    assert not {os.fspath(f) for f in opened if isinstance(f, (str, os.PathLike))} & watched
+
+
 def test_a_foreign_file_gets_the_one_line_message(tmp_path):
     foreign = tmp_path / "photo.db"
     foreign.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 4096)

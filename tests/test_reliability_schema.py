@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from db import NotADatabaseError, connect
+from db import SCHEMA_VERSION, NotADatabaseError, connect
 from db.errors import DatabaseNotFoundError
 from reliability_tools import ROOT, query, script_env
 
@@ -53,9 +53,9 @@ def test_a_create_killed_at_any_step_is_finished_by_the_next_run(tmp_path):
         killed += done.returncode == 9
         conn = connect(db, create=True)  # whatever the kill left: usable
         conn.close()
-        assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)], k
+        assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)], k
         assert {name for (name,) in query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")} == {
-            "meta", "images", "features"}
+            "meta", "images", "features", "moved_out"}
     assert killed >= 10
 
 
@@ -70,7 +70,7 @@ def test_tables_without_a_version_from_older_code_are_finished(tmp_path):
     with pytest.raises(DatabaseNotFoundError, match="run `python generator.py"):
         connect(db)  # a reader is told what to do, and does not write
     connect(db, create=True).close()
-    assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     connect(db).close()
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import config
+import generator
 from db import connect
 from db.images import find_by_path, insert_images
 from webapp.server import create_app
@@ -82,9 +83,37 @@ def test_no_file(client):
 
 
 def test_too_many_files(client):
-    small = png((8, 8))
-    files = [("files", (f"{i}.png", small, "image/png")) for i in range(40)]
-    assert_refused(client.post("/api/search", files=files), 400, "too many files")
+    files = [("files", (f"{i}.png", b"x", "image/png")) for i in range(1000)]  # counted before any is read
+    assert_refused(client.post("/api/search", files=files), 400, "too many files", "at most 32", "got 1000")
+
+
+@pytest.mark.parametrize("header,status,words", [
+    ("bytes=999999999-", 416, ("range not satisfiable", "bytes")),
+    ("nonsense", 400, ("range",)),
+    ("bytes=5-2", 400, ("range",)),
+])
+def test_bad_range_headers_get_the_error_shape(client, header, status, words):
+    assert_refused(client.get("/api/image/1", headers={"Range": header}), status, *words)
+
+
+def test_a_good_range_header_still_gets_its_bytes(client, mini_collection):
+    answer = client.get("/api/image/1", headers={"Range": "bytes=0-1"})
+    assert answer.status_code == 206 and answer.content == b"\xff\xd8"
+
+
+def test_no_error_body_names_an_absolute_path(tmp_path):
+    """A scanned DB with nothing extracted yet: the duplicate finder's 503 names the DB."""
+    photos, db = tmp_path / "private" / "photos", tmp_path / "private" / "photos.db"
+    for i in range(3):
+        photos.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (80 * i, 10, 10)).save(photos / f"{i}.png")
+    generator.scan(str(photos), str(db), progress=False)
+    with TestClient(create_app(db, thumbs_dir=str(tmp_path / "thumbs")), raise_server_exceptions=False) as client:
+        answers = [client.get(url) for url in ("/api/duplicates", "/api/similar/1", "/api/image/99", "/api/map")]
+    assert answers[0].status_code == 503, answers[0].text
+    assert "photos.db" in answers[0].json()["error"]
+    for answer in answers:
+        assert str(tmp_path) not in answer.text
 
 
 @pytest.mark.parametrize("form,status,words", [
@@ -210,7 +239,8 @@ def test_declared_content_length_over_the_limit_is_refused_before_reading(client
 def test_upload_over_the_pixel_limit_is_413(client, monkeypatch):
     monkeypatch.setattr(config, "MAX_IMAGE_PIXELS", 10_000)
     response = client.post("/api/search", files=[("files", ("huge.png", png((400, 400)), "image/png"))])
-    assert_refused(response, 413, "huge.png", "pixels")
+    assert_refused(response, 413, "huge.png", "pixels", "smaller copy")
+    assert "retry-errors" not in response.text and "main.py" not in response.text
     monkeypatch.undo()
     assert client.post("/api/search", files=[("files", ("ok.png", png((400, 400)), "image/png"))]).status_code == 200
 

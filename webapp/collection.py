@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,11 +46,13 @@ MAX_FILES = 32  # query images combined into one search
 
 @dataclass(frozen=True)
 class Query:
-    """A checked search request: the mode, its metric (the default filled in) and top_k."""
+    """A checked search request: the mode, its metric (the default filled in), top_k, and query
+    expansion (None: the mode's default, search.query)."""
 
     mode: str
     metric: str
     top_k: int
+    expand: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,18 @@ class Collection:
         self._local = threading.local()
         self._searcher = ThreadPoolExecutor(1, thread_name_prefix="search")
         self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
+
+    def private_paths(self) -> list[tuple[str, str]]:
+        """(absolute path, what an error body shows instead), longest first."""
+        try:
+            root = dataset_root(self.conn()) or ""
+        except (DatabaseError, sqlite3.Error):  # the DB is what failed: its own paths are still hidden
+            root = ""
+        named = [(os.path.abspath(self.db_path), os.path.basename(self.db_path)),
+                 (os.path.realpath(self.db_path), os.path.basename(self.db_path)),
+                 (os.path.dirname(os.path.abspath(self.db_path)), "the DB's folder"),
+                 (root, "the collection folder")]
+        return sorted({(path, shown) for path, shown in named if len(path) > 1}, key=lambda p: -len(p[0]))
 
     def conn(self):
         """This thread's connection (made on first use, kept for the thread's life)."""
@@ -113,7 +128,7 @@ class Collection:
     # --- searching ----------------------------------------------------------------------
 
     @staticmethod
-    def check(mode: str | None, metric: str | None, top_k: int | None) -> Query:
+    def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None) -> Query:
         """The request's mode, metric and top_k, or a 400 that lists the valid choices."""
         mode = mode or DEFAULT_MODE
         try:
@@ -124,14 +139,21 @@ class Collection:
         top_k = DEFAULT_TOP_K if top_k is None else top_k
         if not 1 <= top_k <= MAX_TOP_K:
             raise ApiError(400, f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
-        return Query(mode, metric, top_k)
+        if expand and not get_mode(mode).expandable:
+            raise ApiError(400, f"expand works with embeddings searches only, not {mode}")
+        return Query(mode, metric, top_k, expand)
+
+    @staticmethod
+    def check_upload_count(count: int) -> None:
+        """400 before any file is read, for none or more than MAX_FILES."""
+        if not count:
+            raise ApiError(400, "no file: send one or more images in the form field 'files'")
+        if count > MAX_FILES:
+            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {count}")
 
     def search_uploads(self, uploads: list[Upload], query: Query) -> list[Hit]:
         """Several uploaded photos combined into one query, as calculate_similarities does."""
-        if not uploads:
-            raise ApiError(400, "no file: send one or more images in the form field 'files'")
-        if len(uploads) > MAX_FILES:
-            raise ApiError(400, f"too many files: at most {MAX_FILES} images per search, got {len(uploads)}")
+        self.check_upload_count(len(uploads))
         images = []
         for upload in uploads:
             try:
@@ -141,7 +163,7 @@ class Collection:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
-        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k))
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand))
 
     def similar(self, image_id: int, query: Query) -> list[Hit]:
         """The images most like one of the collection's own, itself left out."""
@@ -149,7 +171,7 @@ class Collection:
         if row.status != OK:
             raise ApiError(409, f"image {image_id} has no features ({row.status}"
                                 f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
-        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k))
+        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k, expand=query.expand))
 
     def _search(self, run) -> list[Hit]:
         """``run(connection)`` on the search thread; its errors as ApiErrors."""

@@ -45,8 +45,17 @@ def _describe(error: dict) -> str:
     return f"{field}: {error.get('msg', 'invalid value')}{suffix}"
 
 
+def public(request: Request, message: str) -> str:
+    """``message`` without the machine's absolute paths (the DB's, the collection folder's):
+    an error body may be read by whoever reaches the server, and a path says nothing they can use."""
+    collection = getattr(request.app.state, "collection", None)
+    for private, shown in collection.private_paths() if collection is not None else ():
+        message = message.replace(private, shown)
+    return message
+
+
 async def _on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    message = public(request, exc.detail if isinstance(exc.detail, str) else str(exc.detail))
     if exc.status_code == 404 and not isinstance(exc, ApiError):
         message = f"no such page or API route: {request.url.path}"
     elif exc.status_code == 405:

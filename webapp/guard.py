@@ -13,6 +13,9 @@ A declared Content-Length over the limit is refused before reading; a body witho
 """
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.errors import UploadTooLarge, error_response
@@ -89,6 +92,7 @@ class RequestGuard:
             return
         received = 0
         started = False
+        held: list[Message] = []  # a plain-text error's start and body, turned into {"error"} (_as_json_error)
 
         async def counted_receive() -> Message:
             nonlocal received
@@ -105,6 +109,15 @@ class RequestGuard:
                 started = True
                 extra = DOCS_HEADERS if scope["path"] == "/docs" else SECURITY_HEADERS
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+                if _plain_error(scope, message):
+                    held.append(message)
+                    return
+            elif held:
+                held.append(message)
+                if not message.get("more_body", False):
+                    for converted in _as_json_error(held):
+                        await send(converted)
+                return
             await send(message)
 
         try:
@@ -113,3 +126,27 @@ class RequestGuard:
             if started:
                 raise
             await error_response(413, exc.detail, {"Connection": "close"})(scope, receive, send)
+
+
+def _plain_error(scope: Scope, start: Message) -> bool:
+    """An API error answered by a library in plain text (Starlette's file responses answer a bad
+    Range header so), not in the API's {"error"} shape."""
+    if not scope["path"].startswith("/api/") or start["status"] < 400:
+        return False
+    kind = dict(start.get("headers", [])).get(b"content-type", b"")
+    return not kind.startswith(b"application/json")
+
+
+def _as_json_error(held: list[Message]) -> list[Message]:
+    """The held start and body messages of a plain error, as one {"error"} JSON response."""
+    start, body = held[0], b"".join(m.get("body", b"") for m in held[1:])
+    headers = dict(start.get("headers", []))
+    text = body.decode("utf-8", "replace").strip()
+    if start["status"] == 416:
+        total = headers.get(b"content-range", b"").decode("latin-1").rpartition("/")[2]
+        text = f"range not satisfiable: the file has {total} bytes" if total.isdigit() else "range not satisfiable"
+    data = json.dumps({"error": text or HTTPStatus(start["status"]).phrase}).encode()
+    kept = [(k, v) for k, v in start.get("headers", []) if k not in (b"content-type", b"content-length")]
+    return [{**start, "headers": [*kept, (b"content-type", b"application/json"),
+                                  (b"content-length", str(len(data)).encode())]},
+            {"type": "http.response.body", "body": data}]
