@@ -466,6 +466,7 @@ def test_row_reader_reads_the_mapped_rows(tmp_path):
             assert reader.take(np.array([], dtype=np.int64)).shape == (0, 24)
 
 
+@pytest.mark.slow
 def test_a_flood_of_identical_pictures_is_summarised_not_listed():
     rng = np.random.default_rng(8)
     unit = planted(n=3000, groups=20)

@@ -22,6 +22,8 @@ from features.network import int8 as onnx_int8
 from features.network.torch import build_network
 from samples import cosines, jpeg_crops
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project folder
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
 NAME = "efficientnet_lite0"

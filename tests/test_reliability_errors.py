@@ -14,6 +14,8 @@ from db import copy_database
 from reliability_tools import MODEL, query, run_script, small_photos
 from similarities import calculate_similarities
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 SQL_NAMES = ("it's \"x\"; DROP TABLE images; --.png", "a';DELETE FROM features;--.png", "--.png")
 
 
