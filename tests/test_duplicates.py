@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import config
 from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect
 from db import lookup
@@ -228,6 +229,15 @@ def test_modes_are_checked():
 
 
 # --- find_duplicates on a DB ---------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def untransformed(monkeypatch):
+    """The hand-set vectors of these tests mean their raw cosines: a handful of rows has no
+    collection mean worth taking out (search.transform; bench/quality_duplicates.py measures the
+    finder on real collections with the default transform)."""
+    monkeypatch.setattr(config, "SEARCH_TRANSFORM", "none")
+    monkeypatch.setenv("IR_SEARCH_TRANSFORM", "none")  # for the scripts these tests run
+
 
 def fake_collection(tmp_path, items):
     """A DB + files from items: (name, vector, phash bytes, (width, height), content bytes, mtime_ns).
@@ -456,6 +466,7 @@ def test_row_reader_reads_the_mapped_rows(tmp_path):
             assert reader.take(np.array([], dtype=np.int64)).shape == (0, 24)
 
 
+@pytest.mark.slow
 def test_a_flood_of_identical_pictures_is_summarised_not_listed():
     rng = np.random.default_rng(8)
     unit = planted(n=3000, groups=20)
