@@ -162,6 +162,51 @@ def test_labels_the_similar_line_and_more_or_less_like_this(site, browser):
     assert console_errors(browser) == []
 
 
+@pytest.fixture(scope="module")
+def dated_site(mini_collection, tmp_path_factory):
+    """The mini collection with EXIF dates: the even ids before 2010, the odd ones after."""
+    from db import connect
+    from db.connection import copy_database
+    from db.exif import store_exif
+    base = tmp_path_factory.mktemp("dated_site")
+    copy_database(mini_collection["db"], base / "dated.db")
+    conn = connect(base / "dated.db")
+    ids = [i for (i,) in conn.execute("SELECT id FROM images")]
+    store_exif(conn, [(i, (f"{2004 if i % 2 == 0 else 2016}-03-0{1 + i % 9}T09:00:00", "Canon", "EOS", None, None, 1))
+                      for i in ids])
+    conn.close()
+    with serving(create_app(base / "dated.db", thumbs_dir=str(base / "thumbs"))) as url:
+        yield url
+
+
+def test_folder_and_date_filters_and_sort_change_the_results(dated_site, browser):
+    browser.get(dated_site + "/#/similar/2?k=50")
+    wait_for_thumbnails(browser, "#results img", 4)
+    everything = result_paths(browser)
+    assert len({p.split("/")[0] for p in everything}) > 2
+    browser.find_element(By.CSS_SELECTOR, "#filters summary").click()
+    folder = browser.find_element(By.ID, "folder")
+    folder.send_keys("coffee\n")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", folder)
+    wait_until(browser, lambda: "folder=coffee" in browser.current_url and result_paths(browser) != everything)
+    wait_until(browser, lambda: result_paths(browser) and all(p.startswith("coffee/") for p in result_paths(browser)))
+    folder.clear()
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", folder)
+    wait_until(browser, lambda: "folder=" not in browser.current_url and result_paths(browser) == everything)
+    browser.execute_script("const e = document.getElementById('after'); e.value = '2010-01-01';"
+                           "e.dispatchEvent(new Event('change'))")
+    wait_until(browser, lambda: "after=2010-01-01" in browser.current_url and result_paths(browser) != everything)
+    ids = browser.execute_script("return current.hits.map(h => h.id)")
+    assert ids and all(i % 2 == 1 for i in ids)  # only the pictures dated after 2010
+    Select(browser.find_element(By.ID, "sort")).select_by_value("date")
+    wait_until(browser, lambda: "sort=date" in browser.current_url)
+    dates = browser.execute_script("return current.hits.map(h => h.date)")
+    wait_until(browser, lambda: browser.execute_script("return current.hits.map(h => h.date)") ==
+               sorted(browser.execute_script("return current.hits.map(h => h.date)"), reverse=True))
+    assert dates
+    assert console_errors(browser) == []
+
+
 def test_a_result_clicked_at_the_bottom_scrolls_to_the_top(site, browser):
     browser.get(site + "/#/similar/2?k=50")
     wait_for_thumbnails(browser, "#results img", 4)

@@ -65,8 +65,21 @@ function currentMode() {
   return $("mode").value === "hash" ? $("hash").value : $("mode").value;
 }
 
+// Filters and sort travel with the search (walking to a result keeps them); empty ones stay out of the URL.
+const FILTERS = ["folder", "after", "before", "camera", "sort"];
+
 function searchParams() {
-  return new URLSearchParams({ mode: currentMode(), metric: $("metric").value, k: $("top-k").value });
+  const params = new URLSearchParams({ mode: currentMode(), metric: $("metric").value, k: $("top-k").value });
+  for (const name of FILTERS) {
+    const value = $(name).value.trim();
+    if (value && !(name === "sort" && value === "similarity")) params.set(name, value);
+  }
+  return params;
+}
+
+// The filter part of an API URL: "&folder=…&after=…".
+function filterQuery(params) {
+  return FILTERS.filter((name) => params.get(name)).map((name) => `&${name}=${encodeURIComponent(params.get(name))}`).join("");
 }
 
 // Pictures marked + (more like this) and − (less like this) for the query on show: in the URL
@@ -92,6 +105,9 @@ function applyParams(params) {
   fillMetrics(params.get("metric"));
   const k = params.get("k");
   if (k && Array.from($("top-k").options).some((o) => o.value === k)) $("top-k").value = k;
+  for (const name of FILTERS) $(name).value = params.get(name) || (name === "sort" ? "similarity" : "");
+  const active = FILTERS.filter((name) => params.get(name) && params.get(name) !== "similarity").length;
+  $("filter-count").textContent = active ? `(${active})` : "";
 }
 
 // --- formatting ---------------------------------------------------------------------------

@@ -94,8 +94,10 @@ function renderResults(list, answer, target = $("results")) {
   }
   target.replaceChildren(...cards);
   $("status").replaceChildren(list.length
-    ? `${list.length} most similar pictures by ${modeName(answer.mode).toLowerCase()}, best first`
-    : "No results: the collection has no other extracted image.", marksStatus() || "");
+    ? `${list.length} most similar pictures by ${modeName(answer.mode).toLowerCase()}` +
+      `${filterQuery(searchParams()) ? " that pass the filters" : ""}, ${answer.sort === "date" || $("sort").value === "date" ? "newest" : "best"} first`
+    : filterQuery(searchParams()) ? "No picture passes the filters." : "No results: the collection has no other extracted image.",
+    marksStatus() || "");
   $("timing").textContent = `Last search: ${answer.took_ms} ms on the server (${answer.mode}, ${answer.metric}).` +
     (answer.took_ms > 150 && answer.metric === "cosine" && (api.health.metrics[answer.mode] || []).includes("ann_cosine")
       ? " Tip: Advanced → Distance → \u201ccosine, fast\u201d answers large collections in milliseconds." : "");
@@ -141,7 +143,7 @@ async function showSimilar(id) {
   try {
     const [info, answer] = await Promise.all([
       getJSON(`/api/images/${id}`),
-      getJSON(`/api/similar/${id}?mode=${params.get("mode")}&metric=${params.get("metric")}&top_k=${params.get("k")}${feedback}`),
+      getJSON(`/api/similar/${id}?mode=${params.get("mode")}&metric=${params.get("metric")}&top_k=${params.get("k")}${feedback}${filterQuery(params)}`),
     ]);
     if (mine !== shown) return;
     current.marks = marks;
@@ -182,7 +184,7 @@ async function searchFiles(files, marks = { like: [], unlike: [] }) {
   showError("");
   setBusy(true);
   try {
-    const answer = await getJSON("/api/search", { method: "POST", body: form });
+    const answer = await getJSON(`/api/search?${filterQuery(searchParams()).slice(1)}`, { method: "POST", body: form });
     if (mine !== shown) return;
     const state = { results: answer.results, answer, names: files.map((f) => f.name || "pasted image"),
                     preview: URL.createObjectURL(files[0]), token: `${Date.now()}-${mine}`, marks };
@@ -235,6 +237,7 @@ function setUpSearch() {
   $("hash").addEventListener("change", () => { fillMetrics($("metric").value); rerun(); });
   $("metric").addEventListener("change", rerun);
   $("top-k").addEventListener("change", rerun);
+  for (const name of FILTERS) $(name).addEventListener("change", rerun);
   $("fit").addEventListener("click", () => setFit(!$("results").classList.contains("fit")));
   let fit = false;
   try { fit = localStorage.getItem("fit") === "1"; } catch (e) { /* private mode */ }
