@@ -79,3 +79,11 @@ def dates_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[st
                 f"SELECT id, taken, mtime_ns FROM images WHERE id IN ({marks})", chunk):
             found[image_id] = (taken, mtime_ns)
     return found
+
+
+def usable_ids(conn: sqlite3.Connection, folder: str | None = None, limit: int = -1) -> list[int]:
+    """Ids of usable images by id, all or those under ``folder`` (for benchmarks and tests that date them)."""
+    if folder is None:
+        return [i for (i,) in conn.execute("SELECT id FROM images WHERE status = ? ORDER BY id LIMIT ?", (OK, limit))]
+    return [i for (i,) in conn.execute("SELECT id FROM images WHERE status = ? AND path >= ? AND path < ?"
+                                       " ORDER BY id LIMIT ?", (OK, folder + "/", folder + "0", limit))]

@@ -92,3 +92,16 @@ def test_similarities_cli_filters(conn, mini_collection, capsys):
     assert printed == [p for p, _ in want]
     with pytest.raises(UsageError, match="YYYY-MM-DD"):
         similarities.main([query, "--db", db_path, "--after", "2020"])
+
+
+def test_filter_speed_bench_runs_on_a_small_synthetic_db(tmp_path, capsys):
+    import json
+
+    from bench import filter_speed
+    filter_speed.main(["--n", "2000", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "filter_speed_2000.json").read_text())
+    kept = {row["filter"]: row["images kept"] for row in report["rows"]}
+    assert kept["no filter"] == 2000 and kept["200 images (folder + camera)"] == 200
+    assert kept[f"folder {filter_speed.FOLDER}"] == 1000 and 0 < kept["dates (about 30%)"] < 1000
+    assert all(row["results"] == min(20, row["images kept"]) for row in report["rows"])
+    assert "| filter |" in capsys.readouterr().out
