@@ -273,6 +273,52 @@ def test_duplicates_and_map_views(site, browser):
     assert errors == [] or all("/api/duplicates" in e and "503" in e for e in errors)
 
 
+def test_similarity_map_legend_zoom_and_a_preview_beside_the_point(site, browser):
+    browser.get(site + "/#/map")
+    wait_until(browser, lambda: "of 60 images" in browser.find_element(By.ID, "map-status").text)
+    assert browser.find_element(By.CSS_SELECTOR, '.tabs a[data-view="map"]').text == "Similarity map"
+    legend = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#map-legend li")]
+    assert 2 <= len(legend) <= 9 and all("·" in item for item in legend)
+    point = browser.execute_script("const p = mapState.points[7]; return [p.sx, p.sy]")
+    browser.find_element(By.ID, "map-zoom-in").click()
+    assert browser.execute_script("const p = mapState.points[7]; return [p.sx, p.sy]") != point
+    browser.find_element(By.ID, "map-reset").click()
+    canvas = browser.find_element(By.ID, "map")
+    for k in range(0, 60, 7):  # hover a few points: the preview is beside each, never over it
+        x, y = browser.execute_script(f"const p = mapState.points[{k}]; return [p.sx, p.sy]")
+        box = canvas.rect
+        browser.execute_script("arguments[0].dispatchEvent(new PointerEvent('pointermove', {clientX: arguments[1],"
+                               " clientY: arguments[2], pointerType: 'mouse', bubbles: true}))", canvas,
+                               box["x"] + x, box["y"] + y)
+        tip = browser.find_element(By.ID, "map-tip")
+        assert tip.is_displayed()
+        left, top = tip.rect["x"] - box["x"], tip.rect["y"] - box["y"]
+        inside = left <= x <= left + tip.rect["width"] and top <= y <= top + tip.rect["height"]
+        assert not inside, f"the preview covers point {k}"
+    assert console_errors(browser) == []
+
+
+def test_phone_taps_the_map_to_preview_then_to_search(site, tmp_path):
+    driver = start_chromium(str(tmp_path / "phone-map"))
+    try:
+        emulate_phone(driver, 390, 844)
+        driver.get(site + "/#/map")
+        wait_until(driver, lambda: "of 60 images" in driver.find_element(By.ID, "map-status").text)
+        canvas = driver.find_element(By.ID, "map")
+        x, y = driver.execute_script("const p = mapState.points[3]; return [p.sx, p.sy]")
+        tap = ("const [c, x, y] = arguments; const b = c.getBoundingClientRect();"
+               "for (const t of ['pointerdown', 'pointerup']) c.dispatchEvent(new PointerEvent(t, {clientX: b.left + x,"
+               " clientY: b.top + y, pointerType: 'touch', bubbles: true}));")
+        driver.execute_script(tap, canvas, x, y)
+        assert driver.find_element(By.ID, "map-tip").is_displayed() and "#/map" in driver.current_url
+        assert "tap again" in driver.find_element(By.ID, "map-tip").text
+        driver.execute_script(tap, canvas, x, y)
+        wait_until(driver, lambda: "#/similar/" in driver.current_url)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    finally:
+        driver.quit()
+
+
 def test_phone_sized_screen(site, tmp_path, mini_collection):
     driver = start_chromium(str(tmp_path / "phone"))
     try:
