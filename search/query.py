@@ -280,12 +280,17 @@ class _Rows:
         return self.loaded.prepare(key, make)[self.rows]
 
 
-SUBSET_SHARE = 0.25  # a filter keeping less than this share of the rows ranks them apart (exact either way)
+SUBSET_SHARE = 0.05  # a filter keeping less than this share of the rows ranks them apart (exact either way)
 
 
 def _rank_within(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude, allowed):
-    """_rank over the ``allowed`` rows only (exact: an index cannot filter)."""
-    keep = np.setdiff1d(np.asarray(allowed, dtype=np.int64), np.asarray(list(exclude), dtype=np.int64))
+    """_rank over the ``allowed`` rows only (exact: an index cannot filter). Few rows: their
+    distances alone; many: every distance, the others set to infinity (gathering a large share
+    of the matrix costs more than one pass over all of it)."""
+    mask = np.zeros(len(loaded.ids), dtype=bool)
+    mask[np.asarray(allowed, dtype=np.int64)] = True
+    mask[np.asarray(list(exclude), dtype=np.int64)] = False
+    keep = np.flatnonzero(mask)
     top_k = min(top_k, len(keep))
     if top_k == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -294,9 +299,7 @@ def _rank_within(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclud
         order = smallest_k(distances, top_k)
         return keep[order], distances[order]
     distances = _distances(loaded, metric, queries)
-    masked = np.full(len(distances), np.inf, dtype=np.float64)
-    masked[keep] = distances[keep]
-    rows = smallest_k(masked, top_k)
+    rows = smallest_k(np.where(mask, distances, np.inf), top_k)
     return rows, distances[rows]
 
 

@@ -105,3 +105,15 @@ def test_filter_speed_bench_runs_on_a_small_synthetic_db(tmp_path, capsys):
     assert kept[f"folder {filter_speed.FOLDER}"] == 1000 and 0 < kept["dates (about 30%)"] < 1000
     assert all(row["results"] == min(20, row["images kept"]) for row in report["rows"])
     assert "| filter |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])  # every filter through the masked pass, then through the subset
+@pytest.mark.parametrize("mode", ["embeddings", "rgb", "dhash"])
+def test_both_ranking_paths_agree(conn, monkeypatch, share, mode):
+    import search.query
+    where = Filter(after="2012-01-01", camera="o")
+    monkeypatch.setattr(search.query, "SUBSET_SHARE", share)
+    hits = search_ids(conn, [5], mode, top_k=10, expand=False, where=where)
+    monkeypatch.setattr(search.query, "SUBSET_SHARE", 1.0 - share)
+    other = search_ids(conn, [5], mode, top_k=10, expand=False, where=where)
+    assert [(h.id, round(h.distance, 5)) for h in hits] == [(h.id, round(h.distance, 5)) for h in other] and hits
