@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import config
 from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect, lookup
 from db.errors import NoFeaturesError
@@ -233,6 +234,15 @@ def test_modes_are_checked():
 
 
 # --- find_duplicates on a DB ---------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def untransformed(monkeypatch):
+    """The hand-set vectors of these tests mean their raw cosines: a handful of rows has no
+    collection mean worth taking out (search.transform; bench/quality_duplicates.py measures the
+    finder on real collections with the default transform)."""
+    monkeypatch.setattr(config, "SEARCH_TRANSFORM", "none")
+    monkeypatch.setenv("IR_SEARCH_TRANSFORM", "none")  # for the scripts these tests run
+
 
 def fake_collection(tmp_path, items):
     """A DB + files from items: (name, vector, phash bytes, (width, height), content bytes, mtime_ns).
