@@ -163,7 +163,8 @@ class Collection:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
-        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand))
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k,
+                                                       query.expand))
 
     def similar(self, image_id: int, query: Query) -> list[Hit]:
         """The images most like one of the collection's own, itself left out."""
@@ -171,7 +172,8 @@ class Collection:
         if row.status != OK:
             raise ApiError(409, f"image {image_id} has no features ({row.status}"
                                 f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
-        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k, expand=query.expand))
+        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k,
+                                                    expand=query.expand))
 
     def _search(self, run) -> list[Hit]:
         """``run(connection)`` on the search thread; its errors as ApiErrors."""
