@@ -15,23 +15,28 @@ from PIL import Image
 
 import config
 from cleanup.move import MoveError, move_copies, undo_moves
-from db import connect
-from db import lookup
-from db.lookup import exact_copy_sets, images_by_ids
+from db import connect, lookup
 from db.errors import NoFeaturesError
 from db.features import ExtractedRow, write_batch
 from db.images import ImageRow, insert_images, pending_page
+from db.lookup import exact_copy_sets, images_by_ids
 from db.meta import check_or_write_stamp, claim_dataset_root
-from search import matrix_cache
 from duplicates.candidates import all_pairs, close_pairs
+from duplicates.finder import (
+    DEFAULT_THRESHOLDS,
+    Rule,
+    check_threshold,
+    duplicate_metric,
+    find_duplicates,
+    group_rows,
+    representatives,
+)
 from duplicates.groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
 from samples import ROOT, random_photo
-from duplicates.finder import (
-    DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows, representatives,
-)
+from search import matrix_cache
 
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,

@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from db import NoFeaturesError
 from db.lookup import images_by_ids
 from db.meta import version
-from search import matrix_cache
 from duplicates import find_duplicates
+from search import matrix_cache
 from search.modes import get_mode
 from viz.projection import map_of_loaded
 from webapp.api import ERRORS, collection
