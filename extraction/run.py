@@ -27,9 +27,9 @@ from db.exif import store_exif
 from db.features import ExtractedRow, FailedRow, count_unused, prune_unused, reset_features, write_batch
 from db.images import PendingRow, count_by_status, error_reasons, pending_page, retry_errors
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
+from extraction.exif_backfill import backfill_exif
 from features.extract import BatchResult, Settings
 from features.framing import OLD_DBS_FRAMING
-from extraction.exif_backfill import backfill_exif
 from features.network.base import stamp_runtime
 from search.matrix_cache import publish_when_due
 
