@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from config import InvalidInputError
 from db import NoFeaturesError
 from db.lookup import images_by_ids
 from db.meta import version
@@ -95,7 +96,7 @@ def collection_map(request: Request,
                    limit: Annotated[int, Query(ge=2, le=MAP_LIMIT, description="points at most")] = 2000) -> dict:
     try:
         get_mode(mode)
-    except ValueError as exc:
+    except InvalidInputError as exc:
         raise ApiError(400, str(exc)) from None
     if method not in MAP_METHODS:
         raise ApiError(400, f"unknown method {method!r}; valid methods: {', '.join(MAP_METHODS)}")
@@ -137,7 +138,7 @@ def duplicates(request: Request,
             return find_duplicates(coll.conn().cursor(), mode, threshold, any_orientation=any_orientation)
         except NoFeaturesError as exc:
             raise ApiError(503, str(exc)) from None
-        except ValueError as exc:
+        except InvalidInputError as exc:
             raise ApiError(400, str(exc)) from None
 
     report = _cached(request, ("duplicates", mode, threshold, any_orientation), make, "finding the duplicates")
