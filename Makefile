@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 DEMO := demo_data
 DEMO_QUERY := $(DEMO)/images/chelsea/original.jpg
 
-.PHONY: venv dev demo test test-fast bench bench-quick bench-network bench-dask quality figures clean serve
+.PHONY: venv dev demo test test-fast lint bench bench-quick bench-network bench-dask quality figures clean serve
 
 # What the program needs (make demo, make serve): requirements.txt alone.
 $(STAMP): requirements.txt
@@ -39,11 +39,16 @@ PORT ?= 8000
 serve: venv
 	$(PY) app.py --db $(DB) --port $(PORT)
 
+# The linter .ci/run runs before the tests (rules in pyproject.toml).
+lint: dev
+	$(PY) -m ruff check .
+
 # Every test, the slow end-to-end ones included (.ci/run calls this).
 test: dev
 	$(PY) -m pytest -q tests
 
-# The tests not marked slow: under a minute on 2 cores, for the edit-test loop.
+# The tests not marked slow, for the edit-test loop: 38 s of CPU time (62 s wall, measured
+# while other jobs kept both cores busy at load average 5).
 test-fast: dev
 	$(PY) -m pytest -q -m "not slow" tests
 

@@ -23,8 +23,8 @@ import config
 from cleanup.move import move_copies, read_manifest, undo_moves
 from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
-from fileio import atomic_write
 from duplicates import find_duplicates
+from fileio import atomic_write
 from viz.duplicate_sheet import save_duplicate_sheet
 
 log = logging.getLogger("find_duplicates")

@@ -113,7 +113,7 @@ def options_markdown(report):
              "folders leave-one-out, near-duplicate R@1 the mean of the edits; network cost: CPU ms per image on "
              f"one thread, best of {COST_ROUNDS} rounds taken in turns, and as a multiple of the first row's):", "",
              "| search | network | classes P@1 | P@5 | P@10 | mAP | top folders P@10 | mAP | near-dup R@1 | "
-             "worst edit | network CPU ms/img | cost | ms/query |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "worst edit | network CPU ms/img | cost | ms/query |", "|---" * 13 + "|"]
     for one in options:
         lab, top, cost = one["labelled"], one["top_folders"] or {}, one["network_ms_per_image"]
         top_text = f"{top['P@10']:.3f} | {top['mAP']:.3f}" if top else "- | -"

@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from db.lookup import StoredImage, exact_copy_sets, images_by_ids
+from config import InvalidInputError
 from db.errors import NoFeaturesError
-from search import matrix_cache
+from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
 from duplicates.groups import choose_keeper, group_pairs, split_by_keeper
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
 from duplicates.rows import RowReader
+from search import matrix_cache
 from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def duplicate_metric(mode: str) -> str:
     usable = [name for name, m in MODES.items() if m.is_hash or m.unit_rows]
     if mode not in usable:
         why = "it ignores layout, so it cannot tell copies from look-alikes" if mode in MODES else "unknown mode"
-        raise ValueError(f"mode {mode!r}: {why}; valid modes for duplicates: {', '.join(usable)}")
+        raise InvalidInputError(f"mode {mode!r}: {why}; valid modes for duplicates: {', '.join(usable)}")
     return "hamming" if get_mode(mode).is_hash else "cosine"
 
 
@@ -145,7 +146,7 @@ def check_threshold(metric: str, threshold) -> float | int:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or \
             not (low <= threshold <= high) or (integral and float(threshold) != int(threshold)):
         kind = "a whole number of bits" if integral else "a cosine distance"
-        raise ValueError(f"threshold for {metric} must be {kind} from {low} to {high}, got {threshold!r}")
+        raise InvalidInputError(f"threshold for {metric} must be {kind} from {low} to {high}, got {threshold!r}")
     return int(threshold) if integral else float(threshold)
 
 
@@ -183,7 +184,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
-        raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+        raise InvalidInputError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
     conn = getattr(cursor, "connection", cursor)
     started = time.perf_counter()
     loaded = matrix_cache.load(conn, mode)

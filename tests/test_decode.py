@@ -24,7 +24,9 @@ def _png_bytes(image):
 def test_copy_and_crop_equal_torchvision_resize_and_centre_crop(size):
     image = random_photo(5, size=size)
     ours = centre_crop(decode(_png_bytes(image), 256))
-    reference = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])(image)
+    torchvision_crop = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224),
+                                           transforms.PILToTensor()])
+    reference = torchvision_crop(image)
     assert ours.shape == (224, 224, 3)
     assert torch.equal(torch.from_numpy(ours.copy()).permute(2, 0, 1), reference)
 
@@ -93,6 +95,7 @@ def test_sixteen_bit_png_decodes_as_before_within_one_level(size):
     assert np.abs(ours - before).mean() < 0.5
 
 
+@pytest.mark.slow
 def test_large_png_stays_within_a_few_levels_of_a_plain_resize():
     image = random_photo(11, size=(2000, 1500))
     ours = np.asarray(decode(_png_bytes(image), 256), dtype=int)
@@ -139,6 +142,7 @@ def _big_image(kind, width, height):
     return rgba.quantize(64), {"transparency": 0}
 
 
+@pytest.mark.slow  # decodes large images in subprocesses to measure their memory
 @pytest.mark.parametrize("kind, decoded_bytes_per_pixel, bound", [("16-bit grey", 2, 3), ("RGBA", 4, 3),
                                                                   ("palette with transparency", 1, 8)])
 def test_decode_memory_stays_near_the_decoded_size(tmp_path, kind, decoded_bytes_per_pixel, bound):

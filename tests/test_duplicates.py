@@ -13,24 +13,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import config
 from cleanup.move import MoveError, move_copies, undo_moves
-from db import connect
-from db import lookup
-from db.lookup import exact_copy_sets, images_by_ids
+from db import connect, lookup
 from db.errors import NoFeaturesError
 from db.features import ExtractedRow, write_batch
 from db.images import ImageRow, insert_images, pending_page
+from db.lookup import exact_copy_sets, images_by_ids
 from db.meta import check_or_write_stamp, claim_dataset_root
-from search import matrix_cache
 from duplicates.candidates import all_pairs, close_pairs
+from duplicates.finder import (
+    DEFAULT_THRESHOLDS,
+    Rule,
+    check_threshold,
+    duplicate_metric,
+    find_duplicates,
+    group_rows,
+    representatives,
+)
 from duplicates.groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
 from samples import ROOT, random_photo
-from duplicates.finder import (
-    DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows, representatives,
-)
+from search import matrix_cache
 
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,
@@ -228,6 +234,15 @@ def test_modes_are_checked():
 
 
 # --- find_duplicates on a DB ---------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def untransformed(monkeypatch):
+    """The hand-set vectors of these tests mean their raw cosines: a handful of rows has no
+    collection mean worth taking out (search.transform; bench/quality_duplicates.py measures the
+    finder on real collections with the default transform)."""
+    monkeypatch.setattr(config, "SEARCH_TRANSFORM", "none")
+    monkeypatch.setenv("IR_SEARCH_TRANSFORM", "none")  # for the scripts these tests run
+
 
 def fake_collection(tmp_path, items):
     """A DB + files from items: (name, vector, phash bytes, (width, height), content bytes, mtime_ns).
@@ -456,6 +471,7 @@ def test_row_reader_reads_the_mapped_rows(tmp_path):
             assert reader.take(np.array([], dtype=np.int64)).shape == (0, 24)
 
 
+@pytest.mark.slow
 def test_a_flood_of_identical_pictures_is_summarised_not_listed():
     rng = np.random.default_rng(8)
     unit = planted(n=3000, groups=20)

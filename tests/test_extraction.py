@@ -15,8 +15,8 @@ from cli import run
 from extraction import local
 from extraction.local import balance
 from extraction.workers import WorkerPool
-from features.network import loader
 from features import extract as features_extract
+from features.network import loader
 from reliability_tools import MODEL, image_rows, query, small_photos
 from samples import ROOT
 
@@ -185,6 +185,7 @@ def test_the_cores_are_split_between_decoding_and_the_network():
         balance(8, 1, -2)
 
 
+@pytest.mark.slow  # runs main.py
 def test_main_py_with_the_onnx_model_cached_never_imports_torch(built):
     """Issue 11: start-up without torch. The fixture's run has cached the ONNX model."""
     photos, db = built

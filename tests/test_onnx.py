@@ -22,6 +22,8 @@ from features.network import int8 as onnx_int8
 from features.network.torch import build_network
 from samples import cosines, jpeg_crops
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project folder
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
 NAME = "efficientnet_lite0"
@@ -247,7 +249,7 @@ def int8_cache(exported, tmp_path_factory):
         (folder / (name + suffix)).write_bytes((exported[0] / (name + suffix)).read_bytes())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "ONNX_CACHE_DIR", str(folder))
-        patch.setattr(onnx_int8, "calibration_crops", lambda: real_crops())
+        patch.setattr(onnx_int8, "calibration_crops", lambda size=224: real_crops())
         return folder, loader.load_embedder(NAME, "int8", "onnxruntime", threads=2)
 
 
