@@ -79,7 +79,8 @@ figures: dev
 	$(PY) -m tools.figures --db $(DEMO)/images.db --query $(DEMO_QUERY) --out docs/figures
 
 # Retrieval quality on packaged photos (Debian packages; see bench/quality.py). Prints the
-# table and writes bench/results/quality.{json,md}. Skipped where apt is unavailable.
+# tables (first issue 21's: framings, search vectors, query expansion, Lite0/1/2 and their cost,
+# per set) and writes bench/results/quality.{json,md}. Skipped where apt is unavailable.
 QUALITY_PACKAGES := tuxpaint-stamps-default plasma-workspace-wallpapers gnome-backgrounds mate-backgrounds \
 	ukui-wallpapers lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
 quality: dev
