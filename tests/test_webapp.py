@@ -66,11 +66,11 @@ def test_upload_search_equals_calculate_similarities(client, app_env, tmp_path, 
     outside = tmp_path / "query.jpg"
     shutil.copy(app_env["images"] / "chelsea" / "original.jpg", outside)
     metric = MODES[mode].default_metric
-    response = upload(client, [outside], mode=mode, top_k=10, expand="false")  # distances to the query itself
+    response = upload(client, [outside], mode=mode, top_k=10)
     assert response.status_code == 200, response.text
     answer = response.json()
     conn = connect(app_env["db"])
-    expected = calculate_similarities([str(outside)], conn.cursor(), mode, metric, top_k=10, expand=False)
+    expected = calculate_similarities([str(outside)], conn.cursor(), mode, metric, top_k=10)
     conn.close()
     got = answer["results"]
     assert (answer["mode"], answer["metric"], answer["top_k"]) == (mode, metric, 10)
