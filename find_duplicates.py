@@ -25,6 +25,7 @@ from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
 from fileio import atomic_write
 from duplicates import find_duplicates
+from duplicates.finder import LINKAGES
 from viz.duplicate_sheet import save_duplicate_sheet
 
 log = logging.getLogger("find_duplicates")
@@ -93,8 +94,9 @@ def main(argv=None):
     parser.add_argument("--mode", default="embeddings", help="embeddings (default) or a hash: ahash, dhash, phash")
     parser.add_argument("--threshold", help="largest distance between copies (default: the measured one per mode)")
     parser.add_argument("--any-orientation", action="store_true", help="also mirrored and 90-degree turned copies")
-    parser.add_argument("--linkage", default="chain", help="chain (default: connected pairs) or keeper (stricter: "
-                                                           "every image a copy of its keeper)")
+    parser.add_argument("--linkage", default=LINKAGES[0], choices=LINKAGES,
+                        help="star (default: every image a copy of its group's keeper), complete (a copy of every "
+                             "other member) or chain (connected pairs: A~B, B~C join A and C)")
     parser.add_argument("--json", help="write every group as JSON")
     parser.add_argument("--csv", help="write one row per image in a group")
     parser.add_argument("--out", help="write a contact sheet PNG (one row per group; more pages past 50 groups)")

@@ -11,8 +11,9 @@ images are joined when the cosine distance of their embeddings is within the thr
 when their pHashes differ in at most 7 of 64 bits (HASH_BITS, scaled to the hash size) while
 the embeddings stay within 0.5 (HASH_GUARD: the pHash rule below); in a hash mode, when their
 Hamming distance is within the threshold.
-Groups are the connected sets of such pairs (union-find: A~B and B~C put A and C together;
-``linkage="keeper"`` instead keeps only members that are copies of their keeper).
+Groups have no chains: every member is a copy of its group's keeper (``linkage="star"``, the
+default), or of every other member (``"complete"``); ``"chain"`` keeps the connected sets of
+pairs (union-find: A~B and B~C put A and C together, so look-alikes chain into one group).
 Byte-identical files (the same stored content hash) always form a group, of kind "exact".
 
 At scale: candidates come from cells of the embeddings (duplicates.candidates) and
@@ -35,7 +36,7 @@ from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.errors import NoFeaturesError
 from search import matrix_cache
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
-from duplicates.groups import choose_keeper, group_pairs, split_by_keeper
+from duplicates.groups import group_pairs, keeper_groups, keeper_order
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
 from duplicates.rows import RowReader
 from search.modes import MODES, get_mode
@@ -54,9 +55,9 @@ SUPPORT_HASH = "phash"
 HASH_BITS = 7
 HASH_GUARD = 0.5
 EXACT, NEAR = "exact", "near"
-LINKAGES = ("chain", "keeper")
+LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
 GUARD_CHUNK = 1 << 16  # pairs checked at once
-KEEPER_SPLIT_ROWS = 3000  # larger groups stay whole under linkage="keeper" (an n x n matrix each)
+DENSE_ROWS = 3000  # connected sets up to this size compare all their pairs at once (a 3000 x 3000 matrix: 36 MB)
 
 
 @dataclass
@@ -158,28 +159,37 @@ class Rule:
     any_orientation: bool = False
     hash_bits: int = 0  # pHash bits for the pHash rule (0: off)
 
-    def linked(self, matrix: np.ndarray, hashes: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-        """The boolean matrix of the rule among ``rows`` (for a group: small)."""
+    def compare(self, matrix: np.ndarray, hashes: np.ndarray | None, left: np.ndarray,
+                right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(linked, distance) matrices of the rule between rows ``left`` and rows ``right``
+        (a group's rows: small; or one row against many)."""
         if self.metric == "hamming":
-            block = np.asarray(matrix[rows])
-            return _hamming_matrix(block, self.kind, self.any_orientation) <= self.threshold
-        block = np.asarray(matrix[rows], dtype=np.float32)
-        dist = 1.0 - block @ block.T
+            dist = _hamming_matrix(np.asarray(matrix[left]), np.asarray(matrix[right]), self.kind,
+                                   self.any_orientation)
+            return dist <= self.threshold, dist.astype(float)
+        a = np.asarray(matrix[left], dtype=np.float32)
+        b = a if left is right else np.asarray(matrix[right], dtype=np.float32)
+        dist = np.maximum(1.0 - a @ b.T, 0.0)
         out = dist <= self.threshold
         if hashes is not None and self.hash_bits:
-            near = _hamming_matrix(np.asarray(hashes[rows]), SUPPORT_HASH, self.any_orientation) <= self.hash_bits
+            near = _hamming_matrix(np.asarray(hashes[left]), np.asarray(hashes[right]), SUPPORT_HASH,
+                                   self.any_orientation) <= self.hash_bits
             out |= near & (dist <= HASH_GUARD)
-        return out
+        return out, dist
+
+    def linked(self, matrix: np.ndarray, hashes: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        """The boolean matrix of the rule among ``rows``."""
+        return self.compare(matrix, hashes, rows, rows)[0]
 
 
 def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,
                     any_orientation: bool = False, probes: int = DEFAULT_PROBES, use_hashes: bool = True,
-                    linkage: str = "chain") -> DuplicateReport:
+                    linkage: str = LINKAGES[0]) -> DuplicateReport:
     """Every group of copies in the DB (see the module docstring), largest groups first.
 
     ``use_hashes`` (embeddings mode): also join pairs by the pHash rule above. ``linkage``:
-    "chain" (connected sets of pairs, the measured default) or "keeper" (stricter: every
-    member is itself a copy of its group's keeper; fewer chains of look-alikes, lower recall)."""
+    "star" (the default: every member is a copy of its group's keeper), "complete" (every
+    member a copy of every other) or "chain" (connected sets of pairs: A~B, B~C joins A and C)."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
@@ -200,13 +210,9 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
-    if linkage == "keeper":
-        def keeper_of(part):
-            return choose_keeper([_keeper_facts(by_row[int(r)]) for r in part])
-
-        rows = [piece for g in rows
-                for piece in split_by_keeper(g, lambda part: rule.linked(loaded.matrix, hashes, part), keeper_of,
-                                             max_rows=KEEPER_SPLIT_ROWS)]
+    rows = [piece for g in rows
+            for piece in split_group(g[keeper_order([_keeper_facts(by_row[int(r)]) for r in g])], rule,
+                                     loaded.matrix, hashes, linkage)]
     with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
         groups = [_group(loaded, reader.take(g), [by_row[int(r)] for r in g], rule) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
@@ -219,10 +225,31 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
 
 
 def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
-               exact_sets=(), seed: int = 0) -> list[np.ndarray]:
-    """Connected groups of row indices on plain arrays (chain linkage): unit rows (cosine) or
-    packed hashes (hamming); ``hashes`` (packed pHashes, row for row) add the pHash rule."""
-    return group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
+               exact_sets=(), seed: int = 0, linkage: str = "chain") -> list[np.ndarray]:
+    """Groups of row indices on plain arrays: unit rows (cosine) or packed hashes (hamming);
+    ``hashes`` (packed pHashes, row for row) add the pHash rule. Without DB rows to rank, the
+    keeper of a connected set is its first row (star and complete linkage)."""
+    groups = group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
+    return [piece for g in groups for piece in split_group(g, rule, matrix, hashes, linkage)]
+
+
+def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.ndarray | None,
+                linkage: str) -> list[np.ndarray]:
+    """One connected set of rows, given best keeper first, as groups of ``linkage`` (each
+    keeper first): itself for "chain"; duplicates.groups.keeper_groups for "star"/"complete".
+    Sets up to DENSE_ROWS compare all their pairs at once, larger ones one keeper at a time."""
+    if linkage == "chain":
+        return [rows]
+    if len(rows) <= DENSE_ROWS:
+        linked, dist = rule.compare(matrix, hashes, rows, rows)
+
+        def compare(i, js):
+            return linked[i, js], dist[i, js]
+    else:
+        def compare(i, js):
+            found, far = rule.compare(matrix, hashes, rows[i:i + 1], rows[js])
+            return found[0], far[0]
+    return [rows[part] for part in keeper_groups(len(rows), compare, complete=linkage == "complete")]
 
 
 def copy_pairs(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
@@ -269,9 +296,9 @@ def guarded(unit: np.ndarray, block: Pairs, guard: float) -> Pairs:
     return Pairs(block.left[keep], block.right[keep], np.maximum(dist[keep], 0.0))
 
 
-def _hamming_matrix(block, kind, any_orientation):
-    variants = oriented_rows(block, kind) if any_orientation else [block]
-    return np.min([hamming(v[:, None, :], block[None, :, :]) for v in variants], axis=0)
+def _hamming_matrix(left, right, kind, any_orientation):
+    variants = oriented_rows(left, kind) if any_orientation else [left]
+    return np.min([hamming(v[:, None, :], right[None, :, :]) for v in variants], axis=0)
 
 
 def _keeper_facts(d):
@@ -302,9 +329,9 @@ def _exact_rows(conn, ids):
 
 
 def _group(loaded, block, facts, rule):
-    """A DuplicateGroup from the matrix rows ``block`` and their DB rows ``facts``: keeper
-    first, then the others by distance to it."""
-    keeper = choose_keeper([_keeper_facts(d) for d in facts])
+    """A DuplicateGroup from the matrix rows ``block`` and their DB rows ``facts`` (the keeper's
+    first): keeper first, then the others by distance to it."""
+    keeper = 0
     if rule.metric == "hamming":
         variants = oriented_rows(block, rule.kind) if rule.any_orientation else [block]
         distances = np.min([hamming(v, block[keeper]) for v in variants], axis=0).astype(float)

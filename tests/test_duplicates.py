@@ -23,7 +23,7 @@ from db.images import ImageRow, insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from search import matrix_cache
 from duplicates.candidates import all_pairs, close_pairs
-from duplicates.groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
+from duplicates.groups import UnionFind, choose_keeper, group_pairs, keeper_groups
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
@@ -197,14 +197,77 @@ def test_keeper_rule_by_hand():
     assert choose_keeper([(None, None, 10, 1, "a"), (1, 1, 5, 2, "b")]) == 1  # unknown size counts as 0 pixels
 
 
-def test_split_by_keeper_cuts_chains():
+def test_keeper_groups_cut_chains():
     # 0-1-2-3 is a chain; only 1 is a copy of the keeper 0; 2 and 3 are copies of each other.
     linked = np.zeros((4, 4), dtype=bool)
     for a, b in ((0, 1), (1, 2), (2, 3)):
         linked[a, b] = linked[b, a] = True
-    rows = np.array([10, 11, 12, 13])
-    parts = split_by_keeper(rows, lambda part: linked[np.ix_(part - 10, part - 10)].copy(), lambda part: 0)
-    assert sorted(p.tolist() for p in parts) == [[10, 11], [12, 13]]
+    dist = np.where(linked, 0.1, 1.0)
+    for complete in (False, True):
+        parts = keeper_groups(4, lambda i, js: (linked[i, js], dist[i, js]), complete=complete)
+        assert [p.tolist() for p in parts] == [[0, 1], [2, 3]]
+
+
+def test_complete_linkage_needs_every_pair():
+    # 1 and 2 are both copies of the keeper 0 but not of each other: star takes both,
+    # complete takes the nearer (2) and leaves 1 alone.
+    linked = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1]], dtype=bool)
+    dist = np.array([[0, 0.1, 0.05], [0.1, 0, 0.3], [0.05, 0.3, 0]])
+    compare = lambda i, js: (linked[i, js], dist[i, js])  # noqa: E731
+    assert [p.tolist() for p in keeper_groups(3, compare)] == [[0, 1, 2]]
+    assert [p.tolist() for p in keeper_groups(3, compare, complete=True)] == [[0, 2]]
+
+
+def brute_keeper_groups(unit, threshold, complete):
+    """The plainest reference: the whole distance matrix; connected sets by breadth-first
+    search; in each, in keeper order (here: row order), the first untaken row takes every
+    untaken row within the threshold (complete: nearest first, only if within it of all taken)."""
+    dist = 1.0 - unit.astype(np.float64) @ unit.T.astype(np.float64)
+    out = []
+    for comp in brute_groups(len(unit), brute_pairs(unit, threshold)):
+        free = list(comp)
+        while free:
+            keeper = free.pop(0)
+            near = sorted((j for j in free if dist[keeper, j] <= threshold), key=lambda j: (dist[keeper, j], j))
+            taken = []
+            for j in near:
+                if not complete or all(dist[j, t] <= threshold for t in taken):
+                    taken.append(j)
+            free = [j for j in free if j not in taken]
+            if taken:
+                out.append([keeper] + sorted(taken))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("linkage", ["star", "complete", "chain"])
+def test_linkages_match_a_brute_force_reference(seed, linkage):
+    # Small random data with chains (random walks, each step ~ the threshold) and blobs (copies
+    # around one picture, some farther from each other than from the centre).
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(12):
+        start = rng.standard_normal(16)
+        parts.append(start + np.cumsum(rng.standard_normal((int(rng.integers(2, 9)), 16)) * 0.12, axis=0))
+        parts.append(start + rng.standard_normal((int(rng.integers(2, 7)), 16)) * 0.1)
+    rows = np.concatenate(parts)
+    unit = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    threshold = 0.02
+    got = sorted(g.tolist() for g in group_rows(unit, Rule("cosine", threshold), linkage=linkage))
+    if linkage == "chain":
+        assert got == brute_groups(len(unit), brute_pairs(unit, threshold))
+        return
+    reference = brute_keeper_groups(unit, threshold, linkage == "complete")
+    assert got == reference
+    dist = 1.0 - unit.astype(np.float64) @ unit.T
+    for group in got:  # no chains: every member within the threshold of its keeper (complete: of all)
+        assert (dist[group[0], group] <= threshold + 1e-6).all()
+        if linkage == "complete":
+            assert (dist[np.ix_(group, group)] <= threshold + 1e-6).all()
+    chains = brute_groups(len(unit), brute_pairs(unit, threshold))
+    assert len(got) > len(chains)  # the data has chains to cut
+    star = sorted(g.tolist() for g in group_rows(unit, Rule("cosine", threshold), linkage="star"))
+    assert linkage == "star" or got != star  # and blobs where complete linkage differs from star
 
 
 # --- thresholds and modes --------------------------------------------------------------------
