@@ -5,8 +5,9 @@
     python find_duplicates.py --db photos.db --move-to ~/copies   # moves the non-keepers (opt-in)
     python find_duplicates.py --undo ~/copies/undo-....json       # puts them back
 
-The keeper of a group is the largest picture (pixels), then the largest file, then the
-oldest file, then the first path. --threshold is a cosine distance of the embeddings
+The keeper of a group is the original: files under a --prefer folder first, then the most
+pixels, then the oldest date taken (EXIF, else mtime), then a name without copy marks
+("copy", "(1)", "-1", "edited", ...), then the largest file, then the first path. --threshold is a cosine distance of the embeddings
 (default 0.15; pHashes within 8 bits also join copies whose embeddings are within 0.5), or
 bits in a hash mode (--mode phash: default 4). --move-to checks each file against the DB
 first (a changed copy stays; a group whose keeper is gone or changed is skipped; symlinks are
@@ -97,6 +98,8 @@ def main(argv=None):
     parser.add_argument("--linkage", default=LINKAGES[0], choices=LINKAGES,
                         help="star (default: every image a copy of its group's keeper), complete (a copy of every "
                              "other member) or chain (connected pairs: A~B, B~C join A and C)")
+    parser.add_argument("--prefer", action="append", default=[], metavar="FOLDER",
+                        help="files under this folder are keepers first (repeatable: the first given wins)")
     parser.add_argument("--json", help="write every group as JSON")
     parser.add_argument("--csv", help="write one row per image in a group")
     parser.add_argument("--out", help="write a contact sheet PNG (one row per group; more pages past 50 groups)")
@@ -110,7 +113,7 @@ def main(argv=None):
     args.db = args.db or config.DB_PATH
     conn = connect(args.db)
     report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation,
-                             linkage=args.linkage)
+                             linkage=args.linkage, prefer=args.prefer)
     print(summary(report))
     for option, write in ((args.json, write_json), (args.csv, write_csv)):
         if option:

@@ -194,7 +194,7 @@ def evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, thresho
 
 def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root):
     rows = []
-    variants = [{}, {"use_hashes": False}, {"linkage": "keeper"}]
+    variants = [{}, {"linkage": "complete"}, {"linkage": "chain"}, {"use_hashes": False}]
     for options in variants:
         for threshold in THRESHOLDS:
             rows.append(evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, threshold, **options))
@@ -209,11 +209,11 @@ def _setting(row):
     words = [] if row.get("mode", "embeddings") == "embeddings" else [f"--mode {row['mode']} (hash only)"]
     if row.get("use_hashes") is False:
         words.append("embeddings only")
-    if row.get("linkage") == "keeper":
-        words.append("keeper linkage")
+    if row.get("linkage") in ("complete", "chain"):
+        words.append(f"{row['linkage']} linkage")
     if row.get("any_orientation"):
         words.append("--any-orientation")
-    return ", ".join(words) or "default rule"
+    return ", ".join(words) or "default rule (star linkage)"
 
 
 def markdown(rows, sizes):
@@ -226,7 +226,7 @@ def markdown(rows, sizes):
              "(pairs: bursts / same class / other) | pairs among stamps |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         c, l = row["copies"], row["lookalikes"]
-        mark = " **(default)**" if row["threshold"] == default and _setting(row) == "default rule" else ""
+        mark = " **(default)**" if row["threshold"] == default and _setting(row) == _setting({}) else ""
         lines.append(f"| {_setting(row)}{mark} | {row['threshold']} | {row['precision']:.3f} | {c['recall']:.3f} | "
                      f"{c['false_pairs_photos']} | {l['false_groups']} ({l['burst_pairs']} / {l['same_class_pairs']} / "
                      f"{l['other_pairs']}) | {c['pairs_among_stamps']} |")
@@ -238,9 +238,9 @@ def markdown(rows, sizes):
         if row["threshold"] == (default if row["mode"] == "embeddings" else hash_default):
             per = " | ".join(f"{row['copies']['recall_per_edit'][e]:.2f}" for e in edits)
             lines.append(f"| {_setting(row)} | {row['threshold']} | {per} |")
-    best = next(r for r in rows if r["threshold"] == default and _setting(r) == "default rule")
+    best = next(r for r in rows if r["threshold"] == default and _setting(r) == _setting({}))
     met = best["precision"] >= TARGETS["precision"] and best["copies"]["recall"] >= TARGETS["recall"]
-    lines += ["", f"Default (cosine <= {default}, pHash rule, chain linkage): pair precision {best['precision']:.3f} "
+    lines += ["", f"Default (cosine <= {default}, pHash rule, star linkage): pair precision {best['precision']:.3f} "
                   f"(target >= {TARGETS['precision']}), pair recall {best['copies']['recall']:.3f} (target >= "
                   f"{TARGETS['recall']}, upright edits): {'met' if met else 'NOT met'}.",
               "Look-alike false groups at the default: " + "; ".join(

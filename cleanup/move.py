@@ -27,7 +27,6 @@ from db.connection import database_file
 from db.lookup import images_by_ids
 from db.moved_out import BackInPlace, MovedFile, record_moved_out, restore_moved_in
 from fileio import atomic_write
-from duplicates.groups import choose_keeper
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def plan_moves(conn, groups, root: str, dest: str) -> tuple[list[GroupPlan], lis
         if not regular:
             notes.append(f"skipped the group of {group.keep}: every member is a symlink (or under one)")
             continue
-        keeper = regular[choose_keeper([(m.width, m.height, m.size, m.mtime_ns, m.path) for m in regular])]
+        keeper = min(regular, key=lambda m: m.rank)  # the next in the group's keeper order
         if keeper is not group.members[0]:
             notes.append(f"the keeper {group.keep} is a symlink (or under one): left alone, {keeper.path} is kept "
                          f"instead")

@@ -20,8 +20,9 @@ At scale: candidates come from cells of the embeddings (duplicates.candidates) a
 from multi-index hashing of the pHashes (duplicates.hashes), never from all pairs;
 memory is the memory-mapped matrices plus O(N) bookkeeping.
 
-The keeper is the largest picture in pixels, then the largest file, then the oldest file
-(mtime), then the path that sorts first. Thresholds were chosen by bench/quality_duplicates.py.
+The keeper is the original, by the rule of duplicates.keeper (--prefer folders, pixels, date
+taken, copy marks in the name, file size, path). Thresholds were chosen by
+bench/quality_duplicates.py.
 """
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ import numpy as np
 
 from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.errors import NoFeaturesError
+from features.taken import date_taken_ns
 from search import matrix_cache
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
-from duplicates.groups import group_pairs, keeper_groups, keeper_order
+from duplicates.groups import group_pairs, keeper_groups
+from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
 from duplicates.rows import RowReader
 from search.modes import MODES, get_mode
@@ -67,6 +70,9 @@ class Member:
     image: StoredImage
     path: str  # absolute
     distance: float
+    facts: KeeperFacts | None = None  # what the keeper rule looked at (path absolute)
+    rank: int = 0  # place in the group's keeper order (0: the keeper)
+    reason: str = "keeper"  # why it is the keeper, or why the keeper is kept rather than it
 
     @property
     def id(self) -> int:
@@ -87,6 +93,10 @@ class Member:
     @property
     def mtime_ns(self) -> int:
         return self.image.mtime_ns
+
+    @property
+    def taken_ns(self) -> int | None:
+        return self.facts.taken_ns if self.facts else None
 
 
 @dataclass
@@ -184,12 +194,14 @@ class Rule:
 
 def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,
                     any_orientation: bool = False, probes: int = DEFAULT_PROBES, use_hashes: bool = True,
-                    linkage: str = LINKAGES[0]) -> DuplicateReport:
+                    linkage: str = LINKAGES[0], prefer=(), read_dates: bool = True) -> DuplicateReport:
     """Every group of copies in the DB (see the module docstring), largest groups first.
 
     ``use_hashes`` (embeddings mode): also join pairs by the pHash rule above. ``linkage``:
     "star" (the default: every member is a copy of its group's keeper), "complete" (every
-    member a copy of every other) or "chain" (connected sets of pairs: A~B, B~C joins A and C)."""
+    member a copy of every other) or "chain" (connected sets of pairs: A~B, B~C joins A and C).
+    ``prefer``: folders whose files are keepers first (duplicates.keeper). ``read_dates``: read
+    the EXIF date taken of the members of groups (headers only)."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
@@ -210,14 +222,17 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
+    facts = {r: _keeper_facts(d, loaded.root, read_dates) for r, d in by_row.items()}
+    prefer = [os.path.abspath(folder) for folder in prefer]
     rows = [piece for g in rows
-            for piece in split_group(g[keeper_order([_keeper_facts(by_row[int(r)]) for r in g])], rule,
+            for piece in split_group(g[keeper_order([facts[int(r)] for r in g], prefer)], rule,
                                      loaded.matrix, hashes, linkage)]
     with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
-        groups = [_group(loaded, reader.take(g), [by_row[int(r)] for r in g], rule) for g in rows]
+        groups = [_group(loaded, reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule,
+                         prefer) for g in rows]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
-                "linkage": linkage, "probes": probes,
+                "linkage": linkage, "probes": probes, "prefer": prefer,
                 "hash_rule": f"{SUPPORT_HASH} <= {bits} bits and cosine <= {HASH_GUARD}" if bits else None,
                 "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
     log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
@@ -301,8 +316,9 @@ def _hamming_matrix(left, right, kind, any_orientation):
     return np.min([hamming(v[:, None, :], right[None, :, :]) for v in variants], axis=0)
 
 
-def _keeper_facts(d):
-    return d.width, d.height, d.size, d.mtime_ns, d.path
+def _keeper_facts(d: StoredImage, root: str, read_dates: bool) -> KeeperFacts:
+    path = os.path.join(root, d.path)
+    return KeeperFacts(path, d.width, d.height, d.size, d.mtime_ns, date_taken_ns(path) if read_dates else None)
 
 
 def _aligned_hashes(conn, loaded):
@@ -328,9 +344,9 @@ def _exact_rows(conn, ids):
     return sets
 
 
-def _group(loaded, block, facts, rule):
-    """A DuplicateGroup from the matrix rows ``block`` and their DB rows ``facts`` (the keeper's
-    first): keeper first, then the others by distance to it."""
+def _group(loaded, block, details, facts, rule, prefer):
+    """A DuplicateGroup from the matrix rows ``block``, their DB rows ``details`` and keeper
+    facts ``facts`` (in keeper order): keeper first, then the others by distance to it."""
     keeper = 0
     if rule.metric == "hamming":
         variants = oriented_rows(block, rule.kind) if rule.any_orientation else [block]
@@ -339,8 +355,9 @@ def _group(loaded, block, facts, rule):
         block = block.astype(np.float32, copy=False)
         distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)
     distances[keeper] = 0.0
-    members = [Member(d, os.path.join(loaded.root, d.path), round(float(dist), 6))
-               for d, dist in zip(facts, distances)]
+    members = [Member(d, f.path, round(float(dist), 6), f, rank,
+                      "keeper" if rank == keeper else keeper_reason(facts[keeper], f, prefer))
+               for rank, (d, f, dist) in enumerate(zip(details, facts, distances))]
     order = sorted(range(len(members)), key=lambda k: (k != keeper, members[k].distance, members[k].path))
-    content = {d.content_hash for d in facts}
+    content = {d.content_hash for d in details}
     return DuplicateGroup(EXACT if len(content) == 1 and None not in content else NEAR, [members[k] for k in order])

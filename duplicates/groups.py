@@ -1,4 +1,4 @@
-"""Union-find over pairs of rows, and the keeper rule: the storage-agnostic half of grouping.
+"""Union-find over pairs of rows, and groups without chains: the storage-agnostic half of grouping.
 
 Why vectorised: a folder of 10,000 identical pictures gives 50 million pairs; a Python loop
 per pair would take minutes, while merging whole blocks of pairs with NumPy takes seconds.
@@ -99,19 +99,3 @@ def keeper_groups(count: int, compare: Callable[[int, np.ndarray], tuple[np.ndar
             free[taken] = False
             out.append(np.concatenate([[k], np.sort(taken)]))
     return out
-
-
-def keeper_key(width: int | None, height: int | None, size: int, mtime_ns: int, path: str) -> tuple:
-    """Sort key of the documented keeper rule: the largest pixel count, then the largest file,
-    then the oldest modification time, then the path (alphabetically first)."""
-    return -((width or 0) * (height or 0)), -size, mtime_ns, path
-
-
-def choose_keeper(candidates: Sequence[tuple]) -> int:
-    """Index of the keeper among (width, height, size, mtime_ns, path) tuples."""
-    return min(range(len(candidates)), key=lambda k: keeper_key(*candidates[k]))
-
-
-def keeper_order(candidates: Sequence[tuple]) -> list[int]:
-    """Indices of (width, height, size, mtime_ns, path) tuples, best keeper first."""
-    return sorted(range(len(candidates)), key=lambda k: keeper_key(*candidates[k]))

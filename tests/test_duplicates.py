@@ -23,7 +23,9 @@ from db.images import ImageRow, insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
 from search import matrix_cache
 from duplicates.candidates import all_pairs, close_pairs
-from duplicates.groups import UnionFind, choose_keeper, group_pairs, keeper_groups
+from duplicates.groups import UnionFind, group_pairs, keeper_groups
+from duplicates.keeper import KeeperFacts, choose_keeper, has_copy_mark, keeper_reason
+from features.taken import date_taken_ns, parse_exif_date
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
@@ -188,13 +190,49 @@ def test_hash_pairs_any_orientation_find_mirrored_copies():
 
 # --- the keeper rule -----------------------------------------------------------------------
 
-def test_keeper_rule_by_hand():
-    # (width, height, size, mtime_ns, path)
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (200, 100, 10, 9, "c")]) == 1  # most pixels
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9001, 9, "c")]) == 1  # then the largest file
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9000, 3, "c")]) == 1  # then the oldest
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9000, 5, "a")]) == 1  # then the path
-    assert choose_keeper([(None, None, 10, 1, "a"), (1, 1, 5, 2, "b")]) == 1  # unknown size counts as 0 pixels
+def facts(path, w=100, h=100, size=9000, mtime=5, taken=None):
+    return KeeperFacts(path, w, h, size, mtime, taken)
+
+
+def test_keeper_rule_case_by_case():
+    # Each case: the second file wins on exactly one rule, all earlier rules being equal.
+    assert choose_keeper([facts("b"), facts("c", w=200, size=10, mtime=9)]) == 1  # most pixels
+    assert choose_keeper([facts("b", mtime=5), facts("c", mtime=3, size=10)]) == 1  # then the oldest mtime
+    assert choose_keeper([facts("b", taken=7, mtime=1), facts("c", taken=6, mtime=9)]) == 1  # date taken over mtime
+    assert choose_keeper([facts("b", taken=None, mtime=7), facts("c", taken=6, mtime=9)]) == 1  # date taken, else mtime
+    assert choose_keeper([facts("a copy.jpg", size=10**6), facts("b.jpg")]) == 1  # then a name without copy marks
+    assert choose_keeper([facts("b", size=9000), facts("c", size=9001)]) == 1  # then the largest file
+    assert choose_keeper([facts("b"), facts("a")]) == 1  # then the path
+    assert choose_keeper([facts("a", w=None, h=None, size=10), facts("b", w=1, h=1, size=5)]) == 1  # unknown: 0 px
+    # --prefer beats everything; the first folder given wins.
+    big = facts("/x/new/big.jpg", w=4000, h=3000)
+    assert choose_keeper([big, facts("/x/old/small.jpg", w=10, h=10)], prefer=["/x/old"]) == 1
+    assert choose_keeper([facts("/x/a/1.jpg"), facts("/x/b/1.jpg")], prefer=["/x/b", "/x/a"]) == 1
+    assert choose_keeper([facts("/x/old2/1.jpg"), facts("/x/old/2.jpg")], prefer=["/x/old"]) == 1  # a folder, not a prefix
+    # The reason names the first rule that tells the keeper from the other file.
+    assert keeper_reason(facts("b", w=200), facts("a")) == "more pixels"
+    assert keeper_reason(facts("b.jpg"), facts("b (1).jpg")) == "name without copy marks"
+    assert keeper_reason(facts("/x/old/1.jpg"), big, ["/x/old"]) == "under a --prefer folder"
+
+
+@pytest.mark.parametrize("name,marked", [
+    ("IMG_0001.jpg", False), ("IMG_0001 copy.jpg", True), ("IMG_0001 (1).jpg", True), ("IMG_0001-1.jpg", True),
+    ("photo_edited.jpg", True), ("photo_small.png", True), ("Kopie von photo.jpg", True), ("original.jpg", False),
+    ("brightened.jpg", False), ("2019-06-01 beach.jpg", False), ("IMG-2034.jpg", False)])
+def test_copy_marks(name, marked):
+    assert has_copy_mark(f"/photos/{name}") is marked
+
+
+def test_exif_date_taken_is_read_from_the_header(tmp_path):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2001:02:03 04:05:06"
+    Image.new("RGB", (8, 8)).save(tmp_path / "dated.jpg", exif=exif)
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    assert date_taken_ns(str(tmp_path / "dated.jpg")) == 981173106 * 10**9  # 2001-02-03T04:05:06 read as UTC
+    assert date_taken_ns(str(tmp_path / "plain.jpg")) is None
+    assert date_taken_ns(str(tmp_path / "broken.jpg")) is None
+    assert parse_exif_date("0000:00:00 00:00:00") is None and parse_exif_date(b"x") is None
 
 
 def test_keeper_groups_cut_chains():
@@ -367,6 +405,24 @@ def test_find_duplicates_groups_keeper_and_kinds(tmp_path):
     tight = find_duplicates(conn, threshold=0.01)
     assert sorted(len(g.members) for g in tight.groups) == [2, 2, 2]
     assert tight.settings["threshold"] == 0.01 and tight.settings["images"] == 8
+
+
+def test_the_original_is_kept_not_the_larger_edit(tmp_path):
+    # The demo's case: a brightened copy has the original's pixels and a larger file; the
+    # original is older, so it is kept (the old rule kept the larger file). --prefer overrides.
+    items = [("cat/original.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"o" * 100, 1_000),
+             ("cat/brightened.jpg", unit(1, 0.1), b"\x00" * 8, (400, 300), b"b" * 900, 2_000),
+             ("cat/resized.jpg", unit(1, 0.1), b"\x00" * 8, (200, 150), b"r" * 50, 500),
+             ("edits/cat copy.jpg", unit(1, 0.05), b"\x00" * 8, (400, 300), b"c" * 100, 1_000)]
+    conn, root = fake_collection(tmp_path, items)
+    group, = find_duplicates(conn).groups
+    assert group.keep == str(root / "cat/original.jpg")
+    reasons = {os.path.relpath(m.path, root): m.reason for m in group.members}
+    assert reasons == {"cat/original.jpg": "keeper", "cat/brightened.jpg": "older (date taken, else mtime)",
+                       "cat/resized.jpg": "more pixels", "edits/cat copy.jpg": "name without copy marks"}
+    preferred, = find_duplicates(conn, prefer=[str(root / "edits")]).groups
+    assert preferred.keep == str(root / "edits/cat copy.jpg")
+    assert {m.reason for m in preferred.members[1:]} == {"under a --prefer folder"}
 
 
 def test_find_duplicates_in_a_hash_mode(tmp_path):
