@@ -57,7 +57,11 @@ THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 SUPPORT_HASH = "phash"
 HASH_BITS = 7
 HASH_GUARD = 0.5
-EXACT, NEAR = "exact", "near"
+EXACT, COPY, SIMILAR = "exact", "copy", "similar"
+KINDS = (EXACT, COPY, SIMILAR)
+# --similar: a different shot of the same scene (burst frames, overlapping crops) lies beyond
+# the copy threshold but within this cosine distance (bench/quality_duplicates.py, README).
+SIMILAR_THRESHOLD = 0.35
 LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
 GUARD_CHUNK = 1 << 16  # pairs checked at once
 DENSE_ROWS = 3000  # connected sets up to this size compare all their pairs at once (a 3000 x 3000 matrix: 36 MB)
@@ -73,6 +77,7 @@ class Member:
     facts: KeeperFacts | None = None  # what the keeper rule looked at (path absolute)
     rank: int = 0  # place in the group's keeper order (0: the keeper)
     reason: str = "keeper"  # why it is the keeper, or why the keeper is kept rather than it
+    kind: str = COPY  # to the keeper: "exact" (same bytes), "copy" or "similar"
 
     @property
     def id(self) -> int:
@@ -102,7 +107,7 @@ class Member:
 @dataclass
 class DuplicateGroup:
     """Copies of one picture; ``members[0]`` is the keeper, the others by distance to it."""
-    kind: str  # "exact" (all byte-identical) or "near"
+    kind: str  # "exact" (all byte-identical), "copy" (edits of one picture) or "similar" (other shots)
     members: list[Member]
 
     @property
@@ -119,8 +124,9 @@ class DuplicateGroup:
 
     @property
     def bytes_freed(self) -> int:
-        """What removing every copy but the keeper would free."""
-        return sum(m.size for m in self.members[1:])
+        """What removing every copy but the keeper would free (0 for similar shots: they are
+        different pictures)."""
+        return 0 if self.kind == SIMILAR else sum(m.size for m in self.members[1:])
 
 
 @dataclass
@@ -194,18 +200,22 @@ class Rule:
 
 def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,
                     any_orientation: bool = False, probes: int = DEFAULT_PROBES, use_hashes: bool = True,
-                    linkage: str = LINKAGES[0], prefer=(), read_dates: bool = True) -> DuplicateReport:
+                    linkage: str = LINKAGES[0], prefer=(), read_dates: bool = True,
+                    similar: bool | float = False) -> DuplicateReport:
     """Every group of copies in the DB (see the module docstring), largest groups first.
 
     ``use_hashes`` (embeddings mode): also join pairs by the pHash rule above. ``linkage``:
     "star" (the default: every member is a copy of its group's keeper), "complete" (every
     member a copy of every other) or "chain" (connected sets of pairs: A~B, B~C joins A and C).
     ``prefer``: folders whose files are keepers first (duplicates.keeper). ``read_dates``: read
-    the EXIF date taken of the members of groups (headers only)."""
+    the EXIF date taken of the members of groups (headers only). ``similar`` (True, or a cosine
+    distance; embeddings only): also groups of similar shots, of the copy groups' keepers and
+    the images in no group, within SIMILAR_THRESHOLD (star groups, kind "similar")."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
         raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+    similar_threshold = _similar_threshold(similar, metric, threshold)
     conn = getattr(cursor, "connection", cursor)
     started = time.perf_counter()
     loaded = matrix_cache.load(conn, mode)
@@ -216,27 +226,50 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
     rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
     exact = _exact_rows(conn, loaded.ids)
-    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes,
-                                                   subset=representatives(len(loaded.ids), exact)), exact)
+    searched = representatives(len(loaded.ids), exact)
+    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes, subset=searched), exact)
+    prefer = [os.path.abspath(folder) for folder in prefer]
+    groups = _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, COPY)
+    if similar_threshold is not None:
+        shots = Rule("cosine", similar_threshold)
+        copies = np.searchsorted(loaded.ids, [m.id for g in groups for m in g.members[1:]])
+        left = np.setdiff1d(np.arange(len(loaded.ids)) if searched is None else searched, copies)
+        rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, shots, probes=probes, subset=left))
+        groups += _groups(conn, loaded, rows, shots, None, "star", prefer, read_dates, SIMILAR)
+    groups.sort(key=lambda g: (-len(g.members), g.keep))
+    settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
+                "linkage": linkage, "probes": probes, "prefer": prefer, "similar_threshold": similar_threshold,
+                "hash_rule": f"{SUPPORT_HASH} <= {bits} bits and cosine <= {HASH_GUARD}" if bits else None,
+                "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
+    log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
+    return DuplicateReport(groups, settings)
+
+
+def _similar_threshold(similar, metric, threshold):
+    """None (no similar shots), or the cosine distance of the similar band's far end."""
+    if similar is False or similar is None:
+        return None
+    if metric != "cosine":
+        raise ValueError("similar shots need the embeddings: valid modes for --similar: embeddings")
+    value = SIMILAR_THRESHOLD if similar is True else check_threshold("cosine", similar)
+    if value <= threshold:
+        raise ValueError(f"the similar band ({value}) must reach beyond the copy threshold ({threshold})")
+    return value
+
+
+def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind):
+    """DuplicateGroups of the connected sets ``rows``, cut by ``linkage`` around their keepers."""
     details = images_by_ids(conn, [int(loaded.ids[r]) for g in rows for r in g])
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
     facts = {r: _keeper_facts(d, loaded.root, read_dates) for r, d in by_row.items()}
-    prefer = [os.path.abspath(folder) for folder in prefer]
     rows = [piece for g in rows
             for piece in split_group(g[keeper_order([facts[int(r)] for r in g], prefer)], rule,
                                      loaded.matrix, hashes, linkage)]
     with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
-        groups = [_group(loaded, reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule,
-                         prefer) for g in rows]
-    groups.sort(key=lambda g: (-len(g.members), g.keep))
-    settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
-                "linkage": linkage, "probes": probes, "prefer": prefer,
-                "hash_rule": f"{SUPPORT_HASH} <= {bits} bits and cosine <= {HASH_GUARD}" if bits else None,
-                "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
-    log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
-    return DuplicateReport(groups, settings)
+        return [_group(reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule, prefer, kind)
+                for g in rows]
 
 
 def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
@@ -344,7 +377,7 @@ def _exact_rows(conn, ids):
     return sets
 
 
-def _group(loaded, block, details, facts, rule, prefer):
+def _group(block, details, facts, rule, prefer, kind):
     """A DuplicateGroup from the matrix rows ``block``, their DB rows ``details`` and keeper
     facts ``facts`` (in keeper order): keeper first, then the others by distance to it."""
     keeper = 0
@@ -355,9 +388,11 @@ def _group(loaded, block, details, facts, rule, prefer):
         block = block.astype(np.float32, copy=False)
         distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)
     distances[keeper] = 0.0
+    own = details[keeper].content_hash
     members = [Member(d, f.path, round(float(dist), 6), f, rank,
-                      "keeper" if rank == keeper else keeper_reason(facts[keeper], f, prefer))
+                      "keeper" if rank == keeper else keeper_reason(facts[keeper], f, prefer),
+                      EXACT if own is not None and d.content_hash == own else kind)
                for rank, (d, f, dist) in enumerate(zip(details, facts, distances))]
     order = sorted(range(len(members)), key=lambda k: (k != keeper, members[k].distance, members[k].path))
-    content = {d.content_hash for d in details}
-    return DuplicateGroup(EXACT if len(content) == 1 and None not in content else NEAR, [members[k] for k in order])
+    exact = all(m.kind == EXACT for m in members)
+    return DuplicateGroup(EXACT if exact and kind == COPY else kind, [members[k] for k in order])

@@ -393,7 +393,7 @@ def test_find_duplicates_groups_keeper_and_kinds(tmp_path):
     assert [sorted(os.path.relpath(p, root) for p in g.paths) for g in report.groups] == [
         ["a/original.jpg", "a/small.jpg", "b/small-copy.jpg"], ["b/x.jpg", "b/y.jpg"], ["c/grey.jpg", "c/photo.jpg"]]
     a, b, c = report.groups
-    assert a.keep == str(root / "a/original.jpg") and a.kind == "near"  # most pixels
+    assert a.keep == str(root / "a/original.jpg") and a.kind == "copy"  # most pixels
     assert a.distances[0] == 0 and a.distances[1] == pytest.approx(1 - 1 / np.sqrt(1.04), abs=1e-5)
     assert a.distances[1] == a.distances[2]  # the byte-identical pair is equally far
     assert b.kind == "exact" and b.keep == str(root / "b/y.jpg")  # same size: the older file
@@ -423,6 +423,33 @@ def test_the_original_is_kept_not_the_larger_edit(tmp_path):
     preferred, = find_duplicates(conn, prefer=[str(root / "edits")]).groups
     assert preferred.keep == str(root / "edits/cat copy.jpg")
     assert {m.reason for m in preferred.members[1:]} == {"under a --prefer folder"}
+
+
+def test_similar_shots_are_their_own_kind(tmp_path):
+    # A picture with a copy (0.05 away) and a byte-identical copy; another shot of the scene
+    # 0.25 away (similar, not a copy); a third picture 0.9 away (nothing).
+    far = bytes(range(8))
+    items = [("a/shot1.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"one", 1),
+             ("a/shot1-small.jpg", unit(1, 0.33), b"\x01" * 8, (200, 150), b"one-small", 2),
+             ("b/shot1.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"one", 3),
+             ("a/shot2.jpg", unit(1, 0.82), far, (400, 300), b"two", 4),
+             ("c/other.jpg", unit(0, 1), b"\xf0" * 8, (400, 300), b"three", 5)]
+    conn, root = fake_collection(tmp_path, items)
+    plain = find_duplicates(conn)
+    assert [g.kind for g in plain.groups] == ["copy"]
+    copies, = plain.groups
+    assert {os.path.relpath(m.path, root): m.kind for m in copies.members} == {
+        "a/shot1.jpg": "exact", "b/shot1.jpg": "exact", "a/shot1-small.jpg": "copy"}
+    with_shots = find_duplicates(conn, similar=True)
+    assert [g.kind for g in with_shots.groups] == ["copy", "similar"]
+    shots = with_shots.groups[1]
+    assert [os.path.relpath(p, root) for p in shots.paths] == ["a/shot1.jpg", "a/shot2.jpg"]  # the copy group's keeper
+    assert shots.members[1].kind == "similar" and 0.15 < shots.distances[1] <= 0.35
+    assert shots.bytes_freed == 0 and with_shots.bytes_freed == plain.bytes_freed  # other pictures free nothing
+    with pytest.raises(ValueError, match="beyond the copy threshold"):
+        find_duplicates(conn, similar=0.1)
+    with pytest.raises(ValueError, match="valid modes for --similar"):
+        find_duplicates(conn, "phash", similar=True)
 
 
 def test_find_duplicates_in_a_hash_mode(tmp_path):

@@ -34,7 +34,7 @@ def test_each_photo_and_its_edits_form_one_group(mini_conn, mini_collection):
     assert len(report.groups) == 10 and all(len(g.members) >= 5 for g in report.groups)  # at most one edit missed
     for group in report.groups:
         names = {os.path.basename(p) for p in group.paths}
-        assert os.path.basename(group.keep) != "resized.jpg"  # a quarter of the pixels: never the keeper
+        assert os.path.basename(group.keep) == "original.jpg"  # not the larger brightened or flipped copy
         assert group.distances[0] == 0 and all(0 <= d <= 0.5 for d in group.distances)
         assert "original.jpg" in names
 
@@ -50,12 +50,21 @@ def test_outputs_are_written_and_read_back(mini_collection, tmp_path):
     assert set(data) == {"groups", "settings"} and data["settings"]["threshold"] == 0.15
     assert len(data["groups"]) == 10
     for group in data["groups"]:
-        assert set(group) == {"paths", "keep", "distances", "kind"} and group["kind"] in ("exact", "near")
+        assert set(group) == {"paths", "keep", "distances", "kind", "members"} and group["kind"] in ("exact", "copy")
+        assert [m["path"] for m in group["members"]] == group["paths"] and group["members"][0]["reason"] == "keeper"
+        for member in group["members"]:
+            assert member["bytes"] == os.path.getsize(member["path"]) and member["kind"] in ("exact", "copy")
+            with Image.open(member["path"]) as image:
+                assert member["pixels"] == image.size[0] * image.size[1]
+            assert member["date"][:2] in ("19", "20") and member["date_source"] in ("exif", "mtime")
         assert group["keep"] == group["paths"][0] and len(group["distances"]) == len(group["paths"])
         assert all(os.path.isabs(p) and os.path.exists(p) for p in group["paths"])
     with open(out_csv, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["group", "path", "keep", "distance", "width", "height", "bytes"]
+    assert list(rows[0]) == ["group", "group_kind", "path", "keep", "kind", "distance", "width", "height", "bytes",
+                             "date", "reason"]
+    assert {r["reason"] for r in rows if r["keep"] == "yes"} == {"keeper"}
+    assert all(r["reason"] != "keeper" for r in rows if r["keep"] == "no")
     assert len(rows) == sum(len(g["paths"]) for g in data["groups"])
     assert sum(r["keep"] == "yes" for r in rows) == 10
     first = rows[0]
@@ -85,6 +94,8 @@ def test_sheet_pages(mini_conn, tmp_path):
     (["--db", "{mini}", "--threshold", "1.5"], "threshold for cosine must be"),
     (["--db", "{mini}", "--mode", "dhash", "--threshold", "40"], "threshold for hamming must be"),
     (["--db", "{mini}", "--threshold", "lots"], "--threshold must be a number"),
+    (["--db", "{mini}", "--similar", "lots"], "--similar must be a cosine distance"),
+    (["--db", "{mini}", "--similar", "0.1"], "must reach beyond the copy threshold"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, mini_collection, tmp_path):
     empty = tmp_path / "empty.db"
