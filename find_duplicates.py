@@ -25,6 +25,7 @@ import config
 from cleanup.move import move_copies, read_manifest, undo_moves
 from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
+from db.decisions import KEEP, forget_decisions, list_decisions, paths_by_hash
 from fileio import atomic_write
 from duplicates import find_duplicates
 from duplicates.finder import COPY, EXACT, KINDS, LINKAGES, SIMILAR, SIMILAR_THRESHOLD
@@ -138,6 +139,9 @@ def main(argv=None):
     parser.add_argument("--out", help="write a contact sheet PNG (one row per group; more pages past 50 groups)")
     parser.add_argument("--move-to", help="move every non-keeper under this folder (keeps relative paths; "
                                           "writes an undo manifest there; never overwrites)")
+    parser.add_argument("--list-decisions", action="store_true",
+                        help="list the reviewer's decisions stored in the DB (not duplicates, keep instead), then stop")
+    parser.add_argument("--forget-decisions", action="store_true", help="delete every stored decision, then stop")
     parser.add_argument("--undo", metavar="MANIFEST", help="move the files of an undo manifest back, then stop")
     args = parser.parse_args(argv)
     setup_logging()
@@ -145,6 +149,8 @@ def main(argv=None):
         return undo(args.undo, args.db)
     args.db = args.db or config.DB_PATH
     conn = connect(args.db)
+    if args.list_decisions or args.forget_decisions:
+        return decisions(conn, args.forget_decisions)
     report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation,
                              linkage=args.linkage, prefer=args.prefer, similar=_similar(args.similar))
     print(summary(report))
@@ -164,6 +170,24 @@ def main(argv=None):
             print(line)
         print(f"moved {result.moved} files ({_size(result.bytes)}) under {args.move_to}; "
               f"undo with: python find_duplicates.py --undo {result.manifest}")
+    return 0
+
+
+def decisions(conn, forget):
+    """--list-decisions / --forget-decisions: each decision with the files that have its pictures now."""
+    if forget:
+        print(f"forgot {forget_decisions(conn)} decisions")
+        return 0
+    stored = list_decisions(conn)
+    paths = paths_by_hash(conn, [h for d in stored for h in (d.a, d.b) if h])
+    name = lambda digest: ", ".join(paths.get(digest, [])) or f"(no file now: {digest.hex()[:12]})"  # noqa: E731
+    print(f"{len(stored)} decisions")
+    for d in stored:
+        when = datetime.fromtimestamp(d.decided_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M")
+        if d.decision == KEEP:
+            print(f"{when}  keep            {name(d.a)}")
+        else:
+            print(f"{when}  not duplicates  {name(d.a)}  |  {name(d.b)}")
     return 0
 
 

@@ -30,15 +30,17 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 
 from db.lookup import StoredImage, exact_copy_sets, images_by_ids
+from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
 from features.taken import date_taken_ns
 from search import matrix_cache
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
-from duplicates.groups import group_pairs, keeper_groups
+from duplicates.groups import UnionFind, group_pairs, keeper_groups
 from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
 from duplicates.rows import RowReader
@@ -229,13 +231,14 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     searched = representatives(len(loaded.ids), exact)
     rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes, subset=searched), exact)
     prefer = [os.path.abspath(folder) for folder in prefer]
-    groups = _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, COPY)
+    decisions = load_decisions(conn)
+    groups = _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, COPY, decisions)
     if similar_threshold is not None:
         shots = Rule("cosine", similar_threshold)
         copies = np.searchsorted(loaded.ids, [m.id for g in groups for m in g.members[1:]])
         left = np.setdiff1d(np.arange(len(loaded.ids)) if searched is None else searched, copies)
         rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, shots, probes=probes, subset=left))
-        groups += _groups(conn, loaded, rows, shots, None, "star", prefer, read_dates, SIMILAR)
+        groups += _groups(conn, loaded, rows, shots, None, "star", prefer, read_dates, SIMILAR, decisions)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
                 "linkage": linkage, "probes": probes, "prefer": prefer, "similar_threshold": similar_threshold,
@@ -257,16 +260,18 @@ def _similar_threshold(similar, metric, threshold):
     return value
 
 
-def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind):
-    """DuplicateGroups of the connected sets ``rows``, cut by ``linkage`` around their keepers."""
+def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind, decisions: Decisions):
+    """DuplicateGroups of the connected sets ``rows``, cut by ``linkage`` around their keepers;
+    a reviewer's decisions (db.decisions) choose keepers and keep "not duplicates" apart."""
     details = images_by_ids(conn, [int(loaded.ids[r]) for g in rows for r in g])
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
-    facts = {r: _keeper_facts(d, loaded.root, read_dates) for r, d in by_row.items()}
-    rows = [piece for g in rows
-            for piece in split_group(g[keeper_order([facts[int(r)] for r in g], prefer)], rule,
-                                     loaded.matrix, hashes, linkage)]
+    facts = {r: _keeper_facts(d, loaded.root, read_dates, decisions) for r, d in by_row.items()}
+    ordered = [g[keeper_order([facts[int(r)] for r in g], prefer)] for g in rows]
+    rows = [piece for g in ordered
+            for piece in split_group(g, rule, loaded.matrix, hashes, linkage,
+                                     _apart([by_row[int(r)].content_hash for r in g], decisions))]
     with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
         return [_group(reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule, prefer, kind)
                 for g in rows]
@@ -282,21 +287,30 @@ def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None,
 
 
 def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.ndarray | None,
-                linkage: str) -> list[np.ndarray]:
+                linkage: str, apart: np.ndarray | None = None) -> list[np.ndarray]:
     """One connected set of rows, given best keeper first, as groups of ``linkage`` (each
     keeper first): itself for "chain"; duplicates.groups.keeper_groups for "star"/"complete".
-    Sets up to DENSE_ROWS compare all their pairs at once, larger ones one keeper at a time."""
+    Sets up to DENSE_ROWS compare all their pairs at once, larger ones one keeper at a time.
+    ``apart``: a boolean matrix of pairs a reviewer said are not duplicates (never linked;
+    chain linkage honours it in sets up to DENSE_ROWS)."""
     if linkage == "chain":
-        return [rows]
+        if apart is None or len(rows) > DENSE_ROWS:
+            return [rows]
+        linked = rule.linked(matrix, hashes, rows) & ~apart
+        sets = UnionFind(len(rows))
+        sets.union(*np.nonzero(np.triu(linked, 1)))
+        return [rows[g] for g in sets.groups()]
     if len(rows) <= DENSE_ROWS:
         linked, dist = rule.compare(matrix, hashes, rows, rows)
+        if apart is not None:
+            linked &= ~apart
 
         def compare(i, js):
             return linked[i, js], dist[i, js]
     else:
         def compare(i, js):
             found, far = rule.compare(matrix, hashes, rows[i:i + 1], rows[js])
-            return found[0], far[0]
+            return (found[0] if apart is None else found[0] & ~apart[i, js]), far[0]
     return [rows[part] for part in keeper_groups(len(rows), compare, complete=linkage == "complete")]
 
 
@@ -349,9 +363,27 @@ def _hamming_matrix(left, right, kind, any_orientation):
     return np.min([hamming(v[:, None, :], right[None, :, :]) for v in variants], axis=0)
 
 
-def _keeper_facts(d: StoredImage, root: str, read_dates: bool) -> KeeperFacts:
+def _keeper_facts(d: StoredImage, root: str, read_dates: bool, decisions: Decisions) -> KeeperFacts:
     path = os.path.join(root, d.path)
-    return KeeperFacts(path, d.width, d.height, d.size, d.mtime_ns, date_taken_ns(path) if read_dates else None)
+    return KeeperFacts(path, d.width, d.height, d.size, d.mtime_ns, date_taken_ns(path) if read_dates else None,
+                       d.content_hash is not None and bytes(d.content_hash) in decisions.keep)
+
+
+def _apart(content_hashes, decisions: Decisions) -> np.ndarray | None:
+    """The boolean matrix of "not duplicates" decisions among rows of these content hashes, or
+    None when none applies."""
+    if not decisions.apart:
+        return None
+    keys = [None if h is None else bytes(h) for h in content_hashes]
+    out = None
+    decided = [i for i, key in enumerate(keys) if key in decisions.apart_hashes]
+    for i, j in combinations(decided, 2):
+        a, b = keys[i], keys[j]
+        if a is not None and b is not None and a != b and (min(a, b), max(a, b)) in decisions.apart:
+            if out is None:
+                out = np.zeros((len(keys), len(keys)), dtype=bool)
+            out[i, j] = out[j, i] = True
+    return out
 
 
 def _aligned_hashes(conn, loaded):

@@ -1,6 +1,7 @@
 """Which member of a group is kept: the original, by a documented rule, with the reason.
 
 The rule, in order (README "Find every duplicate"):
+0. the picture a reviewer chose ("keep this one instead", stored in the DB by content hash);
 1. files under a --prefer folder first (the first such folder given wins);
 2. the most pixels (an edit rarely adds pixels; resizing and cropping remove them);
 3. the oldest date taken (EXIF DateTimeOriginal, else the file's mtime): copies come later;
@@ -30,6 +31,7 @@ class KeeperFacts(NamedTuple):
     size: int
     mtime_ns: int
     taken_ns: int | None = None  # EXIF DateTimeOriginal, when known
+    chosen: bool = False  # a reviewer's "keep this one instead"
 
 
 def has_copy_mark(path: str) -> bool:
@@ -50,7 +52,7 @@ def preferred_rank(path: str, prefer: Sequence[str]) -> int:
 
 def keeper_key(facts: KeeperFacts, prefer: Sequence[str] = ()) -> tuple:
     """Sort key of the rule above: the smallest key is the keeper."""
-    return (preferred_rank(facts.path, prefer), -((facts.width or 0) * (facts.height or 0)),
+    return (not facts.chosen, preferred_rank(facts.path, prefer), -((facts.width or 0) * (facts.height or 0)),
             facts.taken_ns if facts.taken_ns is not None else facts.mtime_ns, has_copy_mark(facts.path),
             -facts.size, facts.path)
 
@@ -65,7 +67,7 @@ def choose_keeper(candidates: Sequence[KeeperFacts], prefer: Sequence[str] = ())
     return keeper_order(candidates, prefer)[0]
 
 
-REASONS = ("under a --prefer folder", "more pixels", "older (date taken, else mtime)", "name without copy marks",
+REASONS = ("chosen by a reviewer", "under a --prefer folder", "more pixels", "older (date taken, else mtime)", "name without copy marks",
            "larger file", "path sorts first")
 
 
