@@ -56,7 +56,8 @@ bench: dev
 bench-quick: dev
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
-# The network alone, torch vs ONNX Runtime, float32/int8/bfloat16, 1-2 threads, batch 1/8/32 (bench/bench_network.py).
+# The network alone, torch vs ONNX Runtime, float32/int8/bfloat16, 1-2 threads, batch 1/8/32, then
+# EfficientNet-Lite0/1/2 side by side (speed, hours for 500k, quality from make quality; bench/bench_network.py).
 bench-network: dev
 	$(PY) -m bench.bench_network --precisions float32,int8,bfloat16
 

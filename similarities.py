@@ -36,6 +36,10 @@ def main(argv=None):
     parser.add_argument("--top-k", type=int, default=config.TOP_K)
     parser.add_argument("--include-query", action="store_true", help="let a query in the collection match itself")
     parser.add_argument("--any-orientation", action="store_true", help="hash modes: also find flipped/rotated copies")
+    parser.add_argument("--expand", action=argparse.BooleanOptionalAction, default=None,
+                        help="embeddings: search again with the mean of the query and its first "
+                             f"{config.EXPANSION_K} results (query expansion; default: "
+                             f"{'on' if config.QUERY_EXPANSION else 'off'}, IR_QUERY_EXPANSION)")
     parser.add_argument("--out", help="write a PNG: the query image(s), then the results with their scores")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(argv)
@@ -48,7 +52,8 @@ def main(argv=None):
             raise UsageError(f"query image {query} does not exist")
     conn = connect(args.db)
     results = calculate_similarities(args.queries, conn.cursor(), args.mode, metric, args.top_k, args.verbose,
-                                     exclude_query=not args.include_query, any_orientation=args.any_orientation)
+                                     exclude_query=not args.include_query, any_orientation=args.any_orientation,
+                                     expand=args.expand)
     if not results:
         raise UsageError(f"no other image in {args.db} has features to compare with (see `python main.py --db {args.db}`)")
     for rank, (path, score) in enumerate(results, 1):

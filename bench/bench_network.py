@@ -4,6 +4,11 @@ threads, which batch size.
     python -m bench.bench_network                 # EfficientNet-Lite0, float32, 1 and 2 threads, batch 1/8/32
     python -m bench.bench_network --precisions float32,int8,bfloat16   # also int8 (onnxruntime), bf16 (torch)
     python -m bench.bench_network --tiny          # seconds: the smoke test's size
+    python -m bench.bench_network --models efficientnet_lite0,efficientnet_lite2   # the models side by side
+
+Then the models side by side (ONNX Runtime, float32, batch 8, 1 and 2 threads): images/s, CPU
+time per image, the network's hours for 500k images on 2 cores, and their quality as the last
+`make quality` measured it (bench/results/quality.json).
 
 Both runtimes get the same uint8 centre crops of real photos (scikit-image's samples), the
 same verified weights and the same thread count, one after the other in one process; each
@@ -28,7 +33,8 @@ import config  # noqa: F401  (sets the OpenMP wait policy before torch is import
 from bench.machine import cpu_flags, cpu_model
 from features.decode import decode
 from features.network import onnx as onnx_embedder
-from features.network.base import SPECS, centre_crop, native_bfloat16, verified_weights
+from features.framing import frame
+from features.network.base import SPECS, native_bfloat16, verified_weights
 from features.network.loader import embedder_from_network, load_embedder
 from features.errors import WeightsError
 from fileio import atomic_write
@@ -42,16 +48,19 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
 # (runtime, precision) pairs measured for each precision asked for
 RUNS = {"float32": [("torch", "float32"), ("onnxruntime", "float32")], "int8": [("onnxruntime", "int8")],
         "bfloat16": [("torch", "bfloat16")]}
+MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+QUALITY = os.path.join(os.path.dirname(RESULTS), "quality.json")
+COLLECTION = 500_000  # the collection size the hours are given for
 
 
-def sample_crops(n: int) -> np.ndarray:
-    """n uint8 crops of real photos (cycled), decoded as main.py decodes."""
+def sample_crops(n: int, size: int = 224, framing: str = "centre_crop") -> np.ndarray:
+    """n uint8 network inputs of real photos (cycled), decoded as main.py decodes, framed as ``framing``."""
     crops = []
     for name in PHOTOS:
         with Image.open(os.path.join(SKIMAGE_DATA, name)) as image:
             data = io.BytesIO()
             image.convert("RGB").save(data, "JPEG", quality=90)
-        crops.append(centre_crop(decode(data.getvalue(), 256)))
+        crops.append(frame(decode(data.getvalue(), 256), framing, size))
     return np.stack([crops[i % len(crops)] for i in range(n)])
 
 
@@ -146,9 +155,66 @@ def table(rows: list[dict], threads: list[int], batches: list[int], key: str = "
     return "\n".join(lines)
 
 
+def compare_models(models: list[str], threads: list[int], batch: int, seconds: float, rounds: int) -> list[dict]:
+    """Each model on ONNX Runtime in float32 at ``batch``, on each thread count (inputs at its own size)."""
+    rows = []
+    for model in models:
+        for thread_count in threads:
+            try:
+                embedder = load_embedder(model, "float32", "onnxruntime", threads=thread_count)
+            except WeightsError as exc:
+                log.warning("%s not measured: %s", model, exc)
+                break
+            crops = sample_crops(batch, embedder.spec.input_size, config.EMBED_FRAMING)
+            rate, cpu_ms = images_per_second(embedder, crops, batch, seconds, rounds)
+            rows.append({"model": model, "input": embedder.spec.input_size, "threads": thread_count, "batch": batch,
+                         "images_per_s": round(rate, 2), "cpu_ms_per_image": round(cpu_ms, 2)})
+            log.info("%s", rows[-1])
+    return rows
+
+
+def quality_of(model: str) -> str:
+    """The model's quality at the defaults as the last make quality wrote it, or how to get it."""
+    try:
+        with open(QUALITY, encoding="utf-8") as fh:
+            options = json.load(fh).get("options", [])
+    except (OSError, ValueError):
+        options = []
+    found = next((o for o in options if o["model"] == model and "the defaults" in o["name"]), None)
+    if found is None:
+        return "not in bench/results/quality.json (make quality)"
+    top = found.get("top_folders") or {}
+    return (f"{found['labelled']['P@10']:.3f} / {top.get('P@10', float('nan')):.3f} / "
+            f"{found['near_recall@1']:.3f}")
+
+
+def models_table(rows: list[dict], threads: list[int]) -> str:
+    """The models side by side: speed, CPU time, hours for COLLECTION images, quality."""
+    most = max(threads)
+    lines = ["| model (input) | " + " | ".join(f"img/s, {t} thread{'s' * (t > 1)}" for t in threads)
+             + f" | CPU ms/img | network hours for {COLLECTION // 1000}k, {most} thread{'s' * (most > 1)} | cost vs first | "
+               "P@10 classes / top folders / near-dup R@1 (make quality) |",
+             "| --- |" + " ---: |" * (len(threads) + 3) + " --- |"]
+    cell = {(r["model"], r["threads"]): r for r in rows}
+    first = None
+    for model in dict.fromkeys(r["model"] for r in rows):
+        if not all((model, t) in cell for t in threads):
+            continue
+        fastest = cell[model, most]
+        first = first or fastest
+        hours = COLLECTION / fastest["images_per_s"] / 3600
+        lines.append(f"| {model} ({fastest['input']}) | "
+                     + " | ".join(f"{cell[model, t]['images_per_s']:.1f}" for t in threads)
+                     + f" | {cell[model, threads[0]]['cpu_ms_per_image']:.1f} | {hours:.2f} | "
+                       f"{first['images_per_s'] / fastest['images_per_s']:.2f}x | {quality_of(model)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="efficientnet_lite0", choices=tuple(SPECS))
+    parser.add_argument("--model", default="efficientnet_lite0", choices=tuple(SPECS),
+                        help="the model of the runtime table")
+    parser.add_argument("--models", default=",".join(MODELS), help="the models compared side by side (batch 8)")
     parser.add_argument("--precisions", default="float32", help="comma-separated: float32, int8, bfloat16")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batches", default="1,8,32")
@@ -171,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
     machine = {"cores": os.cpu_count(), "cpu": cpu_model(), "cpu_flags": flags, "load_average": os.getloadavg(),
                "native_bfloat16": native_bfloat16()}
     rows = measure(args.model, precisions, threads, batches, seconds, rounds, args.spin)
+    models = [args.model] if args.tiny else [m for m in args.models.split(",") if m]
+    compared = compare_models(models, threads, 2 if args.tiny else 8, seconds, rounds)
     flag_text = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())
     text = (f"Machine: {machine['cores']} cores ({machine['cpu']}); {flag_text}; load average at start "
             f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.\n"
@@ -181,10 +249,14 @@ def main(argv: list[str] | None = None) -> dict:
             + table(rows, threads, batches)
             + "\n\nCPU time per image, ms (all threads of the process; less disturbed by other jobs than the "
               "wall time above):\n\n"
-            + table(rows, threads, batches, "cpu_ms_per_image", "runtime, precision (CPU ms per image)"))
+            + table(rows, threads, batches, "cpu_ms_per_image", "runtime, precision (CPU ms per image)")
+            + f"\n\nThe models side by side (ONNX Runtime, float32, batch {compared[0]['batch'] if compared else '-'}, "
+              f"inputs framed as {config.EMBED_FRAMING} at each model's size; the hours are the network alone):\n\n"
+            + models_table(compared, threads))
     print(text)
     report = {"machine": machine, "settings": {"threads": threads, "batches": batches, "seconds": seconds,
-                                               "rounds": rounds, "tiny": args.tiny}, "rows": rows, "table": text}
+                                               "rounds": rounds, "tiny": args.tiny}, "rows": rows, "models": compared,
+              "table": text}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with atomic_write(args.out, "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1)

@@ -24,7 +24,8 @@ import config
 import generator
 import main as extractor
 from bench.machine import cpu_flags, flags_text
-from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
+from bench.quality_options import options_markdown, run_options
+from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets, build_top_folder_set
 from cli import UsageError, run, setup_logging
 from db import connect
 from db.images import OK, count_by_status
@@ -44,7 +45,7 @@ PAIRS = pairs()
 VARIANTS = [(f"{mode}/{metric}", mode, metric, {}) for mode, metric in PAIRS] + [
     (f"{mode}/{metric} +orientations", mode, metric, {"any_orientation": True})
     for mode, metric in PAIRS if MODES[mode].orientable]
-MODELS = ("efficientnet_lite0", "resnet18")
+MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18")
 # int8 (IR_EMBED_PRECISION=int8) is kept only while it scores this close to the default precision
 # on embeddings/cosine: P@10 on the labelled set, mean near-duplicate recall@1 (issue 11).
 INT8_KEEP = {"P@10": 0.01, "recall@1": 0.005}
@@ -132,39 +133,61 @@ def near_duplicate_scores(conn, queries, mode, metric, ks=(1, 5), **options):
 
 
 @contextmanager
-def embed_precision(precision):
-    """config.EMBED_PRECISION set to ``precision`` while inside (None: left as configured)."""
-    saved = config.EMBED_PRECISION
-    config.EMBED_PRECISION = precision or saved
+def settings(**values):
+    """config's ``NAME=value`` settings while inside (a None value: left as configured); the loaded
+    matrices are dropped on the way in and out, as IR_SEARCH_TRANSFORM applies when they load."""
+    saved = {name: getattr(config, name) for name in values}
+    for name, value in values.items():
+        setattr(config, name, saved[name] if value is None else value)
+    matrix_cache.forget()
     try:
         yield
     finally:
-        config.EMBED_PRECISION = saved
+        for name, value in saved.items():
+            setattr(config, name, value)
+        matrix_cache.forget()
+
+
+def db_name(model, precision=None, framing=None):
+    """The DBs of one network and framing: ``labelled_<name>.db`` ... (default framing: no suffix)."""
+    return model + (f"-{precision}" if precision else "") + (f"-{framing}" if framing else "")
 
 
 def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=config.NUM_WORKERS, query_threads=1,
-             precision=None):
-    """Every variant's scores on both sets with ``model``'s embeddings (in ``precision``, default
-    as configured); builds the DBs if needed.
-
-    Queries run the network on one image with ``query_threads`` torch threads: two gain
-    little on one image, and on a busy machine two OpenMP threads waiting for each other
-    made a query ten times slower (0.9 s instead of 0.08 s), which would swamp the timings.
+             precision=None, framing=None, transform=None, expand=None, top_dir=None):
+    """Every variant's scores on both sets (and embeddings variants on the top-folder set
+    ``top_dir``, if given) with ``model``'s embeddings in ``precision``, pictures framed as
+    ``framing``, searched with ``transform`` and ``expand`` (None: as configured); builds the
+    DBs if needed.
     """
-    import torch  # heavy: only to set the query threads of a torch-runtime model
-
-    name = model + (f"-{precision}" if precision else "")
+    name = db_name(model, precision, framing)
     labelled_db, near_db = os.path.join(db_dir, f"labelled_{name}.db"), os.path.join(db_dir, f"near_{name}.db")
-    with embed_precision(precision):
+    top_db = os.path.join(db_dir, f"top_{name}.db")
+    with settings(EMBED_PRECISION=precision, EMBED_FRAMING=framing):
         build_db(labelled_dir, labelled_db, model, workers)
         build_db(os.path.join(near_dir, "collection"), near_db, model, workers)
+        if top_dir:
+            build_db(top_dir, top_db, model, workers)
+    with settings(SEARCH_TRANSFORM=transform):
+        return _scores(labelled_dir, near_dir, model, variants, query_threads, labelled_db, near_db,
+                       top_dir and (top_dir, top_db), expand)
+
+
+def _scores(labelled_dir, near_dir, model, variants, query_threads, labelled_db, near_db, top, expand):
+    """The scores of ``evaluate``. Queries run the network on one image with ``query_threads``
+    torch threads: two gain little on one image, and on a busy machine two OpenMP threads waiting
+    for each other made a query ten times slower (0.9 s instead of 0.08 s), swamping the timings."""
+    import torch  # heavy: only to set the query threads of a torch-runtime model
+
     torch.set_num_threads(query_threads)
     queries = near_duplicate_queries(near_dir)
     labelled_conn, near_conn = connect(labelled_db), connect(near_db)
     collection_size = count_by_status(near_conn).get(OK, 0)
     stamp = features_stamp(labelled_conn) or {}
     results = {"model": model, "runtime": stamp.get("embedding_runtime", "unrecorded"),
-               "precision": stamp.get("embedding_precision", "unrecorded"), "rows": {},
+               "precision": stamp.get("embedding_precision", "unrecorded"),
+               "framing": stamp.get("embedding_framing", "unrecorded"), "transform": config.SEARCH_TRANSFORM,
+               "expand": config.QUERY_EXPANSION if expand is None else expand, "rows": {},
                "chance": {"labelled": labelled_chance(labelled_dir),
                           "near_duplicates": {"recall@1": 1 / collection_size, "recall@5": 5 / collection_size}},
                "sizes": {"labelled": sum(len(f) for _, _, f in os.walk(labelled_dir)),
@@ -173,14 +196,23 @@ def evaluate(labelled_dir, near_dir, db_dir, model, variants=VARIANTS, workers=c
                          "near_collection": collection_size,
                          "near_originals": len(os.listdir(os.path.join(near_dir, "collection", "originals"))),
                          "near_queries": sum(len(p) for p in queries.values())}}
+    if top:
+        results["chance"]["top_folders"] = labelled_chance(top[0])
+        results["sizes"]["top_folders"] = {c: len(os.listdir(os.path.join(top[0], c))) for c in sorted(os.listdir(top[0]))}
+    top_conn = connect(top[1]) if top else None
     for name, mode, metric, options in variants:
         log.info("%s: %s", model, name)
+        if MODES[mode].expandable and expand is not None:
+            options = {**options, "expand": expand}
         labelled = labelled_scores(labelled_conn, labelled_dir, mode, metric, **options)
         near, near_ms = near_duplicate_scores(near_conn, queries, mode, metric, **options)
         results["rows"][name] = {"mode": mode, "metric": metric, **options, "labelled": labelled,
                                  "near_duplicates": near, "near_query_ms": near_ms}
-    labelled_conn.close()
-    near_conn.close()
+        if top_conn is not None and mode == "embeddings":
+            results["rows"][name]["top_folders"] = labelled_scores(top_conn, top[0], mode, metric, **options)
+    for conn in (labelled_conn, near_conn, top_conn):
+        if conn is not None:
+            conn.close()
     return results
 
 
@@ -210,7 +242,8 @@ def model_status(name):
 
 
 def markdown(report):
-    """Two markdown tables (labelled set; near-duplicate recall@1 per edit) plus the model notes."""
+    """Issue 21's table (bench.quality_options), the mode x metric table (labelled set), the
+    near-duplicate recall@1 per edit, plus the model notes."""
     main_run = report["runs"][0]
     chance_l, chance_n = main_run["chance"]["labelled"], main_run["chance"]["near_duplicates"]
     sizes = main_run["sizes"]
@@ -220,7 +253,8 @@ def markdown(report):
              f"leave-one-out. Near-duplicates: {sizes['near_queries']} edited queries of {sizes['near_originals']} "
              f"originals, collection {sizes['near_collection']} images (originals + distractors). CPU flags: "
              f"{flags_text(report.get('cpu_flags', cpu_flags()))}; each model's runtime and precision beside its "
-             "name.", "",
+             f"name. Framing {main_run.get('framing')}, search vectors {main_run.get('transform')}, query expansion "
+             f"{'on' if main_run.get('expand') else 'off'} (embeddings).", "", *options_markdown(report),
              "| model | mode / metric | P@1 | P@5 | P@10 | mAP | near-dup R@1 | near-dup R@5 | ms/query in collection "
              "| ms/query new file |", "|---|---|---|---|---|---|---|---|---|---|"]
     for one in report["runs"]:
@@ -264,6 +298,8 @@ def main(argv=None):
     parser.add_argument("--workers", default=config.NUM_WORKERS, help="decode workers for the extraction runs")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 run (IR_EMBED_PRECISION=int8) of the "
                                                                  "first model, scored against its default precision")
+    parser.add_argument("--no-options", action="store_true", help="skip issue 21's table (framings, search "
+                                                                    "transforms, query expansion, network cost)")
     args = parser.parse_args(argv)
     setup_logging()
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
@@ -271,6 +307,7 @@ def main(argv=None):
         labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
     except MissingImagesError as exc:
         raise UsageError(str(exc)) from None
+    top_dir = None if args.tiny else build_top_folder_set(args.cache)
     report = {"runs": [], "unavailable_models": {}, "cpu_flags": cpu_flags()}
     for model in args.models.split(","):
         reason = model_status(model)
@@ -279,13 +316,15 @@ def main(argv=None):
             report["unavailable_models"][model] = reason
             continue
         variants = VARIANTS if not report["runs"] else [v for v in VARIANTS if v[1] == "embeddings"]
-        report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, model, variants, workers))
+        report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, model, variants, workers, top_dir=top_dir))
     if not report["runs"]:
         raise UsageError("no embedding model has verified weights on this machine")
     if not args.no_int8 and report["runs"][0]["precision"] != "int8":
         cosine = [v for v in VARIANTS if v[0] == "embeddings/cosine"]
         report["runs"].append(evaluate(labelled_dir, near_dir, args.cache, report["runs"][0]["model"], cosine, workers,
                                        precision="int8"))
+    if not args.no_options:
+        run_options(evaluate, report, (labelled_dir, near_dir, top_dir), args.cache, workers)
     text = markdown(report)
     write_results(report, text, args.out)
     print(text)

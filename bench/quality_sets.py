@@ -190,6 +190,33 @@ def build_near_duplicates(out_dir, originals, distractors=(), edits=NEAR_DUPLICA
     return {"originals": len(originals), "distractors": len(distractors), "edits": len(edits)}
 
 
+def top_folder_stamps(stamps_dir=STAMPS_DIR, min_per_class=MIN_PER_CLASS):
+    """[(source path, top folder, copied name)]: every stamp photo labelled by its top folder under
+    the stamps tree (animals, food, vehicles ...), folders under ``min_per_class`` dropped. A second,
+    coarser and independent grouping of the same photos than the class map's."""
+    found = [(path, os.path.relpath(path, stamps_dir).split(os.sep)[0], name)
+             for path, _, name in stamp_files(stamps_dir) if os.sep in os.path.relpath(path, stamps_dir)]
+    counts = Counter(label for _, label, _ in found)
+    return [item for item in found if counts[item[1]] >= min_per_class]
+
+
+def build_top_folder_set(cache_dir, stamps_dir=STAMPS_DIR):
+    """The stamps grouped by top folder in ``cache_dir/top_folders/<folder>/`` (built or reused),
+    or None when the stamps are not installed."""
+    stamps = top_folder_stamps(stamps_dir)
+    if not stamps:
+        return None
+    out = os.path.join(cache_dir, "top_folders")
+    if _manifest(out) != sorted(name for _, _, name in stamps):
+        with _building(out) as tmp:
+            for path, label, name in stamps:
+                os.makedirs(os.path.join(tmp, label), exist_ok=True)
+                shutil.copyfile(path, os.path.join(tmp, label, name))
+        _write_manifest(out, sorted(name for _, _, name in stamps))
+        log.info("top-folder set: %s", dict(Counter(label for _, label, _ in stamps)))
+    return out
+
+
 def build_packaged_sets(cache_dir, stamps_dir=STAMPS_DIR):
     """Build (or reuse) the labelled and near-duplicate sets; returns their folders."""
     labelled, near = os.path.join(cache_dir, "labelled"), os.path.join(cache_dir, "near_duplicates")

@@ -5,7 +5,7 @@ in meta. Every write runs in one transaction per batch and bumps the generation;
 scan's own bookkeeping (rows seen, moves) is in db/scan.py.
 """
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from db.meta import bump_generation
@@ -95,11 +95,15 @@ def known_files(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, Kno
     return found
 
 
-def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow]) -> None:
-    """Insert, inside the caller's transaction."""
+def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow],
+             identities: Mapping[str, Identity] | None = None) -> None:
+    """Insert, inside the caller's transaction; with each file's ctime and inode where
+    ``identities`` (by path) has them."""
+    identities = identities or {}
     conn.executemany(
-        "INSERT INTO images(path, size, mtime_ns, width, height, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "INSERT INTO images(path, size, mtime_ns, width, height, status, reason, ctime_ns, inode)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*row, *(identities[row[0]][:2] if row[0] in identities else (None, None))) for row in rows],
     )
 
 

@@ -88,14 +88,16 @@ def commit_batch(conn: sqlite3.Connection, scan: ScanRange, inserts: list[ImageR
     With the first insert the DB remembers that a scan is unfinished: if it is killed, the
     next scan still treats the rows it inserted as possible moves.
     """
+    by_path = {identity.path: identity for identity in identities}
     with conn:
         if inserts:
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
                          (_NEW_AFTER_KEY, str(scan.new_after)))
-            add_rows(conn, inserts)
+            add_rows(conn, inserts, by_path)
         if changes:
             change_rows(conn, changes)
-        record_identities(conn, identities)
+        inserted = {row.path for row in inserts}
+        record_identities(conn, [identity for identity in identities if identity.path not in inserted])
         conn.executemany("INSERT OR IGNORE INTO temp.scan_seen(id) VALUES (?)", [(i,) for i in seen_ids])
         if inserts or changes:
             bump_generation(conn)

@@ -12,6 +12,7 @@ only costs a rerun of its shard, and results from a worker with other weights ar
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import uuid
@@ -91,12 +92,13 @@ class DaskExecutor:
     def start(self, choice: ModelChoice, job: Job, pending: int) -> Started:
         # The driver decides the runtime, as the DB (or this machine's config) decides the precision:
         # workers with other IR_EMBED_* settings still compute what the DB holds.
-        choice = ModelChoice(choice.model, choice.precision, choice.runtime or resolve_runtime(None, choice.precision))
+        choice = dataclasses.replace(choice, runtime=choice.runtime or resolve_runtime(None, choice.precision))
         self.client, self.cluster = open_client(self.scheduler, self.workers)
         threads = self._set_up_workers()
         started = self._first_answer(choice, job)
         # Every shard is computed with the concrete model, precision and runtime the probe chose.
-        self.choice = ModelChoice(started.settings.model, started.stamp["embedding_precision"], choice.runtime)
+        self.choice = ModelChoice(started.settings.model, started.stamp["embedding_precision"], choice.runtime,
+                                  started.settings.framing)
         self.settings, self.batch_size, self.db_path = started.settings, job.batch_size, job.db_path
         self.expected = {key: started.stamp[key] for key in STAMP_KEYS}
         total_threads = sum(threads.values())
@@ -109,7 +111,7 @@ class DaskExecutor:
 
     def _first_answer(self, choice: ModelChoice, job: Job) -> Started:
         """The workers' Settings and stamp, with one-line errors for a cluster set up wrong."""
-        future = self.client.submit(probe, choice, job.settings(choice.model), pure=False)
+        future = self.client.submit(probe, choice, job.settings(choice.model, choice.framing), pure=False)
         try:
             return future.result(timeout=PROBE_TIMEOUT)
         except (ImportError, RuntimeError) as exc:

@@ -10,6 +10,7 @@ driver can refuse a worker whose weights or settings differ from the DB's.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -102,8 +103,7 @@ def embedder_for(choice: ModelChoice) -> Embedder:
 def probe(choice: ModelChoice, settings: Settings) -> Started:
     """Load the network on a worker: the Settings and stamp every shard must match."""
     embedder = embedder_for(choice)
-    settings = Settings(embedder.spec.name, settings.hash_size, settings.hist_bins, settings.decode_side,
-                        settings.max_pixels)
+    settings = dataclasses.replace(settings, model=embedder.spec.name)
     return Started(settings, stamp(settings, embedder))
 
 

@@ -32,6 +32,7 @@ from extraction.errors import DatasetFolderError
 from extraction.run import Job, ModelChoice, RunSummary, Started, extract
 from extraction.workers import WorkerPool
 from features.network import loader
+from features.network.base import resolve_model
 from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
 from fileio import is_empty_folder
 
@@ -109,13 +110,14 @@ class LocalExecutor:
         check_dataset_root(root)
 
     def start(self, choice: ModelChoice, job: Job, pending: int) -> Started:
-        settings = job.settings(choice.model)
+        # The concrete model first: the decode workers frame pictures at its input size.
+        settings = job.settings(resolve_model(choice.model), choice.framing)
         self._describe = _Describer(settings, job.db_path)
         self._batch_size = job.batch_size
         if self.balance.workers:  # forked before the network loads: small processes, no threads to fork
             self._pool = WorkerPool(self._describe, self.balance.workers, _lost, DEPTH)
-        self._embedder = loader.load_embedder(choice.model, choice.precision, choice.runtime,
-                                                  threads=self.balance.threads)
+        self._embedder = loader.load_embedder(settings.model, choice.precision, choice.runtime,
+                                              threads=self.balance.threads)
         self._settings = dataclasses.replace(settings, model=self._embedder.spec.name)
         return Started(self._settings, stamp(self._settings, self._embedder))
 

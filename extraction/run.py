@@ -27,6 +27,7 @@ from db.images import PendingRow, count_by_status, error_reasons, pending_page, 
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
 from features.network.base import stamp_runtime
 from features.extract import BatchResult, Settings
+from features.framing import OLD_DBS_FRAMING
 from search.matrix_cache import publish_when_due
 
 log = logging.getLogger("main")
@@ -52,18 +53,22 @@ class Job:
     def check(self) -> None:
         check_positive(batch_size=self.batch_size, hash_size=self.hash_size, hist_bins=self.hist_bins)
 
-    def settings(self, model: str) -> Settings:
+    def settings(self, model: str, framing: str | None = None) -> Settings:
+        """The run's settings; ``framing`` None: config.EMBED_FRAMING (a new or reset DB)."""
         return Settings(model=model, hash_size=self.hash_size, hist_bins=self.hist_bins,
-                        decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS)
+                        decode_side=config.DECODE_SIDE, max_pixels=config.MAX_IMAGE_PIXELS,
+                        framing=framing or config.EMBED_FRAMING)
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """The network to load: ``precision``/``runtime`` None mean the configured defaults."""
+    """The network to load and how it sees pictures: ``precision``/``runtime``/``framing`` None
+    mean the configured defaults."""
 
     model: str
     precision: str | None = None
     runtime: str | None = None
+    framing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
         if job.reset:  # only now that the new model loaded: a run that cannot extract keeps the old features
             reset_features(conn)
         record_runtime_of_old_stamp(conn)
+        record_framing_of_old_stamp(conn)
         check_or_write_stamp(conn, started.stamp)  # before --retry-errors or --prune change anything
         if job.retry:
             log.info("retrying %d files that failed before", retry_errors(conn))
@@ -166,14 +172,16 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
 
 
 def model_for_run(conn: sqlite3.Connection, model: str, reset: bool) -> ModelChoice:
-    """The network to load: ``auto`` keeps the model the DB was built with, and an ``auto``
-    precision keeps its precision (unless the DB is being reset). Changes nothing."""
+    """The network to load: ``auto`` keeps the model the DB was built with, an ``auto`` precision
+    keeps its precision, and the DB keeps its framing (unless the DB is being reset: then
+    config.EMBED_FRAMING). Changes nothing."""
     stored = None if reset else features_stamp(conn)
     if stored is None:
         return ModelChoice(model)
     model = stored["embedding_model"] if model == "auto" else model
     # The runtime follows from the precision and config.EMBED_RUNTIME; the stamp check refuses a mismatch.
-    return ModelChoice(model, stored.get("embedding_precision") if config.EMBED_PRECISION == "auto" else None)
+    return ModelChoice(model, stored.get("embedding_precision") if config.EMBED_PRECISION == "auto" else None,
+                       framing=stored.get("embedding_framing", OLD_DBS_FRAMING))
 
 
 def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
@@ -187,6 +195,14 @@ def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
     except ValueError:
         return  # older still (no precision recorded): the stamp check asks for --reset-features
     add_to_stamp(conn, {"embedding_runtime": made_by})
+
+
+def record_framing_of_old_stamp(conn: sqlite3.Connection) -> None:
+    """A DB stamped before framings were recorded was made from centre crops: record that, so it
+    keeps its framing (new pictures are cropped as its old ones were) until --reset-features."""
+    stored = features_stamp(conn)
+    if stored is not None and "embedding_framing" not in stored:
+        add_to_stamp(conn, {"embedding_framing": OLD_DBS_FRAMING})
 
 
 def pending_rows(conn: sqlite3.Connection, page: int | None = None) -> Iterator[PendingRow]:

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from features.decode import ImageDecodeError, decode, read_file
-from features.network.base import Embedder, centre_crop, stamp_runtime
+from features.framing import DEFAULT_FRAMING, check_framing, frame
+from features.network.base import SPECS, Embedder, stamp_runtime
 from features.hashes import HASH_FUNCTIONS, all_hashes
 from features.histogram import rgb_histograms
 
@@ -26,7 +27,7 @@ FEATURE_NAMES = ("embedding", "rgb", *HASH_FUNCTIONS)
 # The one definition; db/meta.py stores whatever keys it is given.
 STAMP_KEYS = (
     "embedding_model", "embedding_weights_sha256", "embedding_dim", "embedding_precision", "embedding_runtime",
-    "vector_dtype", "rgb_dim", "hist_bins", "hash_size", "decode_side",
+    "vector_dtype", "rgb_dim", "hist_bins", "hash_size", "decode_side", "embedding_framing",
 )
 
 
@@ -39,6 +40,16 @@ class Settings:
     hist_bins: int = 8
     decode_side: int = 256
     max_pixels: int = 89_478_485
+    framing: str = DEFAULT_FRAMING  # how the network sees the picture (features.framing)
+
+    def __post_init__(self):
+        check_framing(self.framing)
+
+    @property
+    def input_size(self) -> int:
+        """The side of the network's input square (the model's; 224 for a model not known here)."""
+        spec = SPECS.get(self.model)
+        return spec.input_size if spec else 224
 
 
 @dataclass
@@ -52,7 +63,7 @@ class Described:
     content_hash: bytes | None = None
     rgb: np.ndarray | None = None
     hashes: dict[str, np.ndarray] = field(default_factory=dict)
-    crop: np.ndarray | None = None  # uint8 (224, 224, 3) network input
+    crop: np.ndarray | None = None  # uint8 (size, size, 3) network input, framed as the settings say
     error: str | None = None
     known: bool = False
 
@@ -99,7 +110,7 @@ def describe_image(image: Image.Image, settings: Settings, content_hash: bytes |
         content_hash=content_hash,
         rgb=rgb_histograms([image], settings.hist_bins)[0],
         hashes={kind: packed[0] for kind, packed in all_hashes([image], settings.hash_size).items()},
-        crop=centre_crop(image),
+        crop=frame(image, settings.framing, settings.input_size),
     )
 
 
@@ -121,7 +132,7 @@ def finish_batch(described: Sequence[Described], embedder: Embedder, settings: S
     """Run the network once over the batch's decoded files and gather every feature as arrays."""
     files = [FileResult(d.content_hash, d.error, d.known) for d in described]
     todo = [d for d, f in zip(described, files) if f.computed]
-    crops = np.stack([d.crop for d in todo]) if todo else np.zeros((0, 224, 224, 3), np.uint8)
+    crops = np.stack([d.crop for d in todo]) if todo else np.zeros((0, settings.input_size, settings.input_size, 3), np.uint8)
     hash_bytes = -(-settings.hash_size ** 2 // 8)
     features = {
         "embedding": np.asarray(embedder.embed_crops(crops), dtype=np.float32).reshape(len(todo), embedder.spec.dim),
@@ -153,5 +164,6 @@ def stamp(settings: Settings, embedder: Embedder) -> dict[str, str]:
         "hist_bins": settings.hist_bins,
         "hash_size": settings.hash_size,
         "decode_side": settings.decode_side,
+        "embedding_framing": settings.framing,
     }
     return {key: str(values[key]) for key in STAMP_KEYS}

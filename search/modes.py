@@ -73,7 +73,10 @@ class Mode:
     is a dot product); compute(images, stamp): the (n, width) feature rows of decoded
     query images, made as the extraction made them; combine: several query rows -> one; metrics: the valid metrics,
     the first being the default; orientable: a query can be searched in all 8
-    orientations (search.orientations); as_points: rows -> float32 points whose straight-line
+    orientations (search.orientations); transformed: searches compare search vectors made at
+    load time (search.transform: the collection's mean taken out), and query rows get the same
+    transform; expandable: searches may take a second round with the mean of the query and its
+    first results (search.expansion); as_points: rows -> float32 points whose straight-line
     distance means what the default metric means (for maps and the projector); blurb: what
     it compares, for people.
     """
@@ -88,6 +91,8 @@ class Mode:
     metrics: tuple[str, ...]
     unit_rows: bool = False
     orientable: bool = False
+    transformed: bool = False
+    expandable: bool = False
     blurb: str = ""
 
     @property
@@ -116,7 +121,8 @@ def _hash_mode(name, blurb):
 MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("embeddings", "embedding", "float32", lambda s: int(s["embedding_dim"]), embeddings_of, _mean_unit,
          lambda rows: np.asarray(rows, dtype=np.float32),  # unit rows: straight-line distance ranks as cosine
-         ("cosine", "ann_cosine", "euclidean", "manhattan"), unit_rows=True, blurb="content (CNN)"),
+         ("cosine", "ann_cosine", "euclidean", "manhattan"), unit_rows=True, transformed=True, expandable=True,
+         blurb="content (CNN)"),
     Mode("rgb", "rgb", "float32", lambda s: int(s["rgb_dim"]), histograms_of, lambda rows: rows.mean(axis=0),
          lambda rows: np.sqrt(rows, dtype=np.float32),  # Hellinger: straight-line distance ranks as Bhattacharyya
          ("bhattacharyya", "cosine", "ann_cosine", "euclidean", "manhattan"), blurb="colour histogram"),

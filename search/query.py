@@ -17,14 +17,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+import config
 from db.errors import NoFeaturesError
 from db.images import find_by_path
 from db.meta import features_stamp
 from features.decode import ImageDecodeError, read_file
 from search import ann, matrix_cache
+from search.expansion import expanded_query
 from search.metrics import smallest_k
 from search.modes import MODES, Metric, Mode, get_metric, get_mode
 from search.orientations import oriented
+from search.transform import query_vectors
 from search.query_features import QueryImageError, decode_bytes
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ class UnknownImageError(LookupError):
 
 
 def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=False, *, exclude_query=True,
-                           any_orientation=False) -> list[tuple[str, float]]:
+                           any_orientation=False, expand=None) -> list[tuple[str, float]]:
     """Return the ``top_k`` images most similar to ``input_images`` as [(path, distance)], best first.
 
     input_images: one path or a list of paths (inside the collection or not). Several
@@ -58,10 +61,13 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     in the collection is left out of its own results unless ``exclude_query=False``; a
     ``top_k`` larger than the collection returns the whole collection. ``any_orientation``
     (hash modes only) also finds mirrored and 90°-rotated copies: each image scores the
-    smallest distance over the query's 8 orientations.
+    smallest distance over the query's 8 orientations. ``expand`` (embeddings only; None:
+    config.QUERY_EXPANSION) searches a second time with the mean of the query and its first
+    config.EXPANSION_K results (search.expansion).
     """
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
+    expand = _expanding(spec, expand)
     paths = _as_paths(input_images)
     if any_orientation and not spec.orientable:
         valid = ", ".join(name for name, m in MODES.items() if m.orientable)
@@ -76,32 +82,35 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
         if any_orientation:
             queries = _oriented_rows(spec, [_decode_file(p, loaded.stamp) for p in paths], loaded.stamp)
         else:
-            queries = _combined(spec, [loaded.matrix[row] if row is not None else _row_of_file(spec, p, loaded.stamp)
+            queries = _combined(spec, [loaded.matrix[row] if row is not None else _row_of_file(spec, p, loaded)
                                        for p, row in zip(paths, in_collection)])
     exclude = [row for row in in_collection if row is not None] if exclude_query else []
     with _step(verbose, f"{chosen.name} search over {len(loaded.ids)} rows"):
-        rows, distances = _rank(loaded, chosen, queries, top_k, exclude)
+        rows, distances = _search(loaded, chosen, queries, top_k, exclude, expand)
     return [(loaded.absolute_path(r), float(d)) for r, d in zip(rows, distances)]
 
 
-def search_images(conn, images: Sequence, mode: str, metric: str | None = None, top_k: int = 5) -> list[Hit]:
+def search_images(conn, images: Sequence, mode: str, metric: str | None = None, top_k: int = 5,
+                  expand: bool | None = None) -> list[Hit]:
     """Hits for decoded images (``decode_query_bytes``) that are not in the collection, combined into one query."""
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
+    expand = _expanding(spec, expand)
     if not images:
         raise ValueError("images is empty; give at least one decoded image")
     loaded = _load(conn, spec)
     if len(loaded.ids) == 0:
         return []
-    queries = _combined(spec, list(spec.compute(list(images), loaded.stamp)))
-    return _hits(loaded, *_rank(loaded, chosen, queries, top_k, []))
+    queries = _combined(spec, list(query_vectors(loaded, spec.compute(list(images), loaded.stamp))))
+    return _hits(loaded, *_search(loaded, chosen, queries, top_k, [], expand))
 
 
 def search_ids(conn, ids: Sequence[int], mode: str, metric: str | None = None, top_k: int = 5,
-               exclude_query: bool = True) -> list[Hit]:
+               exclude_query: bool = True, expand: bool | None = None) -> list[Hit]:
     """Hits for images of the collection, given by DB id (several are combined into one query)."""
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
+    expand = _expanding(spec, expand)
     if not len(ids):
         raise ValueError("ids is empty; give at least one image id")
     loaded = _load(conn, spec)
@@ -110,7 +119,7 @@ def search_ids(conn, ids: Sequence[int], mode: str, metric: str | None = None, t
     if missing:
         raise UnknownImageError(f"no extracted image with id {', '.join(map(str, missing))} in this DB")
     queries = _combined(spec, [loaded.matrix[row] for row in rows])
-    return _hits(loaded, *_rank(loaded, chosen, queries, top_k, rows if exclude_query else []))
+    return _hits(loaded, *_search(loaded, chosen, queries, top_k, rows if exclude_query else [], expand))
 
 
 def decode_query_bytes(conn, data: bytes, name: str = "query image"):
@@ -166,9 +175,10 @@ def _decode_file(path, stamp):
     return decode_bytes(data, stamp, f"query image {path}")
 
 
-def _row_of_file(spec: Mode, path, stamp):
-    """The mode's feature of an image outside the collection, made exactly as the extraction makes it."""
-    return spec.compute([_decode_file(path, stamp)], stamp)[0]
+def _row_of_file(spec: Mode, path, loaded):
+    """The search row of an image outside the collection: its feature made exactly as the
+    extraction makes it, then transformed as the loaded rows were (search.transform)."""
+    return query_vectors(loaded, spec.compute([_decode_file(path, loaded.stamp)], loaded.stamp))[0]
 
 
 def _combined(spec: Mode, rows):
@@ -181,6 +191,25 @@ def _oriented_rows(spec: Mode, images, stamp):
     """(8, d): the combined query in each of the 8 orientations; ranking keeps each row's best."""
     per_image = np.stack([spec.compute(oriented(image), stamp) for image in images])  # (images, 8, d)
     return np.stack([_combined(spec, list(per_image[:, k]))[0] for k in range(per_image.shape[1])])
+
+
+def _expanding(spec: Mode, expand: bool | None) -> bool:
+    """Whether to expand the query: ``expand``, or config.QUERY_EXPANSION where the mode can."""
+    if expand is None:
+        return config.QUERY_EXPANSION and spec.expandable
+    if expand and not spec.expandable:
+        valid = ", ".join(name for name, m in MODES.items() if m.expandable)
+        raise ValueError(f"query expansion works with {valid} only, not {spec.name!r}")
+    return bool(expand)
+
+
+def _search(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude, expand: bool):
+    """_rank, with query expansion: first the config.EXPANSION_K best rows, then the search
+    again with the mean of the query and them (search.expansion)."""
+    if expand and len(queries) == 1:
+        first, _ = _rank(loaded, metric, queries, config.EXPANSION_K, exclude)
+        queries = expanded_query(loaded, queries[0], first)
+    return _rank(loaded, metric, queries, top_k, exclude)
 
 
 def _rank(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude):

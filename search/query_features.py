@@ -14,6 +14,7 @@ import config
 from db.errors import SettingsMismatchError
 from features.decode import ImageDecodeError, TooManyPixelsError, decode
 from features.extract import Settings
+from features.framing import OLD_DBS_FRAMING
 from features.hashes import packed_hashes
 from features.histogram import rgb_histograms
 
@@ -30,7 +31,12 @@ def settings_for(stamp: dict) -> Settings:
         raise SettingsMismatchError("the DB has no features yet: run `python main.py` first")
     return Settings(model=stamp["embedding_model"], hash_size=int(stamp["hash_size"]),
                     hist_bins=int(stamp["hist_bins"]), decode_side=int(stamp["decode_side"]),
-                    max_pixels=config.MAX_IMAGE_PIXELS)
+                    max_pixels=config.MAX_IMAGE_PIXELS, framing=framing_of(stamp))
+
+
+def framing_of(stamp: dict) -> str:
+    """How the DB's network saw its pictures (a DB stamped before framings were recorded: centre crops)."""
+    return stamp.get("embedding_framing", OLD_DBS_FRAMING)
 
 
 def embedder_for(stamp: dict):
@@ -68,7 +74,8 @@ def decode_bytes(data: bytes, stamp: dict, name: str = "query image") -> Image.I
 
 
 def embeddings_of(images: list, stamp: dict) -> np.ndarray:
-    return embedder_for(stamp)(images)
+    """Raw embeddings, framed as the DB's pictures were (search.transform makes search vectors of them)."""
+    return embedder_for(stamp)(images, framing_of(stamp))
 
 
 def histograms_of(images: list, stamp: dict) -> np.ndarray:

@@ -159,3 +159,17 @@ def test_int8_is_scored_against_the_default_precision(tiny_run):
     assert ("quality holds" in verdict) == (theirs["labelled"]["P@10"] - ours["labelled"]["P@10"] <= 0.01 and
                                             theirs["near_duplicates"]["mean"]["recall@1"]
                                             - ours["near_duplicates"]["mean"]["recall@1"] <= 0.005)
+
+
+def test_issue_21_steps_are_scored_on_dbs_made_with_their_framing(tiny_run):
+    """Each step of issue 21 is measured on its own terms: the framing read back from its DB's stamp."""
+    options = tiny_run[3]["options"]
+    by_name = {one["name"]: one for one in options}
+    assert by_name["before issue 21: centre crop"]["framing"] == "centre_crop"
+    assert by_name["before issue 21: centre crop"]["transform"] == "none" and not by_name["before issue 21: centre crop"]["expand"]
+    assert by_name["whole picture, padded"]["framing"] == "pad"
+    default = next(one for one in options if "(the defaults)" in one["name"])
+    assert (default["framing"], default["transform"], default["expand"]) == ("squash", "centred", True)
+    assert default["labelled"] == tiny_run[3]["runs"][0]["rows"]["embeddings/cosine"]["labelled"]
+    assert all(one["network_ms_per_image"] > 0 for one in options)
+    assert "| before issue 21: centre crop | efficientnet_lite0 |" in tiny_run[4]

@@ -44,6 +44,8 @@ def build(tmp_path):
     bmp(photos / "swap.bmp", 1)
     generator.scan(str(photos), str(db), progress=False)
     main.extract(str(db), model=MODEL, workers=0, progress=False, build_index=False)
+    st = os.stat(photos / "swap.bmp")
+    assert query(db, "SELECT ctime_ns, inode FROM images WHERE path = 'swap.bmp'") == [(st.st_ctime_ns, st.st_ino)]
     return photos, db
 
 

@@ -53,10 +53,16 @@ def test_every_valid_pair_returns_sorted_distances_without_the_query(mini_collec
 def test_include_query_returns_itself_first_at_distance_zero(mini_collection, mini_conn):
     for mode in MODES:
         metric = MODES[mode].default_metric
-        results = calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric, exclude_query=False)
+        results = calculate_similarities(query(mini_collection), mini_conn.cursor(), mode, metric, exclude_query=False,
+                                         expand=False)
         assert results[0][1] == pytest.approx(0.0, abs=1e-5)
         # a hash can tie at 0 with an edited copy (brightened keeps every bit): any tied place
         assert query(mini_collection) in [p for p, s in results if s <= 1e-5], mode
+    # Expanded (the default for embeddings), distances are to the mean of the query and its
+    # first results: no longer 0, but the query itself still comes first.
+    results = calculate_similarities(query(mini_collection), mini_conn.cursor(), "embeddings", "cosine",
+                                     exclude_query=False, expand=True)
+    assert results[0][0] == query(mini_collection) and results[0][1] > 0
 
 
 def test_top_k_larger_than_the_collection_returns_everything_else(mini_collection, mini_conn):
@@ -71,9 +77,12 @@ def test_query_from_outside_the_collection_matches_the_stored_copy(mini_collecti
     outside.write_bytes((mini_collection["images"] / "coffee" / "original.jpg").read_bytes())
     for mode in MODES:
         metric = MODES[mode].default_metric
-        results = calculate_similarities(str(outside), mini_conn.cursor(), mode, metric, top_k=3)
+        results = calculate_similarities(str(outside), mini_conn.cursor(), mode, metric, top_k=3, expand=False)
         assert results[0][1] == pytest.approx(0.0, abs=1e-4), mode
         assert query(mini_collection, "coffee") in [p for p, s in results if s <= 1e-4], mode
+        if MODES[mode].expandable:  # expanded (the default), the stored copy still comes first
+            expanded = calculate_similarities(str(outside), mini_conn.cursor(), mode, metric, top_k=3, expand=True)
+            assert expanded[0][0] == query(mini_collection, "coffee"), mode
 
 
 def test_several_queries_are_combined(mini_collection, mini_conn):

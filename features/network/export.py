@@ -8,15 +8,16 @@ import warnings
 
 import torch
 
-from features.network.base import CROP, ModelSpec
+from features.network.base import ModelSpec
 from features.network.cache import INPUT, OPSET, OUTPUT
 from features.network.torch import Preprocessed, load_network
 
 
 def export(spec: ModelSpec, network: torch.nn.Module, path: str) -> None:
-    """Write ``network`` with uint8 NHWC crops in and float32 embeddings out, any batch size."""
+    """Write ``network`` with uint8 NHWC (n, size, size, 3) inputs (size: ``spec.input_size``) in
+    and float32 embeddings out, any batch size."""
     module = Preprocessed(spec, network.eval().to(memory_format=torch.contiguous_format)).eval()
-    example = torch.zeros(2, CROP, CROP, 3, dtype=torch.uint8)
+    example = torch.zeros(2, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter warns about shape inference and constant folding it cannot
         # do on these graphs; the result is checked against torch by tests/test_onnx.py.

@@ -19,7 +19,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image, ImageOps
 
 from features.decode import decode
-from features.network.base import centre_crop
+from features.framing import centre_crop
 from features.network.cache import INPUT  # the settings below are cache.INT8_SETTINGS
 
 # (package, file inside it): colour photographs, no two of one scene.
@@ -31,8 +31,10 @@ CALIBRATION_PHOTOS = (
 )
 
 
-def calibration_crops() -> np.ndarray:
-    """uint8 (n, 224, 224, 3) crops decoded as main.py decodes: each photo, its quarters, mirrored."""
+def calibration_crops(size: int = 224) -> np.ndarray:
+    """uint8 (n, size, size, 3) centre crops decoded as main.py decodes: each photo, its quarters,
+    mirrored. Centre crops whatever the DB's framing: calibration needs only realistic pixel
+    statistics, and one calibration per network keeps one int8 file per network."""
     crops = []
     for package, relative in CALIBRATION_PHOTOS:
         path = os.path.join(os.path.dirname(importlib.util.find_spec(package).origin), relative)
@@ -44,7 +46,7 @@ def calibration_crops() -> np.ndarray:
             for picture in (part, ImageOps.mirror(part)):
                 data = io.BytesIO()
                 picture.save(data, "JPEG", quality=90)
-                crops.append(centre_crop(decode(data.getvalue(), 256)))
+                crops.append(centre_crop(decode(data.getvalue(), 256), size))
     return np.stack(crops)
 
 
@@ -57,13 +59,13 @@ class _Crops(CalibrationDataReader):
         return None if batch is None else {INPUT: batch}
 
 
-def quantize(float32_model: bytes, out_path: str, crops: np.ndarray | None = None) -> None:
+def quantize(float32_model: bytes, out_path: str, crops: np.ndarray | None = None, size: int = 224) -> None:
     """Write the int8 version of ``float32_model`` (ONNX bytes) to ``out_path``."""
     with tempfile.TemporaryDirectory(prefix="onnx-int8-") as folder:
         source, prepared = os.path.join(folder, "float32.onnx"), os.path.join(folder, "prepared.onnx")
         with open(source, "wb") as fh:
             fh.write(float32_model)
         quant_pre_process(source, prepared)  # shape inference and graph fusions, as ORT recommends
-        quantize_static(prepared, out_path, _Crops(calibration_crops() if crops is None else crops),
+        quantize_static(prepared, out_path, _Crops(calibration_crops(size) if crops is None else crops),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)

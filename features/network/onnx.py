@@ -64,7 +64,7 @@ def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precis
     quantised) first if no usable copy is cached."""
     dirs = cache.cache_dirs(weights_path)
     extra = cache.INT8_SETTINGS if precision == "int8" else {}
-    expected = cache.expected_record(spec.name, weights_sha256, precision, **extra)
+    expected = cache.expected_record(spec.name, weights_sha256, precision, spec.input_size, **extra)
     name = cache.file_name(spec.name, weights_sha256, precision)
     found = cache.find(dirs, name, expected)
     if found is not None:
@@ -74,7 +74,7 @@ def cached_model(spec: ModelSpec, weights_path: str, weights_sha256: str, precis
         from features.network import int8  # onnx and the quantiser: only for building an int8 model
 
         float32 = cached_model(spec, weights_path, weights_sha256, "float32")
-        return cache.store(path, lambda tmp: int8.quantize(float32, tmp), expected)
+        return cache.store(path, lambda tmp: int8.quantize(float32, tmp, size=spec.input_size), expected)
     log.info("exporting %s to ONNX (once; cached in %s)", spec.name, os.path.dirname(path))
     from features.network import export  # torch is heavy: only imported when nothing usable is cached
 

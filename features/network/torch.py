@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from features.network.base import SPECS, Embedder, ModelSpec, resolve_precision
+from features.network.base import LITE_PACKAGES, SPECS, Embedder, ModelSpec, resolve_precision
 
 PRECISION_DTYPES = {"bfloat16": torch.bfloat16}  # precisions computed under CPU autocast
 
 
 class _PooledEfficientNet(torch.nn.Module):
-    """EfficientNet-Lite0 without its classifier: global-average-pooled 1280-d features."""
+    """An EfficientNet-Lite without its classifier: global-average-pooled 1280-d features."""
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
@@ -34,10 +34,10 @@ def build_network(name: str, state_dict: dict | None = None) -> torch.nn.Module:
             net.load_state_dict(state_dict)
         net.fc = torch.nn.Identity()
         return net
-    if name == "efficientnet_lite0":
-        from efficientnet_lite_pytorch import EfficientNet  # only where Lite0 is used
+    if name in LITE_PACKAGES:
+        from efficientnet_lite_pytorch import EfficientNet  # only where a Lite model is used
 
-        net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name(name.replace("_", "-"))
         if state_dict is not None:
             net.load_state_dict(state_dict)
         return _PooledEfficientNet(net)
@@ -45,7 +45,7 @@ def build_network(name: str, state_dict: dict | None = None) -> torch.nn.Module:
 
 
 class Preprocessed(torch.nn.Module):
-    """uint8 (n, 224, 224, 3) centre crops in, embeddings out: ImageNet normalisation and the
+    """uint8 (n, size, size, 3) framed pictures in, embeddings out: ImageNet normalisation and the
     network in one module, so that the torch runtime and the exported ONNX graph compute the
     same thing from the same input (and ONNX Runtime gets 1 byte per input value, not 4)."""
 

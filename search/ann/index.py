@@ -56,7 +56,8 @@ def wanted_stamp(loaded, kind):
     """What the saved index of ``kind`` must have been built from and with, to be used."""
     rows = int(len(loaded.matrix))
     return {"kind": kind, **KINDS[kind].settings(rows), "features_version": loaded.features_version, "rows": rows,
-            "dim": int(loaded.matrix.shape[1]), "seed": config.ANN_SEED}
+            "dim": int(loaded.matrix.shape[1]), "seed": config.ANN_SEED,
+            "vectors": loaded.transform}  # built on the search vectors (search.transform) it will be queried with
 
 
 def unit_matrix(loaded):

@@ -36,6 +36,7 @@ from db.meta import dataset_root, features_stamp
 from db.versions import SearchVersions, extraction_running, ok_path_chunks, search_versions
 from search.matrix_cache import column_reader, folders
 from search.modes import MODES, get_mode
+from search.transform import transform_loaded
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Loaded:
     counter: int = 0  # orders features versions (db.versions)
     cache_dir: str = None  # the published cache folder this came from, if any
     checked: float = 0.0  # during an extraction: when we last looked for a newer published cache
+    transform: str = "none"  # what ``matrix`` holds: search vectors made by search.transform, or unit rows
+    mean: np.ndarray = None  # the collection's mean the transform took out (search.transform)
 
     def row_of_id(self, image_id):
         row = int(np.searchsorted(self.ids, image_id))
@@ -77,7 +80,10 @@ class Loaded:
         With a disk cache it is saved there too, so the next process maps it instead.
         """
         if key not in self.prepared:
-            self.prepared[key] = folders.cached_array(self.cache_dir, key, lambda: make(self.matrix))
+            # Arrays derived from search vectors are named after their transform: one cache folder
+            # serves processes with any IR_SEARCH_TRANSFORM.
+            name = key if self.transform == "none" else f"{key}-{self.transform}"
+            self.prepared[key] = folders.cached_array(self.cache_dir, name, lambda: make(self.matrix))
         return self.prepared[key]
 
 
@@ -152,6 +158,10 @@ def _caching(db_file, versions: SearchVersions) -> bool:
 
 
 def _remember(loaded: Loaded) -> Loaded:
+    """Keep ``loaded`` for this process's queries, as search vectors (search.transform) where its
+    mode has them: only the query path pays for the transform, never a publish."""
+    if get_mode(loaded.mode).transformed:
+        transform_loaded(loaded, config.SEARCH_TRANSFORM)
     _LOADED[(loaded.db_file, loaded.mode)] = loaded
     return loaded
 
