@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import config
 from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect
 from db import lookup
@@ -329,6 +330,14 @@ def test_modes_are_checked():
 
 
 # --- find_duplicates on a DB ---------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def raw_cosines(monkeypatch):
+    """The fake vectors below are placed by hand at raw cosine distances; the search's centring
+    (search.transform) would move them by the mean of a handful of rows. The real collections
+    of test_duplicates_cli.py and test_duplicates_decisions.py run with the default transform."""
+    monkeypatch.setattr(config, "SEARCH_TRANSFORM", "none")
+
 
 def fake_collection(tmp_path, items):
     """A DB + files from items: (name, vector, phash bytes, (width, height), content bytes, mtime_ns).
