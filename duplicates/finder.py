@@ -307,9 +307,12 @@ def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.nda
 
         def compare(i, js):
             return linked[i, js], dist[i, js]
-    else:
+    else:  # the set's rows read once, then one keeper against the rest at a time
+        block = np.asarray(matrix[rows])
+        block_hashes = None if hashes is None else np.asarray(hashes[rows])
+
         def compare(i, js):
-            found, far = rule.compare(matrix, hashes, rows[i:i + 1], rows[js])
+            found, far = rule.compare(block, block_hashes, np.array([i]), js)
             return (found[0] if apart is None else found[0] & ~apart[i, js]), far[0]
     return [rows[part] for part in keeper_groups(len(rows), compare, complete=linkage == "complete")]
 

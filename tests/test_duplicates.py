@@ -31,6 +31,7 @@ from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
 from samples import ROOT, random_photo
+import duplicates.finder as finder
 from duplicates.finder import (
     DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows, representatives,
 )
@@ -280,7 +281,9 @@ def brute_keeper_groups(unit, threshold, complete):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("linkage", ["star", "complete", "chain"])
-def test_linkages_match_a_brute_force_reference(seed, linkage):
+@pytest.mark.parametrize("dense_rows", [3000, 3])  # all pairs of a set at once, or one keeper at a time
+def test_linkages_match_a_brute_force_reference(seed, linkage, dense_rows, monkeypatch):
+    monkeypatch.setattr(finder, "DENSE_ROWS", dense_rows)
     # Small random data with chains (random walks, each step ~ the threshold) and blobs (copies
     # around one picture, some farther from each other than from the centre).
     rng = np.random.default_rng(seed)
