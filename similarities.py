@@ -40,12 +40,15 @@ def main(argv=None):
                         help="embeddings: search again with the mean of the query and its first "
                              f"{config.EXPANSION_K} results (query expansion; default: "
                              f"{'on' if config.QUERY_EXPANSION else 'off'}, IR_QUERY_EXPANSION)")
+    parser.add_argument("--unlike", nargs="+", default=[], metavar="FILE",
+                        help="less like these: push the query away from these image files (search.feedback); "
+                             "those in the collection are left out of the results")
     parser.add_argument("--out", help="write a PNG: the query image(s), then the results with their scores")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(argv)
     setup_logging()
     metric = check_metric(args.mode, args.metric or (config.DEFAULT_METRIC if args.mode == config.DEFAULT_MODE else None))
-    for query in args.queries:
+    for query in args.queries + args.unlike:
         if os.path.isdir(query):
             raise UsageError(f"query {query} is a folder: give image files")
         if not os.path.isfile(query):
@@ -53,7 +56,7 @@ def main(argv=None):
     conn = connect(args.db)
     results = calculate_similarities(args.queries, conn.cursor(), args.mode, metric, args.top_k, args.verbose,
                                      exclude_query=not args.include_query, any_orientation=args.any_orientation,
-                                     expand=args.expand)
+                                     expand=args.expand, unlike=args.unlike)
     if not results:
         raise UsageError(f"no other image in {args.db} has features to compare with (see `python main.py --db {args.db}`)")
     for rank, (path, score) in enumerate(results, 1):

@@ -24,6 +24,7 @@ from db.meta import features_stamp
 from features.decode import ImageDecodeError, read_file
 from search import ann, matrix_cache
 from search.expansion import expanded_query
+from search.feedback import steered
 from search.metrics import smallest_k
 from search.modes import MODES, Metric, Mode, get_metric, get_mode
 from search.orientations import oriented
@@ -49,7 +50,7 @@ class UnknownImageError(LookupError):
 
 
 def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=False, *, exclude_query=True,
-                           any_orientation=False, expand=None) -> list[tuple[str, float]]:
+                           any_orientation=False, expand=None, unlike=()) -> list[tuple[str, float]]:
     """Return the ``top_k`` images most similar to ``input_images`` as [(path, distance)], best first.
 
     input_images: one path or a list of paths (inside the collection or not). Several
@@ -63,12 +64,16 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     (hash modes only) also finds mirrored and 90°-rotated copies: each image scores the
     smallest distance over the query's 8 orientations. ``expand`` (embeddings only; None:
     config.QUERY_EXPANSION) searches a second time with the mean of the query and its first
-    config.EXPANSION_K results (search.expansion).
+    config.EXPANSION_K results (search.expansion). ``unlike``: paths of pictures to move away
+    from ("less like this", search.feedback); those in the collection are left out of the results.
     """
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
     expand = _expanding(spec, expand)
     paths = _as_paths(input_images)
+    unlike = [] if unlike is None or (not isinstance(unlike, (str, os.PathLike)) and not len(unlike)) else _as_paths(unlike)
+    if unlike and any_orientation:
+        raise ValueError("unlike and any_orientation cannot be combined")
     if any_orientation and not spec.orientable:
         valid = ", ".join(name for name, m in MODES.items() if m.orientable)
         raise ValueError(f"any_orientation works with the hash modes only ({valid}), not {mode!r}")
@@ -82,17 +87,24 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
         if any_orientation:
             queries = _oriented_rows(spec, [_decode_file(p, loaded.stamp) for p in paths], loaded.stamp)
         else:
-            queries = _combined(spec, [loaded.matrix[row] if row is not None else _row_of_file(spec, p, loaded)
-                                       for p, row in zip(paths, in_collection)])
+            positives = [loaded.matrix[row] if row is not None else _row_of_file(spec, p, loaded)
+                         for p, row in zip(paths, in_collection)]
+            queries = _combined(spec, positives)
+        unliked = [_collection_row(conn, loaded, p) for p in unlike]
+        if unlike:
+            queries = steered(spec, positives, [loaded.matrix[row] if row is not None else _row_of_file(spec, p, loaded)
+                                                for p, row in zip(unlike, unliked)])
     exclude = [row for row in in_collection if row is not None] if exclude_query else []
+    exclude += [row for row in unliked if row is not None]
     with _step(verbose, f"{chosen.name} search over {len(loaded.ids)} rows"):
         rows, distances = _search(loaded, chosen, queries, top_k, exclude, expand)
     return [(loaded.absolute_path(r), float(d)) for r, d in zip(rows, distances)]
 
 
 def search_images(conn, images: Sequence, mode: str, metric: str | None = None, top_k: int = 5,
-                  expand: bool | None = None) -> list[Hit]:
-    """Hits for decoded images (``decode_query_bytes``) that are not in the collection, combined into one query."""
+                  expand: bool | None = None, like: Sequence[int] = (), unlike: Sequence[int] = ()) -> list[Hit]:
+    """Hits for decoded images (``decode_query_bytes``) that are not in the collection, combined into one
+    query; ``like`` / ``unlike``: collection ids marked + / − (search.feedback; the − ones are left out)."""
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
     expand = _expanding(spec, expand)
@@ -101,25 +113,42 @@ def search_images(conn, images: Sequence, mode: str, metric: str | None = None, 
     loaded = _load(conn, spec)
     if len(loaded.ids) == 0:
         return []
-    queries = _combined(spec, list(query_vectors(loaded, spec.compute(list(images), loaded.stamp))))
-    return _hits(loaded, *_search(loaded, chosen, queries, top_k, [], expand))
+    rows = list(query_vectors(loaded, spec.compute(list(images), loaded.stamp)))
+    liked, unliked = _rows_of_ids(loaded, like), _rows_of_ids(loaded, unlike)
+    rows += [loaded.matrix[r] for r in liked]
+    queries = steered(spec, rows, [loaded.matrix[r] for r in unliked]) if unliked else _combined(spec, rows)
+    return _hits(loaded, *_search(loaded, chosen, queries, top_k, unliked, expand))
 
 
 def search_ids(conn, ids: Sequence[int], mode: str, metric: str | None = None, top_k: int = 5,
-               exclude_query: bool = True, expand: bool | None = None) -> list[Hit]:
-    """Hits for images of the collection, given by DB id (several are combined into one query)."""
+               exclude_query: bool = True, expand: bool | None = None, like: Sequence[int] = (),
+               unlike: Sequence[int] = ()) -> list[Hit]:
+    """Hits for images of the collection, given by DB id (several are combined into one query).
+    ``like`` / ``unlike``: ids marked + / − (search.feedback): the + ones join the query and stay
+    among the results, the − ones push it away and are left out."""
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
     expand = _expanding(spec, expand)
     if not len(ids):
         raise ValueError("ids is empty; give at least one image id")
     loaded = _load(conn, spec)
+    rows, liked, unliked = _rows_of_ids(loaded, ids), _rows_of_ids(loaded, like), _rows_of_ids(loaded, unlike)
+    positives = [loaded.matrix[row] for row in rows + [r for r in liked if r not in rows]]
+    if unliked:
+        queries = steered(spec, positives, [loaded.matrix[row] for row in unliked])
+    else:
+        queries = _combined(spec, positives)
+    exclude = (rows if exclude_query else []) + unliked
+    return _hits(loaded, *_search(loaded, chosen, queries, top_k, exclude, expand))
+
+
+def _rows_of_ids(loaded, ids) -> list[int]:
+    """The matrix rows of collection ids, or UnknownImageError naming the ones that are not there."""
     rows = [loaded.row_of_id(int(i)) for i in ids]
     missing = [int(i) for i, row in zip(ids, rows) if row is None]
     if missing:
         raise UnknownImageError(f"no extracted image with id {', '.join(map(str, missing))} in this DB")
-    queries = _combined(spec, [loaded.matrix[row] for row in rows])
-    return _hits(loaded, *_search(loaded, chosen, queries, top_k, rows if exclude_query else [], expand))
+    return rows
 
 
 def decode_query_bytes(conn, data: bytes, name: str = "query image"):

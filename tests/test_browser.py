@@ -49,7 +49,7 @@ def test_upload_click_walk_and_back(site, browser, mini_collection, tmp_path):
     shutil.copy(mini_collection["images"] / "chelsea" / "original.jpg", query)
     browser.get(site + "/")
     wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#mode option"))
-    assert Select(browser.find_element(By.ID, "mode")).first_selected_option.text == "embeddings"
+    assert Select(browser.find_element(By.ID, "mode")).first_selected_option.text == "Content"
 
     wait_for_thumbnails(browser, "#results img", 8)  # the start screen: a random pick to walk from
     assert len(result_paths(browser)) == 14 and "#/" not in browser.current_url.replace(site + "/", "")
@@ -82,17 +82,89 @@ def test_metric_list_follows_the_mode_and_the_url_keeps_it(site, browser):
     browser.get(site + "/#/similar/1")
     wait_for_thumbnails(browser, "#results img", 4)
     embeddings = result_paths(browser)
-    Select(browser.find_element(By.ID, "mode")).select_by_visible_text("rgb")
-    metrics = [o.text for o in Select(browser.find_element(By.ID, "metric")).options]
+    assert not browser.find_element(By.ID, "metric").is_displayed()  # under "Advanced"
+    Select(browser.find_element(By.ID, "mode")).select_by_visible_text("Colours")
+    metrics = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "metric")).options]
     assert metrics[0] == "bhattacharyya" and "hamming" not in metrics
     wait_until(browser, lambda: "mode=rgb" in browser.current_url and result_paths(browser) != embeddings)
-    Select(browser.find_element(By.ID, "mode")).select_by_visible_text("phash")
-    assert [o.text for o in Select(browser.find_element(By.ID, "metric")).options] == ["hamming"]
+    Select(browser.find_element(By.ID, "mode")).select_by_visible_text("Layout / exact copies")
+    assert [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "metric")).options] == ["hamming"]
     wait_until(browser, lambda: "mode=phash" in browser.current_url)
+    browser.find_element(By.CSS_SELECTOR, ".advanced summary").click()
+    Select(browser.find_element(By.ID, "hash")).select_by_value("dhash")
+    wait_until(browser, lambda: "mode=dhash" in browser.current_url)
     browser.refresh()  # the state is in the URL
-    wait_until(browser, lambda: Select(browser.find_element(By.ID, "mode")).first_selected_option.text == "phash")
+    wait_until(browser, lambda: Select(browser.find_element(By.ID, "mode")).first_selected_option.text
+               == "Layout / exact copies" and Select(browser.find_element(By.ID, "hash")).first_selected_option
+               .get_attribute("value") == "dhash")
     wait_for_thumbnails(browser, "#results img", 4)
     assert console_errors(browser) == []
+
+
+def test_viewer_opens_steps_and_closes(site, browser):
+    browser.get(site + "/#/similar/1")
+    wait_for_thumbnails(browser, "#results img", 4)
+    hits = browser.execute_script("return current.hits.map(h => h.id)")
+    browser.find_elements(By.CSS_SELECTOR, "#results .view")[0].click()
+    viewer = browser.find_element(By.ID, "viewer")
+    wait_until(browser, lambda: viewer.is_displayed() and f"view={hits[0]}" in browser.current_url)
+    wait_for_thumbnails(browser, "#viewer-img", 1)
+    wait_until(browser, lambda: "pixels" in browser.find_element(By.ID, "viewer-facts").text)
+    first_name = browser.find_element(By.ID, "viewer-name").text
+    assert browser.find_element(By.ID, "viewer-pos").text == f"1 of {len(hits)}"
+    browser.find_element(By.TAG_NAME, "body").send_keys("\ue014")  # the right arrow
+    wait_until(browser, lambda: f"view={hits[1]}" in browser.current_url)
+    wait_until(browser, lambda: browser.find_element(By.ID, "viewer-name").text not in ("", first_name))
+    assert browser.find_element(By.ID, "viewer-pos").text == f"2 of {len(hits)}"
+    grid = result_paths(browser)
+    browser.find_element(By.TAG_NAME, "body").send_keys("\ue00c")  # Esc
+    wait_until(browser, lambda: not viewer.is_displayed() and "view=" not in browser.current_url)
+    assert result_paths(browser) == grid  # closing did not search again
+    browser.find_elements(By.CSS_SELECTOR, "#results .view")[2].click()
+    wait_until(browser, lambda: viewer.is_displayed())
+    browser.back()  # Back closes it too
+    wait_until(browser, lambda: not viewer.is_displayed() and "#/similar/1" in browser.current_url)
+    browser.find_elements(By.CSS_SELECTOR, "#results .view")[0].click()
+    wait_until(browser, lambda: viewer.is_displayed())
+    browser.find_element(By.ID, "viewer-more").click()  # "More like this" searches by it
+    wait_until(browser, lambda: f"#/similar/{hits[0]}" in browser.current_url and not viewer.is_displayed())
+    wait_until(browser, lambda: str(hits[0]) != "1" and browser.find_element(By.ID, "query").is_displayed())
+    assert console_errors(browser) == []
+
+
+def test_a_result_clicked_at_the_bottom_scrolls_to_the_top(site, browser):
+    browser.get(site + "/#/similar/2?k=50")
+    wait_for_thumbnails(browser, "#results img", 4)
+    first = result_paths(browser)
+    last = browser.find_elements(By.CSS_SELECTOR, "#results a.card")[-1]
+    browser.execute_script("arguments[0].scrollIntoView()", last)
+    assert browser.execute_script("return window.scrollY") > 300
+    last.click()
+    wait_until(browser, lambda: result_paths(browser) != first)
+    assert browser.execute_script("return window.scrollY") == 0
+    query_box = browser.find_element(By.ID, "query").rect
+    assert query_box["y"] + query_box["height"] <= browser.execute_script("return window.innerHeight")
+
+
+def test_searching_dims_the_grid_and_an_error_drops_the_old_query(site, browser, tmp_path):
+    browser.get(site + "/#/similar/1")
+    wait_for_thumbnails(browser, "#results img", 4)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1})
+    browser.find_elements(By.CSS_SELECTOR, "#results a.card")[1].click()
+    wait_until(browser, lambda: "busy" in browser.find_element(By.ID, "results").get_attribute("class"), 10)
+    assert browser.find_element(By.ID, "spinner").is_displayed()
+    wait_until(browser, lambda: "busy" not in browser.find_element(By.ID, "results").get_attribute("class"))
+    assert not browser.find_element(By.ID, "spinner").is_displayed()
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    assert browser.find_element(By.ID, "query").is_displayed()
+    bad = tmp_path / "notes.jpg"
+    bad.write_bytes(b"not a photo at all")
+    browser.find_element(By.ID, "files").send_keys(str(bad))
+    wait_until(browser, lambda: browser.find_element(By.ID, "error").is_displayed())
+    assert not browser.find_element(By.ID, "query").is_displayed()  # not the previous query's bar
 
 
 def test_a_bad_upload_shows_the_servers_message(site, browser, tmp_path):
@@ -137,6 +209,17 @@ def test_phone_sized_screen(site, tmp_path, mini_collection):
         assert width <= 390, "no sideways scrolling on a phone"
         cards = driver.find_elements(By.CSS_SELECTOR, "#results .card")
         assert cards[0].size["width"] < 200  # two columns
+        header = driver.find_element(By.CSS_SELECTOR, "header.bar").size["height"]
+        assert header < 60, "the header is one line on a phone"
+        clipped = driver.execute_script(
+            "return Array.from(document.querySelectorAll('header.bar > *')).filter(e => e.scrollWidth > e.clientWidth + 1"
+            " || e.getBoundingClientRect().right > window.innerWidth).length")
+        assert clipped == 0, "nothing in the header is cut off"
+        small = driver.execute_script(
+            "return Array.from(document.querySelectorAll('header a, header button, select, button.plain, #results .view'))"
+            ".filter(e => e.offsetParent).filter(e => { const r = e.getBoundingClientRect(); return r.width < 44 || r.height < 44; })"
+            ".map(e => e.outerHTML.slice(0, 80))")
+        assert small == [], "touch targets of at least 44 px"
         assert console_errors(driver) == []
     finally:
         driver.quit()

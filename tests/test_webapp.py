@@ -5,7 +5,9 @@ same images in the same order with the same distances.
 """
 import io
 import os
+import re
 import shutil
+from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -135,18 +137,22 @@ def test_image_info_and_full_image_come_from_the_db_row(client, app_env):
     info = client.get("/api/images/1").json()
     path = app_env["images"] / info["path"]
     assert (info["width"], info["height"]) == Image.open(path).size
+    assert f"{info['folder']}/{info['name']}" == info["path"] and info["size"] == path.stat().st_size
+    assert info["modified"][:19] == datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()[:19]
     response = client.get(info["image"])
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
     assert response.content == jpeg_bytes(path)
 
 
-def test_thumbnail_is_a_cached_256px_jpeg_with_cache_headers(client, app_env):
+def test_thumbnail_is_a_cached_jpeg_within_384px_with_cache_headers(client, app_env):
     result = client.get("/api/similar/2", params={"top_k": 1}).json()["results"][0]
     first = client.get(result["thumbnail"])
     assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
     thumb = Image.open(io.BytesIO(first.content))
-    assert thumb.format == "JPEG" and min(thumb.size) == 256
+    width, height = Image.open(app_env["images"] / result["path"]).size
+    assert thumb.format == "JPEG" and max(thumb.size) == min(384, max(width, height))
+    assert abs(thumb.size[0] / thumb.size[1] - width / height) < 0.02  # the whole picture, its shape kept
     assert "immutable" in first.headers["cache-control"]
     etag = first.headers["etag"]
     cached = [os.path.join(d, f) for d, _, files in os.walk(app_env["thumbs"]) for f in files]
@@ -155,6 +161,30 @@ def test_thumbnail_is_a_cached_256px_jpeg_with_cache_headers(client, app_env):
     assert again.status_code == 304 and again.headers["etag"] == etag
     unversioned = client.get(f"/api/thumb/{result['id']}")
     assert unversioned.headers["cache-control"] == "no-cache" and unversioned.content == first.content
+
+
+def test_a_panorama_thumbnail_fits_the_box_and_old_square_ones_are_not_served(mini_collection, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (2010, 300), (20, 90, 200)).save(photos / "wide.png")
+    db_copy = tmp_path / "copy.db"
+    target = connect(copy_db(mini_collection["db"], db_copy, photos))
+    insert_images(target, [("wide.png", os.path.getsize(photos / "wide.png"), 1, 2010, 300, "pending", None)])
+    wide_id = find_by_path(target, "wide.png")[0]
+    target.close()
+    thumbs = tmp_path / "thumbs"
+    with TestClient(create_app(db_copy, thumbs_dir=str(thumbs))) as client:
+        row = client.app.state.collection.row(wide_id)
+        old = thumbs / thumbnails.thumbnail_key(row)[:2] / f"{thumbnails.thumbnail_key(row)}-256.jpg"
+        old.parent.mkdir(parents=True)
+        old.write_bytes(b"an old 256 px thumbnail")  # the format before: never served again
+        url = client.get(f"/api/images/{wide_id}").json()["thumbnail"]
+        response = client.get(url)
+        assert response.content != old.read_bytes()
+        assert Image.open(io.BytesIO(response.content)).size == (384, 57)
+        assert "immutable" in response.headers["cache-control"]
+        stale = client.get(f"/api/thumb/{wide_id}?v={thumbnails.thumbnail_key(row)[:16]}")  # an old page's URL
+        assert stale.headers["cache-control"] == "no-cache"
 
 
 def test_thumbnail_served_from_memory_when_the_disk_is_full(mini_collection, tmp_path, monkeypatch, caplog):
@@ -167,7 +197,7 @@ def test_thumbnail_served_from_memory_when_the_disk_is_full(mini_collection, tmp
             answers = [client.get(f"/api/thumb/{i}") for i in (1, 2, 3, 1)]
     assert [a.status_code for a in answers] == [200] * 4
     assert answers[0].content == answers[3].content
-    assert min(Image.open(io.BytesIO(answers[1].content)).size) == 256
+    assert max(Image.open(io.BytesIO(answers[1].content)).size) == 384
     warnings = [r for r in caplog.records if "cannot write thumbnails" in r.getMessage()]
     assert len(warnings) == 1
     assert not any(files for _, _, files in os.walk(tmp_path / "thumbs"))
@@ -199,7 +229,9 @@ def test_map_places_every_image_in_the_unit_square(client, app_env):
 def test_page_and_its_files_are_local(client):
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text
-    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg", "/static/docs.js"):
+    scripts = re.findall(r'<script src="([^"]+)" defer></script>', page.text)
+    assert scripts[0] == "/static/common.js" and scripts[-1] == "/static/app.js"  # helpers first, start last
+    for asset in (*scripts, "/static/style.css", "/static/favicon.svg", "/static/docs.js"):
         response = client.get(asset)
         assert response.status_code == 200, asset
         text = response.text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a download
@@ -289,4 +321,4 @@ def test_formats_browsers_cannot_show_are_sent_as_jpeg(mini_collection, tmp_path
         assert preview.format == "JPEG" and preview.size == (640, 480)
         assert preview.getpixel((320, 240)) == pytest.approx((200, 120, 40), abs=3)
         thumb = Image.open(io.BytesIO(client.get(f"/api/thumb/{tif_id}").content))
-        assert thumb.size == (341, 256)
+        assert thumb.size == (384, 288)

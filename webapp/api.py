@@ -9,6 +9,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import time
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from features.decode import ImageDecodeError
+from features.exif import camera_name
 from webapp.collection import DEFAULT_MODE, DEFAULT_TOP_K, MAX_FILES, MAX_TOP_K, Collection, Upload
 from webapp.errors import ApiError
 from webapp.thumbnails import jpeg_of
@@ -43,7 +45,7 @@ class Result(BaseModel):
     id: int = Field(description="DB id: pass it to /api/similar, /api/thumb, /api/image")
     path: str = Field(description="relative to the collection's folder")
     score: float = Field(description="a distance: smaller is more similar, 0 is identical")
-    thumbnail: str = Field(description="URL of a 256 px JPEG")
+    thumbnail: str = Field(description="URL of a JPEG of the whole picture within 384x384 pixels")
     image: str = Field(description="URL of the full image")
 
 
@@ -81,9 +83,16 @@ class Sample(BaseModel):
 class ImageInfo(BaseModel):
     id: int
     path: str
+    name: str = Field(description="the file's name")
+    folder: str = Field(description="its folder, relative to the collection's; empty at the top")
     width: int | None
     height: int | None
-    size: int
+    size: int = Field(description="bytes")
+    modified: str | None = Field(description="the file's modification time, ISO 8601 UTC")
+    taken: str | None = Field(description="EXIF date taken, ISO 8601 in the camera's local time")
+    camera: str | None = Field(description="EXIF make and model")
+    latitude: float | None
+    longitude: float | None
     status: str
     thumbnail: str
     image: str
@@ -132,16 +141,22 @@ def sample(request: Request, count: Annotated[int, Query(ge=1, le=100, descripti
     return {"images": collection(request).sample(count)}
 
 
-@router.get("/images/{image_id}", response_model=ImageInfo, responses=ERRORS, summary="One image's details")
+@router.get("/images/{image_id}", response_model=ImageInfo, responses=ERRORS, summary="One image's details",
+            description="Its name, folder, pixels, bytes, file date and EXIF facts (date taken, camera, position).")
 def image_info(request: Request, image_id: ImageId) -> dict:
     coll = collection(request)
     row = coll.row(image_id)
-    return {"id": row.id, "path": row.path, "width": row.width, "height": row.height, "size": row.size,
-            "status": row.status, **coll.urls(row)}
+    facts = coll.exif(row)
+    folder, _, name = row.path.rpartition("/")
+    modified = (datetime.fromtimestamp(row.mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+                if row.mtime_ns else None)
+    return {"id": row.id, "path": row.path, "name": name, "folder": folder, "width": row.width, "height": row.height,
+            "size": row.size, "modified": modified, "taken": facts.taken, "camera": camera_name(facts.make, facts.model),
+            "latitude": facts.latitude, "longitude": facts.longitude, "status": row.status, **coll.urls(row)}
 
 
 @router.get("/thumb/{image_id}", responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
-            response_class=Response, summary="A 256 px JPEG thumbnail",
+            response_class=Response, summary="A JPEG thumbnail: the whole picture within 384x384 pixels",
             description="Made on first request and cached in `<db>.thumbs/`; sent with an ETag.")
 def thumbnail(request: Request, image_id: ImageId, v: Annotated[str | None, Query(
         description="the content key from a result's URL; makes the response cacheable for good")] = None) -> Response:
@@ -151,7 +166,7 @@ def thumbnail(request: Request, image_id: ImageId, v: Annotated[str | None, Quer
         thumb = coll.thumbs.get(row, lambda: coll.file_of(row))
     except ImageDecodeError as exc:
         raise ApiError(404, f"image {image_id} has no thumbnail: {exc}") from None
-    fresh = v is not None and thumb.etag.strip('"').startswith(v)
+    fresh = v == thumb.version  # an older format's URL is answered, but not cached for good
     headers = {"ETag": thumb.etag,
                "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache"}
     if request.headers.get("if-none-match") == thumb.etag:

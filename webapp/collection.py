@@ -29,12 +29,13 @@ from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
 from db.meta import dataset_root, features_stamp
+from features.exif import NO_EXIF, Exif, exif_of
 from search import matrix_cache
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
 from webapp.memory import DECODE_SLOTS
-from webapp.thumbnails import ThumbnailCache, thumbnail_key
+from webapp.thumbnails import ThumbnailCache, thumbnail_version
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,13 @@ class Collection:
                                 f"mounted? (if it was moved or deleted, run generator.py to rescan)")
         return path
 
+    def exif(self, row: StoredImage) -> Exif:
+        """A row's EXIF facts, read from its file's header (NO_EXIF when the file is away)."""
+        try:
+            return exif_of(self.file_of(row))
+        except ApiError:
+            return NO_EXIF
+
     # --- searching ----------------------------------------------------------------------
 
     @staticmethod
@@ -202,7 +210,7 @@ class Collection:
     def urls(row: StoredImage | None, image_id: int | None = None) -> dict:
         """{"thumbnail", "image"} URLs of a row (or of an id whose row is gone)."""
         image_id = row.id if row is not None else image_id
-        version = f"?v={thumbnail_key(row)[:16]}" if row is not None else ""
+        version = f"?v={thumbnail_version(row)}" if row is not None else ""
         return {"thumbnail": f"/api/thumb/{image_id}{version}", "image": f"/api/image/{image_id}"}
 
     def sample(self, count: int) -> list[dict]:
