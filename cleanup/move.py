@@ -114,7 +114,7 @@ def move_copies(conn, groups, root: str, dest: str) -> MoveResult:
     plans, notes = plan_moves(conn, groups, root, dest)
     root, dest = os.path.realpath(root), os.path.abspath(dest)
     moves = [move for plan in plans for move in plan.moves]
-    manifest = os.path.join(dest, f"undo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json")
+    manifest = _new_manifest_name(dest)
     db_file = database_file(conn)
     try:
         os.makedirs(dest, exist_ok=True)
@@ -153,6 +153,16 @@ def move_copies(conn, groups, root: str, dest: str) -> MoveResult:
     finally:
         _write_manifest(manifest, root, db_file, moves, done)
     return MoveResult(done, moved_bytes, manifest, notes)
+
+
+def _new_manifest_name(dest: str) -> str:
+    """undo-<time>-<pid>.json, with -2, -3... when a move of the same second (the web app's) has it."""
+    stem = os.path.join(dest, f"undo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    name, number = stem + ".json", 1
+    while os.path.lexists(name):
+        number += 1
+        name = f"{stem}-{number}.json"
+    return name
 
 
 def _move(move: dict, done: int, manifest: str) -> None:

@@ -262,7 +262,7 @@ def test_no_route_reads_a_path_from_the_request(client):
         for operation in operations.values():
             names.update(p["name"] for p in operation.get("parameters", []))
     assert names == {"image_id", "mode", "metric", "top_k", "v", "method", "limit", "threshold", "any_orientation",
-                     "count"}
+                     "count", "kind", "expand"}
 
 
 def test_server_survives_a_burst_of_bad_requests(client, photo):
