@@ -178,11 +178,19 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     conn.commit()
 
 
+# Failures of the storage rather than of the file's content (a read-only folder cannot hold the
+# WAL's -shm, so even a read fails with READONLY): said as "cannot open", not "not a database".
+_STORAGE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY,
+                  sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_PERM}
+
+
 def _check_version(conn: sqlite3.Connection, path: str) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if (exc.sqlite_errorcode or 0) & 0xFF in _STORAGE_CODES:  # the file is fine, where it lives is not
+            raise
         raise NotADatabaseError(f"{path} is not a database of this project ({exc}): use another --db") from None
     if row is not None and int(row[0]) in _MIGRATIONS:
         _migrate(conn, int(row[0]))
@@ -252,7 +260,11 @@ class WriterLock:
         self._fh = None
 
     def __enter__(self) -> "WriterLock":
-        self._fh = open(self.path, "a+")
+        try:
+            self._fh = open(self.path, "a+")
+        except OSError as exc:  # a read-only folder or drive: the same one line as any DB that cannot be written
+            raise DatabaseError(f"cannot write the lock file {self.path} ({exc.strerror or exc}): "
+                                f"check that the DB's folder is writable") from None
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -9,7 +9,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from samples import ROOT
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni")
 

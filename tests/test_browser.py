@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
+selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements-dev.txt; make test does)")
 
 from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -14,10 +14,10 @@ from tools.browser import console_errors, emulate_phone, find_browser, start_chr
 from webapp.server import create_app, serving  # noqa: E402
 
 BROWSER, DRIVER = find_browser()
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (BROWSER and DRIVER),
     reason="browser test skipped: Chromium or chromedriver missing; install them with "
-           "`apt-get install -y chromium chromium-driver` (.ci/run does)")
+           "`apt-get install -y chromium chromium-driver` (.ci/run does)")]
 
 
 @pytest.fixture(scope="module")

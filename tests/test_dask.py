@@ -32,6 +32,8 @@ from extraction.dask_worker import ShardReport  # noqa: E402
 from features.extract import STAMP_KEYS, BatchResult, FileResult  # noqa: E402
 from generator import scan  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_IMAGES = 22
 

@@ -139,6 +139,7 @@ def _big_image(kind, width, height):
     return rgba.quantize(64), {"transparency": 0}
 
 
+@pytest.mark.slow  # decodes large images in subprocesses to measure their memory
 @pytest.mark.parametrize("kind, decoded_bytes_per_pixel, bound", [("16-bit grey", 2, 3), ("RGBA", 4, 3),
                                                                   ("palette with transparency", 1, 8)])
 def test_decode_memory_stays_near_the_decoded_size(tmp_path, kind, decoded_bytes_per_pixel, bound):

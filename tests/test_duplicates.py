@@ -335,11 +335,12 @@ def test_modes_are_checked():
 # --- find_duplicates on a DB ---------------------------------------------------------------
 
 @pytest.fixture(autouse=True)
-def raw_cosines(monkeypatch):
-    """The fake vectors below are placed by hand at raw cosine distances; the search's centring
-    (search.transform) would move them by the mean of a handful of rows. The real collections
-    of test_duplicates_cli.py and test_duplicates_decisions.py run with the default transform."""
+def untransformed(monkeypatch):
+    """The hand-set vectors of these tests mean their raw cosines: a handful of rows has no
+    collection mean worth taking out (search.transform; bench/quality_duplicates.py measures the
+    finder on real collections with the default transform)."""
     monkeypatch.setattr(config, "SEARCH_TRANSFORM", "none")
+    monkeypatch.setenv("IR_SEARCH_TRANSFORM", "none")  # for the scripts these tests run
 
 
 def fake_collection(tmp_path, items):
@@ -614,6 +615,7 @@ def test_row_reader_reads_the_mapped_rows(tmp_path):
             assert reader.take(np.array([], dtype=np.int64)).shape == (0, 24)
 
 
+@pytest.mark.slow
 def test_a_flood_of_identical_pictures_is_summarised_not_listed():
     rng = np.random.default_rng(8)
     unit = planted(n=3000, groups=20)

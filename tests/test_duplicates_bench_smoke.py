@@ -5,7 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from samples import ROOT
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 
 def test_bench_duplicates_tiny(tmp_path):

@@ -15,6 +15,8 @@ from samples import ROOT
 from duplicates import find_duplicates
 from viz.duplicate_sheet import save_duplicate_sheet
 
+pytestmark = pytest.mark.slow  # runs find_duplicates.py: `make test` runs it, `make test-fast` does not
+
 SCRIPT = os.path.join(ROOT, "find_duplicates.py")
 
 

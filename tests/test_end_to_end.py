@@ -10,6 +10,8 @@ from samples import ROOT
 from demo.build_demo import SOURCES
 from similarities import calculate_similarities
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 
 def folder_of(path):
     return os.path.basename(os.path.dirname(path))

@@ -185,6 +185,7 @@ def test_the_cores_are_split_between_decoding_and_the_network():
         balance(8, 1, -2)
 
 
+@pytest.mark.slow  # runs main.py
 def test_main_py_with_the_onnx_model_cached_never_imports_torch(built):
     """Issue 11: start-up without torch. The fixture's run has cached the ONNX model."""
     photos, db = built

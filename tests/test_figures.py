@@ -4,6 +4,8 @@ from PIL import Image
 
 from tools import figures
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 
 def test_make_all_writes_every_readme_picture(mini_collection, tmp_path, monkeypatch, capsys):
     query = str(mini_collection["images"] / "chelsea" / "original.jpg")

@@ -1,8 +1,11 @@
 """The notebook a user opens runs top to bottom without a cell error."""
+import pytest
 import nbformat
 from nbclient import NotebookClient
 
 from samples import ROOT
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 
 def test_notebook_executes_on_a_collection(mini_collection, monkeypatch, tmp_path):

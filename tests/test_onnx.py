@@ -14,12 +14,15 @@ import torch
 from PIL import Image
 
 import config
+from features.framing import FRAMINGS, frame
 from features.network import base, loader
 from features.network import cache as onnx_cache
 from features.network import export as onnx_export
 from features.network import int8 as onnx_int8
 from features.network.torch import build_network
 from samples import cosines, jpeg_crops
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project folder
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
@@ -110,7 +113,8 @@ def test_pil_images_in_give_what_their_crops_give(both_runtimes):
     onnx, _ = both_runtimes
     photo = Image.open(os.path.join(os.path.dirname(skimage.__file__), "data", "chelsea.png")).convert("RGB")
     copy = photo.resize((256 * photo.width // photo.height, 256))
-    np.testing.assert_array_equal(onnx([copy]), onnx.embed_crops(base.centre_crop(copy)[None]))
+    for framing in FRAMINGS:
+        np.testing.assert_array_equal(onnx([copy], framing), onnx.embed_crops(frame(copy, framing, 224)[None]))
 
 
 def test_the_cached_model_is_reused_not_exported_again(cache, monkeypatch):
@@ -244,7 +248,7 @@ def int8_cache(exported, tmp_path_factory):
         (folder / (name + suffix)).write_bytes((exported[0] / (name + suffix)).read_bytes())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "ONNX_CACHE_DIR", str(folder))
-        patch.setattr(onnx_int8, "calibration_crops", lambda: real_crops())
+        patch.setattr(onnx_int8, "calibration_crops", lambda size=224: real_crops())
         return folder, loader.load_embedder(NAME, "int8", "onnxruntime", threads=2)
 
 

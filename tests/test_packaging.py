@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from samples import ROOT
 
 
@@ -22,6 +24,7 @@ def _backend():
 no_wheel = _backend()
 
 
+@pytest.mark.slow  # runs pip
 def test_pip_install_stops_with_one_clear_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index",
                            "--no-cache-dir", ROOT], cwd=tmp_path, capture_output=True, text=True, timeout=300)

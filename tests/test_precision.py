@@ -27,6 +27,7 @@ def lite0_both():
     return float32, bfloat16
 
 
+@pytest.mark.slow
 def test_bfloat16_embeddings_keep_cosine_099_to_float32_on_real_photos(lite0_both):
     float32, bfloat16 = lite0_both
     assert (float32.precision, bfloat16.precision) == ("float32", "bfloat16")

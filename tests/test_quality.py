@@ -26,6 +26,8 @@ from search.orientations import ORIENTATIONS, oriented
 from samples import ROOT
 from similarities import calculate_similarities
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 PHOTOS, CROPS = 6, 5  # what --tiny builds
 
 

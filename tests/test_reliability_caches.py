@@ -119,7 +119,7 @@ def test_a_move_reloads_the_paths_only(db_path):
     reads = Reads(conn)
     add_images(conn, np.random.default_rng(2), ["moved/here.jpg"], ok=False)  # the scan's row for the new path
     new_id = pending_page(conn, 0, 10)[0].id
-    apply_moves(conn, [Move(old_id, new_id, "moved/here.jpg", 2)])
+    apply_moves(conn, [Move(old_id, new_id, "moved/here.jpg", 2, 3, 4)])
     after = matrix_cache.load(conn, "embeddings")
     assert after.matrix is before.matrix and after.ids is before.ids  # the matrix is kept
     assert after.paths[5] == "moved/here.jpg" and before.paths[5] == "a/005.jpg"

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 
+import pytest
 from db import connect
 from features.decode import decode, read_file
 from features.histogram import rgb_histograms
@@ -17,6 +18,8 @@ from reliability_tools import (
     MODEL, assert_clean_stderr, bhattacharyya, integrity, query, run_script, script_env, small_photos, start_script,
 )
 from similarities import calculate_similarities
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 N_IMAGES = 120
 

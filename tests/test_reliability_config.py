@@ -10,6 +10,8 @@ import pytest
 import config
 from reliability_tools import ROOT, assert_clean_stderr, run_script, script_env
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 SCRIPTS = [name for name in ("generator.py", "main.py", "similarities.py", "find_duplicates.py", "app.py",
                              "plot_embeddings.py", "export_tensorboard.py") if os.path.exists(os.path.join(ROOT, name))]
 

@@ -19,6 +19,8 @@ from reliability_tools import (
     run_script, script_env, small_photos, start_script,
 )
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 N_IMAGES = 200
 BATCH = 4
 SEED = 20261125

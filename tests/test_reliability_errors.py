@@ -11,8 +11,10 @@ import pytest
 import generator
 import main
 from db import copy_database
-from reliability_tools import MODEL, query, run_script, small_photos
+from reliability_tools import MODEL, permissions_enforced_for_children, query, run_script, small_photos
 from similarities import calculate_similarities
+
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
 
 SQL_NAMES = ("it's \"x\"; DROP TABLE images; --.png", "a';DELETE FROM features;--.png", "--.png")
 
@@ -122,3 +124,23 @@ def test_file_names_with_sql_syntax_are_just_names(built):
 def test_public_entry_points_name_the_valid_choices(call, valid):
     with pytest.raises(ValueError, match=valid):
         call(None)
+
+
+def test_a_read_only_db_folder_is_one_line_not_a_traceback(tmp_path):
+    """The lock files live beside the DB: a folder that cannot be written is said in one line."""
+    preexec, enforced = permissions_enforced_for_children(tmp_path)
+    if not enforced:
+        pytest.skip("file permissions are not enforced for child processes here")
+    photos = tmp_path / "photos"
+    small_photos(photos, 2)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    generator.scan(str(photos), str(folder / "c.db"), progress=False)
+    os.chmod(folder, 0o555)
+    try:
+        done = run_script("generator.py", "--data", photos, "--db", folder / "c.db", "--no-progress",
+                          preexec_fn=preexec)
+    finally:
+        os.chmod(folder, 0o755)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "writable" in done.stderr

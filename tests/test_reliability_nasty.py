@@ -17,6 +17,8 @@ from reliability_tools import (
     permissions_enforced_for_children, query, run_script,
 )
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 
 @pytest.fixture(scope="module")
 def nasty():

@@ -22,6 +22,8 @@ from reliability_tools import (
     script_env, small_photos, start_script,
 )
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 
 def _scan(folder, db, **options):
     return generator.scan(str(folder), str(db), progress=False, **options)

@@ -13,6 +13,8 @@ from db import SCHEMA_VERSION, NotADatabaseError, connect
 from db.errors import DatabaseNotFoundError
 from reliability_tools import ROOT, query, script_env
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 # Creates a DB with a progress handler that kills the process after K SQLite VM steps (K from
 # argv; 0: never, and print how many steps the whole creation took).
 KILL_AFTER_STEPS = """

@@ -13,10 +13,13 @@ import sys
 import threading
 import time
 
+import pytest
 import httpx
 from PIL import Image
 
 from reliability_tools import MODEL, ROOT, integrity, query, run_script, small_photos, start_script
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 FRESH_ANSWERS = """
 import json, sys

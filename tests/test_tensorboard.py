@@ -103,6 +103,7 @@ def test_bad_arguments_are_one_line_errors(mini_collection, tmp_path, capsys):
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_tensorboard_serves_the_export_in_its_projector(exported):
     """Start the real `tensorboard` on loopback and ask its projector plugin for our run."""
     with running_tensorboard(exported.logdir) as base:

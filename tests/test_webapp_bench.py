@@ -4,6 +4,10 @@ import json
 import os
 import subprocess
 import sys
+import pytest
+
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,6 +11,8 @@ import pytest
 
 from app import allowed_hosts, is_loopback
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -5,10 +5,13 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import httpx
 
 import generator
 from webapp.server import create_app, serving
+
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,6 +14,8 @@ from reliability_tools import start_script
 from test_reliability_soak import free_port, wait_until_serving
 from webapp.server import create_app
 
+pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
+
 EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
 %%BoundingBox: 0 0 40 30
 %%EndComments
