@@ -8,7 +8,7 @@
 The keeper of a group is the original: files under a --prefer folder first, then the most
 pixels, then the oldest date taken (EXIF, else mtime), then a name without copy marks
 ("copy", "(1)", "-1", "edited", ...), then the largest file, then the first path. --threshold is a cosine distance of the embeddings
-(default 0.15; pHashes within 8 bits also join copies whose embeddings are within 0.5), or
+(default 0.25; pHashes within 7 bits also join copies whose embeddings are within 0.5), or
 bits in a hash mode (--mode phash: default 4). --move-to checks each file against the DB
 first (a changed copy stays; a group whose keeper is gone or changed is skipped; symlinks are
 never kept or moved) and tells the DB what moved: the next generator.py run reports them as

@@ -48,8 +48,10 @@ from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
 
-# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, README).
-DEFAULT_THRESHOLDS = {"cosine": 0.15, "hamming": 4}
+# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, README) with
+# star groups, on the search's vectors (whole-picture framing, centred: search.transform): 0.25
+# is the largest threshold whose pair precision stays >= 0.98 (0.981; recall 0.863).
+DEFAULT_THRESHOLDS = {"cosine": 0.25, "hamming": 4}
 THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 # Embeddings mode also joins two images whose pHashes are within HASH_BITS of 64 bits while
 # their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
@@ -62,7 +64,9 @@ HASH_GUARD = 0.5
 EXACT, COPY, SIMILAR = "exact", "copy", "similar"
 KINDS = (EXACT, COPY, SIMILAR)
 # --similar: a different shot of the same scene (burst frames, overlapping crops) lies beyond
-# the copy threshold but within this cosine distance (bench/quality_duplicates.py, README).
+# the copy threshold but within this cosine distance (bench/quality_kinds.py, README): 0.35
+# adds as many distinct look-alike pairs as the copy band already holds; 0.45 and up also
+# join different scenes.
 SIMILAR_THRESHOLD = 0.35
 LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
 GUARD_CHUNK = 1 << 16  # pairs checked at once

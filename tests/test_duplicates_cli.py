@@ -12,7 +12,7 @@ from PIL import Image
 
 from db import connect
 from samples import ROOT
-from duplicates import find_duplicates
+from duplicates import DEFAULT_THRESHOLDS, find_duplicates
 from viz.duplicate_sheet import save_duplicate_sheet
 
 pytestmark = pytest.mark.slow  # runs find_duplicates.py: `make test` runs it, `make test-fast` does not
@@ -49,7 +49,7 @@ def test_outputs_are_written_and_read_back(mini_collection, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("10 groups of copies") and "would free" in done.stdout
     data = json.loads(out_json.read_text(encoding="utf-8"))
-    assert set(data) == {"groups", "settings"} and data["settings"]["threshold"] == 0.15
+    assert set(data) == {"groups", "settings"} and data["settings"]["threshold"] == DEFAULT_THRESHOLDS["cosine"]
     assert len(data["groups"]) == 10
     for group in data["groups"]:
         assert set(group) == {"paths", "keep", "distances", "kind", "members"} and group["kind"] in ("exact", "copy")
