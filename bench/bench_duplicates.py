@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.machine import describe, peak_rss_mb
 from fileio import atomic_write
-from duplicates.candidates import Pairs, all_pairs
+from duplicates.candidates import Pairs, all_pairs, single_threaded_blas
 from duplicates.groups import group_pairs
 from duplicates.hashes import hamming
 from duplicates.finder import HASH_BITS, HASH_GUARD, Rule, copy_pairs, split_group
@@ -148,7 +148,8 @@ def run_side(side, folder, keep_pairs):
     chained = time.perf_counter() - start
     # The default grouping: connected sets cut into star groups around their keepers (here
     # the first row: synthetic rows have no facts to rank).
-    stars = [part for g in groups for part in split_group(g, rule(), unit, phash, "star")]
+    with single_threaded_blas():
+        stars = [part for g in groups for part in split_group(g, rule(), unit, phash, "star")]
     seconds = time.perf_counter() - start
     result = {"side": side, "n": n, "seconds": seconds, "chain_seconds": chained, "peak_rss_mb": peak_rss_mb(),
               "groups": len(groups), "star_groups": len(stars), "images_in_groups": int(sum(len(g) for g in groups))}

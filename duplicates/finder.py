@@ -39,7 +39,7 @@ from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
 from features.taken import date_taken_ns
 from search import matrix_cache
-from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
+from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs, single_threaded_blas
 from duplicates.groups import UnionFind, group_pairs, keeper_groups
 from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
@@ -273,9 +273,10 @@ def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind,
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
     facts = {r: _keeper_facts(d, loaded.root, read_dates, decisions) for r, d in by_row.items()}
     ordered = [g[keeper_order([facts[int(r)] for r in g], prefer)] for g in rows]
-    rows = [piece for g in ordered
-            for piece in split_group(g, rule, loaded.matrix, hashes, linkage,
-                                     _apart([by_row[int(r)].content_hash for r in g], decisions))]
+    with single_threaded_blas():  # many small products: see split_group
+        rows = [piece for g in ordered
+                for piece in split_group(g, rule, loaded.matrix, hashes, linkage,
+                                         _apart([by_row[int(r)].content_hash for r in g], decisions))]
     with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
         return [_group(reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule, prefer, kind)
                 for g in rows]
@@ -287,7 +288,8 @@ def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None,
     ``hashes`` (packed pHashes, row for row) add the pHash rule. Without DB rows to rank, the
     keeper of a connected set is its first row (star and complete linkage)."""
     groups = group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
-    return [piece for g in groups for piece in split_group(g, rule, matrix, hashes, linkage)]
+    with single_threaded_blas():  # many small products: see split_group
+        return [piece for g in groups for piece in split_group(g, rule, matrix, hashes, linkage)]
 
 
 def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.ndarray | None,
@@ -295,6 +297,8 @@ def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.nda
     """One connected set of rows, given best keeper first, as groups of ``linkage`` (each
     keeper first): itself for "chain"; duplicates.groups.keeper_groups for "star"/"complete".
     Sets up to DENSE_ROWS compare all their pairs at once, larger ones one keeper at a time.
+    Call it under candidates.single_threaded_blas: OpenBLAS's threads make these small
+    products 3-4x slower on busy cores (the 500k synthetic set's cut: 74 s, one thread: 21 s).
     ``apart``: a boolean matrix of pairs a reviewer said are not duplicates (never linked;
     chain linkage honours it in sets up to DENSE_ROWS)."""
     if linkage == "chain":
@@ -316,8 +320,11 @@ def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.nda
         block_hashes = None if hashes is None else np.asarray(hashes[rows])
 
         def compare(i, js):
-            found, far = rule.compare(block, block_hashes, np.array([i]), js)
-            return (found[0] if apart is None else found[0] & ~apart[i, js]), far[0]
+            # Against the whole block (a view, no copy), then the rows asked for: gathering
+            # js's rows for every keeper copied the block once per keeper (500k: minutes).
+            found, far = rule.compare(block, block_hashes, np.array([i]), slice(None))
+            found, far = found[0][js], far[0][js]
+            return (found if apart is None else found & ~apart[i, js]), far
     return [rows[part] for part in keeper_groups(len(rows), compare, complete=linkage == "complete")]
 
 
