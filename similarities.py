@@ -19,10 +19,10 @@ import config
 from cli import UsageError, run, setup_logging
 from db import connect
 from search.modes import METRICS, MODES, check_metric
-from search.query import QueryImageError, calculate_similarities
+from search.query import Filter, QueryImageError, calculate_similarities
 from viz.grid import save_result_grid
 
-__all__ = ["calculate_similarities", "QueryImageError", "main"]
+__all__ = ["calculate_similarities", "Filter", "QueryImageError", "main"]
 
 log = logging.getLogger("similarities")
 
@@ -43,6 +43,10 @@ def main(argv=None):
     parser.add_argument("--unlike", nargs="+", default=[], metavar="FILE",
                         help="less like these: push the query away from these image files (search.feedback); "
                              "those in the collection are left out of the results")
+    parser.add_argument("--folder", help="only images in this folder of the collection (and its subfolders)")
+    parser.add_argument("--after", help="only images taken (EXIF, else file date) on or after YYYY-MM-DD")
+    parser.add_argument("--before", help="only images taken on or before YYYY-MM-DD")
+    parser.add_argument("--camera", help="only images whose camera make or model contains this (any case)")
     parser.add_argument("--out", help="write a PNG: the query image(s), then the results with their scores")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(argv)
@@ -53,10 +57,16 @@ def main(argv=None):
             raise UsageError(f"query {query} is a folder: give image files")
         if not os.path.isfile(query):
             raise UsageError(f"query image {query} does not exist")
+    try:
+        where = Filter(folder=args.folder, after=args.after, before=args.before, camera=args.camera)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     conn = connect(args.db)
     results = calculate_similarities(args.queries, conn.cursor(), args.mode, metric, args.top_k, args.verbose,
                                      exclude_query=not args.include_query, any_orientation=args.any_orientation,
-                                     expand=args.expand, unlike=args.unlike)
+                                     expand=args.expand, unlike=args.unlike, where=where)
+    if not results and not where.empty:
+        raise UsageError("no image passes the filters (--folder, --after, --before, --camera)")
     if not results:
         raise UsageError(f"no other image in {args.db} has features to compare with (see `python main.py --db {args.db}`)")
     for rank, (path, score) in enumerate(results, 1):

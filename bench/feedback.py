@@ -8,7 +8,7 @@ Every image of the labelled set queries the rest (leave-one-out, by id, as the w
 others. The search runs again with those marks (the query and the + ones together, pushed away
 from the − ones; the − ones are left out, the + ones may come back) and P@10 is counted again. Per mode (its default metric)
 and λ; the best λ of each kind of feature is the one search/feedback.py uses. Prints a table;
-writes bench/results/feedback{,_tiny}.json.
+writes bench/results/feedback{,_tiny}.{json,md}.
 """
 import argparse
 import json
@@ -99,10 +99,13 @@ def main(argv=None):
         raise UsageError(str(exc)) from None
     report = measure(labelled_dir, args.cache, args.model)
     os.makedirs(args.out, exist_ok=True)
-    with atomic_write(os.path.join(args.out, "feedback_tiny.json" if args.tiny else "feedback.json"), "w",
-                      encoding="utf-8") as fh:
+    stem = os.path.join(args.out, "feedback_tiny" if args.tiny else "feedback")
+    with atomic_write(stem + ".json", "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1)
-    print(markdown(report))
+    text = markdown(report)
+    with atomic_write(stem + ".md", "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,14 @@ from db.errors import DatabaseBusyError, DatabaseError, DatabaseNotFoundError, N
 SCHEMA_VERSION = 2
 # How an older DB becomes the current one, in place and in one transaction: version -> statements.
 # 2: a file's ctime and inode, so a replacement with the same size and mtime is noticed (NULL
-#    in the rows of a version-1 DB until its next scan records them); the moved_out table.
+#    in the rows of a version-1 DB until its next scan records them); the moved_out table; the
+#    EXIF facts (NULL until main.py reads them from the files' headers: db.exif).
 _MIGRATIONS = {
-    1: ("ALTER TABLE images ADD COLUMN ctime_ns INTEGER", "ALTER TABLE images ADD COLUMN inode INTEGER"),
+    1: ("ALTER TABLE images ADD COLUMN ctime_ns INTEGER", "ALTER TABLE images ADD COLUMN inode INTEGER",
+        "ALTER TABLE images ADD COLUMN taken TEXT", "ALTER TABLE images ADD COLUMN camera_make TEXT",
+        "ALTER TABLE images ADD COLUMN camera_model TEXT", "ALTER TABLE images ADD COLUMN gps_lat REAL",
+        "ALTER TABLE images ADD COLUMN gps_lon REAL", "ALTER TABLE images ADD COLUMN orientation INTEGER",
+        "ALTER TABLE images ADD COLUMN exif_read INTEGER"),
 }
 
 _SCHEMA = """
@@ -33,7 +38,14 @@ CREATE TABLE IF NOT EXISTS images (
     reason       TEXT,                      -- one line, for status = error
     content_hash BLOB,                      -- blake2b-128 of the file bytes, once extracted
     ctime_ns     INTEGER,
-    inode        INTEGER                    -- with size and mtime: all unchanged, the file is not read again
+    inode        INTEGER,                   -- with size and mtime: all unchanged, the file is not read again
+    taken        TEXT,                      -- EXIF date taken, ISO 8601 in the camera's local time
+    camera_make  TEXT,                      -- EXIF
+    camera_model TEXT,
+    gps_lat      REAL,                      -- EXIF position, degrees (south and west negative)
+    gps_lon      REAL,
+    orientation  INTEGER,                   -- EXIF 1..8
+    exif_read    INTEGER                    -- 1 once the header was read (NULL: main.py back-fills it)
 );
 CREATE INDEX IF NOT EXISTS images_status ON images(status);
 CREATE INDEX IF NOT EXISTS images_content_hash ON images(content_hash);

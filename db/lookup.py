@@ -59,3 +59,11 @@ def exact_copy_sets(conn: sqlite3.Connection) -> list[list[int]]:
     ):
         sets.setdefault(content_hash, []).append(image_id)
     return list(sets.values())
+
+
+def images_with_content_hash(conn: sqlite3.Connection, digest: bytes, limit: int = 10) -> list[StoredImage]:
+    """Usable images whose file has the content hash ``digest`` (byte-identical files), by path;
+    through the content_hash index."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM images WHERE content_hash = ? AND status = ? ORDER BY path LIMIT ?",
+                        (bytes(digest), OK, int(limit)))
+    return [StoredImage(*row) for row in rows]

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from db.exif import camera_name  # noqa: F401  (features.exif.camera_name: the web app's import)
 from features.decode import open_image
 
 GPS_IFD = 0x8825
@@ -29,16 +30,6 @@ class Exif(NamedTuple):
 
 
 NO_EXIF = Exif(None, None, None, None, None, None)
-
-
-def camera_name(make: str | None, model: str | None) -> str | None:
-    """"Canon EOS 80D" from make "Canon" and model "Canon EOS 80D" (the model often repeats the make)."""
-    make, model = (make or "").strip(), (model or "").strip()
-    if not model:
-        return make or None
-    if make and not model.lower().startswith(make.split()[0].lower()):
-        return f"{make} {model}"
-    return model
 
 
 def exif_of(source) -> Exif:

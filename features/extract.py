@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from features.decode import ImageDecodeError, decode, read_file
+from features.exif import Exif, exif_of
 from features.framing import DEFAULT_FRAMING, check_framing, frame
 from features.network.base import SPECS, Embedder, stamp_runtime
 from features.hashes import HASH_FUNCTIONS, all_hashes
@@ -66,6 +67,7 @@ class Described:
     crop: np.ndarray | None = None  # uint8 (size, size, 3) network input, framed as the settings say
     error: str | None = None
     known: bool = False
+    exif: Exif | None = None  # read from the bytes already in memory (features.exif)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class FileResult:
     content_hash: bytes | None = None
     error: str | None = None  # one line, stored as the reason; None for a usable file
     known: bool = False  # features for content_hash exist already: none were computed
+    exif: Exif | None = None  # the file's EXIF facts (None: not read)
 
     @property
     def computed(self) -> bool:
@@ -121,16 +124,18 @@ def describe_file(path: str, settings: Settings, is_known: Callable[[bytes], boo
     try:
         data, digest = read_file(path)
         if is_known is not None and is_known(digest):
-            return Described(content_hash=digest, known=True)
+            return Described(content_hash=digest, known=True, exif=exif_of(data))
         image = decode(data, settings.decode_side, settings.max_pixels)
     except ImageDecodeError as exc:
         return Described(error=str(exc))
-    return describe_image(image, settings, digest)
+    described = describe_image(image, settings, digest)
+    described.exif = exif_of(data)
+    return described
 
 
 def finish_batch(described: Sequence[Described], embedder: Embedder, settings: Settings) -> BatchResult:
     """Run the network once over the batch's decoded files and gather every feature as arrays."""
-    files = [FileResult(d.content_hash, d.error, d.known) for d in described]
+    files = [FileResult(d.content_hash, d.error, d.known, d.exif) for d in described]
     todo = [d for d, f in zip(described, files) if f.computed]
     crops = np.stack([d.crop for d in todo]) if todo else np.zeros((0, settings.input_size, settings.input_size, 3), np.uint8)
     hash_bytes = -(-settings.hash_size ** 2 // 8)

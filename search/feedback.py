@@ -21,7 +21,10 @@ import numpy as np
 
 from search.metrics import unit_rows
 
-WEIGHTS = {"unit": 0.5, "histogram": 0.5, "bits": 0.5}  # λ per rule; see the module docstring
+# λ per rule, the best of 0, 0.25, 0.5, 0.75, 1 by bench.feedback (EfficientNet-Lite0, Tux Paint labelled set,
+# one round from the top 10): P@10 embeddings 0.714 -> 0.812, rgb 0.282 -> 0.407, phash 0.170 -> 0.272 (λ = 0:
+# pushing hashes away from the − pictures did not help; the − ones are still left out of the results).
+WEIGHTS = {"unit": 0.25, "histogram": 0.5, "bits": 0.0}
 
 
 def _unit(positives, negatives, weight):

@@ -25,6 +25,7 @@ from features.decode import ImageDecodeError, read_file
 from search import ann, matrix_cache
 from search.expansion import expanded_query
 from search.feedback import steered
+from search.filters import Filter, allowed_rows
 from search.metrics import smallest_k
 from search.modes import MODES, Metric, Mode, get_metric, get_mode
 from search.orientations import oriented
@@ -33,7 +34,7 @@ from search.query_features import QueryImageError, decode_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hit", "QueryImageError", "UnknownImageError", "calculate_similarities", "decode_query_bytes",
+__all__ = ["Filter", "Hit", "QueryImageError", "UnknownImageError", "calculate_similarities", "decode_query_bytes",
            "search_ids", "search_images"]
 
 
@@ -50,7 +51,7 @@ class UnknownImageError(LookupError):
 
 
 def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=False, *, exclude_query=True,
-                           any_orientation=False, expand=None, unlike=()) -> list[tuple[str, float]]:
+                           any_orientation=False, expand=None, unlike=(), where=None) -> list[tuple[str, float]]:
     """Return the ``top_k`` images most similar to ``input_images`` as [(path, distance)], best first.
 
     input_images: one path or a list of paths (inside the collection or not). Several
@@ -66,6 +67,7 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     config.QUERY_EXPANSION) searches a second time with the mean of the query and its first
     config.EXPANSION_K results (search.expansion). ``unlike``: paths of pictures to move away
     from ("less like this", search.feedback); those in the collection are left out of the results.
+    ``where``: a search.filters.Filter (folder, dates, camera): only images that pass it are returned.
     """
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
@@ -97,14 +99,16 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     exclude = [row for row in in_collection if row is not None] if exclude_query else []
     exclude += [row for row in unliked if row is not None]
     with _step(verbose, f"{chosen.name} search over {len(loaded.ids)} rows"):
-        rows, distances = _search(loaded, chosen, queries, top_k, exclude, expand)
+        rows, distances = _search(loaded, chosen, queries, top_k, exclude, expand, allowed_rows(conn, loaded, where))
     return [(loaded.absolute_path(r), float(d)) for r, d in zip(rows, distances)]
 
 
 def search_images(conn, images: Sequence, mode: str, metric: str | None = None, top_k: int = 5,
-                  expand: bool | None = None, like: Sequence[int] = (), unlike: Sequence[int] = ()) -> list[Hit]:
+                  expand: bool | None = None, like: Sequence[int] = (), unlike: Sequence[int] = (),
+                  where: Filter | None = None) -> list[Hit]:
     """Hits for decoded images (``decode_query_bytes``) that are not in the collection, combined into one
-    query; ``like`` / ``unlike``: collection ids marked + / − (search.feedback; the − ones are left out)."""
+    query; ``like`` / ``unlike``: collection ids marked + / − (search.feedback; the − ones are left out);
+    ``where``: only images that pass this search.filters.Filter."""
     spec, chosen = get_mode(mode), get_metric(mode, metric)
     _check_top_k(top_k)
     expand = _expanding(spec, expand)
@@ -117,13 +121,14 @@ def search_images(conn, images: Sequence, mode: str, metric: str | None = None, 
     liked, unliked = _rows_of_ids(loaded, like), _rows_of_ids(loaded, unlike)
     rows += [loaded.matrix[r] for r in liked]
     queries = steered(spec, rows, [loaded.matrix[r] for r in unliked]) if unliked else _combined(spec, rows)
-    return _hits(loaded, *_search(loaded, chosen, queries, top_k, unliked, expand))
+    return _hits(loaded, *_search(loaded, chosen, queries, top_k, unliked, expand, allowed_rows(conn, loaded, where)))
 
 
 def search_ids(conn, ids: Sequence[int], mode: str, metric: str | None = None, top_k: int = 5,
                exclude_query: bool = True, expand: bool | None = None, like: Sequence[int] = (),
-               unlike: Sequence[int] = ()) -> list[Hit]:
+               unlike: Sequence[int] = (), where: Filter | None = None) -> list[Hit]:
     """Hits for images of the collection, given by DB id (several are combined into one query).
+    ``where``: only images that pass this search.filters.Filter.
     ``like`` / ``unlike``: ids marked + / − (search.feedback): the + ones join the query and stay
     among the results, the − ones push it away and are left out."""
     spec, chosen = get_mode(mode), get_metric(mode, metric)
@@ -139,7 +144,7 @@ def search_ids(conn, ids: Sequence[int], mode: str, metric: str | None = None, t
     else:
         queries = _combined(spec, positives)
     exclude = (rows if exclude_query else []) + unliked
-    return _hits(loaded, *_search(loaded, chosen, queries, top_k, exclude, expand))
+    return _hits(loaded, *_search(loaded, chosen, queries, top_k, exclude, expand, allowed_rows(conn, loaded, where)))
 
 
 def _rows_of_ids(loaded, ids) -> list[int]:
@@ -232,25 +237,69 @@ def _expanding(spec: Mode, expand: bool | None) -> bool:
     return bool(expand)
 
 
-def _search(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude, expand: bool):
+def _search(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude, expand: bool, allowed=None):
     """_rank, with query expansion: first the config.EXPANSION_K best rows, then the search
-    again with the mean of the query and them (search.expansion)."""
+    again with the mean of the query and them (search.expansion). ``allowed``: the rows a
+    filter keeps (None: all)."""
     if expand and len(queries) == 1:
-        first, _ = _rank(loaded, metric, queries, config.EXPANSION_K, exclude)
-        queries = expanded_query(loaded, queries[0], first)
-    return _rank(loaded, metric, queries, top_k, exclude)
+        first, _ = _rank(loaded, metric, queries, config.EXPANSION_K, exclude, allowed)
+        if len(first):
+            queries = expanded_query(loaded, queries[0], first)
+    return _rank(loaded, metric, queries, top_k, exclude, allowed)
 
 
-def _rank(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude):
+def _rank(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude, allowed=None):
     """(rows, distances) of the best ``top_k`` rows; several query rows: each row's smallest distance."""
+    if allowed is not None:
+        return _rank_within(loaded, metric, queries, top_k, exclude, allowed)
     if metric.approximate and len(queries) == 1:
         found = ann.search(loaded, queries[0], top_k, exclude)
         if found is not None:
             return found
+    distances = _distances(loaded, metric, queries)
+    rows = smallest_k(distances, top_k, exclude)
+    return rows, distances[rows]
+
+
+def _distances(loaded, metric: Metric, queries: np.ndarray) -> np.ndarray:
     distances = metric.distances(loaded, queries[0])
     for query in queries[1:]:
         distances = np.minimum(distances, metric.distances(loaded, query))
-    rows = smallest_k(distances, top_k, exclude)
+    return distances
+
+
+class _Rows:
+    """Some rows of a loaded matrix, as the metrics read a Loaded (matrix, prepare): a filter that
+    keeps few rows is ranked over those only (a folder of 200 in a collection of 500k)."""
+
+    def __init__(self, loaded, rows):
+        self.loaded, self.rows = loaded, rows
+        self.matrix = loaded.matrix[rows]
+
+    def prepare(self, key, make):
+        return self.loaded.prepare(key, make)[self.rows]
+
+
+SUBSET_SHARE = 0.05  # a filter keeping less than this share of the rows ranks them apart (exact either way)
+
+
+def _rank_within(loaded, metric: Metric, queries: np.ndarray, top_k: int, exclude, allowed):
+    """_rank over the ``allowed`` rows only (exact: an index cannot filter). Few rows: their
+    distances alone; many: every distance, the others set to infinity (gathering a large share
+    of the matrix costs more than one pass over all of it)."""
+    mask = np.zeros(len(loaded.ids), dtype=bool)
+    mask[np.asarray(allowed, dtype=np.int64)] = True
+    mask[np.asarray(list(exclude), dtype=np.int64)] = False
+    keep = np.flatnonzero(mask)
+    top_k = min(top_k, len(keep))
+    if top_k == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if len(keep) < SUBSET_SHARE * len(loaded.ids):
+        distances = _distances(_Rows(loaded, keep), metric, queries)
+        order = smallest_k(distances, top_k)
+        return keep[order], distances[order]
+    distances = _distances(loaded, metric, queries)
+    rows = smallest_k(np.where(mask, distances, np.inf), top_k)
     return rows, distances[rows]
 
 

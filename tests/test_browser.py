@@ -132,6 +132,81 @@ def test_viewer_opens_steps_and_closes(site, browser):
     assert console_errors(browser) == []
 
 
+def test_labels_the_similar_line_and_more_or_less_like_this(site, browser):
+    browser.get(site + "/#/similar/3")
+    wait_for_thumbnails(browser, "#results img", 4)
+    labels = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#results .card .score')).map(e => e.textContent)")
+    assert labels and set(labels) <= {"same picture", "edited copy", "similar", "loosely related", "unrelated",
+                                      "in your collection"}
+    assert "distance" in browser.find_element(By.CSS_SELECTOR, "#results .card .score").get_attribute("title")
+    order = browser.execute_script(  # the line follows the last result that is at least "similar"
+        "return Array.from(document.querySelectorAll('#results > li')).map(li => li.classList.contains('divider')"
+        " ? '|' : li.querySelector('.score').textContent)")
+    assert order.count("|") == 1
+    line = order.index("|")
+    assert all(label in ("same picture", "edited copy", "similar") for label in order[:line])
+    assert all(label in ("loosely related", "unrelated") for label in order[line + 1:])
+    first = result_paths(browser)
+    browser.find_elements(By.CSS_SELECTOR, "#results .mark.minus")[0].click()
+    wait_until(browser, lambda: "unlike=" in browser.current_url and result_paths(browser) != first)
+    assert first[0] not in result_paths(browser)  # marked −: left out
+    wait_for_thumbnails(browser, "#results img", 4)
+    second = result_paths(browser)
+    browser.find_elements(By.CSS_SELECTOR, "#results .mark.plus")[3].click()
+    wait_until(browser, lambda: "like=" in browser.current_url.replace("unlike=", "") and result_paths(browser) != second)
+    assert "marked +" in browser.find_element(By.ID, "status").text
+    assert browser.find_elements(By.CSS_SELECTOR, '#results .mark.plus[aria-pressed="true"]')
+    browser.back()  # Back undoes the last mark
+    wait_until(browser, lambda: result_paths(browser) == second)
+    assert console_errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def dated_site(mini_collection, tmp_path_factory):
+    """The mini collection with EXIF dates: the even ids before 2010, the odd ones after."""
+    from db import connect
+    from db.connection import copy_database
+    from db.exif import store_exif
+    base = tmp_path_factory.mktemp("dated_site")
+    copy_database(mini_collection["db"], base / "dated.db")
+    conn = connect(base / "dated.db")
+    ids = [i for (i,) in conn.execute("SELECT id FROM images")]
+    store_exif(conn, [(i, (f"{2004 if i % 2 == 0 else 2016}-03-0{1 + i % 9}T09:00:00", "Canon", "EOS", None, None, 1))
+                      for i in ids])
+    conn.close()
+    with serving(create_app(base / "dated.db", thumbs_dir=str(base / "thumbs"))) as url:
+        yield url
+
+
+def test_folder_and_date_filters_and_sort_change_the_results(dated_site, browser):
+    browser.get(dated_site + "/#/similar/2?k=50")
+    wait_for_thumbnails(browser, "#results img", 4)
+    everything = result_paths(browser)
+    assert len({p.split("/")[0] for p in everything}) > 2
+    browser.find_element(By.CSS_SELECTOR, "#filters summary").click()
+    folder = browser.find_element(By.ID, "folder")
+    folder.send_keys("coffee\n")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", folder)
+    wait_until(browser, lambda: "folder=coffee" in browser.current_url and result_paths(browser) != everything)
+    wait_until(browser, lambda: result_paths(browser) and all(p.startswith("coffee/") for p in result_paths(browser)))
+    folder.clear()
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", folder)
+    wait_until(browser, lambda: "folder=" not in browser.current_url and result_paths(browser) == everything)
+    browser.execute_script("const e = document.getElementById('after'); e.value = '2010-01-01';"
+                           "e.dispatchEvent(new Event('change'))")
+    wait_until(browser, lambda: "after=2010-01-01" in browser.current_url and result_paths(browser) != everything)
+    ids = browser.execute_script("return current.hits.map(h => h.id)")
+    assert ids and all(i % 2 == 1 for i in ids)  # only the pictures dated after 2010
+    Select(browser.find_element(By.ID, "sort")).select_by_value("date")
+    wait_until(browser, lambda: "sort=date" in browser.current_url)
+    dates = browser.execute_script("return current.hits.map(h => h.date)")
+    wait_until(browser, lambda: browser.execute_script("return current.hits.map(h => h.date)") ==
+               sorted(browser.execute_script("return current.hits.map(h => h.date)"), reverse=True))
+    assert dates
+    assert console_errors(browser) == []
+
+
 def test_a_result_clicked_at_the_bottom_scrolls_to_the_top(site, browser):
     browser.get(site + "/#/similar/2?k=50")
     wait_for_thumbnails(browser, "#results img", 4)
@@ -196,6 +271,52 @@ def test_duplicates_and_map_views(site, browser):
     assert painted > 60 * 20  # 60 dots of a few dozen pixels each
     errors = console_errors(browser)
     assert errors == [] or all("/api/duplicates" in e and "503" in e for e in errors)
+
+
+def test_similarity_map_legend_zoom_and_a_preview_beside_the_point(site, browser):
+    browser.get(site + "/#/map")
+    wait_until(browser, lambda: "of 60 images" in browser.find_element(By.ID, "map-status").text)
+    assert browser.find_element(By.CSS_SELECTOR, '.tabs a[data-view="map"]').text == "Similarity map"
+    legend = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#map-legend li")]
+    assert 2 <= len(legend) <= 9 and all("·" in item for item in legend)
+    point = browser.execute_script("const p = mapState.points[7]; return [p.sx, p.sy]")
+    browser.find_element(By.ID, "map-zoom-in").click()
+    assert browser.execute_script("const p = mapState.points[7]; return [p.sx, p.sy]") != point
+    browser.find_element(By.ID, "map-reset").click()
+    canvas = browser.find_element(By.ID, "map")
+    for k in range(0, 60, 7):  # hover a few points: the preview is beside each, never over it
+        x, y = browser.execute_script(f"const p = mapState.points[{k}]; return [p.sx, p.sy]")
+        box = canvas.rect
+        browser.execute_script("arguments[0].dispatchEvent(new PointerEvent('pointermove', {clientX: arguments[1],"
+                               " clientY: arguments[2], pointerType: 'mouse', bubbles: true}))", canvas,
+                               box["x"] + x, box["y"] + y)
+        tip = browser.find_element(By.ID, "map-tip")
+        assert tip.is_displayed()
+        left, top = tip.rect["x"] - box["x"], tip.rect["y"] - box["y"]
+        inside = left <= x <= left + tip.rect["width"] and top <= y <= top + tip.rect["height"]
+        assert not inside, f"the preview covers point {k}"
+    assert console_errors(browser) == []
+
+
+def test_phone_taps_the_map_to_preview_then_to_search(site, tmp_path):
+    driver = start_chromium(str(tmp_path / "phone-map"))
+    try:
+        emulate_phone(driver, 390, 844)
+        driver.get(site + "/#/map")
+        wait_until(driver, lambda: "of 60 images" in driver.find_element(By.ID, "map-status").text)
+        canvas = driver.find_element(By.ID, "map")
+        x, y = driver.execute_script("const p = mapState.points[3]; return [p.sx, p.sy]")
+        tap = ("const [c, x, y] = arguments; const b = c.getBoundingClientRect();"
+               "for (const t of ['pointerdown', 'pointerup']) c.dispatchEvent(new PointerEvent(t, {clientX: b.left + x,"
+               " clientY: b.top + y, pointerType: 'touch', bubbles: true}));")
+        driver.execute_script(tap, canvas, x, y)
+        assert driver.find_element(By.ID, "map-tip").is_displayed() and "#/map" in driver.current_url
+        assert "tap again" in driver.find_element(By.ID, "map-tip").text
+        driver.execute_script(tap, canvas, x, y)
+        wait_until(driver, lambda: "#/similar/" in driver.current_url)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    finally:
+        driver.quit()
 
 
 def test_phone_sized_screen(site, tmp_path, mini_collection):

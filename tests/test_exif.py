@@ -38,3 +38,31 @@ def test_camera_name_does_not_repeat_the_make():
     assert camera_name("NIKON CORPORATION", "NIKON D750") == "NIKON D750"
     assert camera_name("Apple", "iPhone 12") == "Apple iPhone 12"
     assert camera_name(None, None) is None and camera_name("Sony", None) == "Sony"
+
+
+def test_extraction_stores_the_facts_and_main_back_fills_older_rows(tmp_path):
+    import generator
+    import main
+    from db import connect
+    photos = tmp_path / "photos"
+    (photos / "trip").mkdir(parents=True)
+    jpeg_with_exif(photos / "trip" / "a.jpg")
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(photos / "plain.png")
+    db = tmp_path / "c.db"
+    generator.scan(str(photos), str(db), progress=False)
+    main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False)
+    conn = connect(db)
+    stored = dict((path, rest) for path, *rest in conn.execute(
+        "SELECT path, taken, camera_make, camera_model, gps_lat, orientation, exif_read FROM images"))
+    assert stored["trip/a.jpg"] == ["2021-07-14T18:03:22", "Canon", "Canon EOS 80D", -33.86, 6, 1]
+    assert stored["plain.png"] == [None, None, None, None, None, 1]
+    with conn:  # as a DB extracted before the EXIF columns: nothing read
+        conn.execute("UPDATE images SET taken = NULL, camera_make = NULL, camera_model = NULL, gps_lat = NULL,"
+                     " gps_lon = NULL, orientation = NULL, exif_read = NULL")
+    conn.close()
+    main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False)  # nothing pending: headers only
+    conn = connect(db)
+    again = conn.execute("SELECT taken, camera_model, exif_read FROM images WHERE path = 'trip/a.jpg'").fetchone()
+    assert again == ("2021-07-14T18:03:22", "Canon EOS 80D", 1)
+    assert conn.execute("SELECT COUNT(*) FROM images WHERE exif_read IS NULL").fetchone()[0] == 0
+    conn.close()

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from db import connect
+from search.labels import LABELS, cuts_of
 from db.images import find_by_path, insert_images
 from db.meta import set_meta
 from search.modes import MODES
@@ -322,3 +323,119 @@ def test_formats_browsers_cannot_show_are_sent_as_jpeg(mini_collection, tmp_path
         assert preview.getpixel((320, 240)) == pytest.approx((200, 120, 40), abs=3)
         thumb = Image.open(io.BytesIO(client.get(f"/api/thumb/{tif_id}").content))
         assert thumb.size == (384, 288)
+
+
+@pytest.mark.parametrize("mode,metric", [("embeddings", "cosine"), ("embeddings", "ann_cosine"), ("rgb", "euclidean"),
+                                         ("phash", "hamming")])
+def test_labels_follow_the_documented_cut_points(client, mode, metric):
+    answer = client.get("/api/similar/3", params={"mode": mode, "metric": metric, "top_k": 59}).json()
+    cuts = cuts_of(mode, metric)
+    assert answer["labels"] == list(LABELS) and answer["cuts"] == list(cuts)
+    for hit in answer["results"]:
+        within = [i for i, cut in enumerate(cuts) if hit["score"] <= cut]
+        expected = "same picture" if hit["same_as_query"] else LABELS[within[0] if within else len(cuts)]
+        assert hit["label"] == expected, hit
+    if mode == "embeddings":  # image 3's edited copies first (at least similar), the rest of the 59 not
+        ranks = [LABELS.index(hit["label"]) for hit in answer["results"]]
+        assert ranks[0] <= LABELS.index("similar") and ranks[-1] >= LABELS.index("loosely related")
+
+
+def test_an_upload_identical_to_a_collection_file_is_marked(client, app_env, tmp_path):
+    outside = tmp_path / "copy of chelsea.jpg"
+    shutil.copy(app_env["images"] / "chelsea" / "original.jpg", outside)
+    answer = upload(client, [outside], top_k=5).json()  # with query expansion: the distance need not be 0
+    assert answer["in_collection"] == ["chelsea/original.jpg"]
+    marked = [hit for hit in answer["results"] if hit["same_as_query"]]
+    assert [hit["path"] for hit in marked] == ["chelsea/original.jpg"] and marked[0]["label"] == "same picture"
+    other = upload(client, [app_env["images"] / "chelsea" / "flipped.jpg"], top_k=5).json()
+    assert other["in_collection"] == ["chelsea/flipped.jpg"]
+    two = upload(client, [outside, app_env["images"] / "coffee" / "original.jpg"], top_k=5).json()
+    assert two["in_collection"] == [] and not any(hit["same_as_query"] for hit in two["results"])
+
+
+def brute_force_feedback(app_env, query_id, like, unlike, top_k):
+    """The + / − search by its formula over the whole matrix (search.feedback, exact cosine, no expansion)."""
+    from search import matrix_cache
+    from search.feedback import steered
+    from search.metrics import unit_rows
+    conn = connect(app_env["db"])
+    try:
+        loaded = matrix_cache.load(conn, "embeddings")
+        row = loaded.row_of_id
+        query = steered(MODES["embeddings"], loaded.matrix[[row(query_id)] + [row(i) for i in like]],
+                        loaded.matrix[[row(i) for i in unlike]])[0]
+        distances = 1 - unit_rows(loaded.matrix.astype("float64")) @ (query / (query ** 2).sum() ** 0.5)
+        distances[[row(query_id)] + [row(i) for i in unlike]] = float("inf")
+        order = distances.argsort(kind="stable")[:top_k]
+        return [int(loaded.ids[r]) for r in order]
+    finally:
+        conn.close()
+
+
+def test_like_and_unlike_on_similar_and_search(client, app_env, tmp_path):
+    first = client.get("/api/similar/3", params={"top_k": 10, "expand": "false"}).json()["results"]
+    like, unlike = [first[0]["id"], first[1]["id"]], [first[5]["id"], first[6]["id"], first[9]["id"]]
+    params = [("top_k", 10), ("expand", "false")] + [("like", i) for i in like] + [("unlike", i) for i in unlike]
+    again = client.get("/api/similar/3", params=params).json()["results"]
+    assert [hit["id"] for hit in again] == brute_force_feedback(app_env, 3, like, unlike, 10)
+    assert not set(unlike) & {hit["id"] for hit in again}
+    assert [hit["id"] for hit in again] != [hit["id"] for hit in first]
+    outside = tmp_path / "q.jpg"
+    shutil.copy(app_env["images"] / "coffee" / "original.jpg", outside)
+    plain = upload(client, [outside], top_k=8).json()["results"]
+    files = [("files", ("q.jpg", jpeg_bytes(outside), "image/jpeg"))]
+    marked = client.post("/api/search", files=files, data={"top_k": "8", "unlike": [str(plain[1]["id"])]}).json()
+    assert plain[1]["id"] not in [hit["id"] for hit in marked["results"]]
+    bad = client.get("/api/similar/3", params=[("like", 999999)])
+    assert bad.status_code == 404 and "999999" in bad.json()["error"]
+    both = client.get("/api/similar/3", params=[("like", like[0]), ("unlike", like[0])])
+    assert both.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def dated(mini_collection, tmp_path_factory):
+    """A copy of the mini collection with EXIF dates and cameras (the photos themselves have none)."""
+    from db.connection import copy_database
+    from db.exif import store_exif
+    base = tmp_path_factory.mktemp("dated")
+    copy_database(mini_collection["db"], base / "dated.db")
+    conn = connect(base / "dated.db")
+    rows = conn.execute("SELECT id, path FROM images ORDER BY id").fetchall()
+    store_exif(conn, [(i, (f"{2000 + k % 20}-05-0{1 + k % 9}T10:00:00", "Canon" if k % 3 else "Apple",
+                           "Canon EOS 5D" if k % 3 else "iPhone 8", None, None, 1)) for k, (i, _) in enumerate(rows)])
+    conn.close()
+    with TestClient(create_app(base / "dated.db", thumbs_dir=str(base / "thumbs"))) as client:
+        yield client, base / "dated.db"
+
+
+@pytest.mark.parametrize("where", [{"folder": "coffee"}, {"after": "2010-01-01"}, {"before": "2005-12-31"},
+                                   {"after": "2004-01-01", "before": "2012-06-30", "camera": "iphone"},
+                                   {"camera": "CANON", "folder": "chelsea"}])
+def test_filters_equal_a_brute_force_reference(dated, where):
+    client, db_path = dated
+    answer = client.get("/api/similar/2", params={"top_k": 60, "expand": "false", **where}).json()
+    conn = connect(db_path)
+    facts = conn.execute("SELECT id, path, taken, camera_make || ' ' || camera_model FROM images").fetchall()
+    conn.close()
+    passing = {i for i, path, taken, camera in facts if i != 2
+               and (not where.get("folder") or path.startswith(where["folder"] + "/"))
+               and (not where.get("after") or taken[:10] >= where["after"])
+               and (not where.get("before") or taken[:10] <= where["before"])
+               and (not where.get("camera") or where["camera"].lower() in camera.lower())}
+    assert {hit["id"] for hit in answer["results"]} == passing and passing
+    unfiltered = client.get("/api/similar/2", params={"top_k": 60, "expand": "false"}).json()["results"]
+    assert [h["id"] for h in answer["results"]] == [h["id"] for h in unfiltered if h["id"] in passing]  # same order
+    by_date = client.get("/api/similar/2", params={"top_k": 60, "sort": "date", **where}).json()["results"]
+    assert [h["date"] for h in by_date] == sorted((h["date"] for h in by_date), reverse=True)
+
+
+def test_filter_choices_and_bad_filters(dated):
+    client, _ = dated
+    choices = client.get("/api/filters").json()
+    assert {c["name"] for c in choices["folders"]} >= {"coffee", "chelsea"}
+    assert [c["name"] for c in choices["cameras"]] == ["Canon EOS 5D", "Apple iPhone 8"]
+    assert client.get("/api/similar/2", params={"after": "yesterday"}).status_code == 400
+    assert client.get("/api/similar/2", params={"sort": "size"}).status_code == 400
+    files = [("files", ("q.jpg", client.get("/api/image/5").content, "image/jpeg"))]
+    found = client.post("/api/search?folder=coffee&camera=iphone", files=files, data={"top_k": "60"}).json()
+    assert found["results"] and all(h["path"].startswith("coffee/") for h in found["results"])

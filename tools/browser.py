@@ -74,15 +74,18 @@ def console_errors(driver: webdriver.Chrome) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def screenshot(db: str, query: str, out: str, width: int = 1280, height: int = 1010) -> None:
-    """Search the collection by ``query`` in the page and save a PNG of what the browser shows."""
+def screenshot(db: str, query: str, out: str, width: int = 1400, height: int = 1010, phone: bool = False) -> None:
+    """Search the collection by ``query`` in the page and save a PNG of what the browser shows
+    (``phone``: a 390x844 phone screen at twice the pixels)."""
     with serving(create_app(db, warm=True)) as url, tempfile.TemporaryDirectory() as profile:
         driver = start_chromium(profile, width, height)
         try:
+            if phone:
+                emulate_phone(driver, 390, 844)
             driver.get(url + "/")
             WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#mode option"))
             driver.find_element(By.ID, "files").send_keys(query)
-            wait_for_thumbnails(driver, "#results img", 12)
+            wait_for_thumbnails(driver, "#results img", 4 if phone else 12)  # lazy: a phone shows a few
             time.sleep(0.3)  # let the last paint settle
             png = driver.get_screenshot_as_png()
         finally:
@@ -99,8 +102,9 @@ def main(argv=None) -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--query", required=True, help="the photo to upload")
     parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--phone", action="store_true", help="a 390x844 phone screen instead of a 1400 px window")
     args = parser.parse_args(argv)
-    screenshot(args.db, args.query, args.out)
+    screenshot(args.db, args.query, args.out, phone=args.phone)
     print(f"wrote {args.out}")
 
 

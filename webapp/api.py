@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from features.decode import ImageDecodeError
 from features.exif import camera_name
+from search.labels import LABELS, cuts_of
 from webapp.collection import DEFAULT_MODE, DEFAULT_TOP_K, MAX_FILES, MAX_TOP_K, Collection, Upload
 from webapp.errors import ApiError
 from webapp.thumbnails import jpeg_of
@@ -37,6 +38,15 @@ ImageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the image's id in
 ModeQuery = Annotated[str, Query(description="embeddings, rgb, ahash, dhash or phash (see /api/health)")]
 MetricQuery = Annotated[str | None, Query(description="a metric of the mode; default: the mode's own")]
 TopKQuery = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="how many results")]
+FolderQuery = Annotated[str | None, Query(description="only images in this folder (relative, '/' separated) "
+                                                    "or its subfolders")]
+AfterQuery = Annotated[str | None, Query(description="only images taken (EXIF, else file date) on or after YYYY-MM-DD")]
+BeforeQuery = Annotated[str | None, Query(description="only images taken on or before YYYY-MM-DD")]
+CameraQuery = Annotated[str | None, Query(description="only images whose camera make or model contains this")]
+SortQuery = Annotated[str | None, Query(description="similarity (default) or date: the top_k most similar, newest "
+                                                  "first")]
+LIKE = "ids marked + (more like this): the query becomes them and the query together"
+UNLIKE = "ids marked − (less like this): the query is pushed away from them; they are left out of the results"
 ExpandQuery = Annotated[bool | None, Query(description="embeddings: search again with the mean of the query and "
                                                        "its first results (query expansion); default: the server's")]
 
@@ -45,6 +55,10 @@ class Result(BaseModel):
     id: int = Field(description="DB id: pass it to /api/similar, /api/thumb, /api/image")
     path: str = Field(description="relative to the collection's folder")
     score: float = Field(description="a distance: smaller is more similar, 0 is identical")
+    label: str = Field(description="the score in words: same picture, edited copy, similar, loosely related or "
+                                   "unrelated (cut points measured per mode and metric: search/labels.py)")
+    same_as_query: bool = Field(description="the same picture as the query: distance 0 or a byte-identical file")
+    date: str | None = Field(description="EXIF date taken, else the file's modification time (ISO 8601)")
     thumbnail: str = Field(description="URL of a JPEG of the whole picture within 384x384 pixels")
     image: str = Field(description="URL of the full image")
 
@@ -55,6 +69,10 @@ class Results(BaseModel):
     metric: str
     top_k: int
     took_ms: float = Field(description="server time for the search")
+    labels: list[str] = Field(description="the labels, best first")
+    cuts: list[float] = Field(description="the largest distance of each label but the last, for this mode and metric")
+    in_collection: list[str] = Field(description="collection files identical to the query (uploads: same bytes; "
+                                                 "by id: other files with the query's bytes)")
 
 
 class Health(BaseModel):
@@ -118,21 +136,53 @@ def search(request: Request,
            mode: Annotated[str, Form(description="search mode")] = DEFAULT_MODE,
            metric: Annotated[str | None, Form(description="default: the mode's own")] = None,
            top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many results")] = DEFAULT_TOP_K,
-           expand: ExpandQuery = None) -> dict:
+           expand: ExpandQuery = None,
+           like: Annotated[list[int], Form(description=LIKE)] = [],  # noqa: B006 (FastAPI copies defaults)
+           unlike: Annotated[list[int], Form(description=UNLIKE)] = [],  # noqa: B006
+           folder: FolderQuery = None, after: AfterQuery = None, before: BeforeQuery = None,
+           camera: CameraQuery = None, sort: SortQuery = None) -> dict:
     coll = collection(request)
-    query = coll.check(mode, metric, top_k, expand)
+    query = coll.check(mode, metric, top_k, expand, like, unlike,
+                       {"folder": folder, "after": after, "before": before, "camera": camera}, sort)
     coll.check_upload_count(len(files))
     uploads = [Upload(_display_name(f.filename), f.file.read()) for f in files]
-    return _timed(coll, query, lambda: coll.search_uploads(uploads, query))
+    digests, copies = set(), []
+    if len(uploads) == 1:  # several uploads are one combined query: no single picture to be a copy of
+        digest, copies = coll.copies_of(uploads[0].data)
+        digests.add(digest)
+    return _timed(coll, query, lambda: coll.search_uploads(uploads, query), frozenset(digests), copies)
 
 
 @router.get("/similar/{image_id}", response_model=Results, responses=ERRORS, summary="More like this image",
             description="The images most similar to one of the collection (left out of its own results).")
 def similar(request: Request, image_id: ImageId, mode: ModeQuery = DEFAULT_MODE, metric: MetricQuery = None,
-            top_k: TopKQuery = DEFAULT_TOP_K, expand: ExpandQuery = None) -> dict:
+            top_k: TopKQuery = DEFAULT_TOP_K, expand: ExpandQuery = None,
+            like: Annotated[list[int], Query(description=LIKE)] = [],  # noqa: B006 (FastAPI copies defaults)
+            unlike: Annotated[list[int], Query(description=UNLIKE)] = [],  # noqa: B006
+            folder: FolderQuery = None, after: AfterQuery = None, before: BeforeQuery = None,
+            camera: CameraQuery = None, sort: SortQuery = None) -> dict:
     coll = collection(request)
-    query = coll.check(mode, metric, top_k, expand)
-    return _timed(coll, query, lambda: coll.similar(image_id, query))
+    query = coll.check(mode, metric, top_k, expand, like, unlike,
+                       {"folder": folder, "after": after, "before": before, "camera": camera}, sort)
+    row = coll.row(image_id)
+    digests = frozenset([bytes(row.content_hash)]) if row.content_hash else frozenset()
+    copies = coll.copies_of_row(row)
+    return _timed(coll, query, lambda: coll.similar(image_id, query), digests, copies)
+
+
+class Choice(BaseModel):
+    name: str
+    images: int
+
+
+class FilterChoices(BaseModel):
+    folders: list[Choice] = Field(description="folders with their images (subfolders included), most first")
+    cameras: list[Choice] = Field(description="EXIF cameras (make and model), most images first")
+
+
+@router.get("/filters", response_model=FilterChoices, responses=ERRORS, summary="Folders and cameras to filter by")
+def filter_choices(request: Request) -> dict:
+    return collection(request).filter_choices()
 
 
 @router.get("/sample", response_model=Sample, responses=ERRORS, summary="Random images to start from",
@@ -192,12 +242,13 @@ def image(request: Request, image_id: ImageId) -> Response:
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
 
-def _timed(coll: Collection, query, search) -> dict:
+def _timed(coll: Collection, query, search, same_content: frozenset = frozenset(), copies=()) -> dict:
     start = time.perf_counter()
     hits = search()
     took = 1000 * (time.perf_counter() - start)
-    return {"results": coll.results(hits), "mode": query.mode, "metric": query.metric, "top_k": query.top_k,
-            "took_ms": round(took, 1)}
+    return {"results": coll.results(hits, query, same_content), "mode": query.mode, "metric": query.metric,
+            "top_k": query.top_k, "took_ms": round(took, 1), "labels": list(LABELS),
+            "cuts": list(cuts_of(query.mode, query.metric)), "in_collection": list(copies)}
 
 
 def _display_name(filename: str | None) -> str:

@@ -18,7 +18,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +29,14 @@ from PIL import Image
 import config
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.images import ERROR, OK, PENDING, count_by_status
-from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids
-from db.meta import dataset_root, features_stamp
+from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids, images_with_content_hash
+from db.exif import dates_of, row_facts
+from db.meta import dataset_root, features_stamp, version
+from features.decode import content_hash
 from features.exif import NO_EXIF, Exif, exif_of
 from search import matrix_cache
+from search.filters import Filter
+from search.labels import LABELS, cuts_of, label_index
 from search.modes import MODES, check_metric, get_mode
 from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
 from webapp.errors import ApiError
@@ -43,6 +49,9 @@ DEFAULT_MODE = "embeddings"
 DEFAULT_TOP_K = 20
 MAX_TOP_K = 1000  # a page of results; a whole 500k collection as JSON helps nobody
 MAX_FILES = 32  # query images combined into one search
+MAX_FEEDBACK = 200  # ids marked + or − in one search
+SORTS = ("similarity", "date")
+MAX_CHOICES = 500  # folders and cameras offered to the page
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,10 @@ class Query:
     metric: str
     top_k: int
     expand: bool | None = None
+    like: tuple[int, ...] = ()  # ids marked + (more like these), with the query
+    unlike: tuple[int, ...] = ()  # ids marked − (less like these), left out of the results
+    where: Filter | None = None  # folder, dates, camera
+    sort: str = "similarity"  # or "date": the top_k most similar, newest first
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class Collection:
         self._local = threading.local()
         self._searcher = ThreadPoolExecutor(1, thread_name_prefix="search")
         self.thumbs = ThumbnailCache(thumbs_dir or self.db_path + ".thumbs", config.MAX_IMAGE_PIXELS)
+        self._choices = None  # (DB version, filter_choices())
 
     def private_paths(self) -> list[tuple[str, str]]:
         """(absolute path, what an error body shows instead), longest first."""
@@ -136,7 +150,8 @@ class Collection:
     # --- searching ----------------------------------------------------------------------
 
     @staticmethod
-    def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None) -> Query:
+    def check(mode: str | None, metric: str | None, top_k: int | None, expand: bool | None = None,
+              like=(), unlike=(), where: dict | None = None, sort: str | None = None) -> Query:
         """The request's mode, metric and top_k, or a 400 that lists the valid choices."""
         mode = mode or DEFAULT_MODE
         try:
@@ -149,7 +164,18 @@ class Collection:
             raise ApiError(400, f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         if expand and not get_mode(mode).expandable:
             raise ApiError(400, f"expand works with embeddings searches only, not {mode}")
-        return Query(mode, metric, top_k, expand)
+        like, unlike = tuple(int(i) for i in like or ()), tuple(int(i) for i in unlike or ())
+        if len(like) + len(unlike) > MAX_FEEDBACK:
+            raise ApiError(400, f"at most {MAX_FEEDBACK} ids in like and unlike together, got {len(like) + len(unlike)}")
+        if set(like) & set(unlike):
+            raise ApiError(400, f"ids both in like and unlike: {', '.join(map(str, sorted(set(like) & set(unlike))))}")
+        if (sort or "similarity") not in SORTS:
+            raise ApiError(400, f"unknown sort {sort!r}; valid: {', '.join(SORTS)}")
+        try:
+            chosen = Filter(**{k: v for k, v in (where or {}).items() if v})
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return Query(mode, metric, top_k, expand, like, unlike, None if chosen.empty else chosen, sort or "similarity")
 
     @staticmethod
     def check_upload_count(count: int) -> None:
@@ -171,7 +197,17 @@ class Collection:
                 raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
-        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand))
+        self.check_marked(query)
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand,
+                                                                like=query.like, unlike=query.unlike,
+                                                                where=query.where))
+
+    def check_marked(self, query: Query) -> None:
+        """404 naming the ids marked + or − that are not images of this collection."""
+        wanted = set(query.like) | set(query.unlike)
+        missing = sorted(wanted - set(images_by_ids(self.conn(), wanted))) if wanted else []
+        if missing:
+            raise ApiError(404, f"no image with id {', '.join(map(str, missing))} in this collection (like/unlike)")
 
     def similar(self, image_id: int, query: Query) -> list[Hit]:
         """The images most like one of the collection's own, itself left out."""
@@ -179,7 +215,10 @@ class Collection:
         if row.status != OK:
             raise ApiError(409, f"image {image_id} has no features ({row.status}"
                                 f"{': ' + row.reason if row.reason else ''}); it cannot be searched by")
-        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k, expand=query.expand))
+        self.check_marked(query)
+        return self._search(lambda conn: search_ids(conn, [image_id], query.mode, query.metric, query.top_k,
+                                          expand=query.expand, like=query.like, unlike=query.unlike,
+                                          where=query.where))
 
     def _search(self, run) -> list[Hit]:
         """``run(connection)`` on the search thread; its errors as ApiErrors."""
@@ -197,14 +236,53 @@ class Collection:
         except DatabaseError as exc:
             raise ApiError(503, str(exc)) from None
 
-    def results(self, hits: list[Hit]) -> list[dict]:
-        """Hits as the API returns them, with the URLs of their thumbnail and image.
+    def results(self, hits: list[Hit], query: Query, same_content: frozenset = frozenset()) -> list[dict]:
+        """Hits as the API returns them: with their label, whether they equal the query (distance 0
+        or a content hash in ``same_content``), and the URLs of their thumbnail and image.
 
         The thumbnail URL carries its content key, so browsers may keep it for good.
         """
         rows = images_by_ids(self.conn(), [hit.id for hit in hits])
-        return [{"id": hit.id, "path": hit.path, "score": round(float(hit.distance), 6),
-                 **self.urls(rows.get(hit.id), hit.id)} for hit in hits]
+        dates = dates_of(self.conn(), [hit.id for hit in hits])
+        cuts = cuts_of(query.mode, query.metric)
+        out = []
+        for hit in hits:
+            row = rows.get(hit.id)
+            same = hit.distance <= 0 or (row is not None and row.content_hash is not None
+                                         and bytes(row.content_hash) in same_content)
+            taken, mtime_ns = dates.get(hit.id, (None, None))
+            out.append({"id": hit.id, "path": hit.path, "score": round(float(hit.distance), 6),
+                        "label": LABELS[0] if same else LABELS[label_index(hit.distance, cuts)],
+                        "same_as_query": bool(same), "date": taken or _iso(mtime_ns), **self.urls(row, hit.id)})
+        if query.sort == "date":  # newest first; the order of similarity breaks ties
+            out = sorted(out, key=lambda hit: hit["date"] or "", reverse=True)
+        return out
+
+    def filter_choices(self) -> dict:
+        """The folders (each with its images, subfolders included) and the cameras of the collection,
+        most images first; computed once per DB version."""
+        key = version(self.conn())
+        if self._choices is None or self._choices[0] != key:
+            facts = row_facts(self.conn())
+            folders, cameras = Counter(), Counter(c for c in facts.cameras if c)
+            for path in facts.paths:
+                parts = path.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    folders["/".join(parts[:depth])] += 1
+            self._choices = (key, {"folders": [{"name": n, "images": c} for n, c in folders.most_common(MAX_CHOICES)],
+                                   "cameras": [{"name": n, "images": c} for n, c in cameras.most_common(MAX_CHOICES)]})
+        return self._choices[1]
+
+    def copies_of_row(self, row: StoredImage) -> list[str]:
+        """The paths of the collection's other files with a row's bytes."""
+        if not row.content_hash:
+            return []
+        return [other.path for other in images_with_content_hash(self.conn(), row.content_hash) if other.id != row.id]
+
+    def copies_of(self, data: bytes) -> tuple[bytes, list[str]]:
+        """An upload's content hash and the paths of the collection's byte-identical files."""
+        digest = content_hash(data)
+        return digest, [row.path for row in images_with_content_hash(self.conn(), digest)]
 
     @staticmethod
     def urls(row: StoredImage | None, image_id: int | None = None) -> dict:
@@ -235,3 +313,8 @@ class Collection:
         probe = Image.new("RGB", (256, 256), (128, 128, 128))
         self._search(lambda c: search_images(c, [probe], query.mode, query.metric, 1))
         return time.perf_counter() - start
+
+
+def _iso(mtime_ns: int | None) -> str | None:
+    """A file time as ISO 8601 UTC (seconds)."""
+    return None if mtime_ns is None else datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")

@@ -66,6 +66,10 @@ async function start() {
     .map((m) => el("option", { value: m, text: HASH_NAMES[m] || m })));
   applyParams(new URLSearchParams({ mode: h.default_mode }));
   route();
+  getJSON("/api/filters").then((choices) => {
+    $("folder-list").replaceChildren(...choices.folders.map((f) => el("option", { value: f.name, text: `${f.images} images` })));
+    $("camera-list").replaceChildren(...choices.cameras.map((c) => el("option", { value: c.name, text: `${c.images} images` })));
+  }).catch(() => { /* the lists only help typing; the filters work without them */ });
 }
 
 start();

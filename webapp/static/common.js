@@ -65,8 +65,35 @@ function currentMode() {
   return $("mode").value === "hash" ? $("hash").value : $("mode").value;
 }
 
+// Filters and sort travel with the search (walking to a result keeps them); empty ones stay out of the URL.
+const FILTERS = ["folder", "after", "before", "camera", "sort"];
+
 function searchParams() {
-  return new URLSearchParams({ mode: currentMode(), metric: $("metric").value, k: $("top-k").value });
+  const params = new URLSearchParams({ mode: currentMode(), metric: $("metric").value, k: $("top-k").value });
+  for (const name of FILTERS) {
+    const value = $(name).value.trim();
+    if (value && !(name === "sort" && value === "similarity")) params.set(name, value);
+  }
+  return params;
+}
+
+// The filter part of an API URL: "&folder=…&after=…".
+function filterQuery(params) {
+  return FILTERS.filter((name) => params.get(name)).map((name) => `&${name}=${encodeURIComponent(params.get(name))}`).join("");
+}
+
+// Pictures marked + (more like this) and − (less like this) for the query on show: in the URL
+// (like=3,4&unlike=9), so Back undoes a mark and a marked search can be bookmarked.
+function marksOf(params) {
+  const ids = (name) => (params.get(name) || "").split(",").filter((x) => /^\d+$/.test(x)).map(Number);
+  return { like: ids("like"), unlike: ids("unlike") };
+}
+
+function marksQuery(marks) {
+  const parts = [];
+  if (marks.like.length) parts.push(`like=${marks.like.join(",")}`);
+  if (marks.unlike.length) parts.push(`unlike=${marks.unlike.join(",")}`);
+  return parts.length ? `&${parts.join("&")}` : "";
 }
 
 function applyParams(params) {
@@ -78,6 +105,9 @@ function applyParams(params) {
   fillMetrics(params.get("metric"));
   const k = params.get("k");
   if (k && Array.from($("top-k").options).some((o) => o.value === k)) $("top-k").value = k;
+  for (const name of FILTERS) $(name).value = params.get(name) || (name === "sort" ? "similarity" : "");
+  const active = FILTERS.filter((name) => params.get(name) && params.get(name) !== "similarity").length;
+  $("filter-count").textContent = active ? `(${active})` : "";
 }
 
 // --- formatting ---------------------------------------------------------------------------
@@ -96,6 +126,19 @@ function formatBytes(n) {
   return n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
 }
 
+// A result's score in words (the labels' cut points are measured per mode and metric: search/labels.py),
+// the number on hover.
 function scoreBadge(hit, answer) {
-  return el("span", { class: "score", text: formatScore(hit.score, answer.metric), title: `distance ${hit.score}` });
+  const rank = (answer.labels || []).indexOf(hit.label);
+  const text = hit.same_as_query ? "in your collection" : hit.label || formatScore(hit.score, answer.metric);
+  return el("span", { class: `score label-${hit.same_as_query ? 0 : rank}`, text,
+                      title: `distance ${formatScore(hit.score, answer.metric)} (${METRIC_NAMES[answer.metric] || answer.metric}; smaller is closer)` });
+}
+
+// The index after which no result is at least "similar" (-1: none is).
+function lastSimilar(list, answer) {
+  const similar = (answer.labels || []).indexOf("similar");
+  let last = -1;
+  list.forEach((hit, i) => { if (hit.same_as_query || answer.labels.indexOf(hit.label) <= similar) last = i; });
+  return last;
 }

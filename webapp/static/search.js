@@ -21,8 +21,37 @@ async function showSample() {
 
 // --- searching -----------------------------------------------------------------------------
 
-// The results on show, for the viewer to step through: [{id, path, score, ...}] and their answer.
-const current = { hits: [], answer: null };
+// The results on show, for the viewer to step through: [{id, path, score, ...}], their answer and
+// the marks (+ / −) they were searched with.
+const current = { hits: [], answer: null, marks: { like: [], unlike: [] } };
+
+// A click on + or − toggles the mark and searches again at once (Back undoes it).
+function mark(id, kind) {
+  const other = kind === "like" ? "unlike" : "like";
+  const marks = { like: current.marks.like.slice(), unlike: current.marks.unlike.slice() };
+  marks[kind] = marks[kind].includes(id) ? marks[kind].filter((x) => x !== id) : marks[kind].concat(id);
+  marks[other] = marks[other].filter((x) => x !== id);
+  searchAgain(marks);
+}
+
+function searchAgain(marks) {
+  const { parts } = parseHash();
+  if (parts[0] === "similar") {
+    history.pushState(null, "", `#/similar/${parts[1]}?${searchParams()}${marksQuery(marks)}`);
+    route();
+  } else if (parts[0] === "upload" && lastUpload) {
+    searchFiles(lastUpload, marks);
+  }
+}
+
+function marksStatus() {
+  const { like, unlike } = current.marks;
+  if (!like.length && !unlike.length) return null;
+  const clear = el("button", { class: "plain small", type: "button", text: "Clear the marks" });
+  clear.addEventListener("click", () => searchAgain({ like: [], unlike: [] }));
+  return el("span", { class: "marked" },
+    ` · ${like.length} marked + (more like these), ${unlike.length} marked − (left out, less like these) `, clear);
+}
 
 function fillMetrics(wanted) {
   const mode = currentMode();
@@ -37,12 +66,17 @@ function resultCard(hit, i, answer, params) {
   const link = el("a", { class: "card", href: `#/similar/${hit.id}?${params}`, title: `${hit.path}\nsearch by this picture` },
     el("img", { src: hit.thumbnail, alt: hit.path, loading: "lazy", width: "256", height: "256" }),
     el("span", { class: "rank", text: `${i + 1}` }),
-    el("span", { class: "meta" },
-      el("span", { class: "score", text: formatScore(hit.score, answer.metric), title: `distance ${hit.score}` }),
-      el("span", { class: "path", text: hit.path })));
+    el("span", { class: "meta" }, scoreBadge(hit, answer), el("span", { class: "path", text: hit.path })));
   const view = el("button", { class: "view", type: "button", title: "view the whole picture and its details", "aria-label": `view ${hit.path}` });
   view.addEventListener("click", () => openViewer(hit.id));
-  return el("li", {}, link, view);
+  const marks = current.marks;
+  const plus = el("button", { class: "mark plus", type: "button", text: "+", title: "more like this",
+                              "aria-label": `more like ${hit.path}`, "aria-pressed": String(marks.like.includes(hit.id)) });
+  const minus = el("button", { class: "mark minus", type: "button", text: "−", title: "less like this",
+                               "aria-label": `less like ${hit.path}`, "aria-pressed": "false" });
+  plus.addEventListener("click", () => mark(hit.id, "like"));
+  minus.addEventListener("click", () => mark(hit.id, "unlike"));
+  return el("li", {}, link, view, el("span", { class: "marks" }, plus, minus));
 }
 
 function renderResults(list, answer, target = $("results")) {
@@ -50,19 +84,30 @@ function renderResults(list, answer, target = $("results")) {
   list = list || [];
   current.hits = list;
   current.answer = answer;
-  target.replaceChildren(...list.map((hit, i) => resultCard(hit, i, answer, params)));
-  $("status").textContent = list.length
-    ? `${list.length} most similar pictures by ${modeName(answer.mode).toLowerCase()}, best first`
-    : "No results: the collection has no other extracted image.";
+  const cards = list.map((hit, i) => resultCard(hit, i, answer, params));
+  if (list.length && answer.labels) {
+    const last = lastSimilar(list, answer);
+    const text = last < 0 ? "Nothing in the collection is similar; the closest pictures:"
+      : last === list.length - 1 ? `All ${list.length} are at least similar: ask for more results to see where similarity ends.`
+      : "Below this line: only loosely related or unrelated pictures.";
+    cards.splice(last + 1, 0, el("li", { class: "divider", role: "separator" }, el("span", { text })));
+  }
+  target.replaceChildren(...cards);
+  $("status").replaceChildren(list.length
+    ? `${list.length} most similar pictures by ${modeName(answer.mode).toLowerCase()}` +
+      `${filterQuery(searchParams()) ? " that pass the filters" : ""}, ${answer.sort === "date" || $("sort").value === "date" ? "newest" : "best"} first`
+    : filterQuery(searchParams()) ? "No picture passes the filters." : "No results: the collection has no other extracted image.",
+    marksStatus() || "");
   $("timing").textContent = `Last search: ${answer.took_ms} ms on the server (${answer.mode}, ${answer.metric}).` +
     (answer.took_ms > 150 && answer.metric === "cosine" && (api.health.metrics[answer.mode] || []).includes("ann_cosine")
       ? " Tip: Advanced → Distance → \u201ccosine, fast\u201d answers large collections in milliseconds." : "");
 }
 
-function showQuery(imageUrl, title, path, id) {
+function showQuery(imageUrl, title, path, id, copies) {
   const img = el("img", { src: imageUrl, alt: "" });
   img.addEventListener("error", () => img.remove());
-  const parts = [img, el("div", { class: "what" }, el("b", { text: title }), el("span", { class: "path muted", text: path }))];
+  const parts = [img, el("div", { class: "what" }, el("b", { text: title }), el("span", { class: "path muted", text: path }),
+    copies && copies.length ? el("span", { class: "copies", text: `In your collection: ${copies.join(", ")}` }) : null)];
   if (id) {
     const view = el("button", { class: "plain", type: "button", text: "View", title: "view the whole picture and its details" });
     view.addEventListener("click", () => openViewer(id));
@@ -90,16 +135,19 @@ function failed(message) {
 
 async function showSimilar(id) {
   const params = searchParams();
+  const marks = marksOf(parseHash().params);
+  const feedback = marks.like.map((i) => `&like=${i}`).join("") + marks.unlike.map((i) => `&unlike=${i}`).join("");
   const mine = ++shown;
   window.scrollTo(0, 0);
   setBusy(true);
   try {
     const [info, answer] = await Promise.all([
       getJSON(`/api/images/${id}`),
-      getJSON(`/api/similar/${id}?mode=${params.get("mode")}&metric=${params.get("metric")}&top_k=${params.get("k")}`),
+      getJSON(`/api/similar/${id}?mode=${params.get("mode")}&metric=${params.get("metric")}&top_k=${params.get("k")}${feedback}${filterQuery(params)}`),
     ]);
     if (mine !== shown) return;
-    showQuery(info.thumbnail, "More like this one", info.path, info.id);
+    current.marks = marks;
+    showQuery(info.thumbnail, "More like this one", info.path, info.id, answer.in_collection);
     renderResults(answer.results, answer);
   } catch (error) {
     if (mine === shown) failed(error.message);
@@ -110,13 +158,15 @@ async function showSimilar(id) {
 
 function showUpload(state) {
   shown++;
+  current.marks = state.marks || { like: [], unlike: [] };
   window.scrollTo(0, 0);
   setBusy(false);
-  showQuery(state.preview, state.names.length > 1 ? `${state.names.length} photos combined` : "Your photo", state.names.join(", "));
+  showQuery(state.preview, state.names.length > 1 ? `${state.names.length} photos combined` : "Your photo", state.names.join(", "), null,
+            state.answer.in_collection);
   renderResults(state.results, state.answer);
 }
 
-async function searchFiles(files) {
+async function searchFiles(files, marks = { like: [], unlike: [] }) {
   files = Array.from(files || []).filter((f) => f.size > 0 || f.name);
   if (!files.length) return;
   lastUpload = files;
@@ -125,6 +175,8 @@ async function searchFiles(files) {
   form.append("mode", currentMode());
   form.append("metric", $("metric").value);
   form.append("top_k", $("top-k").value);
+  for (const id of marks.like) form.append("like", id);
+  for (const id of marks.unlike) form.append("unlike", id);
   const mine = ++shown;
   if (parseHash().parts[0] === "duplicates" || parseHash().parts[0] === "map") location.hash = "#/";
   window.scrollTo(0, 0);
@@ -132,11 +184,11 @@ async function searchFiles(files) {
   showError("");
   setBusy(true);
   try {
-    const answer = await getJSON("/api/search", { method: "POST", body: form });
+    const answer = await getJSON(`/api/search?${filterQuery(searchParams()).slice(1)}`, { method: "POST", body: form });
     if (mine !== shown) return;
     const state = { results: answer.results, answer, names: files.map((f) => f.name || "pasted image"),
-                    preview: URL.createObjectURL(files[0]), token: `${Date.now()}-${mine}` };
-    history.pushState(state, "", `#/upload?${searchParams()}`);
+                    preview: URL.createObjectURL(files[0]), token: `${Date.now()}-${mine}`, marks };
+    history.pushState(state, "", `#/upload?${searchParams()}${marksQuery(marks)}`);
     route();
   } catch (error) {
     if (mine === shown) failed(error.message);
@@ -185,6 +237,7 @@ function setUpSearch() {
   $("hash").addEventListener("change", () => { fillMetrics($("metric").value); rerun(); });
   $("metric").addEventListener("change", rerun);
   $("top-k").addEventListener("change", rerun);
+  for (const name of FILTERS) $(name).addEventListener("change", rerun);
   $("fit").addEventListener("click", () => setFit(!$("results").classList.contains("fit")));
   let fit = false;
   try { fit = localStorage.getItem("fit") === "1"; } catch (e) { /* private mode */ }
