@@ -37,7 +37,8 @@ import numpy as np
 from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
-from features.taken import date_taken_ns
+from db.taken import stored_dates_taken
+from features.taken import date_taken_ns, parse_iso_date
 from search import matrix_cache
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs, single_threaded_blas
 from duplicates.groups import UnionFind, group_pairs, keeper_groups
@@ -271,7 +272,8 @@ def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind,
     # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
     rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
     by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
-    facts = {r: _keeper_facts(d, loaded.root, read_dates, decisions) for r, d in by_row.items()}
+    stored = stored_dates_taken(conn, [d.id for d in by_row.values()]) if read_dates else {}
+    facts = {r: _keeper_facts(d, loaded.root, read_dates, decisions, stored) for r, d in by_row.items()}
     ordered = [g[keeper_order([facts[int(r)] for r in g], prefer)] for g in rows]
     with single_threaded_blas():  # many small products: see split_group
         rows = [piece for g in ordered
@@ -377,9 +379,18 @@ def _hamming_matrix(left, right, kind, any_orientation):
     return np.min([hamming(v[:, None, :], right[None, :, :]) for v in variants], axis=0)
 
 
-def _keeper_facts(d: StoredImage, root: str, read_dates: bool, decisions: Decisions) -> KeeperFacts:
+def _keeper_facts(d: StoredImage, root: str, read_dates: bool, decisions: Decisions,
+                  stored: dict[int, str | None]) -> KeeperFacts:
+    """The rule's facts of one row; the date taken from the DB when main.py has read the header
+    (db.taken), else from the file's header."""
     path = os.path.join(root, d.path)
-    return KeeperFacts(path, d.width, d.height, d.size, d.mtime_ns, date_taken_ns(path) if read_dates else None,
+    if not read_dates:
+        taken = None
+    elif d.id in stored:
+        taken = parse_iso_date(stored[d.id])
+    else:
+        taken = date_taken_ns(path)
+    return KeeperFacts(path, d.width, d.height, d.size, d.mtime_ns, taken,
                        d.content_hash is not None and bytes(d.content_hash) in decisions.keep)
 
 

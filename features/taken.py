@@ -35,6 +35,16 @@ def date_taken_ns(path: str) -> int | None:
     return parse_exif_date(text)
 
 
+def parse_iso_date(text) -> int | None:
+    """'YYYY-MM-DDTHH:MM:SS' (as db.exif stores it) -> ns since the epoch (read as UTC), or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) * 1_000_000_000
+    except ValueError:
+        return None
+
+
 def parse_exif_date(text) -> int | None:
     """'YYYY:MM:DD HH:MM:SS' (NUL-padded or with trailing fractions) -> ns since the epoch, or None."""
     if not isinstance(text, str):

@@ -107,3 +107,35 @@ def test_one_keeper_decision_per_group(tmp_path):
 def run_script(*args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "find_duplicates.py"), *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=180)
+
+
+def test_the_date_taken_the_db_holds_is_used_without_reading_the_file(tmp_path, monkeypatch):
+    # Two saves of one photo: "b.jpg" carries an EXIF date of 2001 and is written last; "a.jpg"
+    # has none (its file time, now, counts). The DB's date (main.py reads the header) makes b the
+    # keeper; the finder does not read either header again.
+    images = tmp_path / "images"
+    images.mkdir()
+    with Image.open(package_file(*SOURCES["coffee"])) as source:
+        photo = source.convert("RGB")
+    photo.save(images / "a.jpg", quality=90)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2001:02:03 04:05:06"
+    photo.save(images / "b.jpg", quality=92, exif=exif)
+    for name in ("chelsea", "astronaut", "rocket", "motorcycle"):  # others: the search centres the vectors
+        with Image.open(package_file(*SOURCES[name])) as source:
+            source.convert("RGB").save(images / f"other-{name}.jpg", quality=90)
+    db_path = tmp_path / "dated.db"
+    generator.scan(str(images), str(db_path), progress=False)
+    main.extract(str(db_path), model="efficientnet_lite0", workers=0, progress=False)
+    conn = connect(db_path)
+    taken = dict(conn.execute("SELECT path, taken FROM images WHERE exif_read = 1"))
+    assert len(taken) == 6 and taken["a.jpg"] is None and taken["b.jpg"] == "2001-02-03T04:05:06"
+    import duplicates.finder as finder
+
+    def no_reads(path):
+        raise AssertionError(f"read the header of {path} again")
+
+    monkeypatch.setattr(finder, "date_taken_ns", no_reads)
+    group, = find_duplicates(conn).groups
+    assert os.path.basename(group.keep) == "b.jpg" and group.members[1].reason == "older (date taken, else mtime)"
+    assert group.members[0].taken_ns == 981173106 * 10**9
