@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 DEMO := demo_data
 DEMO_QUERY := $(DEMO)/images/chelsea/original.jpg
 
-.PHONY: venv dev demo test test-fast bench bench-quick bench-network bench-dask quality figures clean serve
+.PHONY: venv dev demo test test-fast lint bench bench-quick bench-network bench-dask quality figures clean serve
 
 # What the program needs (make demo, make serve): requirements.txt alone.
 $(STAMP): requirements.txt
@@ -38,6 +38,10 @@ DB ?= $(DEMO)/images.db
 PORT ?= 8000
 serve: venv
 	$(PY) app.py --db $(DB) --port $(PORT)
+
+# The linter .ci/run runs before the tests (rules in pyproject.toml).
+lint: dev
+	$(PY) -m ruff check .
 
 # Every test, the slow end-to-end ones included (.ci/run calls this).
 test: dev

@@ -8,7 +8,13 @@ import os
 import sys
 
 
-class ConfigError(ValueError):
+class InvalidInputError(ValueError):
+    """What a person gave (an option, a setting, a file) cannot be used: a one-line message that
+    says what would be valid. Scripts print it without a traceback (cli.run); a plain
+    ValueError is a bug and keeps its traceback."""
+
+
+class ConfigError(InvalidInputError):
     """An IR_* environment variable holds a value its setting cannot take."""
 
 
@@ -38,7 +44,8 @@ def parse_env(name, default, choices=None, minimum=None, maximum=None):
         try:
             value = type(default)(raw)
         except ValueError:
-            raise ConfigError(f"{given} is not {kind}: use {kind} such as {default}{_range(minimum, maximum)}") from None
+            raise ConfigError(f"{given} is not {kind}: use {kind} such as {default}"
+                              f"{_range(minimum, maximum)}") from None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ConfigError(f"{given} is out of range: use {kind}{_range(minimum, maximum)}")
         return value

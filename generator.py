@@ -24,16 +24,38 @@ from tqdm import tqdm
 import config
 from cli import UsageError, run, setup_logging
 from cli.collection_root import RELOCATION_SAMPLE, refuse_system_folder, relocate_collection
+from config import InvalidInputError
 from db import ScanLock, connect
 from db.images import (
-    ERROR, PENDING, ChangedRow, Header, Identity, ImageRow, KnownFile, count_images, delete_images, known_files,
+    ERROR,
+    PENDING,
+    ChangedRow,
+    Header,
+    Identity,
+    ImageRow,
+    KnownFile,
+    count_images,
+    delete_images,
+    known_files,
 )
 from db.meta import claim_dataset_root
 from db.moved_out import report_moved_out
 from db.scan import (
-    ScanRange, apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan,
+    ScanRange,
+    apply_moves,
+    begin_scan,
+    commit_batch,
+    count_gone,
+    count_not_checked,
+    count_rows,
+    end_scan,
+    files_to_hash,
     forget_new_rows,
-    files_to_hash, gone_page, mark_unchecked, move_page, pair_moves, record_digests,
+    gone_page,
+    mark_unchecked,
+    move_page,
+    pair_moves,
+    record_digests,
 )
 from features.decode import content_hash, limit_pixels, open_image
 from fileio import is_empty_folder
@@ -134,9 +156,9 @@ def scan(data_dir: str | os.PathLike, db_path: str | os.PathLike, extensions: Co
     found here with the same bytes (nothing is extracted again).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(extensions, str) or not extensions:
-        raise ValueError(f"extensions must be a non-empty list such as {list(config.IMAGE_EXTENSIONS)}")
+        raise InvalidInputError(f"extensions must be a non-empty list such as {list(config.IMAGE_EXTENSIONS)}")
     if not os.path.exists(data_dir):
         raise UsageError(f"dataset folder {data_dir} does not exist: pass --data with your photo folder "
                          f"(on a drive or share: is it mounted?); nothing was changed")

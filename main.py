@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="extract on a Dask cluster: its scheduler address (tcp://HOST:8786), or 'local'")
     parser.add_argument("--hash-size", type=int, default=config.HASH_SIZE)
     parser.add_argument("--hist-bins", type=int, default=config.HIST_BINS)
-    parser.add_argument("--reset-features", action="store_true", help="drop all features and extract again, with this machine's settings "
-                                                                   "(e.g. a DB made from centre crops gets IR_EMBED_FRAMING)")
+    parser.add_argument("--reset-features", action="store_true",
+                        help="drop all features and extract again, with this machine's settings "
+                             "(e.g. a DB made from centre crops gets IR_EMBED_FRAMING)")
     parser.add_argument("--retry-errors", action="store_true",
                         help="try the files that failed before again (after fixing permissions or limits)")
     parser.add_argument("--prune", action="store_true",

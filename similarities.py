@@ -51,7 +51,8 @@ def main(argv=None):
     parser.add_argument("-v", "--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(argv)
     setup_logging()
-    metric = check_metric(args.mode, args.metric or (config.DEFAULT_METRIC if args.mode == config.DEFAULT_MODE else None))
+    default_metric = config.DEFAULT_METRIC if args.mode == config.DEFAULT_MODE else None
+    metric = check_metric(args.mode, args.metric or default_metric)
     for query in args.queries + args.unlike:
         if os.path.isdir(query):
             raise UsageError(f"query {query} is a folder: give image files")
@@ -68,7 +69,8 @@ def main(argv=None):
     if not results and not where.empty:
         raise UsageError("no image passes the filters (--folder, --after, --before, --camera)")
     if not results:
-        raise UsageError(f"no other image in {args.db} has features to compare with (see `python main.py --db {args.db}`)")
+        raise UsageError(f"no other image in {args.db} has features to compare with "
+                         f"(see `python main.py --db {args.db}`)")
     for rank, (path, score) in enumerate(results, 1):
         print(f"{rank:3d}  {score:.4f}  {path}")
     if args.out:

@@ -131,7 +131,6 @@ def run_cluster(n_workers, base_db, folder, n_images, shard_size):
     from distributed import Client, LocalCluster  # dask is heavy: only for the cluster rows
 
     from extraction.dask import extract_on_cluster
-
     from extraction.dask_worker import probe  # imports dask, like the line above
 
     started = time.perf_counter()

@@ -28,11 +28,11 @@ import time
 import numpy as np
 
 from bench.machine import describe, peak_rss_mb
-from fileio import atomic_write
 from duplicates.candidates import Pairs, all_pairs, single_threaded_blas
+from duplicates.finder import HASH_BITS, HASH_GUARD, Rule, copy_pairs, split_group
 from duplicates.groups import group_pairs
 from duplicates.hashes import hamming
-from duplicates.finder import HASH_BITS, HASH_GUARD, Rule, copy_pairs, split_group
+from fileio import atomic_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, "cache", "bench_duplicates")  # git-ignored

@@ -32,17 +32,18 @@ from PIL import Image
 import config  # noqa: F401  (sets the OpenMP wait policy before torch is imported)
 from bench.machine import cpu_flags, cpu_model
 from features.decode import decode
-from features.network import onnx as onnx_embedder
+from features.errors import WeightsError
 from features.framing import frame
+from features.network import onnx as onnx_embedder
 from features.network.base import SPECS, native_bfloat16, verified_weights
 from features.network.loader import embedder_from_network, load_embedder
-from features.errors import WeightsError
 from fileio import atomic_write
 
 log = logging.getLogger("bench_network")
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "network.json")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16")
+BFLOAT16_NOTE = " (this CPU has it: torch with precision auto would use bfloat16)"
 SKIMAGE_DATA = os.path.join(os.path.dirname(importlib.util.find_spec("skimage").origin), "data")
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
 # (runtime, precision) pairs measured for each precision asked for
@@ -148,8 +149,9 @@ def table(rows: list[dict], threads: list[int], batches: list[int], key: str = "
     for label, fast, slow in (("onnxruntime / torch, float32", ("onnxruntime", "float32"), ("torch", "float32")),
                               ("onnxruntime int8 / float32", ("onnxruntime", "int8"), ("onnxruntime", "float32"))):
         if all((*fast, t, b) in cell and (*slow, t, b) in cell for t in threads for b in batches):
-            speedup = (lambda t, b: cell[(*fast, t, b)] / cell[(*slow, t, b)]) if key == "images_per_s" else \
-                (lambda t, b: cell[(*slow, t, b)] / cell[(*fast, t, b)])  # time per image: the inverse
+            speedup = (lambda t, b, fast=fast, slow=slow: cell[(*fast, t, b)] / cell[(*slow, t, b)]) \
+                if key == "images_per_s" else \
+                (lambda t, b, fast=fast, slow=slow: cell[(*slow, t, b)] / cell[(*fast, t, b)])  # time per image
             ratios = [" / ".join(f"{speedup(t, b):.1f}x" for b in batches) for t in threads]
             lines.append(f"| {label} | " + " | ".join(ratios) + " |")
     return "\n".join(lines)
@@ -192,8 +194,8 @@ def models_table(rows: list[dict], threads: list[int]) -> str:
     """The models side by side: speed, CPU time, hours for COLLECTION images, quality."""
     most = max(threads)
     lines = ["| model (input) | " + " | ".join(f"img/s, {t} thread{'s' * (t > 1)}" for t in threads)
-             + f" | CPU ms/img | network hours for {COLLECTION // 1000}k, {most} thread{'s' * (most > 1)} | cost vs first | "
-               "P@10 classes / top folders / near-dup R@1 (make quality) |",
+             + f" | CPU ms/img | network hours for {COLLECTION // 1000}k, {most} thread{'s' * (most > 1)} "
+               "| cost vs first | P@10 classes / top folders / near-dup R@1 (make quality) |",
              "| --- |" + " ---: |" * (len(threads) + 3) + " --- |"]
     cell = {(r["model"], r["threads"]): r for r in rows}
     first = None
@@ -242,9 +244,10 @@ def main(argv: list[str] | None = None) -> dict:
     flag_text = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in flags.items())
     text = (f"Machine: {machine['cores']} cores ({machine['cpu']}); {flag_text}; load average at start "
             f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.\n"
-            f"Network only, {rows[0]['model']} (weights {rows[0]['weights']}), 224x224 uint8 crops of real photos in, images/s (best of {rounds} "
-            f"rounds of {seconds:g} s), precision per row. Float32 is what a CPU without native bfloat16 computes"
-            f"{' (this CPU has it: torch with precision auto would use bfloat16)' if machine['native_bfloat16'] else ''}"
+            f"Network only, {rows[0]['model']} (weights {rows[0]['weights']}), 224x224 uint8 crops of real photos in, "
+            f"images/s (best of {rounds} rounds of {seconds:g} s), precision per row. "
+            "Float32 is what a CPU without native bfloat16 computes"
+            f"{BFLOAT16_NOTE if machine['native_bfloat16'] else ''}"
             f".\n\n"
             + table(rows, threads, batches)
             + "\n\nCPU time per image, ms (all threads of the process; less disturbed by other jobs than the "

@@ -107,7 +107,8 @@ def synthetic_db(base_db, n, seed=0):
         pick = rng.integers(0, len(base["embeddings"]), size=count)
         emb = base["embeddings"][pick] + rng.standard_normal((count, base["embeddings"].shape[1]), np.float32) * 0.03
         rgb = base["rgb"][pick] * np.exp(rng.standard_normal((count, base["rgb"].shape[1]), np.float32) * 0.3)
-        features = {"embedding": emb.astype(np.float32), "rgb": (rgb / rgb.sum(axis=1, keepdims=True)).astype(np.float32)}
+        features = {"embedding": emb.astype(np.float32),
+                    "rgb": (rgb / rgb.sum(axis=1, keepdims=True)).astype(np.float32)}
         for kind in ("ahash", "dhash", "phash"):
             flips = np.packbits(rng.random((count, base[kind].shape[1] * 8)) < 0.06, axis=1)
             features[kind] = base[kind][pick] ^ flips
@@ -232,9 +233,10 @@ def measure(label, db, photos, repeats, cli_repeats, with_files):
                     row["first_screen_warm"] = round(first_screen(http, photos[0]), 1)
                 for metric, suffix in (("cosine", ""), ("ann_cosine", "_ann")):
                     row["upload" + suffix] = stats(timed(
-                        lambda i: upload(http, photos[i % len(photos)], 20, metric), repeats))
+                        lambda i, metric=metric: upload(http, photos[i % len(photos)], 20, metric), repeats))
                     row["similar" + suffix] = stats(timed(
-                        lambda i: http.get(f"/api/similar/{picks[i]}", params={"metric": metric}).raise_for_status(),
+                        lambda i, metric=metric: http.get(f"/api/similar/{picks[i]}",
+                                                          params={"metric": metric}).raise_for_status(),
                         repeats))
                 row["server_search_ms"] = upload(http, photos[0], 20)["took_ms"]
         finally:
@@ -265,7 +267,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="demo", help="comma-separated: demo and/or row counts, e.g. demo,500000")
     parser.add_argument("--db", help="the real collection to measure (default: demo_data/images.db, or a built one)")
-    parser.add_argument("--label", help="the real collection's name in the table (default: demo, or the DB's file name)")
+    parser.add_argument("--label",
+                        help="the real collection's name in the table (default: demo, or the DB's file name)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--tiny", action="store_true", help="smoke test: 3 repeats, one CLI run")
     parser.add_argument("--out", help="JSON file (default: bench/results/webapp[_tiny].json)")

@@ -104,7 +104,8 @@ def limit_files(cache, pixels):
         Image.fromarray(grey16).save(fh, format="PNG", compress_level=1)
     rgb = Image.merge("RGB", [Image.fromarray((grey16 >> 8).astype(np.uint8))] * 3)
     del grey16
-    for name, options in (("JPEG", {"format": "JPEG", "quality": 90}), ("PNG (RGB)", {"format": "PNG", "compress_level": 1})):
+    for name, options in (("JPEG", {"format": "JPEG", "quality": 90}),
+                          ("PNG (RGB)", {"format": "PNG", "compress_level": 1})):
         with atomic_write(files[name], "wb") as fh:
             rgb.save(fh, **options)
     return files, side
@@ -136,7 +137,8 @@ def render(result):
     lines = [f"Read + decode to the shared {config.DECODE_SIDE}-px copy, ms per photo (median of "
              f"{result['speed']['JPEG']['photos']} camera-sized photos per format, best of {result['rounds']}); "
              f"CPU flags: {flags_text()}:", "",
-             "| format | MB per file | project | seed-style (full decode + resize) | ratio |", "| --- | ---: | ---: | ---: | ---: |"]
+             "| format | MB per file | project | seed-style (full decode + resize) | ratio |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for name, row in result["speed"].items():
         lines.append(f"| {name} | {row['megabytes_mean']:.2f} | {row['ours_ms']:.1f} | {row['seed_style_ms']:.1f} | "
                      f"{row['seed_style_ms'] / row['ours_ms']:.1f}x |")
@@ -144,7 +146,8 @@ def render(result):
     if mem:
         lines += ["", f"Peak memory of one decode at the pixel limit ({mem['side']} x {mem['side']} = "
                   f"{mem['pixels']:,} pixels), fresh process:", "",
-                  "| file | Pillow mode | MB on disk | peak RSS growth MB | bytes per pixel |", "| --- | --- | ---: | ---: | ---: |"]
+                  "| file | Pillow mode | MB on disk | peak RSS growth MB | bytes per pixel |",
+                  "| --- | --- | ---: | ---: | ---: |"]
         for name in ("JPEG", "PNG (RGB)", "PNG (16-bit grey)"):
             row = mem[name]
             lines.append(f"| {name} | {row['mode']} | {row['file_mb']:.0f} | {row['grew_mb']:.0f} | "

@@ -32,12 +32,12 @@ from db import connect
 from db.features import ExtractedRow, write_batch
 from db.images import pending_page
 from features.decode import decode, read_file
-from features.network import loader
-from features.network.base import centre_crop, resolve_model, verified_weights
-from features.network.loader import load_embedder
 from features.extract import Described, Settings, finish_batch
 from features.hashes import all_hashes
 from features.histogram import rgb_histograms
+from features.network import loader
+from features.network.base import centre_crop, resolve_model, verified_weights
+from features.network.loader import load_embedder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

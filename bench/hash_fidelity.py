@@ -80,7 +80,8 @@ def measure(paths):
     for path in paths:
         start = time.perf_counter()
         original = _upright(path)
-        truth = {kind: function(original, hash_size=HASH_SIZE).hash.ravel() for kind, function in HASH_FUNCTIONS.items()}
+        truth = {kind: function(original, hash_size=HASH_SIZE).hash.ravel()
+                 for kind, function in HASH_FUNCTIONS.items()}
         seconds.append(time.perf_counter() - start)
         for variant, image in inputs(path).items():
             bits = hash_bits(image)

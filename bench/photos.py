@@ -19,7 +19,7 @@ FORMAT = 1  # bump when the recipe changes: cached collections are named after i
 
 def source_photos():
     photos = []
-    for name, (package, relative) in sorted(SOURCES.items()):
+    for _, (package, relative) in sorted(SOURCES.items()):
         path = package_file(package, relative)
         if os.path.exists(path):
             with Image.open(path) as image:

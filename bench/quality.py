@@ -198,7 +198,8 @@ def _scores(labelled_dir, near_dir, model, variants, query_threads, labelled_db,
                          "near_queries": sum(len(p) for p in queries.values())}}
     if top:
         results["chance"]["top_folders"] = labelled_chance(top[0])
-        results["sizes"]["top_folders"] = {c: len(os.listdir(os.path.join(top[0], c))) for c in sorted(os.listdir(top[0]))}
+        results["sizes"]["top_folders"] = {c: len(os.listdir(os.path.join(top[0], c)))
+                                           for c in sorted(os.listdir(top[0]))}
     top_conn = connect(top[1]) if top else None
     for name, mode, metric, options in variants:
         log.info("%s: %s", model, name)

@@ -27,16 +27,22 @@ import numpy as np
 
 import config
 import generator
-from cli import UsageError, run, setup_logging
 import main as extractor
 from bench.quality_sets import (
-    STAMPS_DIR, MissingImagesError, build_labelled, build_near_duplicates, load_original, sample_photo_files,
-    stamp_files, wallpaper_files,
+    STAMPS_DIR,
+    MissingImagesError,
+    build_labelled,
+    build_near_duplicates,
+    load_original,
+    sample_photo_files,
+    stamp_files,
+    wallpaper_files,
 )
+from cli import UsageError, run, setup_logging
 from db import connect
 from demo.edits import NEAR_DUPLICATE_EDITS
-from fileio import atomic_write
 from duplicates import DEFAULT_THRESHOLDS, find_duplicates
+from fileio import atomic_write
 
 log = logging.getLogger("quality_duplicates")
 
@@ -225,11 +231,11 @@ def markdown(rows, sizes):
              "| setting | threshold | pair precision | pair recall | false pairs (photos) | look-alike false groups "
              "(pairs: bursts / same class / other) | pairs among stamps |", "|---|---|---|---|---|---|---|"]
     for row in rows:
-        c, l = row["copies"], row["lookalikes"]
+        c, look = row["copies"], row["lookalikes"]
         mark = " **(default)**" if row["threshold"] == default and _setting(row) == _setting({}) else ""
         lines.append(f"| {_setting(row)}{mark} | {row['threshold']} | {row['precision']:.3f} | {c['recall']:.3f} | "
-                     f"{c['false_pairs_photos']} | {l['false_groups']} ({l['burst_pairs']} / {l['same_class_pairs']} / "
-                     f"{l['other_pairs']}) | {c['pairs_among_stamps']} |")
+                     f"{c['false_pairs_photos']} | {look['false_groups']} ({look['burst_pairs']} / "
+                     f"{look['same_class_pairs']} / {look['other_pairs']}) | {c['pairs_among_stamps']} |")
     edits = list(NEAR_DUPLICATE_EDITS)
     lines += ["", "Recall per edit kind (share of edited copies in their original's group):", "",
               "| setting | threshold | " + " | ".join(edits) + " |", "|---|---|" + "---|" * len(edits)]

@@ -19,10 +19,15 @@ import json
 import os
 from itertools import combinations
 
-from PIL import Image
-
 from bench.quality_duplicates import (
-    CACHE_DIR, RESULTS_DIR, _all_paths, _manifest, _write_manifest, build_sets, copies_scores, index,
+    CACHE_DIR,
+    RESULTS_DIR,
+    _all_paths,
+    _manifest,
+    _write_manifest,
+    build_sets,
+    copies_scores,
+    index,
 )
 from bench.quality_sets import MissingImagesError, load_original, sample_photo_files, wallpaper_files
 from cli import UsageError, run, setup_logging
@@ -92,7 +97,9 @@ def markdown(rows):
              "similar | halves of one picture as copy / similar |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         look = r["lookalikes"]
-        get = lambda kind, key: look.get(kind, {}).get(key, 0)  # noqa: E731
+
+        def get(kind, key, look=look):
+            return look.get(kind, {}).get(key, 0)
         lines.append(f"| {r['copy_threshold']} | {r['similar_threshold']} | {r['copies']['recall']:.3f} | "
                      f"{r['copies']['false_photo_pairs']} | {r['series']['as_copy']:.3f} | "
                      f"{r['series']['as_similar']:.3f} | {r['series']['wrong_scene_pairs']} | "

@@ -44,7 +44,8 @@ def _open_full(path):
 def _full_histogram(image, bins=8):
     pixels = np.asarray(image)
     shift = 8 - int(np.log2(bins))
-    index = ((pixels[..., 0] >> shift).astype(np.uint16) * bins + (pixels[..., 1] >> shift)) * bins + (pixels[..., 2] >> shift)
+    red, green, blue = (pixels[..., c] >> shift for c in range(3))
+    index = (red.astype(np.uint16) * bins + green) * bins + blue
     counts = np.bincount(index.ravel(), minlength=bins ** 3)
     return (counts / counts.sum()).astype(np.float32)
 
@@ -74,11 +75,11 @@ def extract_all(paths, network, spec, db_file):
         image = watch("decode", _open_full, path)
         tensor = watch("preprocess", preprocess, image)
         with torch.no_grad():
-            embedding = watch("network", lambda: network(tensor[None])[0].numpy())
+            embedding = watch("network", lambda tensor=tensor: network(tensor[None])[0].numpy())
         rgb = watch("histogram", _full_histogram, watch("decode", _open_full, path))
         hashes = watch("hashes", _hashes, watch("decode", _open_full, path))
 
-        def write():
+        def write(path=path, embedding=embedding, rgb=rgb, hashes=hashes):
             conn.execute("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)",
                          (path, pickle.dumps(embedding), pickle.dumps(rgb), pickle.dumps(hashes)))
             conn.commit()

@@ -25,7 +25,8 @@ def machine_line(machine):
 
 def network_line(ex, machine):
     """The line above every extraction table: CPU flags, model, runtime and precision of both sides."""
-    return (f"CPU flags: {flags_text(machine['cpu_flags'])}. Network: {ex['model']} ({ex.get('weights', 'ImageNet weights')}); "
+    return (f"CPU flags: {flags_text(machine['cpu_flags'])}. "
+            f"Network: {ex['model']} ({ex.get('weights', 'ImageNet weights')}); "
             f"the project's on {ex['runtime']} in {ex['precision']}, the reference's {ex['reference_network']}.")
 
 
@@ -39,10 +40,12 @@ def extraction_table(ex, machine):
              "", "| run | img/s | vs reference | CPU use (of all cores) | main.extract peak RSS MB | model load s | "
                  "process s (start to exit) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| reference (seed-style: torch float32 batch 1, 3 full decodes) | {ref_rate:.1f} | 1.0x | - | - | - | - |"]
+             f"| reference (seed-style: torch float32 batch 1, 3 full decodes) | {ref_rate:.1f} | 1.0x "
+             "| - | - | - | - |"]
     for run in ex["runs"]:
         rate = run["ok"] / run["seconds"]
-        lines.append(f"| main.extract workers={run['workers']} batch={run['batch_size']} threads={run['threads'] or 'auto'} "
+        lines.append(f"| main.extract workers={run['workers']} batch={run['batch_size']} "
+                     f"threads={run['threads'] or 'auto'} "
                      f"| {rate:.1f} | {rate / ref_rate:.1f}x | {run.get('cpu_use', float('nan')):.0%} "
                      f"| {run['peak_rss_mb']:.0f} | {run['model_load_s']:.2f} "
                      f"| {run['process_seconds']:.1f} |")
@@ -50,7 +53,8 @@ def extraction_table(ex, machine):
     if small:
         lines += ["", f"main.extract peak RSS with {small['ok']} photos: {small['peak_rss_mb']:.0f} MB, with "
                   f"{ex['runs'][0]['ok']}: {ex['runs'][0]['peak_rss_mb']:.0f} MB (bounded batches and DB pages)."]
-    lines += ["", "| stage, ms per image (one stage at a time) | project | reference | ratio |", "| --- | ---: | ---: | ---: |"]
+    lines += ["", "| stage, ms per image (one stage at a time) | project | reference | ratio |",
+              "| --- | ---: | ---: | ---: |"]
     project_decode = per.get("read", 0) + per.get("decode", 0)
     rows = [("read + decode", project_decode, ref.get("decode", 0))]
     rows += [(stage, per.get(stage, 0), ref.get(stage, 0))
@@ -59,7 +63,8 @@ def extraction_table(ex, machine):
         lines.append(f"| {name} | {mine:.1f} | {theirs:.1f} | {_ratio(theirs, mine)} |")
     cold = ex.get("cold_query")
     if cold:
-        lines += ["", f"Cold query from a photo outside the collection (fresh process, `similarities.calculate_similarities`, "
+        lines += ["", "Cold query from a photo outside the collection (fresh process, "
+                  "`similarities.calculate_similarities`, "
                   f"the DB's model on {ex['runtime']}): {cold['wall_s']:.2f} s from process start to the answer "
                   f"(imports {cold['import_s']:.2f} s, first answer {cold['first_answer_s']:.2f} s), later answers "
                   f"{_median(cold['later_answers_s']):.3f} s, peak RSS {cold['peak_rss_mb']:.0f} MB, "
@@ -97,8 +102,8 @@ def search_table(results):
         row(f"{pair} top-10, median ms", cells)
     if all("ann_index" in r for r in results):
         row(f"ann_cosine index ({results[0]['ann_index']['kind']}): build s / file MB / recall@10",
-            [f"{r['ann_index']['build_s']:.0f} / {r['ann_index']['index_mb']:.0f} / {r['ann_index']['recall_at_10']:.3f}"
-             for r in results])
+            [f"{r['ann_index']['build_s']:.0f} / {r['ann_index']['index_mb']:.0f} / "
+             f"{r['ann_index']['recall_at_10']:.3f}" for r in results])
     if all("ann_reference" in r for r in results):
         row(f"the other index ({results[0]['ann_reference']['kind']}): build s / file MB",
             [f"{r['ann_reference']['build_s']:.0f} / {r['ann_reference']['index_mb']:.0f}" for r in results])
@@ -141,7 +146,8 @@ def targets(data):
         default = ex["runs"][0]["ok"] / ex["runs"][0]["seconds"]
         out.append((f"extraction >= {EXTRACTION_FLOOR:.0f}x reference, same network (default settings)",
                     f"{default / ref_rate:.1f}x", default >= EXTRACTION_FLOOR * ref_rate))
-        out.append(("extraction, best configuration tried", f"{best / ref_rate:.1f}x", best >= EXTRACTION_FLOOR * ref_rate))
+        out.append(("extraction, best configuration tried", f"{best / ref_rate:.1f}x",
+                    best >= EXTRACTION_FLOOR * ref_rate))
         out.append((f"extraction >= {EXTRACTION_RATE:.0f} img/s (default settings)", f"{default:.1f} img/s",
                     default >= EXTRACTION_RATE))
         use = ex["runs"][0].get("cpu_use")
@@ -172,7 +178,8 @@ def targets(data):
             out.append((f"ann_cosine ({r['ann_index']['kind']}) recall@10 >= 0.95 at {n}",
                         f"{r['ann_index']['recall_at_10']:.3f}", r["ann_index"]["recall_at_10"] >= 0.95))
         first = r["fresh_process"]["embeddings/cosine"]
-        out.append((f"open DB + first query <= 3 s at {n}", f"{first['first_answer_s']:.2f} s", first["first_answer_s"] <= 3))
+        out.append((f"open DB + first query <= 3 s at {n}", f"{first['first_answer_s']:.2f} s",
+                    first["first_answer_s"] <= 3))
         peak = max(p["peak_rss_mb"] for p in r["fresh_process"].values())
         out.append((f"query process peak RSS <= 3 GB at {n}", f"{peak:.0f} MB", peak <= 3072))
     return out
@@ -190,17 +197,21 @@ def render(data):
         parts += [extraction_table(data["extraction"], data["machine"]), ""]
     if data.get("search"):
         parts += ["Search on synthetic clustered features (512-d embeddings and histograms, 64-bit hashes), "
-                  f"in-collection queries, top 10 (no network involved). CPU flags: {flags_text(data['machine']['cpu_flags'])}.",
+                  "in-collection queries, top 10 (no network involved). "
+                  f"CPU flags: {flags_text(data['machine']['cpu_flags'])}.",
                   "", search_table(data["search"]), ""]
         sweep = index_sweep_table(data["search"])
         if sweep.count("\n") > 1:
-            built = "; ".join(f"{x['kind']} at N={r['n']:,}: " + ", ".join(f"{k} {x[k]}" for k in ("cells", "trees") if k in x)
+            built = "; ".join(f"{x['kind']} at N={r['n']:,}: "
+                              + ", ".join(f"{k} {x[k]}" for k in ("cells", "trees") if k in x)
                               for r in data["search"] for x in (r.get("ann_index"), r.get("ann_reference")) if x)
             parts += [f"The ann_cosine index alone, with its exact re-ranking, in-collection queries ({built}):",
                       "", sweep, ""]
     real = data.get("real_embeddings")
     if real:
-        parts += [f"ann_cosine ({real.get('index', 'annoy')}) on real embeddings (the demo DB, {real['images']} photos, {real['model']} {real['dim']}-d): "
+        parts += [f"ann_cosine ({real.get('index', 'annoy')}) on real embeddings "
+                  f"(the demo DB, {real['images']} photos, "
+                  f"{real['model']} {real['dim']}-d): "
                   f"recall@10 {real['recall_at_10']:.3f}, {real['ann_median_ms']:.2f} ms per query "
                   f"(exact cosine {real['exact_median_ms']:.2f} ms).", ""]
     parts += ["Targets:", "", targets_table(data)]

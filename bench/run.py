@@ -72,7 +72,8 @@ def main():
     parser.add_argument("--skip-extraction", action="store_true")
     parser.add_argument("--cache", default=os.path.join(HERE, "cache"), help="photos and synthetic DBs (kept)")
     parser.add_argument("--results", default=os.path.join(HERE, "results"), help="where the JSON and table go")
-    parser.add_argument("--no-demo", action="store_true", help="skip ann_cosine recall on the demo DB's real embeddings")
+    parser.add_argument("--no-demo", action="store_true",
+                        help="skip ann_cosine recall on the demo DB's real embeddings")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     precision = "float32" if args.float32 else None  # None: config.EMBED_PRECISION, as main.py would use

@@ -4,9 +4,10 @@ Measures, each beside the seed-style reference (bench/reference.py) in the same 
 load time DB -> matrices (from SQLite, and memory-mapped from the cache), per-query
 latency of every valid mode x metric through ``calculate_similarities`` (in-collection
 queries, top 10, median and p95), the ann_cosine index (build time, size, recall@10 against
-exact cosine; the default IVF beside Annoy, each at a few settings of its speed/recall dial) and a fresh query process (open + first answer, peak RSS). The query from an
-image file outside the collection needs a real model: it is measured on the extraction
-benchmark's DB (bench/extract_speed.py).
+exact cosine; the default IVF beside Annoy, each at a few settings of its speed/recall dial)
+and a fresh query process (open + first answer, peak RSS). The query from an image file
+outside the collection needs a real model: it is measured on the extraction benchmark's DB
+(bench/extract_speed.py).
 
     python -m bench.search_speed --n 100000 --out result.json   # one size (used by bench.run)
 """
@@ -21,10 +22,10 @@ import time
 
 import numpy as np
 
+import config
 from bench import reference, synthetic
 from db import connect
 from fileio import atomic_write, read_json, write_with
-import config
 from search import ann, matrix_cache, metrics
 from search.ann import KINDS
 from search.modes import MODES, pairs
@@ -68,7 +69,8 @@ def index_numbers(conn, db_path, cache_dir, n):
     record = os.path.join(cache_dir, f"{kind}-build-n{n}.json")
     stamp = ann.wanted_stamp(loaded, kind)
     remembered = read_json(record)
-    if remembered is None or remembered.get("stamp") != stamp or not os.path.exists(ann.index_file(db_path, "embeddings")):
+    index_there = os.path.exists(ann.index_file(db_path, "embeddings"))
+    if remembered is None or remembered.get("stamp") != stamp or not index_there:
         shutil.rmtree(ann.index_dir(db_path), ignore_errors=True)
         _, seconds = timed(ann.get_index, loaded)
         remembered = {"stamp": stamp, "build_s": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")}

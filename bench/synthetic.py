@@ -56,7 +56,8 @@ class Mixture:
         bursts = rng.geometric(1 / 8, size=n // 4 + 8)
         burst_of_row = np.repeat(np.arange(len(bursts)), bursts)[:n]
         burst_cluster = rng.choice(self.clusters, size=len(bursts), p=self.weights)
-        burst_offset = rng.standard_normal((len(bursts), self.burst_basis.shape[0]), dtype=np.float32) @ self.burst_basis
+        burst_offset = (rng.standard_normal((len(bursts), self.burst_basis.shape[0]), dtype=np.float32)
+                        @ self.burst_basis)
         cluster = burst_cluster[burst_of_row]
         shot = rng.standard_normal((n, self.shot_basis.shape[0]), dtype=np.float32) @ self.shot_basis
         noise = rng.standard_normal((n, DIM), dtype=np.float32) * 0.03

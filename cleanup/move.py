@@ -23,6 +23,7 @@ import time
 from typing import NamedTuple
 
 from cleanup.disk_check import changed_since_scan, inside, through_symlink
+from config import InvalidInputError
 from db.connection import database_file
 from db.lookup import images_by_ids
 from db.moved_out import BackInPlace, MovedFile, record_moved_out, restore_moved_in
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = 2  # 2: "db", "finished", and per move "id", "moved" or "skipped"
 
 
-class MoveError(ValueError):
+class MoveError(InvalidInputError):
     """The move cannot be done safely (a target exists, the folder is or holds the collection),
     or it failed part-way (the message says how many files moved and how to undo them)."""
 

@@ -4,10 +4,10 @@ import sqlite3
 import sys
 from collections.abc import Callable
 
+from config import InvalidInputError
 from db.errors import DatabaseError
 from extraction.errors import ExtractionError
 from features.errors import WeightsError
-
 
 # SQLite failures that are the storage's, not the code's: a one-line message, not a traceback.
 STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY",
@@ -16,6 +16,11 @@ STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED",
 
 class UsageError(Exception):
     """A problem with what the user asked for (missing folder, bad file); exit status 2."""
+
+
+# The project's own errors: their messages are one line meant for a person. Anything else,
+# a plain ValueError included, is a bug and keeps its traceback.
+EXPECTED_ERRORS = (UsageError, InvalidInputError, DatabaseError, ExtractionError, WeightsError)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -29,7 +34,7 @@ def run(main: Callable[[], int | None]) -> None:
     """Call ``main()``; expected failures become one line on stderr and a non-zero exit."""
     try:
         sys.exit(main() or 0)
-    except (UsageError, DatabaseError, ExtractionError, WeightsError, ValueError) as exc:
+    except EXPECTED_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except sqlite3.Error as exc:

@@ -13,7 +13,6 @@ from typing import NamedTuple
 
 from db.images import HEADER_FIELDS, OK
 
-
 # One row of the images table (path relative to the dataset root): the one image-row type of the readers.
 StoredImage = NamedTuple("StoredImage", [("id", int), ("path", str), *HEADER_FIELDS,
                                          ("content_hash", bytes | None)])

@@ -26,14 +26,15 @@ from typing import NamedTuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from search.ann import import_faiss
 from duplicates.groups import UnionFind
 from duplicates.rows import RowReader
+from search.ann import import_faiss
 
 BRUTE_FORCE_ROWS = 6000  # below this, plain blocked all pairs is as fast as building cells
 BLOCK = 2048  # rows per matrix-product block: a 2048 x 2048 float32 block is 16 MB
 DEFAULT_PROBES = 4  # cells each row is compared with (its own + 3 nearest)
-KMEANS_ROUNDS = 10  # faiss defaults to 25; 10 finds the pairs the hand-written k-means found (50k: 0.9998), 500k in 38 s
+# faiss defaults to 25 k-means rounds; 10 find the pairs the hand-written k-means found (50k: 0.9998), 500k in 38 s.
+KMEANS_ROUNDS = 10
 SAMPLE_PER_CELL = 16  # k-means trains on this many rows per centroid (at most)
 ASSIGN_BLOCK = 4096  # rows per product with the centroids
 MAX_BLOCK_PAIRS = 200_000  # pairs of one block above this are summarised (spanning_pairs)

@@ -34,17 +34,18 @@ from itertools import combinations
 
 import numpy as np
 
-from db.lookup import StoredImage, exact_copy_sets, images_by_ids
+from config import InvalidInputError
 from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
+from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.taken import stored_dates_taken
-from features.taken import date_taken_ns, parse_iso_date
-from search import matrix_cache
 from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs, single_threaded_blas
 from duplicates.groups import UnionFind, group_pairs, keeper_groups
-from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
+from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.rows import RowReader
+from features.taken import date_taken_ns, parse_iso_date
+from search import matrix_cache
 from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def duplicate_metric(mode: str) -> str:
     usable = [name for name, m in MODES.items() if m.is_hash or m.unit_rows]
     if mode not in usable:
         why = "it ignores layout, so it cannot tell copies from look-alikes" if mode in MODES else "unknown mode"
-        raise ValueError(f"mode {mode!r}: {why}; valid modes for duplicates: {', '.join(usable)}")
+        raise InvalidInputError(f"mode {mode!r}: {why}; valid modes for duplicates: {', '.join(usable)}")
     return "hamming" if get_mode(mode).is_hash else "cosine"
 
 
@@ -169,7 +170,7 @@ def check_threshold(metric: str, threshold) -> float | int:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or \
             not (low <= threshold <= high) or (integral and float(threshold) != int(threshold)):
         kind = "a whole number of bits" if integral else "a cosine distance"
-        raise ValueError(f"threshold for {metric} must be {kind} from {low} to {high}, got {threshold!r}")
+        raise InvalidInputError(f"threshold for {metric} must be {kind} from {low} to {high}, got {threshold!r}")
     return int(threshold) if integral else float(threshold)
 
 
@@ -221,7 +222,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
-        raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+        raise InvalidInputError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
     similar_threshold = _similar_threshold(similar, metric, threshold)
     conn = getattr(cursor, "connection", cursor)
     started = time.perf_counter()
@@ -258,10 +259,10 @@ def _similar_threshold(similar, metric, threshold):
     if similar is False or similar is None:
         return None
     if metric != "cosine":
-        raise ValueError("similar shots need the embeddings: valid modes for --similar: embeddings")
+        raise InvalidInputError("similar shots need the embeddings: valid modes for --similar: embeddings")
     value = SIMILAR_THRESHOLD if similar is True else check_threshold("cosine", similar)
     if value <= threshold:
-        raise ValueError(f"the similar band ({value}) must reach beyond the copy threshold ({threshold})")
+        raise InvalidInputError(f"the similar band ({value}) must reach beyond the copy threshold ({threshold})")
     return value
 
 

@@ -98,7 +98,7 @@ def hash_pairs(packed: np.ndarray, radius: int, *, kind: str | None = None, any_
             for variant, query in enumerate(queries):
                 query_keys = keys if variant == 0 else _keys(np.unpackbits(query, axis=1)[:, start:stop])
 
-                def probe(mask, query=query, query_keys=query_keys, upright=variant == 0):
+                def probe(mask, query=query, query_keys=query_keys, table=table, upright=variant == 0):
                     return list(_probe(packed, query, query_keys ^ mask, table, radius, upright, summarise))
 
                 for found in pool.map(probe, masks):
@@ -190,5 +190,5 @@ def _probe(packed, query, probe_keys, table, radius, upright, summarise):
         if summarise and close.sum() > MAX_BLOCK_PAIRS:
             yield spanning_pairs(left[close], right[close])
         elif close.any():
-            l, r = left[close], right[close]
-            yield Pairs(np.minimum(l, r), np.maximum(l, r), dist[close].astype(np.float64))
+            lo, hi = left[close], right[close]
+            yield Pairs(np.minimum(lo, hi), np.maximum(lo, hi), dist[close].astype(np.float64))

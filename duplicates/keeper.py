@@ -67,7 +67,8 @@ def choose_keeper(candidates: Sequence[KeeperFacts], prefer: Sequence[str] = ())
     return keeper_order(candidates, prefer)[0]
 
 
-REASONS = ("chosen by a reviewer", "under a --prefer folder", "more pixels", "older (date taken, else mtime)", "name without copy marks",
+REASONS = ("chosen by a reviewer", "under a --prefer folder", "more pixels", "older (date taken, else mtime)",
+           "name without copy marks",
            "larger file", "path sorts first")
 
 

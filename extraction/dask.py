@@ -23,15 +23,16 @@ from itertools import islice
 from distributed import Client, LocalCluster, as_completed
 
 import config
+from config import InvalidInputError
 from db.errors import SettingsMismatchError
 from db.features import open_reader, unused_hashes
 from db.images import PendingRow
-from extraction.errors import ClusterError
 from extraction.dask_worker import ShardReport, WorkerSetup, extract_shard, host_of, probe
+from extraction.errors import ClusterError
 from extraction.local import check_dataset_root
 from extraction.run import Job, ModelChoice, RunSummary, Started, check_positive, extract
-from features.network.base import resolve_runtime
 from features.extract import STAMP_KEYS, BatchResult
+from features.network.base import resolve_runtime
 
 log = logging.getLogger("main")
 
@@ -77,7 +78,7 @@ class DaskExecutor:
     def __init__(self, scheduler: str, workers: int = 1, shard_size: int | None = None,
                  in_flight: int | None = None):
         if scheduler == "local" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise ValueError(f"--workers must be a positive number of Dask worker processes, got {workers!r}")
+            raise InvalidInputError(f"--workers must be a positive number of Dask worker processes, got {workers!r}")
         check_positive(shard_size=1 if shard_size is None else shard_size,
                        in_flight=1 if in_flight is None else in_flight)
         self.scheduler, self.workers, self.shard_size, self.in_flight = scheduler, workers, shard_size, in_flight

@@ -22,9 +22,9 @@ from distributed import WorkerPlugin, get_worker
 
 from db.errors import DatasetRootError
 from extraction.run import ModelChoice, Started
+from features.extract import BatchResult, Settings, extract_batch, stamp
 from features.network.base import Embedder, resolve_model
 from features.network.loader import load_embedder
-from features.extract import BatchResult, Settings, extract_batch, stamp
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import config
+from config import InvalidInputError
 from db.features import has_features, open_reader
 from db.images import PendingRow
 from extraction.errors import DatasetFolderError
 from extraction.run import Job, ModelChoice, RunSummary, Started, extract
 from extraction.workers import WorkerPool
+from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
 from features.network import loader
 from features.network.base import resolve_model
-from features.extract import BatchResult, Described, Settings, describe_file, finish_batch, stamp
 from fileio import is_empty_folder
 
 log = logging.getLogger("main")
@@ -63,10 +64,11 @@ def balance(cores: int | None = None, workers: int | str = config.NUM_WORKERS,
     if workers == "auto":
         workers = min(cores, MAX_AUTO_WORKERS)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be 0 (decode inline), a positive integer or auto (IR_NUM_WORKERS, "
+        raise InvalidInputError(f"workers must be 0 (decode inline), a positive integer or auto (IR_NUM_WORKERS, "
                          f"--workers), got {workers!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"network threads (IR_EMBED_THREADS) must be a positive integer or 0 (auto), got {threads!r}")
+        raise InvalidInputError(f"network threads (IR_EMBED_THREADS) must be a positive integer or 0 (auto), "
+                                f"got {threads!r}")
     return Balance(workers, threads or max(1, cores // 2))
 
 

@@ -21,15 +21,16 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import config
+from config import InvalidInputError
 from db import WriterLock, connect
 from db.exif import store_exif
 from db.features import ExtractedRow, FailedRow, count_unused, prune_unused, reset_features, write_batch
 from db.images import PendingRow, count_by_status, error_reasons, pending_page, retry_errors
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
-from features.network.base import stamp_runtime
+from extraction.exif_backfill import backfill_exif
 from features.extract import BatchResult, Settings
 from features.framing import OLD_DBS_FRAMING
-from extraction.exif_backfill import backfill_exif
+from features.network.base import stamp_runtime
 from search.matrix_cache import publish_when_due
 
 log = logging.getLogger("main")
@@ -125,9 +126,9 @@ def check_positive(**values: int) -> None:
     """ValueError unless every value is a positive integer; hash_size must also be >= 2."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     if values.get("hash_size", 2) < 2:
-        raise ValueError(f"hash_size must be at least 2, got {values['hash_size']}")
+        raise InvalidInputError(f"hash_size must be at least 2, got {values['hash_size']}")
 
 
 def extract(job: Job, executor: Executor) -> RunSummary:
@@ -297,7 +298,10 @@ def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int =
 def prepare_for_queries(conn: sqlite3.Connection) -> None:
     """Build (or keep, if current) the ann_cosine index and every mode's matrix cache, so the
     first query of any mode and metric is fast."""
-    from search import ann, matrix_cache  # faiss/annoy are heavy; a run with build_index=False (tests, benchmarks) never needs them
+    from search import (  # faiss/annoy are heavy; a run with build_index=False (tests, benchmarks) never needs them
+        ann,
+        matrix_cache,
+    )
     from search.modes import MODES
 
     loaded = matrix_cache.load(conn, "embeddings")

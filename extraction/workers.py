@@ -27,6 +27,8 @@ from collections.abc import Callable, Hashable
 from multiprocessing import connection, get_context
 from typing import Any
 
+from config import InvalidInputError
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -71,7 +73,7 @@ class WorkerPool:
 
     def __init__(self, job: Callable[[Any], Any], workers: int, on_lost: Callable[[Any, str], Any], depth: int = 2):
         if workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+            raise InvalidInputError(f"workers must be a positive integer, got {workers!r}")
         self._job, self._on_lost, self._depth = job, on_lost, depth
         self._context = get_context("fork")  # inherits the job; the workers never import anything
         self._parent = os.getpid()

@@ -106,7 +106,8 @@ def decode(data, side=256, max_pixels=Image.MAX_IMAGE_PIXELS):
     except UnidentifiedImageError:
         raise ImageDecodeError(f"not an image this app reads (accepted: {ACCEPTED})") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-        raise ImageDecodeError(f"cannot decode: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageDecodeError(f"cannot decode: {what}") from None
 
 
 class limit_pixels:

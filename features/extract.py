@@ -17,9 +17,9 @@ from PIL import Image
 from features.decode import ImageDecodeError, decode, read_file
 from features.exif import Exif, exif_of
 from features.framing import DEFAULT_FRAMING, check_framing, frame
-from features.network.base import SPECS, Embedder, stamp_runtime
 from features.hashes import HASH_FUNCTIONS, all_hashes
 from features.histogram import rgb_histograms
+from features.network.base import SPECS, Embedder, stamp_runtime
 
 # The arrays a batch yields, by name: float32 vectors, then packed-bit uint8 hashes.
 FEATURE_NAMES = ("embedding", "rgb", *HASH_FUNCTIONS)
@@ -137,7 +137,8 @@ def finish_batch(described: Sequence[Described], embedder: Embedder, settings: S
     """Run the network once over the batch's decoded files and gather every feature as arrays."""
     files = [FileResult(d.content_hash, d.error, d.known, d.exif) for d in described]
     todo = [d for d, f in zip(described, files) if f.computed]
-    crops = np.stack([d.crop for d in todo]) if todo else np.zeros((0, settings.input_size, settings.input_size, 3), np.uint8)
+    empty = np.zeros((0, settings.input_size, settings.input_size, 3), np.uint8)
+    crops = np.stack([d.crop for d in todo]) if todo else empty
     hash_bytes = -(-settings.hash_size ** 2 // 8)
     features = {
         "embedding": np.asarray(embedder.embed_crops(crops), dtype=np.float32).reshape(len(todo), embedder.spec.dim),

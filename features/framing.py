@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from config import InvalidInputError
+
 CENTRE_CROP, SQUASH, PAD = "centre_crop", "squash", "pad"
 FRAMINGS = (SQUASH, PAD, CENTRE_CROP)
 DEFAULT_FRAMING = SQUASH
@@ -62,7 +64,7 @@ _FRAMERS = {CENTRE_CROP: centre_crop, SQUASH: squash, PAD: pad}
 def check_framing(framing: str) -> str:
     """``framing``, or a ValueError listing the valid ones."""
     if framing not in _FRAMERS:
-        raise ValueError(f"unknown framing {framing!r}; valid: {', '.join(FRAMINGS)}")
+        raise InvalidInputError(f"unknown framing {framing!r}; valid: {', '.join(FRAMINGS)}")
     return framing
 
 

@@ -7,9 +7,10 @@ it is bit for bit imagehash's; only the storage is ours: bits packed most signif
 What we give it is the shared 256-pixel decoded copy (features/decode.py), not the original
 file: decoding once is what makes extraction fast, and imagehash on the full-resolution file
 costs tens of milliseconds more per photo. The stored hashes therefore differ slightly from
-imagehash applied to the full-resolution file (upright, transparency on white): on 24 photos (bench/hash_fidelity.py) 1 aHash, 5
-dHashes and 3 pHashes of 24 differ, by at most 2 of 64 bits; on scikit-image's sample files
-(textures, text, greyscale) up to 7 dHash bits (tests/test_hashes.py pins the bounds). A
+imagehash applied to the full-resolution file (upright, transparency on white): on 24 photos
+(bench/hash_fidelity.py) 1 aHash, 5 dHashes and 3 pHashes of 24 differ, by at most 2 of 64
+bits; on scikit-image's sample files (textures, text, greyscale) up to 7 dHash bits
+(tests/test_hashes.py pins the bounds). A
 query is hashed the same way, so copies of one picture still hash alike.
 """
 import imagehash

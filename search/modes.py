@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config import InvalidInputError
 from features.hashes import majority_bits
 from search import metrics
 from search.query_features import embeddings_of, hashes_of, histograms_of
@@ -56,7 +57,8 @@ def _hamming(loaded, query):
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("cosine", _cosine, blurb="1 - cosine similarity"),
-    Metric("ann_cosine", _cosine, approximate=True, blurb="cosine through an index (IVF or Annoy): approximate choice, exact distances"),
+    Metric("ann_cosine", _cosine, approximate=True,
+           blurb="cosine through an index (IVF or Annoy): approximate choice, exact distances"),
     Metric("euclidean", _euclidean, blurb="straight-line distance"),
     Metric("manhattan", _manhattan, blurb="sum of absolute differences"),
     Metric("hamming", _hamming, blurb="bits that differ"),
@@ -137,7 +139,7 @@ def get_mode(name: str) -> Mode:
     try:
         return MODES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown mode {name!r}; valid modes: {', '.join(MODES)}") from None
+        raise InvalidInputError(f"unknown mode {name!r}; valid modes: {', '.join(MODES)}") from None
 
 
 def get_metric(mode: str | Mode, metric: str | None = None) -> Metric:
@@ -146,9 +148,9 @@ def get_metric(mode: str | Mode, metric: str | None = None) -> Metric:
     if metric is None:
         return METRICS[mode.default_metric]
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
+        raise InvalidInputError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
     if metric not in mode.metrics:
-        raise ValueError(f"metric {metric!r} does not fit mode {mode.name!r}; "
+        raise InvalidInputError(f"metric {metric!r} does not fit mode {mode.name!r}; "
                          f"valid for {mode.name}: {', '.join(mode.metrics)}")
     return METRICS[metric]
 

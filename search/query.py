@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 import config
+from config import InvalidInputError
 from db.errors import NoFeaturesError
 from db.images import find_by_path
 from db.meta import features_stamp
@@ -29,8 +30,8 @@ from search.filters import Filter, allowed_rows
 from search.metrics import smallest_k
 from search.modes import MODES, Metric, Mode, get_metric, get_mode
 from search.orientations import oriented
-from search.transform import query_vectors
 from search.query_features import QueryImageError, decode_bytes
+from search.transform import query_vectors
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
         raise ValueError("unlike and any_orientation cannot be combined")
     if any_orientation and not spec.orientable:
         valid = ", ".join(name for name, m in MODES.items() if m.orientable)
-        raise ValueError(f"any_orientation works with the hash modes only ({valid}), not {mode!r}")
+        raise InvalidInputError(f"any_orientation works with the hash modes only ({valid}), not {mode!r}")
     conn = getattr(cursor, "connection", cursor)
     with _step(verbose, "load matrix"):
         loaded = _load(conn, spec)
@@ -166,7 +167,7 @@ def decode_query_bytes(conn, data: bytes, name: str = "query image"):
 
 def _check_top_k(top_k):
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+        raise InvalidInputError(f"top_k must be an integer >= 1, got {top_k!r}")
 
 
 def _as_paths(input_images):
@@ -233,7 +234,7 @@ def _expanding(spec: Mode, expand: bool | None) -> bool:
         return config.QUERY_EXPANSION and spec.expandable
     if expand and not spec.expandable:
         valid = ", ".join(name for name, m in MODES.items() if m.expandable)
-        raise ValueError(f"query expansion works with {valid} only, not {spec.name!r}")
+        raise InvalidInputError(f"query expansion works with {valid} only, not {spec.name!r}")
     return bool(expand)
 
 

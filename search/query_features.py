@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 import config
+from config import InvalidInputError
 from db.errors import SettingsMismatchError
 from features.decode import ImageDecodeError, TooManyPixelsError, decode
 from features.extract import Settings
@@ -21,7 +22,7 @@ from features.histogram import rgb_histograms
 _EMBEDDERS: dict = {}
 
 
-class QueryImageError(ValueError):
+class QueryImageError(InvalidInputError):
     """A query image that cannot be read or decoded; the message is one line."""
 
 

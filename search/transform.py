@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from config import InvalidInputError
 from search.metrics import unit_rows
 
 NONE, CENTRED, CENTRED_SSQRT = "none", "centred", "centred_ssqrt"
@@ -27,7 +28,7 @@ CHUNK = 65536  # rows transformed at a time: the temporary arrays stay small at 
 def check_transform(kind: str) -> str:
     """``kind``, or a ValueError listing the valid ones."""
     if kind not in TRANSFORMS:
-        raise ValueError(f"unknown search transform {kind!r}; valid: {', '.join(TRANSFORMS)}")
+        raise InvalidInputError(f"unknown search transform {kind!r}; valid: {', '.join(TRANSFORMS)}")
     return kind
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+
 from samples import ROOT
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
@@ -32,7 +33,8 @@ def test_bench_run_writes_its_json_and_tables(tmp_path):
     ex = data["extraction"]
     assert data["kind"] == "quick" and ex["images"] == 3 and ex["precision"] == "float32"
     assert ex["runtime"] in ("onnxruntime", "torch") and ex["reference_network"] == "torch float32, batch 1"
-    assert all(run["ok"] == 3 and run["seconds"] > 0 and run["cpu_use"] > 0 for run in ex["runs"])  # measured, not judged
+    # Timings are measured, never judged here (other jobs share the cores).
+    assert all(run["ok"] == 3 and run["seconds"] > 0 and run["cpu_use"] > 0 for run in ex["runs"])
     assert ex["reference_seconds"] > 0 and {"read", "decode", "network", "hashes"} <= set(ex["stages"])
     assert ex["cold_query"]["first_answer_s"] > 0 and ex["one_photo_run"]["wall_s"] > 0
     [search] = data["search"]
@@ -44,7 +46,8 @@ def test_bench_run_writes_its_json_and_tables(tmp_path):
     assert data["targets"] and all({"target", "measured", "met"} <= set(t) for t in data["targets"])
 
     table = table_file.read_text()
-    for text in ("| run | img/s | vs reference", "| stage, ms per image", "| measure | N=2,000", "| N | index | setting | recall@10",
+    for text in ("| run | img/s | vs reference", "| stage, ms per image", "| measure | N=2,000",
+                 "| N | index | setting | recall@10",
                  "| target | measured | met |", "| CPU use (of all cores) |", "in float32", "on " + ex["runtime"]):
         assert text in table, text
     assert all(f"{flag} {'yes' if data['machine']['cpu_flags'][flag] else 'no'}" in table for flag in FLAGS)

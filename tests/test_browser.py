@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements-dev.txt; make test does)")
+selenium = pytest.importorskip(
+    "selenium", reason="selenium is not installed (pip install -r requirements-dev.txt; make test does)")
 
 from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402

@@ -10,8 +10,8 @@ import pytest
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
 from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
 from test_webapp import copy_db  # noqa: E402
+
 from tools.browser import console_errors, find_browser, start_chromium, wait_for_thumbnails  # noqa: E402
 from webapp.server import create_app, serving  # noqa: E402
 
@@ -44,7 +44,8 @@ def keepers(driver):
 def click_in_group(driver, keep, label):
     driver.execute_script(
         "const g = document.querySelector(`#dup-groups .group[data-keep='${arguments[0]}']`);"
-        "Array.from(g.querySelectorAll(':scope > .dup-actions button')).find(b => b.textContent === arguments[1]).click();",
+        "Array.from(g.querySelectorAll(':scope > .dup-actions button'))"
+        ".find(b => b.textContent === arguments[1]).click();",
         keep, label)
 
 

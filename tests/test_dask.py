@@ -20,14 +20,14 @@ pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
 import main  # noqa: E402
-from extraction import dask as cluster_extract  # noqa: E402
-from extraction import run as extraction_run  # noqa: E402
 from db import WriterLock, connect, copy_database  # noqa: E402
 from db.codec import blobs_to_matrix  # noqa: E402
 from db.errors import DatabaseBusyError, DatasetRootError, SettingsMismatchError  # noqa: E402
 from db.features import FEATURE_COLUMNS, load_column, reset_features  # noqa: E402
 from db.images import count_by_status, error_reasons, find_by_path, load_index  # noqa: E402
 from db.meta import check_or_write_stamp, features_stamp  # noqa: E402
+from extraction import dask as cluster_extract  # noqa: E402
+from extraction import run as extraction_run  # noqa: E402
 from extraction.dask_worker import ShardReport  # noqa: E402
 from features.extract import STAMP_KEYS, BatchResult, FileResult  # noqa: E402
 from generator import scan  # noqa: E402

@@ -15,7 +15,8 @@ def test_meta_records_every_setting(mini_conn):
     assert meta["schema_version"] == str(SCHEMA_VERSION)
     assert meta["embedding_model"] == "efficientnet_lite0" and meta["embedding_dim"] == "1280"
     assert len(meta["embedding_weights_sha256"]) == 64 and meta["embedding_weights_sha256"].startswith("57934424")
-    assert (meta["vector_dtype"], meta["rgb_dim"], meta["hist_bins"], meta["hash_size"]) == ("float32-le", "512", "8", "8")
+    assert (meta["vector_dtype"], meta["rgb_dim"], meta["hist_bins"], meta["hash_size"]) == \
+        ("float32-le", "512", "8", "8")
     assert meta["embedding_precision"] in ("float32", "bfloat16")
     assert mini_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -99,8 +100,8 @@ def test_hash_sizes_that_do_not_fill_whole_bytes_are_searchable(mini_collection,
 
 
 def test_a_reset_that_cannot_load_its_model_keeps_the_old_features(mini_collection, tmp_path, monkeypatch):
-    from features.network import base
     from features.errors import WeightsError
+    from features.network import base
 
     db = tmp_path / "copy.db"
     copy_database(mini_collection["db"], db)
@@ -206,7 +207,8 @@ def test_write_batch_marks_ok_only_rows_whose_features_exist_and_whose_file_did_
 
 def test_write_batch_refuses_arrays_that_do_not_match_the_hashes(tmp_path):
     conn, rows = _fake_db(tmp_path, n=2)
-    with pytest.raises(ValueError, match="2 content hashes but feature arrays of embedding 1, rgb 1, ahash 1, dhash 1, phash 1 rows"):
+    with pytest.raises(ValueError, match="2 content hashes but feature arrays of "
+                                         "embedding 1, rgb 1, ahash 1, dhash 1, phash 1 rows"):
         _store(conn, rows, [b"a" * 16, b"b" * 16], {k: v[:1] for k, v in _fake_features(2).items()})
     features = _fake_features(2)
     del features["phash"]

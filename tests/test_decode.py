@@ -24,7 +24,9 @@ def _png_bytes(image):
 def test_copy_and_crop_equal_torchvision_resize_and_centre_crop(size):
     image = random_photo(5, size=size)
     ours = centre_crop(decode(_png_bytes(image), 256))
-    reference = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])(image)
+    torchvision_crop = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224),
+                                           transforms.PILToTensor()])
+    reference = torchvision_crop(image)
     assert ours.shape == (224, 224, 3)
     assert torch.equal(torch.from_numpy(ours.copy()).permute(2, 0, 1), reference)
 

@@ -14,27 +14,32 @@ import pytest
 from PIL import Image
 
 import config
+import duplicates.finder as finder
 from cleanup.move import MoveError, move_copies, undo_moves
-from db import connect
-from db import lookup
-from db.lookup import exact_copy_sets, images_by_ids
+from db import connect, lookup
 from db.errors import NoFeaturesError
 from db.features import ExtractedRow, write_batch
 from db.images import ImageRow, insert_images, pending_page
+from db.lookup import exact_copy_sets, images_by_ids
 from db.meta import check_or_write_stamp, claim_dataset_root
-from search import matrix_cache
 from duplicates.candidates import all_pairs, close_pairs
+from duplicates.finder import (
+    DEFAULT_THRESHOLDS,
+    Rule,
+    check_threshold,
+    duplicate_metric,
+    find_duplicates,
+    group_rows,
+    representatives,
+)
 from duplicates.groups import UnionFind, group_pairs, keeper_groups
-from duplicates.keeper import KeeperFacts, choose_keeper, has_copy_mark, keeper_reason
-from features.taken import date_taken_ns, parse_exif_date
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
+from duplicates.keeper import KeeperFacts, choose_keeper, has_copy_mark, keeper_reason
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
+from features.taken import date_taken_ns, parse_exif_date
 from samples import ROOT, random_photo
-import duplicates.finder as finder
-from duplicates.finder import (
-    DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric, find_duplicates, group_rows, representatives,
-)
+from search import matrix_cache
 
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,
@@ -210,7 +215,8 @@ def test_keeper_rule_case_by_case():
     big = facts("/x/new/big.jpg", w=4000, h=3000)
     assert choose_keeper([big, facts("/x/old/small.jpg", w=10, h=10)], prefer=["/x/old"]) == 1
     assert choose_keeper([facts("/x/a/1.jpg"), facts("/x/b/1.jpg")], prefer=["/x/b", "/x/a"]) == 1
-    assert choose_keeper([facts("/x/old2/1.jpg"), facts("/x/old/2.jpg")], prefer=["/x/old"]) == 1  # a folder, not a prefix
+    # a folder, not a prefix of the name:
+    assert choose_keeper([facts("/x/old2/1.jpg"), facts("/x/old/2.jpg")], prefer=["/x/old"]) == 1
     # The reason names the first rule that tells the keeper from the other file.
     assert keeper_reason(facts("b", w=200), facts("a")) == "more pixels"
     assert keeper_reason(facts("b.jpg"), facts("b (1).jpg")) == "name without copy marks"

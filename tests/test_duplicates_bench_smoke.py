@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from samples import ROOT
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from db import connect
-from samples import ROOT
 from duplicates import DEFAULT_THRESHOLDS, find_duplicates
+from samples import ROOT
 from viz.duplicate_sheet import save_duplicate_sheet
 
 pytestmark = pytest.mark.slow  # runs find_duplicates.py: `make test` runs it, `make test-fast` does not

@@ -8,7 +8,6 @@ Fake collections: a few bytes per file, made-up features written by the project'
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -16,15 +15,15 @@ import numpy as np
 import pytest
 
 import generator
-from cleanup.move import move_copies, undo_moves
+from cleanup.move import move_copies
 from db import connect
 from db.features import ExtractedRow, prune_unused, write_batch
 from db.images import ImageRow, insert_images, pending_page
 from db.meta import check_or_write_stamp, claim_dataset_root
+from duplicates.finder import find_duplicates
 from reliability_tools import image_rows, permissions_enforced_for_children, query
 from samples import ROOT
 from search import matrix_cache
-from duplicates.finder import find_duplicates
 
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,

@@ -15,11 +15,11 @@ from torchvision import transforms
 from torchvision.models import ResNet18_Weights, resnet18
 
 import config
-from samples import random_photo
-from features.network import base, loader
 from features.decode import resize_shorter_side
+from features.network import base, loader
 from features.network.base import SPECS, WeightsError
 from features.network.torch import TorchEmbedder, build_network
+from samples import random_photo
 
 
 @pytest.fixture

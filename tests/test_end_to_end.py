@@ -6,8 +6,8 @@ import sys
 import pytest
 from PIL import Image
 
-from samples import ROOT
 from demo.build_demo import SOURCES
+from samples import ROOT
 from similarities import calculate_similarities
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
@@ -37,7 +37,8 @@ def test_scripts_end_to_end_write_a_result_picture(tmp_path):
     images = tmp_path / "photos"
     build(str(images / "set"), quarters=False)
     db = tmp_path / "photos.db"
-    scan = _run(os.path.join(ROOT, "generator.py"), "--data", str(images), "--db", str(db), "--no-progress", cwd=tmp_path)
+    scan = _run(os.path.join(ROOT, "generator.py"), "--data", str(images), "--db", str(db), "--no-progress",
+                cwd=tmp_path)
     assert scan.returncode == 0, scan.stderr
     assert "60 new" in scan.stdout
     extract = _run(os.path.join(ROOT, "main.py"), "--db", str(db), "--workers", "1", "--no-progress", cwd=tmp_path)

@@ -15,8 +15,8 @@ from cli import run
 from extraction import local
 from extraction.local import balance
 from extraction.workers import WorkerPool
-from features.network import loader
 from features import extract as features_extract
+from features.network import loader
 from reliability_tools import MODEL, image_rows, query, small_photos
 from samples import ROOT
 

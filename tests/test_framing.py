@@ -11,8 +11,8 @@ from db.meta import check_or_write_stamp, features_stamp
 from extraction.run import Job, model_for_run, record_framing_of_old_stamp
 from features.extract import STAMP_KEYS, Settings
 from features.framing import FRAMINGS, centre_crop, frame, pad, squash
-from search.query_features import settings_for
 from samples import fake_stamp, random_photo
+from search.query_features import settings_for
 
 
 def striped(width, height):
@@ -58,7 +58,8 @@ def test_the_stamp_records_the_framing_and_refuses_to_mix(tmp_path):
     conn = connect(tmp_path / "f.db", create=True)
     check_or_write_stamp(conn, {**fake_stamp(8), "embedding_framing": "centre_crop"})
     check_or_write_stamp(conn, {**fake_stamp(8), "embedding_framing": "centre_crop"})  # the same: accepted
-    with pytest.raises(SettingsMismatchError, match="embedding_framing: DB has centre_crop, asked for squash.*--reset-features"):
+    with pytest.raises(SettingsMismatchError,
+                       match="embedding_framing: DB has centre_crop, asked for squash.*--reset-features"):
         check_or_write_stamp(conn, {**fake_stamp(8), "embedding_framing": "squash"})
 
 

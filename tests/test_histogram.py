@@ -2,8 +2,8 @@
 import numpy as np
 from PIL import Image
 
-from samples import random_photo
 from features.histogram import rgb_histograms
+from samples import random_photo
 
 
 def reference_histogram(image, bins):

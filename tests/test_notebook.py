@@ -1,6 +1,6 @@
 """The notebook a user opens runs top to bottom without a cell error."""
-import pytest
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from samples import ROOT

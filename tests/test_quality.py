@@ -19,11 +19,11 @@ from PIL import Image
 from db import connect
 from demo.build_demo import package_file
 from features.hashes import packed_hashes
+from samples import ROOT
 from search import matrix_cache
 from search.metrics import hamming_distance
 from search.modes import MODES, pairs
 from search.orientations import ORIENTATIONS, oriented
-from samples import ROOT
 from similarities import calculate_similarities
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
@@ -168,7 +168,8 @@ def test_issue_21_steps_are_scored_on_dbs_made_with_their_framing(tiny_run):
     options = tiny_run[3]["options"]
     by_name = {one["name"]: one for one in options}
     assert by_name["before issue 21: centre crop"]["framing"] == "centre_crop"
-    assert by_name["before issue 21: centre crop"]["transform"] == "none" and not by_name["before issue 21: centre crop"]["expand"]
+    before = by_name["before issue 21: centre crop"]
+    assert before["transform"] == "none" and not before["expand"]
     assert by_name["whole picture, padded"]["framing"] == "pad"
     default = next(one for one in options if "(the defaults)" in one["name"])
     assert (default["framing"], default["transform"], default["expand"]) == ("squash", "centred", True)

@@ -106,7 +106,8 @@ def test_a_rescan_that_only_adds_pending_rows_keeps_every_matrix(db_path):
     for mode, before in loaded.items():
         assert matrix_cache.load(conn, mode) is before  # the same object: nothing reloaded
     matrix_cache.forget()  # a new query process maps the same cache folders
-    assert {mode: matrix_cache.load(conn, mode).cache_dir for mode in loaded} == {m: l.cache_dir for m, l in loaded.items()}
+    assert {mode: matrix_cache.load(conn, mode).cache_dir for mode in loaded} == \
+        {mode: old.cache_dir for mode, old in loaded.items()}
     assert (reads.matrix, reads.paths) == (0, 0)
     conn.close()
 
@@ -123,7 +124,8 @@ def test_a_move_reloads_the_paths_only(db_path):
     after = matrix_cache.load(conn, "embeddings")
     assert after.matrix is before.matrix and after.ids is before.ids  # the matrix is kept
     assert after.paths[5] == "moved/here.jpg" and before.paths[5] == "a/005.jpg"
-    assert matrix_cache.load(conn, "rgb").matrix is rgb_before.matrix and matrix_cache.load(conn, "rgb").paths[5] == "moved/here.jpg"
+    rgb_after = matrix_cache.load(conn, "rgb")
+    assert rgb_after.matrix is rgb_before.matrix and rgb_after.paths[5] == "moved/here.jpg"
     assert (reads.matrix, reads.paths) == (0, 1)  # the paths read once, for every mode
     matrix_cache.forget()
     fresh = matrix_cache.load(conn, "embeddings")  # a new process: matrix and paths both from the cache
@@ -199,7 +201,8 @@ def test_publish_when_due_follows_the_clock(db_path, monkeypatch):
     assert not matrix_cache.publish_when_due(conn)
     monkeypatch.setattr(config, "PUBLISH_SECONDS", 0)
     assert matrix_cache.publish_when_due(conn)
-    assert all(len(folders.matrix_folders(db_path, mode)) == 1 for mode in ("embeddings", "rgb", "ahash", "dhash", "phash"))
+    assert all(len(folders.matrix_folders(db_path, mode)) == 1
+               for mode in ("embeddings", "rgb", "ahash", "dhash", "phash"))
     assert len(folders.paths_folders(db_path)) == 1
     conn.close()
 

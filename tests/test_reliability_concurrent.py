@@ -11,11 +11,20 @@ import signal
 import time
 
 import pytest
+
 from db import connect
 from features.decode import decode, read_file
 from features.histogram import rgb_histograms
 from reliability_tools import (
-    MODEL, assert_clean_stderr, bhattacharyya, integrity, query, run_script, script_env, small_photos, start_script,
+    MODEL,
+    assert_clean_stderr,
+    bhattacharyya,
+    integrity,
+    query,
+    run_script,
+    script_env,
+    small_photos,
+    start_script,
 )
 from similarities import calculate_similarities
 

@@ -51,7 +51,8 @@ def test_each_kind_of_bad_value_says_what_is_accepted(name, value, words):
 
 def test_good_values_are_read(monkeypatch):
     for name, value, want in (("BATCH_SIZE", " 64", 64), ("MATRIX_CACHE", "Off", False), ("MATRIX_CACHE", "YES", True),
-                              ("DELETION_GUARD_SHARE", "0.5", 0.5), ("IMAGE_EXTENSIONS", ".jpg, .PNG,", (".jpg", ".PNG")),
+                              ("DELETION_GUARD_SHARE", "0.5", 0.5),
+                              ("IMAGE_EXTENSIONS", ".jpg, .PNG,", (".jpg", ".PNG")),
                               ("EMBED_RUNTIME", "torch", "torch")):
         monkeypatch.setenv("IR_" + name, value)
         assert config.parse_env(name, getattr(config, name), choices=("onnxruntime", "torch")

@@ -15,8 +15,18 @@ import pytest
 
 from features.extract import STAMP_KEYS
 from reliability_tools import (
-    MODEL, ROOT, assert_clean_stderr, assert_same_features, features_by_path, image_rows, integrity, query,
-    run_script, script_env, small_photos, start_script,
+    MODEL,
+    ROOT,
+    assert_clean_stderr,
+    assert_same_features,
+    features_by_path,
+    image_rows,
+    integrity,
+    query,
+    run_script,
+    script_env,
+    small_photos,
+    start_script,
 )
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not

@@ -6,13 +6,38 @@ import pytest
 
 from db import connect
 from db.images import (
-    ERROR, OK, PENDING, ChangedRow, ImageRow, PendingRow, count_by_status, count_images, delete_images, error_reasons,
-    find_by_path, insert_images, known_files, pending_page, retry_errors, update_changed,
+    ERROR,
+    OK,
+    PENDING,
+    ChangedRow,
+    ImageRow,
+    PendingRow,
+    count_by_status,
+    count_images,
+    delete_images,
+    error_reasons,
+    find_by_path,
+    insert_images,
+    known_files,
+    pending_page,
+    retry_errors,
+    update_changed,
 )
 from db.meta import generation
 from db.scan import (
-    apply_moves, begin_scan, commit_batch, count_gone, count_not_checked, count_rows, end_scan, files_to_hash,
-    gone_page, mark_unchecked, move_page, pair_moves, record_digests,
+    apply_moves,
+    begin_scan,
+    commit_batch,
+    count_gone,
+    count_not_checked,
+    count_rows,
+    end_scan,
+    files_to_hash,
+    gone_page,
+    mark_unchecked,
+    move_page,
+    pair_moves,
+    record_digests,
 )
 
 

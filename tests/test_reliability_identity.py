@@ -14,7 +14,6 @@ from db import SCHEMA_VERSION, connect
 from features.decode import content_hash
 from reliability_tools import MODEL, query, small_photos
 
-
 # The images table as schema version 1 made it, filled from the current one.
 VERSION_1_IMAGES = """
 BEGIN;

@@ -18,7 +18,8 @@ import pytest
 import db
 from db import NotADatabaseError, connect, copy_database
 
-OPEN_AND_CLOSE = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT 1 FROM meta').fetchall(); c.close()"
+OPEN_AND_CLOSE = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                  "c.execute('SELECT 1 FROM meta').fetchall(); c.close()")
 ADD_ROW = textwrap.dedent("""
     import sqlite3, sys
     c = sqlite3.connect(sys.argv[1])
@@ -87,10 +88,10 @@ def test_connect_never_opens_the_db_file_outside_sqlite(tmp_path, monkeypatch):
 def test_the_whole_pipeline_never_opens_the_db_outside_sqlite(tmp_path, monkeypatch):
     """Scan, extract, search, the duplicate finder and the web app, in this process, with every
     Python-level open watched: none of them may touch the DB, its -wal or its -shm."""
-    import generator
-    import main
     from fastapi.testclient import TestClient
 
+    import generator
+    import main
     from reliability_tools import MODEL, small_photos
     from similarities import calculate_similarities
     from webapp.server import create_app

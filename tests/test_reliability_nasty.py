@@ -13,8 +13,16 @@ import pytest
 
 import nasty_collection
 from reliability_tools import (
-    MODEL, assert_clean_stderr, assert_same_features, bhattacharyya, cosine, features_by_path, image_rows,
-    permissions_enforced_for_children, query, run_script,
+    MODEL,
+    assert_clean_stderr,
+    assert_same_features,
+    bhattacharyya,
+    cosine,
+    features_by_path,
+    image_rows,
+    permissions_enforced_for_children,
+    query,
+    run_script,
 )
 
 pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not

@@ -8,9 +8,9 @@ import pytest
 import generator
 import main
 from cli import UsageError
+from db import connect
 from reliability_tools import MODEL, assert_clean_stderr, query, run_script, small_photos
 from similarities import calculate_similarities
-from db import connect
 
 
 @pytest.fixture

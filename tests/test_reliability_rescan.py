@@ -37,7 +37,8 @@ def _state(db):
     rows, features = image_rows(db), features_by_path(db)
     state = {path: (status, reason, features.get(path)) for path, (_, status, reason, _) in rows.items()}
     # Features of files gone from the folder are kept for re-use (main.py --prune): count those in use.
-    return state, query(db, "SELECT COUNT(*) FROM features WHERE content_hash IN (SELECT content_hash FROM images)")[0][0]
+    in_use = query(db, "SELECT COUNT(*) FROM features WHERE content_hash IN (SELECT content_hash FROM images)")[0][0]
+    return state, in_use
 
 
 def _identity(db):

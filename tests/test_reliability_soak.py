@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 
-import pytest
 import httpx
+import pytest
 from PIL import Image
 
 from reliability_tools import MODEL, ROOT, integrity, query, run_script, small_photos, start_script
@@ -118,7 +118,8 @@ def test_app_beside_the_scripts_stays_consistent_and_catches_up(tmp_path):
             added = [i for path, i in after.items() if path.startswith("new/")]
             assert len(added) == 6 and not set(removed) & set(after.values())
             urls = ["/api/health"] + [f"/api/images/{i}" for i in removed + added] + [
-                f"/api/similar/{i}?mode={mode}&top_k=5" for i in sorted(after.values()) for mode in ("rgb", "embeddings")]
+                f"/api/similar/{i}?mode={mode}&top_k=5"
+                for i in sorted(after.values()) for mode in ("rgb", "embeddings")]
             running = [comparable(r.status_code, r.json()) for r in map(http.get, urls)]
         watch.stop.set()
         watch.join(timeout=10)

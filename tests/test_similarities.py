@@ -112,8 +112,8 @@ def test_matrices_are_loaded_once_and_reloaded_after_a_write(mini_collection, mi
 
 def test_a_db_without_features_says_to_run_main(tmp_path):
     import generator
-    from samples import random_photo
     from db import NoFeaturesError, connect
+    from samples import random_photo
 
     (tmp_path / "photos").mkdir()
     photo = tmp_path / "photos" / "a.png"

@@ -9,9 +9,8 @@ from PIL import Image
 from tensorboard.plugins.projector import ProjectorConfig
 
 import export_tensorboard
-from viz import projector
 from search import matrix_cache
-from viz import sprite
+from viz import projector, sprite
 from viz.projector_shot import get, running_tensorboard
 
 

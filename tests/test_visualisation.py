@@ -117,7 +117,8 @@ def test_folder_labels():
     assert projection.folder_labels(["a/b/c.jpg", "top.jpg"], "top") == ["a", "."]
 
 
-@pytest.mark.parametrize("method", ["pca", pytest.param("umap", marks=pytest.mark.slow), "tsne"])  # UMAP compiles with numba
+# UMAP compiles with numba: slow.
+@pytest.mark.parametrize("method", ["pca", pytest.param("umap", marks=pytest.mark.slow), "tsne"])
 def test_map_puts_each_folder_together(mini_conn, method):
     cmap = projection.collection_map(mini_conn, method, "embeddings", limit=None, seed=0)
     assert cmap.coords.shape == (cmap.total, 2) == (60, 2)

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from db import connect
-from search.labels import LABELS, cuts_of
 from db.images import find_by_path, insert_images
 from db.meta import set_meta
+from search.labels import LABELS, cuts_of
 from search.modes import MODES
 from search.query import calculate_similarities
 from webapp import browse, thumbnails

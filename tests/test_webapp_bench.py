@@ -4,8 +4,8 @@ import json
 import os
 import subprocess
 import sys
-import pytest
 
+import pytest
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not
 

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import httpx
+import pytest
 
 import generator
 from webapp.server import create_app, serving
@@ -35,7 +35,8 @@ def test_40_concurrent_searches_give_the_serial_answers(mini_collection, tmp_pat
                              data={"top_k": "10"})
 
         def similar(i):
-            return http.get(f"/api/similar/{7 * i + 1}", params={"top_k": 10, "mode": ("embeddings", "rgb")[i % 4 // 2]})
+            return http.get(f"/api/similar/{7 * i + 1}",
+                            params={"top_k": 10, "mode": ("embeddings", "rgb")[i % 4 // 2]})
 
         def job(i):  # 8 different searches, each asked 5 times
             return (upload if i % 2 else similar)(i % 8)

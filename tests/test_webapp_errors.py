@@ -173,7 +173,8 @@ def test_wrong_method(client):
 
 TRAVERSALS = [
     "/api/image/../../etc/passwd", "/api/image/..%2F..%2Fetc%2Fpasswd", "/api/image/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "/api/image/%252e%252e%252fetc%252fpasswd", "/api/image/..%5c..%5cetc%5cpasswd", "/api/thumb/..%2F..%2Fetc%2Fpasswd",
+    "/api/image/%252e%252e%252fetc%252fpasswd", "/api/image/..%5c..%5cetc%5cpasswd",
+    "/api/thumb/..%2F..%2Fetc%2Fpasswd",
     "/api/image/1%2F..%2F..%2F..%2Fetc%2Fpasswd", "/api/image//etc/passwd", "/api/image/%2Fetc%2Fpasswd",
     "/static/../../../../etc/passwd", "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/static/%2e%2e/%2e%2e/app.py",
     "/static/..%2fserver.py", "/docs-assets/..%2F..%2F..%2Fetc%2Fpasswd", "/api/image/1/../../../etc/passwd",
@@ -232,7 +233,8 @@ def test_streamed_upload_without_length_is_cut_at_the_limit(client):
 
 def test_declared_content_length_over_the_limit_is_refused_before_reading(client):
     response = client.post("/api/search", content=b"x" * 10,
-                           headers={"Content-Length": str(LIMIT * 10), "Content-Type": "multipart/form-data; boundary=b"})
+                           headers={"Content-Length": str(LIMIT * 10),
+                                    "Content-Type": "multipart/form-data; boundary=b"})
     assert response.status_code == 413
 
 
@@ -263,7 +265,8 @@ def test_no_route_reads_a_path_from_the_request(client):
             names.update(p["name"] for p in operation.get("parameters", []))
     assert names == {"image_id", "mode", "metric", "top_k", "v", "method", "limit", "threshold", "any_orientation",
                      "count", "expand", "like", "unlike",  # like / unlike: lists of ids
-                     "folder", "after", "before", "camera", "sort",  # folder: compared with the DB's paths, never opened
+                     "folder", "after", "before", "camera", "sort",  # folder: compared with the DB's paths
+                     # (never opened)
                      "kind"}  # kind: the duplicates tab (copies or similar)
 
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
-
 from test_webapp import copy_db
+
 from webapp.server import create_app
 
 ORIGIN = {"Origin": "http://testserver"}
@@ -25,8 +25,13 @@ def review_env(mini_collection, tmp_path):
 
 
 def checksums(folder):
-    return {os.path.relpath(os.path.join(d, f), folder): hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
-            for d, _, files in os.walk(folder) for f in files if not f.startswith("undo-")}
+    out = {}
+    for d, _, files in os.walk(folder):
+        for f in files:
+            if not f.startswith("undo-"):
+                with open(os.path.join(d, f), "rb") as fh:
+                    out[os.path.relpath(os.path.join(d, f), folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
 
 
 def test_groups_carry_what_a_reviewer_needs(review_env):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import EpsImagePlugin, Image
+from test_reliability_soak import free_port, wait_until_serving
 
 from reliability_tools import start_script
-from test_reliability_soak import free_port, wait_until_serving
 from webapp.server import create_app
 
 pytestmark = pytest.mark.slow  # end-to-end: `make test` runs it, `make test-fast` does not

@@ -39,7 +39,8 @@ def start_chromium(profile_dir: str, width: int = 1280, height: int = 900, scale
     """A headless Chromium with a fresh profile in ``profile_dir`` that records the console log."""
     browser, driver = find_browser()
     if not browser or not driver:
-        raise FileNotFoundError("chromium or chromedriver is not installed: apt-get install -y chromium chromium-driver")
+        raise FileNotFoundError("chromium or chromedriver is not installed: "
+                                "apt-get install -y chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in FLAGS:

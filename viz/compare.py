@@ -6,6 +6,7 @@ feature family calls "similar" (content, colour, near-duplicate pixels).
 import os
 import sqlite3
 
+from config import InvalidInputError
 from db import connect
 from search.modes import MODES, check_metric, get_mode
 from search.query import calculate_similarities
@@ -22,7 +23,7 @@ def mode_metric_pairs(modes):
         mode, metric = (item, None) if isinstance(item, str) else tuple(item)
         pairs.append((mode, check_metric(mode, metric)))
     if not pairs:
-        raise ValueError(f"modes is empty; give some of: {', '.join(MODES)}")
+        raise InvalidInputError(f"modes is empty; give some of: {', '.join(MODES)}")
     return pairs
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config import InvalidInputError
 from db import connect
+from db.errors import NoFeaturesError
 from search import matrix_cache
 from search.modes import get_mode
 from viz.grid import save_figure
@@ -39,11 +41,11 @@ def map_features(loaded, rows=None):
 def sample_rows(n_rows, limit, how="random", seed=0):
     """Sorted row numbers: all of them, or ``limit`` of them (seeded random, or the first)."""
     if how not in SAMPLINGS:
-        raise ValueError(f"unknown sampling {how!r}; valid: {', '.join(SAMPLINGS)}")
+        raise InvalidInputError(f"unknown sampling {how!r}; valid: {', '.join(SAMPLINGS)}")
     if limit is None or limit >= n_rows:
         return np.arange(n_rows)
     if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+        raise InvalidInputError(f"limit must be >= 1, got {limit}")
     if how == "first":
         return np.arange(limit)
     return np.sort(np.random.default_rng(seed).choice(n_rows, size=limit, replace=False))
@@ -52,7 +54,7 @@ def sample_rows(n_rows, limit, how="random", seed=0):
 def folder_labels(paths, label="folder"):
     """A group name per relative path: its parent folder, or its top-level folder ("top")."""
     if label not in LABELS:
-        raise ValueError(f"unknown label {label!r}; valid: {', '.join(LABELS)}")
+        raise InvalidInputError(f"unknown label {label!r}; valid: {', '.join(LABELS)}")
     parts = [p.split("/") for p in paths]
     if label == "top":
         return [p[0] if len(p) > 1 else "." for p in parts]
@@ -82,7 +84,7 @@ def pca_2d(matrix):
 def project(matrix, method="umap", seed=0):
     """(n, 2) coordinates of the rows of ``matrix``."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+        raise InvalidInputError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     n = len(matrix)
     if method == "pca" or n < 4:
         return pca_2d(matrix)
@@ -121,7 +123,7 @@ def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, l
     """Project (a seeded random sample of) the collection in ``conn`` to 2-D."""
     get_mode(mode)  # ValueError listing the modes
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+        raise InvalidInputError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     return map_of_loaded(matrix_cache.load(conn, mode), method, limit, seed, label)
 
 
@@ -129,7 +131,7 @@ def map_of_loaded(loaded, method="umap", limit=None, seed=0, label="folder"):
     """Project (a seeded random sample of) one loaded matrix to 2-D."""
     total = len(loaded.ids)
     if total == 0:
-        raise ValueError("the DB has no extracted images: run `python main.py` first")
+        raise NoFeaturesError("the DB has no extracted images: run `python main.py` first")
     limit = DEFAULT_LIMITS[method] if limit is None else limit
     rows = sample_rows(total, limit, "random", seed)
     if len(rows) < total:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config import InvalidInputError
 from db import connect
+from db.errors import NoFeaturesError
 from fileio import atomic_write
 from search import matrix_cache
 from search.modes import get_mode
@@ -113,9 +115,9 @@ def export(db_path, logdir, mode="embeddings", limit=DEFAULT_LIMIT, sample="rand
     """Write the projector files for ``mode`` into ``logdir``; returns an Export."""
     get_mode(mode)  # ValueError listing the modes
     if sample not in SAMPLINGS:
-        raise ValueError(f"unknown sampling {sample!r}; valid: {', '.join(SAMPLINGS)}")
+        raise InvalidInputError(f"unknown sampling {sample!r}; valid: {', '.join(SAMPLINGS)}")
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+        raise InvalidInputError(f"limit must be >= 1, got {limit}")
     conn = connect(db_path)
     try:
         loaded = matrix_cache.load(conn, mode)
@@ -123,7 +125,7 @@ def export(db_path, logdir, mode="embeddings", limit=DEFAULT_LIMIT, sample="rand
         conn.close()
     total = len(loaded.ids)
     if total == 0:
-        raise ValueError(f"{db_path} has no extracted images: run `python main.py --db {db_path}` first")
+        raise NoFeaturesError(f"{db_path} has no extracted images: run `python main.py --db {db_path}` first")
     rows = sample_rows(total, limit, sample, seed)
     if len(rows) < total:
         log.warning("the collection has %d images; exporting %d of them (%s, seed %d) because the projector "

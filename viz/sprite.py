@@ -9,6 +9,7 @@ import math
 from PIL import Image
 from tqdm import tqdm
 
+from config import InvalidInputError
 from fileio import atomic_write
 from viz.grid import thumbnail
 
@@ -19,14 +20,14 @@ MAX_TILE = 64  # larger tiles only make the sprite heavier: the projector draws 
 MIN_TILE = 8  # below this a thumbnail shows nothing
 
 
-class SpriteTooLargeError(ValueError):
+class SpriteTooLargeError(InvalidInputError):
     """Too many points for thumbnails that are still visible in one sprite."""
 
 
 def sprite_layout(n_points, max_side=MAX_SPRITE_SIDE, max_tile=MAX_TILE):
     """(tiles per row, tile side in pixels) of a square sprite holding ``n_points`` thumbnails."""
     if n_points < 1:
-        raise ValueError(f"n_points must be >= 1, got {n_points}")
+        raise InvalidInputError(f"n_points must be >= 1, got {n_points}")
     per_row = math.ceil(math.sqrt(n_points))
     tile = min(max_tile, max_side // per_row)
     if tile < MIN_TILE:

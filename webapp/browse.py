@@ -9,7 +9,6 @@ finder, a first UMAP) never hang a request or pile up copies of the same job.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as StillRunning
@@ -20,7 +19,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from db import NoFeaturesError
 from db.lookup import images_by_ids
 from db.meta import version
 from search import matrix_cache

@@ -20,17 +20,17 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 from PIL import Image
 
 import config
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
+from db.exif import dates_of, row_facts
 from db.images import ERROR, OK, PENDING, count_by_status
 from db.lookup import StoredImage, first_ok_id, image_by_id, images_by_ids, images_with_content_hash
-from db.exif import dates_of, row_facts
 from db.meta import dataset_root, features_stamp, version
 from features.decode import content_hash
 from features.exif import NO_EXIF, Exif, exif_of

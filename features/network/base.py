@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import config
+from config import InvalidInputError
 from features.errors import WeightsError
 from features.framing import DEFAULT_FRAMING, centre_crop, frame  # noqa: F401  centre_crop: re-exported
 
@@ -127,14 +128,15 @@ def verified_weights(name: str) -> tuple[str, str]:
         )
     digest = sha256_of(path)
     if not digest.startswith(prefix):
-        raise WeightsError(f"{path} has SHA-256 {digest}, expected one starting {prefix}: the file is not the published weights")
+        raise WeightsError(f"{path} has SHA-256 {digest}, expected one starting {prefix}: "
+                           "the file is not the published weights")
     return path, digest
 
 
 def resolve_model(name: str) -> str:
     """Turn ``auto`` into a concrete model name whose weights verify, warning on fallback."""
     if name not in config.MODEL_CHOICES:
-        raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(config.MODEL_CHOICES)}")
+        raise InvalidInputError(f"unknown embedding model {name!r}; valid: {', '.join(config.MODEL_CHOICES)}")
     if name != "auto":
         return name
     try:
@@ -180,7 +182,8 @@ def resolve_runtime(runtime: str | None = None, precision: str | None = None) ->
     else:
         source = ""
     if runtime not in config.RUNTIME_CHOICES:
-        raise ValueError(f"unknown embedding runtime {runtime!r}{source}; valid: {', '.join(config.RUNTIME_CHOICES)}")
+        raise InvalidInputError(f"unknown embedding runtime {runtime!r}{source}; "
+                                f"valid: {', '.join(config.RUNTIME_CHOICES)}")
     return runtime
 
 
@@ -189,11 +192,11 @@ def resolve_precision(precision: str | None, runtime: str | None = None) -> str:
     ONNX Runtime and, on torch, bfloat16 where the CPU has it natively, else float32."""
     precision = precision or config.EMBED_PRECISION
     if precision not in config.PRECISION_CHOICES:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(config.PRECISION_CHOICES)}")
+        raise InvalidInputError(f"unknown precision {precision!r}; valid: {', '.join(config.PRECISION_CHOICES)}")
     runtime = resolve_runtime(runtime, precision)
     if precision not in RUNTIME_PRECISIONS[runtime]:
         other = next(r for r, allowed in RUNTIME_PRECISIONS.items() if precision in allowed)
-        raise ValueError(f"precision {precision!r} needs IR_EMBED_RUNTIME={other}; "
+        raise InvalidInputError(f"precision {precision!r} needs IR_EMBED_RUNTIME={other}; "
                          f"valid on {runtime}: {', '.join(RUNTIME_PRECISIONS[runtime])}")
     if precision == "auto":
         return "bfloat16" if runtime == "torch" and native_bfloat16() else "float32"
@@ -205,9 +208,9 @@ def stamp_runtime(runtime: str, precision: str) -> str:
     may be mixed (float32 on torch or ONNX Runtime), so the stamp check refuses only real
     differences. ``loader.load_embedder`` accepts it back as a runtime."""
     if runtime not in config.RUNTIME_CHOICES:
-        raise ValueError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(config.RUNTIME_CHOICES)}")
+        raise InvalidInputError(f"unknown embedding runtime {runtime!r}; valid: {', '.join(config.RUNTIME_CHOICES)}")
     if precision not in STAMP_RUNTIMES:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(STAMP_RUNTIMES)}")
+        raise InvalidInputError(f"unknown precision {precision!r}; valid: {', '.join(STAMP_RUNTIMES)}")
     return STAMP_RUNTIMES[precision]
 
 

@@ -8,8 +8,15 @@ and a run that needs only one runtime never loads the other.
 from __future__ import annotations
 
 import config
-from features.network.base import (SPECS, Embedder, ModelSpec, resolve_model, resolve_precision, resolve_runtime,
-                                   verified_weights)
+from features.network.base import (
+    SPECS,
+    Embedder,
+    ModelSpec,
+    resolve_model,
+    resolve_precision,
+    resolve_runtime,
+    verified_weights,
+)
 
 
 def load_embedder(name: str, precision: str | None = None, runtime: str | None = None,

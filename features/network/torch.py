@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from config import InvalidInputError
 from features.network.base import LITE_PACKAGES, SPECS, Embedder, ModelSpec, resolve_precision
 
 PRECISION_DTYPES = {"bfloat16": torch.bfloat16}  # precisions computed under CPU autocast
@@ -41,7 +42,7 @@ def build_network(name: str, state_dict: dict | None = None) -> torch.nn.Module:
         if state_dict is not None:
             net.load_state_dict(state_dict)
         return _PooledEfficientNet(net)
-    raise ValueError(f"unknown embedding model {name!r}; valid: {', '.join(SPECS)}")
+    raise InvalidInputError(f"unknown embedding model {name!r}; valid: {', '.join(SPECS)}")
 
 
 class Preprocessed(torch.nn.Module):

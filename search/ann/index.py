@@ -27,10 +27,10 @@ import numpy as np
 from tqdm import tqdm
 
 import config
+from config import InvalidInputError
 from db.versions import extraction_running
-from fileio import atomic_write, remove_dead_temporaries, write_with
+from fileio import atomic_write, read_json, remove_dead_temporaries, write_with
 from search import metrics
-from fileio import read_json
 from search.ann.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,11 @@ def build(unit, kind=None, seed=None, progress=False):
     """An index of ``kind`` (config.ANN_INDEX unless named) over the rows of ``unit`` (row i = item i)."""
     kind = kind or config.ANN_INDEX
     if kind not in KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of: {', '.join(sorted(KINDS))}")
+        raise InvalidInputError(f"unknown index kind {kind!r}; choose one of: {', '.join(sorted(KINDS))}")
     if not len(unit):
         raise ValueError("an index needs at least one row")
-    with tqdm(total=len(unit), desc=f"{kind} index", unit="row", disable=None if progress else True, leave=False) as bar:
+    with tqdm(total=len(unit), desc=f"{kind} index", unit="row", disable=None if progress else True,
+              leave=False) as bar:
         return KINDS[kind].build(unit, config.ANN_SEED if seed is None else seed, progress=bar.update)
 
 

@@ -132,7 +132,8 @@ class IvfIndex:
         faiss = import_faiss()
 
         params = faiss.SearchParametersIVF(nprobe=min(self.probes, self._index.nlist))
-        _, found = self._index.search(unit_query[None, :].astype(np.float32), max(IVF_RERANK * k, k + 30), params=params)
+        _, found = self._index.search(unit_query[None, :].astype(np.float32), max(IVF_RERANK * k, k + 30),
+                                      params=params)
         return found[0][found[0] >= 0].astype(np.int64)
 
 

@@ -303,8 +303,10 @@ def _read_sqlite(conn, db_file, mode, stamp, folder, versions, need_matrix=True)
         ids, ends, path_blob, matrix = column_reader.stream_column(conn, mode, stamp, tmp)
         if tmp:
             # The paths first: a query during an extraction takes a matrix only with its paths.
-            paths = folders.publish_paths(db_file, folders.paths_folder(db_file, versions), versions, ids, ends, path_blob)
-            published = folders.publish_matrix(db_file, tmp, folder, ids, mode, stamp, matrix, versions) if paths else None
+            paths_folder = folders.paths_folder(db_file, versions)
+            paths = folders.publish_paths(db_file, paths_folder, versions, ids, ends, path_blob)
+            published = (folders.publish_matrix(db_file, tmp, folder, ids, mode, stamp, matrix, versions)
+                         if paths else None)
             if published is not None:
                 _PATHS[db_file] = (versions.features, versions.paths, paths)
                 loaded = _loaded(mode, versions.features, ids, paths, "", published, stamp, "", versions.counter,

@@ -1,0 +1,33 @@
+"""cli.run: the project's own errors become one line and exit status 2; anything else, a plain
+ValueError included, is a bug and keeps its traceback."""
+import pytest
+
+from cli import UsageError, run
+from config import ConfigError, InvalidInputError
+from db.errors import NoFeaturesError
+from search.modes import get_mode
+
+
+def _raising(exc):
+    def main():
+        raise exc
+    return main
+
+
+@pytest.mark.parametrize("exc", [UsageError("no such folder"), InvalidInputError("top_k must be >= 1"),
+                                 ConfigError("IR_BATCH_SIZE is not a number"), NoFeaturesError("run main.py")])
+def test_the_projects_errors_are_one_line_and_exit_2(exc, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run(_raising(exc))
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"error: {exc}\n"
+
+
+def test_a_plain_value_error_is_a_bug_and_keeps_its_traceback():
+    with pytest.raises(ValueError, match="a bug"):
+        run(_raising(ValueError("a bug")))
+
+
+def test_a_bad_choice_is_the_projects_error():
+    with pytest.raises(InvalidInputError, match="valid modes: embeddings"):
+        get_mode("colour")
