@@ -196,7 +196,7 @@ def record_runtime_of_old_stamp(conn: sqlite3.Connection) -> None:
         return
     try:
         made_by = stamp_runtime("torch", stored.get("embedding_precision", "unrecorded"))
-    except ValueError:
+    except InvalidInputError:
         return  # older still (no precision recorded): the stamp check asks for --reset-features
     add_to_stamp(conn, {"embedding_runtime": made_by})
 

@@ -53,6 +53,7 @@ def test_other_network_precision_is_refused(mini_collection, tmp_path, monkeypat
         main.extract(str(db), model="efficientnet_lite0", workers=0, progress=False)
 
 
+@pytest.mark.slow
 def test_reset_features_re_extracts_with_new_settings(mini_collection, tmp_path):
     db = tmp_path / "copy.db"
     copy_database(mini_collection["db"], db)

@@ -95,6 +95,7 @@ def test_sixteen_bit_png_decodes_as_before_within_one_level(size):
     assert np.abs(ours - before).mean() < 0.5
 
 
+@pytest.mark.slow
 def test_large_png_stays_within_a_few_levels_of_a_plain_resize():
     image = random_photo(11, size=(2000, 1500))
     ours = np.asarray(decode(_png_bytes(image), 256), dtype=int)

@@ -25,6 +25,8 @@ from reliability_tools import image_rows, permissions_enforced_for_children, que
 from samples import ROOT
 from search import matrix_cache
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 DIM = 32
 STAMP = {"embedding_model": "fake", "embedding_weights_sha256": "fake", "embedding_dim": DIM,
          "vector_dtype": "float32-le", "rgb_dim": 4, "hist_bins": 1, "hash_size": 8, "decode_side": 256,

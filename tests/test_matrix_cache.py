@@ -167,3 +167,31 @@ def test_a_stamp_that_gains_a_key_gets_its_own_cache(db_path):
     matrix_cache.forget()
     assert matrix_cache.load(conn, "dhash").cache_dir == second.cache_dir
     conn.close()
+
+
+def test_folders_are_found_by_their_stamps_not_their_names(db_path):
+    """A published folder under any name is found, with its counter, by the stamp inside it:
+    nothing reads the features version or the mode back out of a folder name."""
+    conn = connect(db_path)
+    built = matrix_cache.load(conn, "embeddings")
+    renamed = os.path.join(os.path.dirname(built.cache_dir), "any-name-at-all")
+    os.rename(built.cache_dir, renamed)
+    counter, stamp = built.counter, built.stamp
+    assert folders.newest_published(db_path, "embeddings", stamp, counter) == (counter, renamed)
+    assert folders.newest_published(db_path, "embeddings", stamp, counter - 1) is None  # newer than the DB
+    assert folders.newest_published(db_path, "embeddings", {**stamp, "hash_size": "16"}, counter) is None
+    assert folders.newest_published(db_path, "rgb", stamp, counter) is None  # another mode's room
+    [(paths, info)] = folders.published_paths(db_path, built.features_version)
+    assert info["paths_version"] == built.paths_version and os.path.dirname(paths).endswith(folders.PATHS)
+    conn.close()
+
+
+def test_folders_of_the_old_layout_are_removed_on_the_next_write(db_path):
+    """Cache formats before 3 put every folder directly in <db>.cache/: never used again."""
+    old = os.path.join(matrix_cache.cache_root(db_path), "embeddings-v3-abc-s0123456789ab-f2")
+    os.makedirs(old)
+    conn = connect(db_path)
+    matrix_cache.load(conn, "embeddings")
+    assert sorted(os.listdir(matrix_cache.cache_root(db_path))) == [folders.MATRICES, folders.PATHS, folders.TMP]
+    assert os.listdir(os.path.join(matrix_cache.cache_root(db_path), folders.TMP)) == []
+    conn.close()

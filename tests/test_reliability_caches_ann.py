@@ -89,6 +89,7 @@ print(json.dumps([[h.id, round(h.distance, 5)] for h in found]), flush=True)
 """
 
 
+@pytest.mark.slow
 def test_two_query_processes_with_a_stale_index_build_it_once(db_path, tmp_path):
     conn = connect(db_path)
     exact = hits(conn, "cosine")  # also publishes the matrix cache both children will map
@@ -166,6 +167,7 @@ def test_a_top_k_larger_than_the_index_yields_is_never_cut_short(db_path):
     conn.close()
 
 
+@pytest.mark.slow
 def test_switching_the_index_kind_replaces_the_file_and_an_old_annoy_folder(db_path, monkeypatch, caplog):
     """IR_ANN_INDEX=annoy builds, saves and later trusts an Annoy file; switching back to the IVF
     builds that and removes the Annoy file, and the folder of older versions (<db>.annoy/) goes too."""

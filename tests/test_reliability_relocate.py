@@ -12,6 +12,8 @@ from db import connect
 from reliability_tools import MODEL, assert_clean_stderr, query, run_script, small_photos
 from similarities import calculate_similarities
 
+pytestmark = pytest.mark.slow  # runs the scripts end to end: `make test` runs it, `make test-fast` does not
+
 
 @pytest.fixture
 def indexed(tmp_path):

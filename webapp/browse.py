@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from config import InvalidInputError
 from db.lookup import images_by_ids
 from db.meta import version
 from search import matrix_cache
@@ -92,7 +93,7 @@ def collection_map(request: Request,
                    limit: Annotated[int, Query(ge=2, le=MAP_LIMIT, description="points at most")] = 2000) -> dict:
     try:
         get_mode(mode)
-    except ValueError as exc:
+    except InvalidInputError as exc:
         raise ApiError(400, str(exc)) from None
     if method not in MAP_METHODS:
         raise ApiError(400, f"unknown method {method!r}; valid methods: {', '.join(MAP_METHODS)}")

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 import config
+from config import InvalidInputError
 from db import DatabaseError, NoFeaturesError, SettingsMismatchError, connect
 from db.exif import dates_of, row_facts
 from db.images import ERROR, OK, PENDING, count_by_status
@@ -157,7 +158,7 @@ class Collection:
         try:
             get_mode(mode)
             metric = check_metric(mode, metric or None)
-        except ValueError as exc:
+        except InvalidInputError as exc:
             raise ApiError(400, str(exc)) from None
         top_k = DEFAULT_TOP_K if top_k is None else top_k
         if not 1 <= top_k <= MAX_TOP_K:
@@ -231,7 +232,7 @@ class Collection:
             raise ApiError(409, f"{exc} yet (main.py is extracting); try again in a moment") from None
         except (NoFeaturesError, SettingsMismatchError) as exc:
             raise ApiError(503, str(exc)) from None
-        except (QueryImageError, ValueError) as exc:
+        except InvalidInputError as exc:  # a bad query image or choice (QueryImageError is one); a bug stays a 500
             raise ApiError(400, str(exc)) from None
         except DatabaseError as exc:
             raise ApiError(503, str(exc)) from None

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cleanup.move import MoveError, move_copies, read_manifest, undo_moves
+from config import InvalidInputError
 from db import NoFeaturesError, ScanLock
 from db.decisions import mark_apart, mark_keep
 from db.lookup import images_by_ids
@@ -62,7 +63,7 @@ def report_of(request: Request, settings: Settings, similar: bool):
                                    any_orientation=settings.any_orientation, similar=similar)
         except NoFeaturesError as exc:
             raise ApiError(503, str(exc)) from None
-        except ValueError as exc:
+        except InvalidInputError as exc:
             raise ApiError(400, str(exc)) from None
 
     return cached(request, ("duplicates", settings.mode, settings.threshold, settings.any_orientation, similar),
