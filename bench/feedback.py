@@ -6,7 +6,8 @@
 Every image of the labelled set queries the rest (leave-one-out, by id, as the web app's
 "more like this"). A simulated person marks its top 10: + the ones of the query's class, − the
 others. The search runs again with those marks (the query and the + ones together, pushed away
-from the − ones; the − ones are left out, the + ones may come back) and P@10 is counted again. Per mode (its default metric)
+from the − ones; the − ones are left out, the + ones may come back) and P@10 is counted again.
+Per mode (its default metric)
 and λ; the best λ of each kind of feature is the one search/feedback.py uses. Prints a table;
 writes bench/results/feedback{,_tiny}.{json,md}.
 """

@@ -79,7 +79,8 @@ def measure(n, cache_dir=CACHE, n_queries=30):
         facts = filters.facts_of(conn, loaded)
         load_ms = 1000 * (time.perf_counter() - start)
         cases = {"no filter": None, "dates (about 30%)": Filter(after="2010-01-01", before="2015-12-31"),
-                 f"folder {FOLDER}": Filter(folder=FOLDER), "200 images (folder + camera)": Filter(folder=FOLDER, camera="fuji"),
+                 f"folder {FOLDER}": Filter(folder=FOLDER),
+                 "200 images (folder + camera)": Filter(folder=FOLDER, camera="fuji"),
                  "camera (1 in 5)": Filter(camera="pixel")}
         rows = []
         for name, where in cases.items():

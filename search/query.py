@@ -74,7 +74,8 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     _check_top_k(top_k)
     expand = _expanding(spec, expand)
     paths = _as_paths(input_images)
-    unlike = [] if unlike is None or (not isinstance(unlike, (str, os.PathLike)) and not len(unlike)) else _as_paths(unlike)
+    none = unlike is None or (not isinstance(unlike, (str, os.PathLike)) and not len(unlike))
+    unlike = [] if none else _as_paths(unlike)
     if unlike and any_orientation:
         raise ValueError("unlike and any_orientation cannot be combined")
     if any_orientation and not spec.orientable:

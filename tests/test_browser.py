@@ -155,7 +155,8 @@ def test_labels_the_similar_line_and_more_or_less_like_this(site, browser):
     wait_for_thumbnails(browser, "#results img", 4)
     second = result_paths(browser)
     browser.find_elements(By.CSS_SELECTOR, "#results .mark.plus")[3].click()
-    wait_until(browser, lambda: "like=" in browser.current_url.replace("unlike=", "") and result_paths(browser) != second)
+    wait_until(browser, lambda: "like=" in browser.current_url.replace("unlike=", "")
+               and result_paths(browser) != second)
     assert "marked +" in browser.find_element(By.ID, "status").text
     assert browser.find_elements(By.CSS_SELECTOR, '#results .mark.plus[aria-pressed="true"]')
     browser.back()  # Back undoes the last mark
@@ -334,12 +335,15 @@ def test_phone_sized_screen(site, tmp_path, mini_collection):
         header = driver.find_element(By.CSS_SELECTOR, "header.bar").size["height"]
         assert header < 60, "the header is one line on a phone"
         clipped = driver.execute_script(
-            "return Array.from(document.querySelectorAll('header.bar > *')).filter(e => e.scrollWidth > e.clientWidth + 1"
+            "return Array.from(document.querySelectorAll('header.bar > *'))"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1"
             " || e.getBoundingClientRect().right > window.innerWidth).length")
         assert clipped == 0, "nothing in the header is cut off"
         small = driver.execute_script(
-            "return Array.from(document.querySelectorAll('header a, header button, select, button.plain, #results .view'))"
-            ".filter(e => e.offsetParent).filter(e => { const r = e.getBoundingClientRect(); return r.width < 44 || r.height < 44; })"
+            "return Array.from(document.querySelectorAll("
+            "'header a, header button, select, button.plain, #results .view'))"
+            ".filter(e => e.offsetParent)"
+            ".filter(e => { const r = e.getBoundingClientRect(); return r.width < 44 || r.height < 44; })"
             ".map(e => e.outerHTML.slice(0, 80))")
         assert small == [], "touch targets of at least 44 px"
         assert console_errors(driver) == []

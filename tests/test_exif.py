@@ -1,6 +1,7 @@
 """EXIF facts read from a file's header: known values written with Pillow, read back from the file."""
 import io
 
+import pytest
 from PIL import Image
 
 from features.exif import NO_EXIF, camera_name, exif_of
@@ -40,6 +41,7 @@ def test_camera_name_does_not_repeat_the_make():
     assert camera_name(None, None) is None and camera_name("Sony", None) == "Sony"
 
 
+@pytest.mark.slow  # end-to-end: scan and two extraction runs
 def test_extraction_stores_the_facts_and_main_back_fills_older_rows(tmp_path):
     import generator
     import main

@@ -94,6 +94,7 @@ def test_similarities_cli_filters(conn, mini_collection, capsys):
         similarities.main([query, "--db", db_path, "--after", "2020"])
 
 
+@pytest.mark.slow  # benchmark smoke test: builds a synthetic DB
 def test_filter_speed_bench_runs_on_a_small_synthetic_db(tmp_path, capsys):
     import json
 

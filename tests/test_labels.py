@@ -43,6 +43,7 @@ def test_the_table_is_the_one_the_bench_measured():
     assert measured == CUTS
 
 
+@pytest.mark.slow  # benchmark smoke test: builds and extracts the tiny sets
 def test_label_and_feedback_benches_run_on_the_tiny_sets(tmp_path, capsys):
     score_labels.main(["--tiny", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
     report = json.loads((tmp_path / "out" / "score_labels_tiny.json").read_text())

@@ -201,7 +201,8 @@ def image_info(request: Request, image_id: ImageId) -> dict:
     modified = (datetime.fromtimestamp(row.mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
                 if row.mtime_ns else None)
     return {"id": row.id, "path": row.path, "name": name, "folder": folder, "width": row.width, "height": row.height,
-            "size": row.size, "modified": modified, "taken": facts.taken, "camera": camera_name(facts.make, facts.model),
+            "size": row.size, "modified": modified, "taken": facts.taken,
+            "camera": camera_name(facts.make, facts.model),
             "latitude": facts.latitude, "longitude": facts.longitude, "status": row.status, **coll.urls(row)}
 
 

@@ -167,7 +167,8 @@ class Collection:
             raise ApiError(400, f"expand works with embeddings searches only, not {mode}")
         like, unlike = tuple(int(i) for i in like or ()), tuple(int(i) for i in unlike or ())
         if len(like) + len(unlike) > MAX_FEEDBACK:
-            raise ApiError(400, f"at most {MAX_FEEDBACK} ids in like and unlike together, got {len(like) + len(unlike)}")
+            raise ApiError(400, f"at most {MAX_FEEDBACK} ids in like and unlike together, "
+                                f"got {len(like) + len(unlike)}")
         if set(like) & set(unlike):
             raise ApiError(400, f"ids both in like and unlike: {', '.join(map(str, sorted(set(like) & set(unlike))))}")
         if (sort or "similarity") not in SORTS:
@@ -199,9 +200,9 @@ class Collection:
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
         self.check_marked(query)
-        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k, query.expand,
-                                                                like=query.like, unlike=query.unlike,
-                                                                where=query.where))
+        return self._search(lambda conn: search_images(conn, images, query.mode, query.metric, query.top_k,
+                                                       query.expand, like=query.like, unlike=query.unlike,
+                                                       where=query.where))
 
     def check_marked(self, query: Query) -> None:
         """404 naming the ids marked + or − that are not images of this collection."""
@@ -318,4 +319,6 @@ class Collection:
 
 def _iso(mtime_ns: int | None) -> str | None:
     """A file time as ISO 8601 UTC (seconds)."""
-    return None if mtime_ns is None else datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+    if mtime_ns is None:
+        return None
+    return datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")

@@ -5,8 +5,9 @@ Why named after the file's content hash (or, before extraction, its path, size a
 a rescan that edits a file gives it a new name, a moved file keeps its thumbnail, and the
 name is a strong ETag. The name also carries the thumbnails' FORMAT ("fit384": the whole
 picture within a 384x384 box), so thumbnails of an older format (shorter side 256, as wide as
-the picture) are neither served from disk nor kept by browsers that cached the old URL. Files are written atomically; when the disk is full or the folder
-read-only the thumbnail is served from memory (a small LRU) and one warning is logged.
+the picture) are neither served from disk nor kept by browsers that cached the old URL. Files
+are written atomically; when the disk is full or the folder read-only the thumbnail is served
+from memory (a small LRU) and one warning is logged.
 """
 from __future__ import annotations
 
