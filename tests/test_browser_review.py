@@ -16,10 +16,10 @@ from tools.browser import console_errors, find_browser, start_chromium, wait_for
 from webapp.server import create_app, serving  # noqa: E402
 
 BROWSER, DRIVER = find_browser()
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (BROWSER and DRIVER),
     reason="browser test skipped: Chromium or chromedriver missing; install them with "
-           "`apt-get install -y chromium chromium-driver` (.ci/run does)")
+           "`apt-get install -y chromium chromium-driver` (.ci/run does)")]
 
 
 def checksums(folder):

@@ -19,6 +19,8 @@ from demo.edits import brighten_30, resize_50
 from duplicates import find_duplicates
 from samples import ROOT
 
+pytestmark = pytest.mark.slow  # scans and extracts real photos, runs find_duplicates.py: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def small_collection(tmp_path_factory):
