@@ -453,4 +453,6 @@ def _group(block, details, facts, rule, prefer, kind):
                for rank, (d, f, dist) in enumerate(zip(details, facts, distances))]
     order = sorted(range(len(members)), key=lambda k: (k != keeper, members[k].distance, members[k].path))
     exact = all(m.kind == EXACT for m in members)
-    return DuplicateGroup(EXACT if exact and kind == COPY else kind, [members[k] for k in order])
+    group = DuplicateGroup(EXACT if exact and kind == COPY else kind, [members[k] for k in order])
+    group.members[0].kind = group.kind  # the keeper's own kind: its group's
+    return group

@@ -79,6 +79,23 @@ def test_outputs_are_written_and_read_back(mini_collection, tmp_path):
         assert picture.format == "PNG" and picture.height > 10 * 128
 
 
+def test_similar_shots_are_reported_as_their_own_kind(mini_collection, tmp_path):
+    out_csv = tmp_path / "d.csv"
+    plain = run_script("--db", str(mini_collection["db"]))
+    done = run_script("--db", str(mini_collection["db"]), "--similar", "0.6", "--csv", str(out_csv))
+    assert done.returncode == 0, done.stderr
+    assert "groups of similar shots (cosine <= 0.6; different pictures: nothing to free)" in done.stdout
+    first, second = done.stdout.splitlines()[:2]
+    assert second == plain.stdout.splitlines()[1]  # the copies and the bytes they free are unchanged
+    assert first.split("; ")[0] == plain.stdout.splitlines()[0].split("; ")[0]
+    with open(out_csv, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    similar = [r for r in rows if r["group_kind"] == "similar"]
+    assert similar and all(r["kind"] == "similar" for r in similar)
+    copies = {r["path"] for r in rows if r["group_kind"] != "similar" and r["keep"] == "no"}
+    assert not copies & {r["path"] for r in similar}  # similar shots: keepers and images in no group only
+
+
 def test_sheet_pages(mini_conn, tmp_path):
     groups = find_duplicates(mini_conn).groups
     written = save_duplicate_sheet(groups, str(tmp_path / "s.png"), per_page=4)
