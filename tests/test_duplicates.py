@@ -577,6 +577,23 @@ def test_move_and_undo_from_the_command_line(tmp_path):
     assert len(list(root.rglob("*.jpg"))) == 6
 
 
+def test_move_to_never_moves_similar_shots(tmp_path):
+    # Two shots of one scene 0.3 apart (similar, not copies) and a picture with one copy.
+    items = [("scene/one.jpg", unit(1, 0), bytes(8), (100, 100), b"one", 1),
+             ("scene/two.jpg", unit(1, 1.02), bytes(range(8)), (100, 100), b"two", 2),
+             ("cat/original.jpg", unit(0, 1), b"\xf0" * 8, (100, 100), b"cat", 3),
+             ("cat/copy.jpg", unit(0, 1, 0.1), b"\xf0" * 8, (50, 50), b"cat-copy", 4)]
+    conn, root = fake_collection(tmp_path, items)
+    assert [g.kind for g in find_duplicates(conn, similar=True).groups] == ["copy", "similar"]
+    conn.close()
+    dest = tmp_path / "moved"
+    done = run_script("--db", str(tmp_path / "fake.db"), "--similar", "--move-to", str(dest))
+    assert done.returncode == 0, done.stderr
+    assert "1 groups of similar shots" in done.stdout
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*.jpg")] == ["cat/copy.jpg"]
+    assert (root / "scene" / "two.jpg").exists()
+
+
 def run_script(*args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "find_duplicates.py"), *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
