@@ -18,6 +18,7 @@ from datetime import date
 
 import numpy as np
 
+from config import InvalidInputError
 from db.exif import row_facts
 from db.meta import version
 
@@ -41,7 +42,7 @@ class Filter:
                 try:
                     date.fromisoformat(value)
                 except (TypeError, ValueError):
-                    raise ValueError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
+                    raise InvalidInputError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
         if self.folder:
             object.__setattr__(self, "folder", self.folder.replace("\\", "/").strip("/"))
 

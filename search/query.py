@@ -77,7 +77,7 @@ def calculate_similarities(input_images, cursor, mode, metric, top_k=5, verbose=
     none = unlike is None or (not isinstance(unlike, (str, os.PathLike)) and not len(unlike))
     unlike = [] if none else _as_paths(unlike)
     if unlike and any_orientation:
-        raise ValueError("unlike and any_orientation cannot be combined")
+        raise InvalidInputError("unlike and any_orientation cannot be combined")
     if any_orientation and not spec.orientable:
         valid = ", ".join(name for name, m in MODES.items() if m.orientable)
         raise InvalidInputError(f"any_orientation works with the hash modes only ({valid}), not {mode!r}")

@@ -7,6 +7,7 @@ picture says how many points it shows.
 """
 import logging
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -81,8 +82,24 @@ def pca_2d(matrix):
     return coords.astype(np.float32)
 
 
-def project(matrix, method="umap", seed=0):
-    """(n, 2) coordinates of the rows of ``matrix``."""
+class _Percent:
+    """A file for tqdm that hands each percentage it draws to ``report`` (UMAP's epochs bar)."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def write(self, text):
+        found = re.findall(r"(\d+)%", text)
+        if found:
+            self.report(int(found[-1]))
+
+    def flush(self):
+        pass
+
+
+def project(matrix, method="umap", seed=0, progress=None):
+    """(n, 2) coordinates of the rows of ``matrix``; ``progress(percent)`` is called as UMAP
+    optimises the layout (its last and longest step), when given."""
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     n = len(matrix)
@@ -91,7 +108,9 @@ def project(matrix, method="umap", seed=0):
     if method == "umap":
         import umap  # heavy (numba): only for UMAP maps
 
-        reducer = umap.UMAP(n_neighbors=min(15, n - 1), min_dist=0.1, random_state=seed, n_jobs=1)
+        bar = {} if progress is None else {
+            "tqdm_kwds": {"disable": False, "file": _Percent(progress), "mininterval": 0.5}}
+        reducer = umap.UMAP(n_neighbors=min(15, n - 1), min_dist=0.1, random_state=seed, n_jobs=1, **bar)
         return reducer.fit_transform(matrix).astype(np.float32)
     from sklearn.decomposition import PCA  # heavy: only for t-SNE maps
     from sklearn.manifold import TSNE
@@ -127,8 +146,8 @@ def collection_map(conn, method="umap", mode="embeddings", limit=None, seed=0, l
     return map_of_loaded(matrix_cache.load(conn, mode), method, limit, seed, label)
 
 
-def map_of_loaded(loaded, method="umap", limit=None, seed=0, label="folder"):
-    """Project (a seeded random sample of) one loaded matrix to 2-D."""
+def map_of_loaded(loaded, method="umap", limit=None, seed=0, label="folder", progress=None):
+    """Project (a seeded random sample of) one loaded matrix to 2-D (``progress``: see project)."""
     total = len(loaded.ids)
     if total == 0:
         raise NoFeaturesError("the DB has no extracted images: run `python main.py` first")
@@ -136,7 +155,7 @@ def map_of_loaded(loaded, method="umap", limit=None, seed=0, label="folder"):
     rows = sample_rows(total, limit, "random", seed)
     if len(rows) < total:
         log.warning("drawing %d of %d images (random sample, seed %d); pass --limit to change", len(rows), total, seed)
-    coords = project(map_features(loaded, rows), method, seed)
+    coords = project(map_features(loaded, rows), method, seed, progress)
     paths = [loaded.paths[r] for r in rows]
     return CollectionMap(coords, rows, [os.path.join(loaded.root, p) for p in paths],
                          folder_labels(paths, label), total, method, loaded.mode, seed)

@@ -37,6 +37,7 @@ MAX_GROUPS = 5000  # duplicate groups per answer
 WAIT_SECONDS = 10.0  # a request waits this long for a job before answering 202
 KEPT_ANSWERS = 16
 _JOBS: dict[tuple, Future] = {}  # (db file, db version, what) -> the job computing (or holding) the answer
+_PROGRESS: dict[tuple, int] = {}  # the same keys -> the percentage a running job last reported
 _LOCK = threading.Lock()
 _WORKER = ThreadPoolExecutor(1, thread_name_prefix="browse")  # one at a time: each uses every core
 PENDING = {202: {"description": "still computing: ask again in a moment",
@@ -59,9 +60,10 @@ class CollectionMapOut(BaseModel):
     mode: str
 
 
-def cached(request: Request, what: tuple, make, doing: str):
+def cached(request: Request, what: tuple, make, doing: str, reports: bool = False):
     """``make(collection)`` for the DB's current version: from memory, or computed on the
-    background thread; a JSONResponse 202 if it takes longer than WAIT_SECONDS."""
+    background thread; a JSONResponse 202 if it takes longer than WAIT_SECONDS. ``reports``:
+    ``make(collection, progress)`` calls progress(percent), and the 202 carries the last one."""
     coll = collection(request)
     key = (coll.db_path, version(coll.conn()), what)
     with _LOCK:
@@ -69,13 +71,20 @@ def cached(request: Request, what: tuple, make, doing: str):
         if job is None:
             for old in [k for k in _JOBS if k[0] == coll.db_path and k[2] == what]:
                 del _JOBS[old]  # an older version of the same answer
+                _PROGRESS.pop(old, None)
             while len(_JOBS) >= KEPT_ANSWERS:
                 del _JOBS[next(iter(_JOBS))]
-            job = _JOBS[key] = _WORKER.submit(make, coll)
+            if reports:  # make(coll, progress): progress(percent) as it goes
+                job = _JOBS[key] = _WORKER.submit(make, coll, lambda percent: _PROGRESS.__setitem__(key, percent))
+            else:
+                job = _JOBS[key] = _WORKER.submit(make, coll)
     try:
         return job.result(timeout=WAIT_SECONDS)
     except StillRunning:
-        return JSONResponse({"pending": True, "message": f"{doing}; ask again in a moment"}, status_code=202)
+        answer = {"pending": True, "message": f"{doing}; ask again in a moment"}
+        if key in _PROGRESS:
+            answer["percent"] = _PROGRESS[key]
+        return JSONResponse(answer, status_code=202)
     except Exception:
         with _LOCK:
             if _JOBS.get(key) is job:
@@ -98,11 +107,11 @@ def collection_map(request: Request,
     if method not in MAP_METHODS:
         raise ApiError(400, f"unknown method {method!r}; valid methods: {', '.join(MAP_METHODS)}")
 
-    def make(coll):
+    def make(coll, progress):
         loaded = matrix_cache.load(coll.conn(), mode)
         if len(loaded.ids) < 2:
             raise ApiError(503, "the collection has fewer than 2 extracted images: run main.py first")
-        projected = map_of_loaded(loaded, method, limit, seed=0)
+        projected = map_of_loaded(loaded, method, limit, seed=0, progress=progress)
         ids = [int(i) for i in np.asarray(loaded.ids)[projected.rows]]
         rows = images_by_ids(coll.conn(), ids)
         coords = _normalised(projected.coords)
@@ -111,7 +120,8 @@ def collection_map(request: Request,
                            for i, (x, y), label, r in zip(ids, coords, projected.labels, projected.rows)],
                 "total": projected.total, "method": method, "mode": mode}
 
-    return cached(request, ("map", mode, method, limit), make, f"projecting {mode} with {method.upper()}")
+    return cached(request, ("map", mode, method, limit), make, f"projecting {mode} with {method.upper()}",
+                  reports=True)
 
 
 def _normalised(coords: np.ndarray) -> np.ndarray:

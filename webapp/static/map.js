@@ -66,7 +66,8 @@ async function showMap(params) {
     if (answer.pending) {
       const seconds = Math.round((Date.now() - started) / 1000);
       return askAgain("map", () => showMap(parseHash().params), $("map-status"),
-                      `${answer.message}${answer.percent != null ? ` (${answer.percent}%)` : ""}, ${seconds} s so far`);
+                      `${answer.message.replace(/; ask again.*/, "")}` +
+                      `${answer.percent != null ? `: layout ${answer.percent}% done` : ""}, ${seconds} s so far`);
     }
     mapState.points = answer.points;
     mapState.key = key;
