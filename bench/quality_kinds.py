@@ -84,17 +84,24 @@ def measure(conns, roots, copy_t, similar_t):
     kinds = pair_kinds(series, roots["series"], lambda a, b: series_name(a) == series_name(b))
     row["series"] = {"pairs": total, "as_copy": kinds.get("copy", (0, 0))[0] / total,
                      "as_similar": kinds.get("similar", (0, 0))[0] / total,
-                     "wrong_scene_pairs": sum(bad for _, bad in kinds.values())}
+                     "wrong_scene_pairs": sum(bad for _, bad in kinds.values()),
+                     "similar_wrong_scene_pairs": kinds.get("similar", (0, 0))[1]}
     looks = find_duplicates(conns["lookalikes"], threshold=copy_t, similar=similar_t)
     halves = pair_kinds(looks, roots["lookalikes"], lambda a, b: a.startswith("bursts/") and b.startswith("bursts/"))
     row["lookalikes"] = {kind: {"halves": good, "distinct": bad} for kind, (good, bad) in halves.items()}
+    # The similar kind's own pair precision: pairs of one scene (burst frames, halves of one
+    # picture) against distinct look-alikes and frames of other scenes put in similar groups.
+    good = kinds.get("similar", (0, 0))[0] + row["lookalikes"].get("similar", {}).get("halves", 0)
+    bad = row["series"]["similar_wrong_scene_pairs"] + row["lookalikes"].get("similar", {}).get("distinct", 0)
+    row["similar_precision"] = good / (good + bad) if good + bad else 1.0
     return row
 
 
 def markdown(rows):
     lines = ["| copy <= | similar <= | copies: pair recall (copy kind) | copies: false photo pairs | bursts: pairs as "
              "copy | bursts: pairs as similar | bursts: pairs across scenes | look-alikes: distinct pairs as copy / "
-             "similar | halves of one picture as copy / similar |", "|---|---|---|---|---|---|---|---|---|"]
+             "similar | halves of one picture as copy / similar | similar kind: pair precision |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         look = r["lookalikes"]
 
@@ -104,7 +111,7 @@ def markdown(rows):
                      f"{r['copies']['false_photo_pairs']} | {r['series']['as_copy']:.3f} | "
                      f"{r['series']['as_similar']:.3f} | {r['series']['wrong_scene_pairs']} | "
                      f"{get('copy', 'distinct')} / {get('similar', 'distinct')} | "
-                     f"{get('copy', 'halves')} / {get('similar', 'halves')} |")
+                     f"{get('copy', 'halves')} / {get('similar', 'halves')} | {r['similar_precision']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
