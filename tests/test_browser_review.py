@@ -83,6 +83,18 @@ def test_not_duplicates_move_and_undo_in_the_page(mini_collection, tmp_path):
             wait_until(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#dup-compare figure")) == 2)
             driver.find_element(By.CSS_SELECTOR, "#dup-compare button[data-act='swap']").click()
             wait_until(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#dup-compare figure")) == 1)
+            driver.find_element(By.TAG_NAME, "body").send_keys("\ue00c")  # Esc closes the comparison
+            wait_until(driver, lambda: not driver.find_element(By.ID, "dup-compare").is_displayed())
+            # The viewer from a group: its members in turn, Esc closes it, the groups stay.
+            groups = keepers(driver)
+            driver.find_element(By.CSS_SELECTOR, "#dup-groups .group img.openable").click()
+            wait_until(driver, lambda: driver.find_element(By.ID, "viewer").is_displayed())
+            assert "view=" in driver.current_url and driver.find_element(By.ID, "viewer-pos").text.startswith("1 of ")
+            driver.find_element(By.TAG_NAME, "body").send_keys("\ue014")  # →
+            wait_until(driver, lambda: driver.find_element(By.ID, "viewer-pos").text.startswith("2 of "))
+            driver.find_element(By.TAG_NAME, "body").send_keys("\ue00c")  # Esc
+            wait_until(driver, lambda: not driver.find_element(By.ID, "viewer").is_displayed())
+            assert keepers(driver) == groups and "#/duplicates" in driver.current_url
             assert console_errors(driver) == []
     finally:
         driver.quit()

@@ -43,8 +43,12 @@ function facts(image, metric) {
 }
 
 function duplicateCard(image, group, metric) {
+  const picture = el("img", { src: image.thumbnail, alt: image.path, loading: "lazy", width: "256", height: "256",
+    class: "openable", title: "Open in the viewer" });
+  // The viewer steps through this group's members (viewer.js).
+  picture.addEventListener("click", () => openViewer(image.id, group.images.map((m) => ({ id: m.id, path: m.path }))));
   const card = el("div", { class: image.keep ? "card keep" : "card", title: image.path },
-    el("img", { src: image.thumbnail, alt: image.path, loading: "lazy", width: "256", height: "256" }),
+    picture,
     el("span", { class: "rank", text: image.keep ? "keep" : image.kind }),
     el("span", { class: "meta" }, el("span", { class: "path", text: image.path }),
       el("span", { class: "facts", text: facts(image, metric) }),
@@ -142,6 +146,7 @@ function openCompare(group, a, b) {
       if (act === "side") dups.compare.single = false;
       drawCompare();
     });
+    document.addEventListener("keydown", (event) => { if (event.key === "Escape") box.hidden = true; });
     let startX = null;
     box.addEventListener("touchstart", (event) => { startX = event.touches[0].clientX; }, { passive: true });
     box.addEventListener("touchend", (event) => {
