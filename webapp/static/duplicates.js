@@ -25,7 +25,7 @@ function dupToolbar() {
     placeholder: "default", "aria-label": "Threshold (largest distance)", title: "largest distance between copies" });
   const bar = el("div", { id: "dup-toolbar", class: "dup-toolbar" }, kinds,
     el("label", { text: "Threshold " }, threshold),
-    el("button", { id: "dup-move-all", type: "button", text: "Move the copies of all groups shown" }),
+    el("button", { id: "dup-move-all", type: "button", class: "plain", text: "Move the copies of all groups shown" }),
     el("span", { id: "dup-moves", class: "dup-moves" }));
   $("duplicates-view").prepend(bar);
   kinds.addEventListener("click", (event) => {
@@ -68,9 +68,9 @@ function groupSection(group, g, metric) {
   const header = el("h3", { text: `Group ${g + 1} · ${group.kind} · ${group.images.length} images` +
     (group.kind === "similar" ? " · different pictures" : ` · ${formatBytes(group.bytes_freed)} in copies`) });
   const buttons = el("div", { class: "dup-actions" },
-    el("button", { type: "button", "data-act": "apart", text: "Not duplicates" }));
+    el("button", { type: "button", class: "plain", "data-act": "apart", text: "Not duplicates" }));
   if (group.kind !== "similar") {
-    buttons.append(el("button", { type: "button", "data-act": "move", text: "Move the copies to the review folder" }));
+    buttons.append(el("button", { type: "button", class: "plain", "data-act": "move", text: "Move the copies to the review folder" }));
   }
   buttons.addEventListener("click", async (event) => {
     const act = event.target.getAttribute("data-act");
@@ -170,9 +170,9 @@ function drawCompare() {
       `${image.size.toLocaleString()} bytes · ${image.date} · distance ${formatScore(image.distance, dups.metric)}` }));
   $("dup-compare").replaceChildren(
     el("div", { class: "dup-compare-bar" },
-      el("button", { type: "button", "data-act": "swap", text: single ? "Swap" : "One at a time (swap)" }),
-      el("button", { type: "button", "data-act": "side", text: "Side by side" }),
-      el("button", { type: "button", "data-act": "close", text: "Close" })),
+      el("button", { type: "button", class: "plain", "data-act": "swap", text: single ? "Swap" : "One at a time (swap)" }),
+      el("button", { type: "button", class: "plain", "data-act": "side", text: "Side by side" }),
+      el("button", { type: "button", class: "plain", "data-act": "close", text: "Close" })),
     el("div", { class: single ? "dup-pair single" : "dup-pair" }, panel(a), single ? null : panel(b)));
 }
 
