@@ -9,7 +9,7 @@ The keeper of a group is the original: files under a --prefer folder first, then
 pixels, then the oldest date taken (EXIF, else mtime), then a name without copy marks
 ("copy", "(1)", "-1", "edited", ...), then the largest file, then the first path. Groups have no
 chains (--linkage star): every member is a copy of its keeper. --threshold is a cosine distance of
-the embeddings (default 0.25; pHashes within 7 bits also join copies whose embeddings are within 0.5), or
+the embeddings (default 0.18; pHashes within 7 bits also join copies whose embeddings are within 0.5), or
 bits in a hash mode (--mode phash: default 4). --move-to checks each file against the DB
 first (a changed copy stays; a group whose keeper is gone or changed is skipped; symlinks are
 never kept or moved) and tells the DB what moved: the next generator.py run reports them as

@@ -43,8 +43,8 @@ CHUNK = 50_000
 COPY_SHARE = 0.02
 TARGETS = {"seconds_500k": 600, "rss_mb": 2048, "recall": 0.99}
 # The synthetic geometry below is built around this cosine threshold (copies within 0.14, shots
-# of one burst ~0.18 apart): the finder's default moved to 0.25 with the centred search vectors
-# (duplicates.finder), but these raw synthetic rows keep the scale they were drawn at.
+# of one burst ~0.18 apart): the finder's default is 0.18 on the stored embeddings of the
+# whole-picture framing (duplicates.finder); these synthetic rows keep the scale they were drawn at.
 THRESHOLD = 0.15
 
 

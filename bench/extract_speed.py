@@ -33,10 +33,11 @@ from db.features import ExtractedRow, write_batch
 from db.images import pending_page
 from features.decode import decode, read_file
 from features.extract import Described, Settings, finish_batch
+from features.framing import frame
 from features.hashes import all_hashes
 from features.histogram import rgb_histograms
 from features.network import loader
-from features.network.base import centre_crop, resolve_model, verified_weights
+from features.network.base import resolve_model, verified_weights
 from features.network.loader import load_embedder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,7 +101,7 @@ def end_to_end(folder, work_dir, model, workers, batch_size, threads=0, env_extr
 
 def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
     """Seconds per stage of the project's pipeline, one stage at a time on every file."""
-    settings = Settings(model=embedder.spec.name)
+    settings = Settings(model=embedder.spec.name, framing=config.EMBED_FRAMING)
     db_path = _fresh_db(os.path.join(work_dir, "stages.db"))
     generator.scan(folder, db_path, progress=False)
     conn = connect(db_path)
@@ -112,7 +113,7 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
         image = watch("decode", decode, data, settings.decode_side, settings.max_pixels)
         rgb = watch("histogram", rgb_histograms, [image], settings.hist_bins)[0]
         hashes = watch("hashes", all_hashes, [image], settings.hash_size)
-        crop = watch("preprocess", centre_crop, image)
+        crop = watch("preprocess", frame, image, settings.framing, settings.input_size)
         described.append(Described(digest, rgb, {k: v[0] for k, v in hashes.items()}, crop))
     embedder.embed_crops(np.stack([d.crop for d in described[:batch_size]]))  # one-off set-up, untimed
     for start in range(0, len(described), batch_size):

@@ -36,7 +36,7 @@ from fileio import atomic_write
 
 # (left, top, right, bottom) as fractions of the picture: overlapping crops, small shifts.
 FRAMES = ((0.0, 0.0, 0.8, 0.9), (0.07, 0.03, 0.87, 0.93), (0.14, 0.05, 0.94, 0.95), (0.2, 0.1, 1.0, 1.0))
-SETTINGS = ((0.15, 0.35), (0.20, 0.40), (0.25, 0.35), (0.25, 0.40), (0.25, 0.45), (0.25, 0.50))
+SETTINGS = ((0.15, 0.30), (0.18, 0.30), (0.18, 0.35), (0.18, 0.40), (0.18, 0.45), (0.25, 0.35))
 
 
 def build_series(cache_dir=CACHE_DIR):

@@ -50,10 +50,11 @@ from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
 
-# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, README) with
-# star groups, on the search's vectors (whole-picture framing, centred: search.transform): 0.25
-# is the largest threshold whose pair precision stays >= 0.98 (0.981; recall 0.863).
-DEFAULT_THRESHOLDS = {"cosine": 0.25, "hamming": 4}
+# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, docs/duplicates.md)
+# with star groups, on the unit rows of the stored embeddings (whole-picture framing; not the
+# centred search vectors, see find_duplicates): 0.18 is the largest threshold whose pair
+# precision stays >= 0.98 (0.981; recall 0.849).
+DEFAULT_THRESHOLDS = {"cosine": 0.18, "hamming": 4}
 THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 # Embeddings mode also joins two images whose pHashes are within HASH_BITS of 64 bits while
 # their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
@@ -66,10 +67,10 @@ HASH_GUARD = 0.5
 EXACT, COPY, SIMILAR = "exact", "copy", "similar"
 KINDS = (EXACT, COPY, SIMILAR)
 # --similar: a different shot of the same scene (burst frames, overlapping crops) lies beyond
-# the copy threshold but within this cosine distance (bench/quality_kinds.py, README): 0.35
-# adds as many distinct look-alike pairs as the copy band already holds; 0.45 and up also
-# join different scenes.
-SIMILAR_THRESHOLD = 0.35
+# the copy threshold but within this cosine distance (bench/quality_kinds.py, docs/duplicates.md):
+# at 0.30 the similar kind's pair precision is 0.41; 0.35 doubles the distinct look-alikes it
+# joins (56 -> 112 pairs) and triples the pairs across scenes.
+SIMILAR_THRESHOLD = 0.30
 LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
 GUARD_CHUNK = 1 << 16  # pairs checked at once
 DENSE_ROWS = 3000  # connected sets up to this size compare all their pairs at once (a 3000 x 3000 matrix: 36 MB)
@@ -234,17 +235,21 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
     rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
     exact = _exact_rows(conn, loaded.ids)
+    # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
+    # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
+    # them at distance 2).
+    vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
     searched = representatives(len(loaded.ids), exact)
-    rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, rule, hashes, probes=probes, subset=searched), exact)
+    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes, subset=searched), exact)
     prefer = [os.path.abspath(folder) for folder in prefer]
     decisions = load_decisions(conn)
-    groups = _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, COPY, decisions)
+    groups = _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, COPY, decisions)
     if similar_threshold is not None:
         shots = Rule("cosine", similar_threshold)
         copies = np.searchsorted(loaded.ids, [m.id for g in groups for m in g.members[1:]])
         left = np.setdiff1d(np.arange(len(loaded.ids)) if searched is None else searched, copies)
-        rows = group_pairs(len(loaded.ids), copy_pairs(loaded.matrix, shots, probes=probes, subset=left))
-        groups += _groups(conn, loaded, rows, shots, None, "star", prefer, read_dates, SIMILAR, decisions)
+        rows = group_pairs(len(loaded.ids), copy_pairs(vectors, shots, probes=probes, subset=left))
+        groups += _groups(conn, loaded, vectors, rows, shots, None, "star", prefer, read_dates, SIMILAR, decisions)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
                 "linkage": linkage, "probes": probes, "prefer": prefer, "similar_threshold": similar_threshold,
@@ -266,7 +271,7 @@ def _similar_threshold(similar, metric, threshold):
     return value
 
 
-def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind, decisions: Decisions):
+def _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, kind, decisions: Decisions):
     """DuplicateGroups of the connected sets ``rows``, cut by ``linkage`` around their keepers;
     a reviewer's decisions (db.decisions) choose keepers and keep "not duplicates" apart."""
     details = images_by_ids(conn, [int(loaded.ids[r]) for g in rows for r in g])
@@ -278,9 +283,9 @@ def _groups(conn, loaded, rows, rule, hashes, linkage, prefer, read_dates, kind,
     ordered = [g[keeper_order([facts[int(r)] for r in g], prefer)] for g in rows]
     with single_threaded_blas():  # many small products: see split_group
         rows = [piece for g in ordered
-                for piece in split_group(g, rule, loaded.matrix, hashes, linkage,
+                for piece in split_group(g, rule, vectors, hashes, linkage,
                                          _apart([by_row[int(r)].content_hash for r in g], decisions))]
-    with RowReader(loaded.matrix) as reader:  # pread, not the map: see duplicates.rows
+    with RowReader(vectors) as reader:  # pread, not the map: see duplicates.rows
         return [_group(reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule, prefer, kind)
                 for g in rows]
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import config
-from features.framing import FRAMINGS, frame
+from features.framing import DEFAULT_FRAMING, FRAMINGS, frame
 from features.network import base, loader
 from features.network import cache as onnx_cache
 from features.network import export as onnx_export
@@ -113,8 +113,9 @@ def test_pil_images_in_give_what_their_crops_give(both_runtimes):
     onnx, _ = both_runtimes
     photo = Image.open(os.path.join(os.path.dirname(skimage.__file__), "data", "chelsea.png")).convert("RGB")
     copy = photo.resize((256 * photo.width // photo.height, 256))
-    for framing in FRAMINGS:
+    for framing in FRAMINGS:  # the DB's framing decides what the network sees (features.framing)
         np.testing.assert_array_equal(onnx([copy], framing), onnx.embed_crops(frame(copy, framing, 224)[None]))
+    np.testing.assert_array_equal(onnx([copy]), onnx.embed_crops(frame(copy, DEFAULT_FRAMING, 224)[None]))
 
 
 def test_the_cached_model_is_reused_not_exported_again(cache, monkeypatch):

@@ -66,11 +66,11 @@ def test_upload_search_equals_calculate_similarities(client, app_env, tmp_path, 
     outside = tmp_path / "query.jpg"
     shutil.copy(app_env["images"] / "chelsea" / "original.jpg", outside)
     metric = MODES[mode].default_metric
-    response = upload(client, [outside], mode=mode, top_k=10)
+    response = upload(client, [outside], mode=mode, top_k=10, expand="false")  # distances to the query itself
     assert response.status_code == 200, response.text
     answer = response.json()
     conn = connect(app_env["db"])
-    expected = calculate_similarities([str(outside)], conn.cursor(), mode, metric, top_k=10)
+    expected = calculate_similarities([str(outside)], conn.cursor(), mode, metric, top_k=10, expand=False)
     conn.close()
     got = answer["results"]
     assert (answer["mode"], answer["metric"], answer["top_k"]) == (mode, metric, 10)
@@ -110,6 +110,32 @@ def test_similar_equals_calculate_similarities_and_leaves_the_query_out(client, 
     assert image_id not in [r["id"] for r in answer["results"]]
     assert [r["path"] for r in answer["results"]] == [relative(app_env, p) for p, _ in expected]
     assert [r["score"] for r in answer["results"]] == pytest.approx([d for _, d in expected], abs=1e-5)
+
+
+@pytest.mark.parametrize("expand", [True, False])
+def test_expand_parameter_equals_calculate_similarities(client, app_env, tmp_path, expand):
+    query = app_env["images"] / "coffee" / "original.jpg"
+    outside = tmp_path / "query.jpg"
+    shutil.copy(query, outside)
+    image_id = next(r["id"] for r in upload(client, [query], top_k=1).json()["results"])
+    answer = client.get(f"/api/similar/{image_id}", params={"top_k": 8, "expand": str(expand).lower()}).json()
+    uploaded = client.post(f"/api/search?expand={str(expand).lower()}", data={"top_k": "8"},
+                           files=[("files", ("q.jpg", jpeg_bytes(outside), "image/jpeg"))]).json()
+    conn = connect(app_env["db"])
+    expected = calculate_similarities([str(query)], conn.cursor(), "embeddings", "cosine", top_k=8, expand=expand)
+    from_outside = calculate_similarities([str(outside)], conn.cursor(), "embeddings", "cosine", top_k=8,
+                                          expand=expand)
+    conn.close()
+    assert [r["path"] for r in answer["results"]] == [relative(app_env, p) for p, _ in expected]
+    assert [r["score"] for r in answer["results"]] == pytest.approx([d for _, d in expected], abs=1e-5)
+    assert [r["score"] for r in uploaded["results"]] == pytest.approx([d for _, d in from_outside], abs=1e-5)
+    assert uploaded["results"][0]["id"] == image_id  # the uploaded copy finds its stored twin first either way
+    assert (uploaded["results"][0]["score"] < 1e-5) == (not expand)  # expanded: the distance to the mean
+
+
+def test_expand_is_refused_outside_embeddings(client):
+    answer = client.get("/api/similar/1", params={"mode": "phash", "expand": "true"})
+    assert answer.status_code == 400 and "embeddings" in answer.json()["error"]
 
 
 def test_top_k_larger_than_the_collection_returns_every_other_image(client, app_env):

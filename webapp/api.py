@@ -129,7 +129,8 @@ def health(request: Request) -> dict:
 
 @router.post("/search", response_model=Results, responses=ERRORS, summary="Search by uploaded photos",
              description=f"Multipart form: one or more images in `files` (at most {MAX_FILES}, combined into one "
-                         "query as calculate_similarities does), optional `mode`, `metric` and `top_k`. Uploads "
+                         "query as calculate_similarities does), optional `mode`, `metric` and `top_k`; `expand` is a "
+                         "query parameter, as on /similar. Uploads "
                          "are decoded in memory and never stored in the collection.")
 def search(request: Request,
            files: Annotated[list[UploadFile], File(description="the query image(s)")],

@@ -66,6 +66,7 @@ class Loaded:
     checked: float = 0.0  # during an extraction: when we last looked for a newer published cache
     transform: str = "none"  # what ``matrix`` holds: search vectors made by search.transform, or unit rows
     mean: np.ndarray = None  # the collection's mean the transform took out (search.transform)
+    raw_matrix: np.ndarray = None  # with a transform: the unit rows it was made from (the duplicate finder's)
 
     def row_of_id(self, image_id):
         row = int(np.searchsorted(self.ids, image_id))
