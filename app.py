@@ -45,6 +45,8 @@ def main(argv=None):
     parser.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_BYTES // (1024 * 1024),
                         help="largest upload per request in MB (default: %(default)s)")
     parser.add_argument("--thumbs", help="folder for cached thumbnails (default: <db>.thumbs beside the DB)")
+    parser.add_argument("--review-dir", help="where the Duplicates page moves copies (default: <db>-review beside the "
+                                             "DB; never inside the collection); nothing is ever deleted")
     parser.add_argument("--no-warm", action="store_true", help="do not load the matrix and network before serving")
     args = parser.parse_args(argv)
     setup_logging()
@@ -57,7 +59,8 @@ def main(argv=None):
                     "the whole collection (there is no login); use --host 127.0.0.1 to keep it private",
                     args.host, args.port)
     app = create_app(args.db, allowed_hosts=allowed_hosts(args.host),
-                     max_upload_bytes=args.max_upload_mb * 1024 * 1024, warm=not args.no_warm, thumbs_dir=args.thumbs)
+                     max_upload_bytes=args.max_upload_mb * 1024 * 1024, warm=not args.no_warm, thumbs_dir=args.thumbs,
+                     review_dir=args.review_dir)
     sock = listening_socket(args.host, args.port)
     log.info("serving %s at http://%s:%d/ (API documentation at /docs)", args.db, _url_host(args.host),
              sock.getsockname()[1])

@@ -27,7 +27,6 @@ from config import InvalidInputError
 from db.connection import database_file
 from db.lookup import images_by_ids
 from db.moved_out import BackInPlace, MovedFile, record_moved_out, restore_moved_in
-from duplicates.groups import choose_keeper
 from fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def plan_moves(conn, groups, root: str, dest: str) -> tuple[list[GroupPlan], lis
         if not regular:
             notes.append(f"skipped the group of {group.keep}: every member is a symlink (or under one)")
             continue
-        keeper = regular[choose_keeper([(m.width, m.height, m.size, m.mtime_ns, m.path) for m in regular])]
+        keeper = min(regular, key=lambda m: m.rank)  # the next in the group's keeper order
         if keeper is not group.members[0]:
             notes.append(f"the keeper {group.keep} is a symlink (or under one): left alone, {keeper.path} is kept "
                          f"instead")
@@ -116,7 +115,7 @@ def move_copies(conn, groups, root: str, dest: str) -> MoveResult:
     plans, notes = plan_moves(conn, groups, root, dest)
     root, dest = os.path.realpath(root), os.path.abspath(dest)
     moves = [move for plan in plans for move in plan.moves]
-    manifest = os.path.join(dest, f"undo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json")
+    manifest = _new_manifest_name(dest)
     db_file = database_file(conn)
     try:
         os.makedirs(dest, exist_ok=True)
@@ -155,6 +154,16 @@ def move_copies(conn, groups, root: str, dest: str) -> MoveResult:
     finally:
         _write_manifest(manifest, root, db_file, moves, done)
     return MoveResult(done, moved_bytes, manifest, notes)
+
+
+def _new_manifest_name(dest: str) -> str:
+    """undo-<time>-<pid>.json, with -2, -3... when a move of the same second (the web app's) has it."""
+    stem = os.path.join(dest, f"undo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    name, number = stem + ".json", 1
+    while os.path.lexists(name):
+        number += 1
+        name = f"{stem}-{number}.json"
+    return name
 
 
 def _move(move: dict, done: int, manifest: str) -> None:

@@ -78,6 +78,20 @@ CREATE TABLE IF NOT EXISTS moved_out (
 _SCHEMA += MOVED_OUT_DDL
 _MIGRATIONS[1] += (MOVED_OUT_DDL,)
 
+# A reviewer's duplicate decisions (db/decisions.py), keyed by content hash so they survive
+# rescans, moves, renames and re-extraction.
+DECISIONS_DDL = """
+CREATE TABLE IF NOT EXISTS duplicate_decisions (
+    decision   TEXT NOT NULL,               -- 'apart': a and b are not duplicates, 'keep': a is kept
+    a          BLOB NOT NULL,               -- content hash ('apart': the smaller of the two)
+    b          BLOB NOT NULL DEFAULT x'',   -- content hash ('apart'), empty for 'keep'
+    decided_ns INTEGER NOT NULL,            -- when (ns since the epoch)
+    PRIMARY KEY (decision, a, b)
+);
+"""
+_SCHEMA += DECISIONS_DDL
+_MIGRATIONS[1] += (DECISIONS_DDL,)
+
 NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 
 

@@ -11,16 +11,18 @@ images are joined when the cosine distance of their embeddings is within the thr
 when their pHashes differ in at most 7 of 64 bits (HASH_BITS, scaled to the hash size) while
 the embeddings stay within 0.5 (HASH_GUARD: the pHash rule below); in a hash mode, when their
 Hamming distance is within the threshold.
-Groups are the connected sets of such pairs (union-find: A~B and B~C put A and C together;
-``linkage="keeper"`` instead keeps only members that are copies of their keeper).
+Groups have no chains: every member is a copy of its group's keeper (``linkage="star"``, the
+default), or of every other member (``"complete"``); ``"chain"`` keeps the connected sets of
+pairs (union-find: A~B and B~C put A and C together, so look-alikes chain into one group).
 Byte-identical files (the same stored content hash) always form a group, of kind "exact".
 
 At scale: candidates come from cells of the embeddings (duplicates.candidates) and
 from multi-index hashing of the pHashes (duplicates.hashes), never from all pairs;
 memory is the memory-mapped matrices plus O(N) bookkeeping.
 
-The keeper is the largest picture in pixels, then the largest file, then the oldest file
-(mtime), then the path that sorts first. Thresholds were chosen by bench/quality_duplicates.py.
+The keeper is the original, by the rule of duplicates.keeper (--prefer folders, pixels, date
+taken, copy marks in the name, file size, path). Thresholds were chosen by
+bench/quality_duplicates.py.
 """
 from __future__ import annotations
 
@@ -28,23 +30,31 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 
 from config import InvalidInputError
+from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
 from db.lookup import StoredImage, exact_copy_sets, images_by_ids
-from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs
-from duplicates.groups import choose_keeper, group_pairs, split_by_keeper
+from db.taken import stored_dates_taken
+from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs, single_threaded_blas
+from duplicates.groups import UnionFind, group_pairs, keeper_groups
 from duplicates.hashes import hamming, hash_pairs, oriented_rows
+from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.rows import RowReader
+from features.taken import date_taken_ns, parse_iso_date
 from search import matrix_cache
 from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
 
-# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, README).
-DEFAULT_THRESHOLDS = {"cosine": 0.15, "hamming": 4}
+# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, docs/duplicates.md)
+# with star groups, on the unit rows of the stored embeddings (whole-picture framing; not the
+# centred search vectors, see find_duplicates): 0.18 is the largest threshold whose pair
+# precision stays >= 0.98 (0.981; recall 0.849).
+DEFAULT_THRESHOLDS = {"cosine": 0.18, "hamming": 4}
 THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 # Embeddings mode also joins two images whose pHashes are within HASH_BITS of 64 bits while
 # their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
@@ -54,10 +64,16 @@ THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
 SUPPORT_HASH = "phash"
 HASH_BITS = 7
 HASH_GUARD = 0.5
-EXACT, NEAR = "exact", "near"
-LINKAGES = ("chain", "keeper")
+EXACT, COPY, SIMILAR = "exact", "copy", "similar"
+KINDS = (EXACT, COPY, SIMILAR)
+# --similar: a different shot of the same scene (burst frames, overlapping crops) lies beyond
+# the copy threshold but within this cosine distance (bench/quality_kinds.py, docs/duplicates.md):
+# at 0.30 the similar kind's pair precision is 0.41; 0.35 doubles the distinct look-alikes it
+# joins (56 -> 112 pairs) and triples the pairs across scenes.
+SIMILAR_THRESHOLD = 0.30
+LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
 GUARD_CHUNK = 1 << 16  # pairs checked at once
-KEEPER_SPLIT_ROWS = 3000  # larger groups stay whole under linkage="keeper" (an n x n matrix each)
+DENSE_ROWS = 3000  # connected sets up to this size compare all their pairs at once (a 3000 x 3000 matrix: 36 MB)
 
 
 @dataclass
@@ -67,6 +83,10 @@ class Member:
     image: StoredImage
     path: str  # absolute
     distance: float
+    facts: KeeperFacts | None = None  # what the keeper rule looked at (path absolute)
+    rank: int = 0  # place in the group's keeper order (0: the keeper)
+    reason: str = "keeper"  # why it is the keeper, or why the keeper is kept rather than it
+    kind: str = COPY  # to the keeper: "exact" (same bytes), "copy" or "similar"
 
     @property
     def id(self) -> int:
@@ -88,11 +108,15 @@ class Member:
     def mtime_ns(self) -> int:
         return self.image.mtime_ns
 
+    @property
+    def taken_ns(self) -> int | None:
+        return self.facts.taken_ns if self.facts else None
+
 
 @dataclass
 class DuplicateGroup:
     """Copies of one picture; ``members[0]`` is the keeper, the others by distance to it."""
-    kind: str  # "exact" (all byte-identical) or "near"
+    kind: str  # "exact" (all byte-identical), "copy" (edits of one picture) or "similar" (other shots)
     members: list[Member]
 
     @property
@@ -109,8 +133,9 @@ class DuplicateGroup:
 
     @property
     def bytes_freed(self) -> int:
-        """What removing every copy but the keeper would free."""
-        return sum(m.size for m in self.members[1:])
+        """What removing every copy but the keeper would free (0 for similar shots: they are
+        different pictures)."""
+        return 0 if self.kind == SIMILAR else sum(m.size for m in self.members[1:])
 
 
 @dataclass
@@ -159,32 +184,47 @@ class Rule:
     any_orientation: bool = False
     hash_bits: int = 0  # pHash bits for the pHash rule (0: off)
 
-    def linked(self, matrix: np.ndarray, hashes: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-        """The boolean matrix of the rule among ``rows`` (for a group: small)."""
+    def compare(self, matrix: np.ndarray, hashes: np.ndarray | None, left: np.ndarray,
+                right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(linked, distance) matrices of the rule between rows ``left`` and rows ``right``
+        (a group's rows: small; or one row against many)."""
         if self.metric == "hamming":
-            block = np.asarray(matrix[rows])
-            return _hamming_matrix(block, self.kind, self.any_orientation) <= self.threshold
-        block = np.asarray(matrix[rows], dtype=np.float32)
-        dist = 1.0 - block @ block.T
+            dist = _hamming_matrix(np.asarray(matrix[left]), np.asarray(matrix[right]), self.kind,
+                                   self.any_orientation)
+            return dist <= self.threshold, dist.astype(float)
+        a = np.asarray(matrix[left], dtype=np.float32)
+        b = a if left is right else np.asarray(matrix[right], dtype=np.float32)
+        dist = np.maximum(1.0 - a @ b.T, 0.0)
         out = dist <= self.threshold
         if hashes is not None and self.hash_bits:
-            near = _hamming_matrix(np.asarray(hashes[rows]), SUPPORT_HASH, self.any_orientation) <= self.hash_bits
+            near = _hamming_matrix(np.asarray(hashes[left]), np.asarray(hashes[right]), SUPPORT_HASH,
+                                   self.any_orientation) <= self.hash_bits
             out |= near & (dist <= HASH_GUARD)
-        return out
+        return out, dist
+
+    def linked(self, matrix: np.ndarray, hashes: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        """The boolean matrix of the rule among ``rows``."""
+        return self.compare(matrix, hashes, rows, rows)[0]
 
 
 def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,
                     any_orientation: bool = False, probes: int = DEFAULT_PROBES, use_hashes: bool = True,
-                    linkage: str = "chain") -> DuplicateReport:
+                    linkage: str = LINKAGES[0], prefer=(), read_dates: bool = True,
+                    similar: bool | float = False) -> DuplicateReport:
     """Every group of copies in the DB (see the module docstring), largest groups first.
 
     ``use_hashes`` (embeddings mode): also join pairs by the pHash rule above. ``linkage``:
-    "chain" (connected sets of pairs, the measured default) or "keeper" (stricter: every
-    member is itself a copy of its group's keeper; fewer chains of look-alikes, lower recall)."""
+    "star" (the default: every member is a copy of its group's keeper), "complete" (every
+    member a copy of every other) or "chain" (connected sets of pairs: A~B, B~C joins A and C).
+    ``prefer``: folders whose files are keepers first (duplicates.keeper). ``read_dates``: read
+    the EXIF date taken of the members of groups (headers only). ``similar`` (True, or a cosine
+    distance; embeddings only): also groups of similar shots, of the copy groups' keepers and
+    the images in no group, within SIMILAR_THRESHOLD (star groups, kind "similar")."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
         raise InvalidInputError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+    similar_threshold = _similar_threshold(similar, metric, threshold)
     conn = getattr(cursor, "connection", cursor)
     started = time.perf_counter()
     loaded = matrix_cache.load(conn, mode)
@@ -195,38 +235,105 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
     rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
     exact = _exact_rows(conn, loaded.ids)
-    # The thresholds were measured on unit rows of the stored embeddings, before searches got
-    # centred vectors (search.transform): the finder keeps those until they are measured again.
+    # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
+    # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
+    # them at distance 2).
     vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
-    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes,
-                                                   subset=representatives(len(loaded.ids), exact)), exact)
-    details = images_by_ids(conn, [int(loaded.ids[r]) for g in rows for r in g])
-    # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
-    rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
-    by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
-    if linkage == "keeper":
-        def keeper_of(part):
-            return choose_keeper([_keeper_facts(by_row[int(r)]) for r in part])
-
-        rows = [piece for g in rows
-                for piece in split_by_keeper(g, lambda part: rule.linked(vectors, hashes, part), keeper_of,
-                                             max_rows=KEEPER_SPLIT_ROWS)]
-    with RowReader(vectors) as reader:  # pread, not the map: see duplicates.rows
-        groups = [_group(loaded, reader.take(g), [by_row[int(r)] for r in g], rule) for g in rows]
+    searched = representatives(len(loaded.ids), exact)
+    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes, subset=searched), exact)
+    prefer = [os.path.abspath(folder) for folder in prefer]
+    decisions = load_decisions(conn)
+    groups = _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, COPY, decisions)
+    if similar_threshold is not None:
+        shots = Rule("cosine", similar_threshold)
+        copies = np.searchsorted(loaded.ids, [m.id for g in groups for m in g.members[1:]])
+        left = np.setdiff1d(np.arange(len(loaded.ids)) if searched is None else searched, copies)
+        rows = group_pairs(len(loaded.ids), copy_pairs(vectors, shots, probes=probes, subset=left))
+        groups += _groups(conn, loaded, vectors, rows, shots, None, "star", prefer, read_dates, SIMILAR, decisions)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
-                "linkage": linkage, "probes": probes,
+                "linkage": linkage, "probes": probes, "prefer": prefer, "similar_threshold": similar_threshold,
                 "hash_rule": f"{SUPPORT_HASH} <= {bits} bits and cosine <= {HASH_GUARD}" if bits else None,
                 "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
     log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
     return DuplicateReport(groups, settings)
 
 
+def _similar_threshold(similar, metric, threshold):
+    """None (no similar shots), or the cosine distance of the similar band's far end."""
+    if similar is False or similar is None:
+        return None
+    if metric != "cosine":
+        raise InvalidInputError("similar shots need the embeddings: valid modes for --similar: embeddings")
+    value = SIMILAR_THRESHOLD if similar is True else check_threshold("cosine", similar)
+    if value <= threshold:
+        raise InvalidInputError(f"the similar band ({value}) must reach beyond the copy threshold ({threshold})")
+    return value
+
+
+def _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, kind, decisions: Decisions):
+    """DuplicateGroups of the connected sets ``rows``, cut by ``linkage`` around their keepers;
+    a reviewer's decisions (db.decisions) choose keepers and keep "not duplicates" apart."""
+    details = images_by_ids(conn, [int(loaded.ids[r]) for g in rows for r in g])
+    # A row deleted by a rescan since the matrix was loaded has no details: leave it out.
+    rows = [kept for g in rows for kept in [g[[int(loaded.ids[r]) in details for r in g]]] if len(kept) >= 2]
+    by_row = {int(r): details[int(loaded.ids[r])] for g in rows for r in g}
+    stored = stored_dates_taken(conn, [d.id for d in by_row.values()]) if read_dates else {}
+    facts = {r: _keeper_facts(d, loaded.root, read_dates, decisions, stored) for r, d in by_row.items()}
+    ordered = [g[keeper_order([facts[int(r)] for r in g], prefer)] for g in rows]
+    with single_threaded_blas():  # many small products: see split_group
+        rows = [piece for g in ordered
+                for piece in split_group(g, rule, vectors, hashes, linkage,
+                                         _apart([by_row[int(r)].content_hash for r in g], decisions))]
+    with RowReader(vectors) as reader:  # pread, not the map: see duplicates.rows
+        return [_group(reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule, prefer, kind)
+                for g in rows]
+
+
 def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
-               exact_sets=(), seed: int = 0) -> list[np.ndarray]:
-    """Connected groups of row indices on plain arrays (chain linkage): unit rows (cosine) or
-    packed hashes (hamming); ``hashes`` (packed pHashes, row for row) add the pHash rule."""
-    return group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
+               exact_sets=(), seed: int = 0, linkage: str = "chain") -> list[np.ndarray]:
+    """Groups of row indices on plain arrays: unit rows (cosine) or packed hashes (hamming);
+    ``hashes`` (packed pHashes, row for row) add the pHash rule. Without DB rows to rank, the
+    keeper of a connected set is its first row (star and complete linkage)."""
+    groups = group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
+    with single_threaded_blas():  # many small products: see split_group
+        return [piece for g in groups for piece in split_group(g, rule, matrix, hashes, linkage)]
+
+
+def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.ndarray | None,
+                linkage: str, apart: np.ndarray | None = None) -> list[np.ndarray]:
+    """One connected set of rows, given best keeper first, as groups of ``linkage`` (each
+    keeper first): itself for "chain"; duplicates.groups.keeper_groups for "star"/"complete".
+    Sets up to DENSE_ROWS compare all their pairs at once, larger ones one keeper at a time.
+    Call it under candidates.single_threaded_blas: OpenBLAS's threads make these small
+    products 3-4x slower on busy cores (the 500k synthetic set's cut: 74 s, one thread: 21 s).
+    ``apart``: a boolean matrix of pairs a reviewer said are not duplicates (never linked;
+    chain linkage honours it in sets up to DENSE_ROWS)."""
+    if linkage == "chain":
+        if apart is None or len(rows) > DENSE_ROWS:
+            return [rows]
+        linked = rule.linked(matrix, hashes, rows) & ~apart
+        sets = UnionFind(len(rows))
+        sets.union(*np.nonzero(np.triu(linked, 1)))
+        return [rows[g] for g in sets.groups()]
+    if len(rows) <= DENSE_ROWS:
+        linked, dist = rule.compare(matrix, hashes, rows, rows)
+        if apart is not None:
+            linked &= ~apart
+
+        def compare(i, js):
+            return linked[i, js], dist[i, js]
+    else:  # the set's rows read once, then one keeper against the rest at a time
+        block = np.asarray(matrix[rows])
+        block_hashes = None if hashes is None else np.asarray(hashes[rows])
+
+        def compare(i, js):
+            # Against the whole block (a view, no copy), then the rows asked for: gathering
+            # js's rows for every keeper copied the block once per keeper (500k: minutes).
+            found, far = rule.compare(block, block_hashes, np.array([i]), slice(None))
+            found, far = found[0][js], far[0][js]
+            return (found if apart is None else found & ~apart[i, js]), far
+    return [rows[part] for part in keeper_groups(len(rows), compare, complete=linkage == "complete")]
 
 
 def copy_pairs(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
@@ -273,13 +380,41 @@ def guarded(unit: np.ndarray, block: Pairs, guard: float) -> Pairs:
     return Pairs(block.left[keep], block.right[keep], np.maximum(dist[keep], 0.0))
 
 
-def _hamming_matrix(block, kind, any_orientation):
-    variants = oriented_rows(block, kind) if any_orientation else [block]
-    return np.min([hamming(v[:, None, :], block[None, :, :]) for v in variants], axis=0)
+def _hamming_matrix(left, right, kind, any_orientation):
+    variants = oriented_rows(left, kind) if any_orientation else [left]
+    return np.min([hamming(v[:, None, :], right[None, :, :]) for v in variants], axis=0)
 
 
-def _keeper_facts(d):
-    return d.width, d.height, d.size, d.mtime_ns, d.path
+def _keeper_facts(d: StoredImage, root: str, read_dates: bool, decisions: Decisions,
+                  stored: dict[int, str | None]) -> KeeperFacts:
+    """The rule's facts of one row; the date taken from the DB when main.py has read the header
+    (db.taken), else from the file's header."""
+    path = os.path.join(root, d.path)
+    if not read_dates:
+        taken = None
+    elif d.id in stored:
+        taken = parse_iso_date(stored[d.id])
+    else:
+        taken = date_taken_ns(path)
+    return KeeperFacts(path, d.width, d.height, d.size, d.mtime_ns, taken,
+                       d.content_hash is not None and bytes(d.content_hash) in decisions.keep)
+
+
+def _apart(content_hashes, decisions: Decisions) -> np.ndarray | None:
+    """The boolean matrix of "not duplicates" decisions among rows of these content hashes, or
+    None when none applies."""
+    if not decisions.apart:
+        return None
+    keys = [None if h is None else bytes(h) for h in content_hashes]
+    out = None
+    decided = [i for i, key in enumerate(keys) if key in decisions.apart_hashes]
+    for i, j in combinations(decided, 2):
+        a, b = keys[i], keys[j]
+        if a is not None and b is not None and a != b and (min(a, b), max(a, b)) in decisions.apart:
+            if out is None:
+                out = np.zeros((len(keys), len(keys)), dtype=bool)
+            out[i, j] = out[j, i] = True
+    return out
 
 
 def _aligned_hashes(conn, loaded):
@@ -305,10 +440,10 @@ def _exact_rows(conn, ids):
     return sets
 
 
-def _group(loaded, block, facts, rule):
-    """A DuplicateGroup from the matrix rows ``block`` and their DB rows ``facts``: keeper
-    first, then the others by distance to it."""
-    keeper = choose_keeper([_keeper_facts(d) for d in facts])
+def _group(block, details, facts, rule, prefer, kind):
+    """A DuplicateGroup from the matrix rows ``block``, their DB rows ``details`` and keeper
+    facts ``facts`` (in keeper order): keeper first, then the others by distance to it."""
+    keeper = 0
     if rule.metric == "hamming":
         variants = oriented_rows(block, rule.kind) if rule.any_orientation else [block]
         distances = np.min([hamming(v, block[keeper]) for v in variants], axis=0).astype(float)
@@ -316,8 +451,13 @@ def _group(loaded, block, facts, rule):
         block = block.astype(np.float32, copy=False)
         distances = np.maximum(1.0 - block @ block[keeper], 0.0).astype(float)
     distances[keeper] = 0.0
-    members = [Member(d, os.path.join(loaded.root, d.path), round(float(dist), 6))
-               for d, dist in zip(facts, distances)]
+    own = details[keeper].content_hash
+    members = [Member(d, f.path, round(float(dist), 6), f, rank,
+                      "keeper" if rank == keeper else keeper_reason(facts[keeper], f, prefer),
+                      EXACT if own is not None and d.content_hash == own else kind)
+               for rank, (d, f, dist) in enumerate(zip(details, facts, distances))]
     order = sorted(range(len(members)), key=lambda k: (k != keeper, members[k].distance, members[k].path))
-    content = {d.content_hash for d in facts}
-    return DuplicateGroup(EXACT if len(content) == 1 and None not in content else NEAR, [members[k] for k in order])
+    exact = all(m.kind == EXACT for m in members)
+    group = DuplicateGroup(EXACT if exact and kind == COPY else kind, [members[k] for k in order])
+    group.members[0].kind = group.kind  # the keeper's own kind: its group's
+    return group

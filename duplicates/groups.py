@@ -1,4 +1,4 @@
-"""Union-find over pairs of rows, and the keeper rule: the storage-agnostic half of grouping.
+"""Union-find over pairs of rows, and groups without chains: the storage-agnostic half of grouping.
 
 Why vectorised: a folder of 10,000 identical pictures gives 50 million pairs; a Python loop
 per pair would take minutes, while merging whole blocks of pairs with NumPy takes seconds.
@@ -62,43 +62,40 @@ def group_pairs(n: int, pair_blocks: Iterable, extra_sets: Iterable[Sequence[int
     return sets.groups()
 
 
-def split_by_keeper(rows: np.ndarray, linked: Callable[[np.ndarray], np.ndarray],
-                    keeper_of: Callable[[np.ndarray], int], max_rows: int = 20_000) -> list[np.ndarray]:
-    """Cut a connected group into groups whose every member is a copy of its own keeper.
+def keeper_groups(count: int, compare: Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]], *,
+                  complete: bool = False) -> list[np.ndarray]:
+    """Cut one connected set of ``count`` rows, given best keeper first, into groups without chains.
 
     Why: joining pairs chains (A~B, B~C, C~D...), so a run of similar but different pictures
-    (hand signs, coin faces, a texture's crops) can end up in one group far from its keeper.
-    Real copies are edits of one picture, hence close to it. ``linked(rows)`` is the boolean
-    matrix of the pair rule among ``rows``; ``keeper_of(rows)`` the keeper's index in ``rows``.
-    Rows left over after the keeper's copies are taken out are grouped again the same way.
-    Groups above ``max_rows`` are returned whole (the matrix would be too large).
+    (bursts, coin faces, a texture's crops) ends up in one group far from its keeper. Real
+    copies are edits of one picture, hence close to the original itself.
+
+    Greedy, in keeper order: the best row not yet taken is a keeper, and takes every untaken
+    row linked to it ("star": every member is a copy of its keeper, as czkawka's parents);
+    with ``complete``, a row joins only if it is linked to every member taken so far, nearest
+    to the keeper first (dupeGuru's rule). ``compare(i, js)`` gives (linked, distance) of
+    position i against positions js. Returns position arrays (keeper first) of >= 2 rows.
     """
-    if len(rows) > max_rows:
-        return [rows]
-    out, pending = [], [np.asarray(rows)]
-    while pending:
-        part = pending.pop()
-        if len(part) < 2:
+    if count == 2:
+        return [np.arange(2)] if compare(0, np.array([1]))[0][0] else []
+    free = np.ones(count, dtype=bool)
+    out = []
+    for k in range(count):
+        if not free[k]:
             continue
-        matrix = linked(part)
-        np.fill_diagonal(matrix, True)
-        mine = matrix[keeper_of(part)]
-        if mine.sum() >= 2:
-            out.append(part[mine])
-        rest = ~mine
-        if rest.sum() >= 2:
-            sub = UnionFind(int(rest.sum()))
-            sub.union(*np.nonzero(np.triu(matrix[np.ix_(rest, rest)], 1)))
-            pending.extend(part[rest][g] for g in sub.groups())
-    return sorted(out, key=lambda g: g[0])
-
-
-def keeper_key(width: int | None, height: int | None, size: int, mtime_ns: int, path: str) -> tuple:
-    """Sort key of the documented keeper rule: the largest pixel count, then the largest file,
-    then the oldest modification time, then the path (alphabetically first)."""
-    return -((width or 0) * (height or 0)), -size, mtime_ns, path
-
-
-def choose_keeper(candidates: Sequence[tuple]) -> int:
-    """Index of the keeper among (width, height, size, mtime_ns, path) tuples."""
-    return min(range(len(candidates)), key=lambda k: keeper_key(*candidates[k]))
+        free[k] = False
+        rest = np.flatnonzero(free)
+        if not len(rest):
+            break
+        linked, distance = compare(k, rest)
+        taken = rest[linked]
+        if complete and len(taken) > 1:
+            accepted: list[int] = []
+            for j in taken[np.argsort(distance[linked], kind="stable")].tolist():
+                if not accepted or compare(j, np.array(accepted))[0].all():
+                    accepted.append(j)
+            taken = np.array(accepted, dtype=np.int64)
+        if len(taken):
+            free[taken] = False
+            out.append(np.concatenate([[k], np.sort(taken)]))
+    return out

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import config
+import duplicates.finder as finder
 from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect, lookup
 from db.errors import NoFeaturesError
@@ -31,10 +32,12 @@ from duplicates.finder import (
     group_rows,
     representatives,
 )
-from duplicates.groups import UnionFind, choose_keeper, group_pairs, split_by_keeper
+from duplicates.groups import UnionFind, group_pairs, keeper_groups
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
+from duplicates.keeper import KeeperFacts, choose_keeper, has_copy_mark, keeper_reason
 from duplicates.rows import RowReader
 from features.hashes import packed_hashes
+from features.taken import date_taken_ns, parse_exif_date
 from samples import ROOT, random_photo
 from search import matrix_cache
 
@@ -194,23 +197,125 @@ def test_hash_pairs_any_orientation_find_mirrored_copies():
 
 # --- the keeper rule -----------------------------------------------------------------------
 
-def test_keeper_rule_by_hand():
-    # (width, height, size, mtime_ns, path)
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (200, 100, 10, 9, "c")]) == 1  # most pixels
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9001, 9, "c")]) == 1  # then the largest file
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9000, 3, "c")]) == 1  # then the oldest
-    assert choose_keeper([(100, 100, 9000, 5, "b"), (100, 100, 9000, 5, "a")]) == 1  # then the path
-    assert choose_keeper([(None, None, 10, 1, "a"), (1, 1, 5, 2, "b")]) == 1  # unknown size counts as 0 pixels
+def facts(path, w=100, h=100, size=9000, mtime=5, taken=None):
+    return KeeperFacts(path, w, h, size, mtime, taken)
 
 
-def test_split_by_keeper_cuts_chains():
+def test_keeper_rule_case_by_case():
+    # Each case: the second file wins on exactly one rule, all earlier rules being equal.
+    assert choose_keeper([facts("b"), facts("c", w=200, size=10, mtime=9)]) == 1  # most pixels
+    assert choose_keeper([facts("b", mtime=5), facts("c", mtime=3, size=10)]) == 1  # then the oldest mtime
+    assert choose_keeper([facts("b", taken=7, mtime=1), facts("c", taken=6, mtime=9)]) == 1  # date taken over mtime
+    assert choose_keeper([facts("b", taken=None, mtime=7), facts("c", taken=6, mtime=9)]) == 1  # date taken, else mtime
+    assert choose_keeper([facts("a copy.jpg", size=10**6), facts("b.jpg")]) == 1  # then a name without copy marks
+    assert choose_keeper([facts("b", size=9000), facts("c", size=9001)]) == 1  # then the largest file
+    assert choose_keeper([facts("b"), facts("a")]) == 1  # then the path
+    assert choose_keeper([facts("a", w=None, h=None, size=10), facts("b", w=1, h=1, size=5)]) == 1  # unknown: 0 px
+    # --prefer beats everything; the first folder given wins.
+    big = facts("/x/new/big.jpg", w=4000, h=3000)
+    assert choose_keeper([big, facts("/x/old/small.jpg", w=10, h=10)], prefer=["/x/old"]) == 1
+    assert choose_keeper([facts("/x/a/1.jpg"), facts("/x/b/1.jpg")], prefer=["/x/b", "/x/a"]) == 1
+    # a folder, not a prefix of the name:
+    assert choose_keeper([facts("/x/old2/1.jpg"), facts("/x/old/2.jpg")], prefer=["/x/old"]) == 1
+    # The reason names the first rule that tells the keeper from the other file.
+    assert keeper_reason(facts("b", w=200), facts("a")) == "more pixels"
+    assert keeper_reason(facts("b.jpg"), facts("b (1).jpg")) == "name without copy marks"
+    assert keeper_reason(facts("/x/old/1.jpg"), big, ["/x/old"]) == "under a --prefer folder"
+
+
+@pytest.mark.parametrize("name,marked", [
+    ("IMG_0001.jpg", False), ("IMG_0001 copy.jpg", True), ("IMG_0001 (1).jpg", True), ("IMG_0001-1.jpg", True),
+    ("photo_edited.jpg", True), ("photo_small.png", True), ("Kopie von photo.jpg", True), ("original.jpg", False),
+    ("brightened.jpg", False), ("2019-06-01 beach.jpg", False), ("IMG-2034.jpg", False)])
+def test_copy_marks(name, marked):
+    assert has_copy_mark(f"/photos/{name}") is marked
+
+
+def test_exif_date_taken_is_read_from_the_header(tmp_path):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2001:02:03 04:05:06"
+    Image.new("RGB", (8, 8)).save(tmp_path / "dated.jpg", exif=exif)
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    assert date_taken_ns(str(tmp_path / "dated.jpg")) == 981173106 * 10**9  # 2001-02-03T04:05:06 read as UTC
+    assert date_taken_ns(str(tmp_path / "plain.jpg")) is None
+    assert date_taken_ns(str(tmp_path / "broken.jpg")) is None
+    assert parse_exif_date("0000:00:00 00:00:00") is None and parse_exif_date(b"x") is None
+
+
+def test_keeper_groups_cut_chains():
     # 0-1-2-3 is a chain; only 1 is a copy of the keeper 0; 2 and 3 are copies of each other.
     linked = np.zeros((4, 4), dtype=bool)
     for a, b in ((0, 1), (1, 2), (2, 3)):
         linked[a, b] = linked[b, a] = True
-    rows = np.array([10, 11, 12, 13])
-    parts = split_by_keeper(rows, lambda part: linked[np.ix_(part - 10, part - 10)].copy(), lambda part: 0)
-    assert sorted(p.tolist() for p in parts) == [[10, 11], [12, 13]]
+    dist = np.where(linked, 0.1, 1.0)
+    for complete in (False, True):
+        parts = keeper_groups(4, lambda i, js: (linked[i, js], dist[i, js]), complete=complete)
+        assert [p.tolist() for p in parts] == [[0, 1], [2, 3]]
+
+
+def test_complete_linkage_needs_every_pair():
+    # 1 and 2 are both copies of the keeper 0 but not of each other: star takes both,
+    # complete takes the nearer (2) and leaves 1 alone.
+    linked = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1]], dtype=bool)
+    dist = np.array([[0, 0.1, 0.05], [0.1, 0, 0.3], [0.05, 0.3, 0]])
+    compare = lambda i, js: (linked[i, js], dist[i, js])  # noqa: E731
+    assert [p.tolist() for p in keeper_groups(3, compare)] == [[0, 1, 2]]
+    assert [p.tolist() for p in keeper_groups(3, compare, complete=True)] == [[0, 2]]
+
+
+def brute_keeper_groups(unit, threshold, complete):
+    """The plainest reference: the whole distance matrix; connected sets by breadth-first
+    search; in each, in keeper order (here: row order), the first untaken row takes every
+    untaken row within the threshold (complete: nearest first, only if within it of all taken)."""
+    dist = 1.0 - unit.astype(np.float64) @ unit.T.astype(np.float64)
+    out = []
+    for comp in brute_groups(len(unit), brute_pairs(unit, threshold)):
+        free = list(comp)
+        while free:
+            keeper = free.pop(0)
+            near = sorted((j for j in free if dist[keeper, j] <= threshold), key=lambda j: (dist[keeper, j], j))
+            taken = []
+            for j in near:
+                if not complete or all(dist[j, t] <= threshold for t in taken):
+                    taken.append(j)
+            free = [j for j in free if j not in taken]
+            if taken:
+                out.append([keeper] + sorted(taken))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("linkage", ["star", "complete", "chain"])
+@pytest.mark.parametrize("dense_rows", [3000, 3])  # all pairs of a set at once, or one keeper at a time
+def test_linkages_match_a_brute_force_reference(seed, linkage, dense_rows, monkeypatch):
+    monkeypatch.setattr(finder, "DENSE_ROWS", dense_rows)
+    # Small random data with chains (random walks, each step ~ the threshold) and blobs (copies
+    # around one picture, some farther from each other than from the centre).
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(12):
+        start = rng.standard_normal(16)
+        parts.append(start + np.cumsum(rng.standard_normal((int(rng.integers(2, 9)), 16)) * 0.12, axis=0))
+        parts.append(start + rng.standard_normal((int(rng.integers(2, 7)), 16)) * 0.1)
+    rows = np.concatenate(parts)
+    unit = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    threshold = 0.02
+    got = sorted(g.tolist() for g in group_rows(unit, Rule("cosine", threshold), linkage=linkage))
+    if linkage == "chain":
+        assert got == brute_groups(len(unit), brute_pairs(unit, threshold))
+        return
+    reference = brute_keeper_groups(unit, threshold, linkage == "complete")
+    assert got == reference
+    dist = 1.0 - unit.astype(np.float64) @ unit.T
+    for group in got:  # no chains: every member within the threshold of its keeper (complete: of all)
+        assert (dist[group[0], group] <= threshold + 1e-6).all()
+        if linkage == "complete":
+            assert (dist[np.ix_(group, group)] <= threshold + 1e-6).all()
+    chains = brute_groups(len(unit), brute_pairs(unit, threshold))
+    assert len(got) > len(chains)  # the data has chains to cut
+    star = sorted(g.tolist() for g in group_rows(unit, Rule("cosine", threshold), linkage="star"))
+    assert linkage == "star" or got != star  # and blobs where complete linkage differs from star
 
 
 # --- thresholds and modes --------------------------------------------------------------------
@@ -307,7 +412,7 @@ def test_find_duplicates_groups_keeper_and_kinds(tmp_path):
     assert [sorted(os.path.relpath(p, root) for p in g.paths) for g in report.groups] == [
         ["a/original.jpg", "a/small.jpg", "b/small-copy.jpg"], ["b/x.jpg", "b/y.jpg"], ["c/grey.jpg", "c/photo.jpg"]]
     a, b, c = report.groups
-    assert a.keep == str(root / "a/original.jpg") and a.kind == "near"  # most pixels
+    assert a.keep == str(root / "a/original.jpg") and a.kind == "copy"  # most pixels
     assert a.distances[0] == 0 and a.distances[1] == pytest.approx(1 - 1 / np.sqrt(1.04), abs=1e-5)
     assert a.distances[1] == a.distances[2]  # the byte-identical pair is equally far
     assert b.kind == "exact" and b.keep == str(root / "b/y.jpg")  # same size: the older file
@@ -319,6 +424,51 @@ def test_find_duplicates_groups_keeper_and_kinds(tmp_path):
     tight = find_duplicates(conn, threshold=0.01)
     assert sorted(len(g.members) for g in tight.groups) == [2, 2, 2]
     assert tight.settings["threshold"] == 0.01 and tight.settings["images"] == 8
+
+
+def test_the_original_is_kept_not_the_larger_edit(tmp_path):
+    # The demo's case: a brightened copy has the original's pixels and a larger file; the
+    # original is older, so it is kept (the old rule kept the larger file). --prefer overrides.
+    items = [("cat/original.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"o" * 100, 1_000),
+             ("cat/brightened.jpg", unit(1, 0.1), b"\x00" * 8, (400, 300), b"b" * 900, 2_000),
+             ("cat/resized.jpg", unit(1, 0.1), b"\x00" * 8, (200, 150), b"r" * 50, 500),
+             ("edits/cat copy.jpg", unit(1, 0.05), b"\x00" * 8, (400, 300), b"c" * 100, 1_000)]
+    conn, root = fake_collection(tmp_path, items)
+    group, = find_duplicates(conn).groups
+    assert group.keep == str(root / "cat/original.jpg")
+    reasons = {os.path.relpath(m.path, root): m.reason for m in group.members}
+    assert reasons == {"cat/original.jpg": "keeper", "cat/brightened.jpg": "older (date taken, else mtime)",
+                       "cat/resized.jpg": "more pixels", "edits/cat copy.jpg": "name without copy marks"}
+    preferred, = find_duplicates(conn, prefer=[str(root / "edits")]).groups
+    assert preferred.keep == str(root / "edits/cat copy.jpg")
+    assert {m.reason for m in preferred.members[1:]} == {"under a --prefer folder"}
+
+
+def test_similar_shots_are_their_own_kind(tmp_path):
+    # A picture with a copy (0.05 away) and a byte-identical copy; another shot of the scene
+    # 0.3 away (similar, not a copy); a third picture 0.9 away (nothing).
+    far = bytes(range(8))
+    items = [("a/shot1.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"one", 1),
+             ("a/shot1-small.jpg", unit(1, 0.33), b"\x01" * 8, (200, 150), b"one-small", 2),
+             ("b/shot1.jpg", unit(1, 0.0), b"\x00" * 8, (400, 300), b"one", 3),
+             ("a/shot2.jpg", unit(1, 1.02), far, (400, 300), b"two", 4),
+             ("c/other.jpg", unit(0, 1), b"\xf0" * 8, (400, 300), b"three", 5)]
+    conn, root = fake_collection(tmp_path, items)
+    plain = find_duplicates(conn)
+    assert [g.kind for g in plain.groups] == ["copy"]
+    copies, = plain.groups
+    assert {os.path.relpath(m.path, root): m.kind for m in copies.members} == {
+        "a/shot1.jpg": "copy", "b/shot1.jpg": "exact", "a/shot1-small.jpg": "copy"}  # the keeper: its group's kind
+    with_shots = find_duplicates(conn, similar=True)
+    assert [g.kind for g in with_shots.groups] == ["copy", "similar"]
+    shots = with_shots.groups[1]
+    assert [os.path.relpath(p, root) for p in shots.paths] == ["a/shot1.jpg", "a/shot2.jpg"]  # the copy group's keeper
+    assert [m.kind for m in shots.members] == ["similar", "similar"] and 0.25 < shots.distances[1] <= 0.35
+    assert shots.bytes_freed == 0 and with_shots.bytes_freed == plain.bytes_freed  # other pictures free nothing
+    with pytest.raises(ValueError, match="beyond the copy threshold"):
+        find_duplicates(conn, similar=0.1)
+    with pytest.raises(ValueError, match="valid modes for --similar"):
+        find_duplicates(conn, "phash", similar=True)
 
 
 def test_find_duplicates_in_a_hash_mode(tmp_path):
@@ -427,6 +577,23 @@ def test_move_and_undo_from_the_command_line(tmp_path):
     assert len(list(root.rglob("*.jpg"))) == 6
 
 
+def test_move_to_never_moves_similar_shots(tmp_path):
+    # Two shots of one scene 0.3 apart (similar, not copies) and a picture with one copy.
+    items = [("scene/one.jpg", unit(1, 0), bytes(8), (100, 100), b"one", 1),
+             ("scene/two.jpg", unit(1, 1.02), bytes(range(8)), (100, 100), b"two", 2),
+             ("cat/original.jpg", unit(0, 1), b"\xf0" * 8, (100, 100), b"cat", 3),
+             ("cat/copy.jpg", unit(0, 1, 0.1), b"\xf0" * 8, (50, 50), b"cat-copy", 4)]
+    conn, root = fake_collection(tmp_path, items)
+    assert [g.kind for g in find_duplicates(conn, similar=True).groups] == ["copy", "similar"]
+    conn.close()
+    dest = tmp_path / "moved"
+    done = run_script("--db", str(tmp_path / "fake.db"), "--similar", "--move-to", str(dest))
+    assert done.returncode == 0, done.stderr
+    assert "1 groups of similar shots" in done.stdout
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*.jpg")] == ["cat/copy.jpg"]
+    assert (root / "scene" / "two.jpg").exists()
+
+
 def run_script(*args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "find_duplicates.py"), *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
@@ -437,7 +604,7 @@ def test_any_orientation_joins_a_mirrored_copy_by_its_hash(tmp_path):
     upright = rng.integers(0, 256, (1, 8), dtype=np.uint8)
     mirrored = oriented_rows(upright, "phash")[1]  # what the mirrored picture's pHash would be
     items = [("photo.jpg", unit(1, 0), upright.tobytes(), (100, 100), b"photo", 1),
-             ("mirror.jpg", unit(1, 0.8), mirrored.tobytes(), (100, 100), b"mirror", 2),  # cosine 0.22 away
+             ("mirror.jpg", unit(1, 1.02), mirrored.tobytes(), (100, 100), b"mirror", 2),  # cosine 0.3 away
              ("other.jpg", unit(0, 1), bytes(8), (100, 100), b"other", 3)]
     conn, _ = fake_collection(tmp_path, items)
     assert find_duplicates(conn).groups == []

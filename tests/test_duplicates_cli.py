@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from db import connect
-from duplicates import find_duplicates
+from duplicates import DEFAULT_THRESHOLDS, find_duplicates
 from samples import ROOT
 from viz.duplicate_sheet import save_duplicate_sheet
 
@@ -36,7 +36,7 @@ def test_each_photo_and_its_edits_form_one_group(mini_conn, mini_collection):
     assert len(report.groups) == 10 and all(len(g.members) >= 5 for g in report.groups)  # at most one edit missed
     for group in report.groups:
         names = {os.path.basename(p) for p in group.paths}
-        assert os.path.basename(group.keep) != "resized.jpg"  # a quarter of the pixels: never the keeper
+        assert os.path.basename(group.keep) == "original.jpg"  # not the larger brightened or flipped copy
         assert group.distances[0] == 0 and all(0 <= d <= 0.5 for d in group.distances)
         assert "original.jpg" in names
 
@@ -49,15 +49,24 @@ def test_outputs_are_written_and_read_back(mini_collection, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("10 groups of copies") and "would free" in done.stdout
     data = json.loads(out_json.read_text(encoding="utf-8"))
-    assert set(data) == {"groups", "settings"} and data["settings"]["threshold"] == 0.15
+    assert set(data) == {"groups", "settings"} and data["settings"]["threshold"] == DEFAULT_THRESHOLDS["cosine"]
     assert len(data["groups"]) == 10
     for group in data["groups"]:
-        assert set(group) == {"paths", "keep", "distances", "kind"} and group["kind"] in ("exact", "near")
+        assert set(group) == {"paths", "keep", "distances", "kind", "members"} and group["kind"] in ("exact", "copy")
+        assert [m["path"] for m in group["members"]] == group["paths"] and group["members"][0]["reason"] == "keeper"
+        for member in group["members"]:
+            assert member["bytes"] == os.path.getsize(member["path"]) and member["kind"] in ("exact", "copy")
+            with Image.open(member["path"]) as image:
+                assert member["pixels"] == image.size[0] * image.size[1]
+            assert member["date"][:2] in ("19", "20") and member["date_source"] in ("exif", "mtime")
         assert group["keep"] == group["paths"][0] and len(group["distances"]) == len(group["paths"])
         assert all(os.path.isabs(p) and os.path.exists(p) for p in group["paths"])
     with open(out_csv, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["group", "path", "keep", "distance", "width", "height", "bytes"]
+    assert list(rows[0]) == ["group", "group_kind", "path", "keep", "kind", "distance", "width", "height", "bytes",
+                             "date", "reason"]
+    assert {r["reason"] for r in rows if r["keep"] == "yes"} == {"keeper"}
+    assert all(r["reason"] != "keeper" for r in rows if r["keep"] == "no")
     assert len(rows) == sum(len(g["paths"]) for g in data["groups"])
     assert sum(r["keep"] == "yes" for r in rows) == 10
     first = rows[0]
@@ -68,6 +77,23 @@ def test_outputs_are_written_and_read_back(mini_collection, tmp_path):
                for r in rows)
     with Image.open(sheet) as picture:
         assert picture.format == "PNG" and picture.height > 10 * 128
+
+
+def test_similar_shots_are_reported_as_their_own_kind(mini_collection, tmp_path):
+    out_csv = tmp_path / "d.csv"
+    plain = run_script("--db", str(mini_collection["db"]))
+    done = run_script("--db", str(mini_collection["db"]), "--similar", "0.6", "--csv", str(out_csv))
+    assert done.returncode == 0, done.stderr
+    assert "groups of similar shots (cosine <= 0.6; different pictures: nothing to free)" in done.stdout
+    first, second = done.stdout.splitlines()[:2]
+    assert second == plain.stdout.splitlines()[1]  # the copies and the bytes they free are unchanged
+    assert first.split("; ")[0] == plain.stdout.splitlines()[0].split("; ")[0]
+    with open(out_csv, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    similar = [r for r in rows if r["group_kind"] == "similar"]
+    assert similar and all(r["kind"] == "similar" for r in similar)
+    copies = {r["path"] for r in rows if r["group_kind"] != "similar" and r["keep"] == "no"}
+    assert not copies & {r["path"] for r in similar}  # similar shots: keepers and images in no group only
 
 
 def test_sheet_pages(mini_conn, tmp_path):
@@ -87,6 +113,8 @@ def test_sheet_pages(mini_conn, tmp_path):
     (["--db", "{mini}", "--threshold", "1.5"], "threshold for cosine must be"),
     (["--db", "{mini}", "--mode", "dhash", "--threshold", "40"], "threshold for hamming must be"),
     (["--db", "{mini}", "--threshold", "lots"], "--threshold must be a number"),
+    (["--db", "{mini}", "--similar", "lots"], "--similar must be a cosine distance"),
+    (["--db", "{mini}", "--similar", "0.1"], "must reach beyond the copy threshold"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, mini_collection, tmp_path):
     empty = tmp_path / "empty.db"

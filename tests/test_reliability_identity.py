@@ -26,6 +26,7 @@ ALTER TABLE images_v1 RENAME TO images;
 CREATE INDEX images_status ON images(status);
 CREATE INDEX images_content_hash ON images(content_hash);
 DROP TABLE moved_out;
+DROP TABLE duplicate_decisions;
 UPDATE meta SET value = '1' WHERE key = 'schema_version';
 COMMIT;
 """
@@ -108,6 +109,7 @@ def test_a_version_1_db_is_migrated_and_its_files_are_not_read_again(tmp_path):
     assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert query(db, "SELECT COUNT(*) FROM images WHERE ctime_ns IS NULL") == [(5,)]
     assert query(db, "SELECT COUNT(*) FROM moved_out") == [(0,)]  # find_duplicates.py --move-to's table
+    assert query(db, "SELECT COUNT(*) FROM duplicate_decisions") == [(0,)]  # the reviewer's decisions
     read = []
     real_digest = generator._file_digest
     generator._file_digest = lambda full: read.append(full) or real_digest(full)

@@ -265,7 +265,9 @@ def test_no_route_reads_a_path_from_the_request(client):
             names.update(p["name"] for p in operation.get("parameters", []))
     assert names == {"image_id", "mode", "metric", "top_k", "v", "method", "limit", "threshold", "any_orientation",
                      "count", "expand", "like", "unlike",  # like / unlike: lists of ids
-                     "folder", "after", "before", "camera", "sort"}  # folder: compared with DB paths, never opened
+                     "folder", "after", "before", "camera", "sort",  # folder: compared with the DB's paths
+                     # (never opened)
+                     "kind"}  # kind: the duplicates tab (copies or similar)
 
 
 def test_server_survives_a_burst_of_bad_requests(client, photo):

@@ -1,4 +1,4 @@
-"""Looking at the whole collection: the groups of near-duplicates and a 2-D map.
+"""Looking at the whole collection: a 2-D map (and the cache webapp.review's duplicate groups use).
 
 Both are computed once per DB version and kept in memory: the page asks for them again
 each time someone opens the view, and the answer only changes when the DB does. They run on
@@ -9,7 +9,6 @@ finder, a first UMAP) never hang a request or pile up copies of the same job.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as StillRunning
@@ -21,10 +20,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from config import InvalidInputError
-from db import NoFeaturesError
 from db.lookup import images_by_ids
 from db.meta import version
-from duplicates import find_duplicates
 from search import matrix_cache
 from search.modes import get_mode
 from viz.projection import map_of_loaded
@@ -63,7 +60,7 @@ class CollectionMapOut(BaseModel):
     mode: str
 
 
-def _cached(request: Request, what: tuple, make, doing: str, reports: bool = False):
+def cached(request: Request, what: tuple, make, doing: str, reports: bool = False):
     """``make(collection)`` for the DB's current version: from memory, or computed on the
     background thread; a JSONResponse 202 if it takes longer than WAIT_SECONDS. ``reports``:
     ``make(collection, progress)`` calls progress(percent), and the 202 carries the last one."""
@@ -123,8 +120,8 @@ def collection_map(request: Request,
                            for i, (x, y), label, r in zip(ids, coords, projected.labels, projected.rows)],
                 "total": projected.total, "method": method, "mode": mode}
 
-    return _cached(request, ("map", mode, method, limit), make, f"projecting {mode} with {method.upper()}",
-                   reports=True)
+    return cached(request, ("map", mode, method, limit), make, f"projecting {mode} with {method.upper()}",
+                  reports=True)
 
 
 def _normalised(coords: np.ndarray) -> np.ndarray:
@@ -133,47 +130,3 @@ def _normalised(coords: np.ndarray) -> np.ndarray:
     return (coords - low) / np.where(high > low, high - low, 1.0)
 
 
-@router.get("/duplicates", responses={**ERRORS, **PENDING}, summary="Groups of near-duplicates, each with its keeper",
-            description="The groups of the duplicate finder (find_duplicates.py), largest first: each group's "
-                        "images with the keeper first and every other image's distance to it. Nothing is moved "
-                        "or deleted. Computed once per DB version (seconds to minutes on a large collection).")
-def duplicates(request: Request,
-               mode: Annotated[str, Query(description="embeddings, or a hash mode")] = "embeddings",
-               threshold: Annotated[float | None, Query(description="largest distance to count as a copy; "
-                                                                      "default: the finder's measured one")] = None,
-               any_orientation: Annotated[bool, Query(description="also mirrored and rotated copies")] = False,
-               limit: Annotated[int, Query(ge=1, le=MAX_GROUPS, description="groups returned at most")] = 200) -> dict:
-    def make(coll):
-        try:
-            return find_duplicates(coll.conn().cursor(), mode, threshold, any_orientation=any_orientation)
-        except NoFeaturesError as exc:
-            raise ApiError(503, str(exc)) from None
-        except InvalidInputError as exc:
-            raise ApiError(400, str(exc)) from None
-
-    report = _cached(request, ("duplicates", mode, threshold, any_orientation), make, "finding the duplicates")
-    if isinstance(report, JSONResponse):
-        return report
-    return _duplicates_json(collection(request), report, limit)
-
-
-def _duplicates_json(coll, report, limit: int) -> dict:
-    """The report's first ``limit`` groups, with relative paths and thumbnail URLs."""
-    groups = report.groups[:limit]
-    root = report.settings.get("root") or ""
-    rows = images_by_ids(coll.conn(), [m.id for g in groups for m in g.members])
-    return {
-        "groups": [{"kind": g.kind, "keep": g.members[0].id, "bytes_freed": g.bytes_freed,
-                    "images": [{"id": m.id, "path": _relative(m.path, root), "distance": round(float(m.distance), 6),
-                                "keep": i == 0, "width": m.width, "height": m.height, "size": m.size,
-                                **coll.urls(rows.get(m.id), m.id)} for i, m in enumerate(g.members)]}
-                   for g in groups],
-        "total_groups": len(report.groups),
-        "images_in_groups": report.images_in_groups,
-        "bytes_freed": report.bytes_freed,
-        "settings": {k: v for k, v in report.settings.items() if k != "root"},
-    }
-
-
-def _relative(path: str, root: str) -> str:
-    return os.path.relpath(path, root).replace(os.sep, "/") if root and os.path.isabs(path) else path

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from webapp import api, browse
+from webapp import api, browse, review
 from webapp.collection import Collection
 from webapp.errors import install_error_handlers
 from webapp.guard import RequestGuard
@@ -42,11 +42,12 @@ and never written into the collection.
 
 def create_app(db_path: str | os.PathLike, *, allowed_hosts: tuple[str, ...] | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES, warm: bool = False,
-               thumbs_dir: str | None = None) -> FastAPI:
+               thumbs_dir: str | None = None, review_dir: str | None = None) -> FastAPI:
     """The web app for the DB at ``db_path``.
 
     allowed_hosts: the Host header names to answer (None: any, as in tests); warm: load the
-    default mode's matrix and the network before serving the first request.
+    default mode's matrix and the network before serving the first request; review_dir: where
+    the page moves copies (default: <db>-review beside the DB).
     """
     collection = Collection(db_path, thumbs_dir)
     return_large_blocks_to_the_system()
@@ -62,10 +63,12 @@ def create_app(db_path: str | os.PathLike, *, allowed_hosts: tuple[str, ...] | N
     app = FastAPI(title="Image recommender", version="1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.collection = collection
+    app.state.review_dir = review_dir
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body=max_upload_bytes, allowed_hosts=allowed_hosts)
     app.include_router(api.router)
     app.include_router(browse.router)
+    app.include_router(review.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=SWAGGER_STATIC), name="docs-assets")
 

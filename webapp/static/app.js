@@ -14,7 +14,7 @@ function route() {
   const view = parts[0] === "duplicates" || parts[0] === "map" ? parts[0] : "search";
   const key = location.hash.replace(/([?&])view=\d+&?/, "$1").replace(/[?&]$/, "") +
     `|${(history.state && history.state.token) || ""}`; // two uploads may share a hash, never a token
-  const same = key === routed && view === "search";
+  const same = key === routed && view !== "map"; // only the viewer changed: keep the results or groups shown
   routed = key;
   if (same) return syncViewer(params);
   syncViewer(new URLSearchParams());
