@@ -90,7 +90,7 @@ def test_requirements_declare_every_import():
     runtime, dev = _declared("requirements.txt"), _declared("requirements-dev.txt")
     assert not runtime & dev, "a package is in both files"
     distributions = importlib.metadata.packages_distributions()
-    test_helpers = {"samples", "reliability_tools", "nasty_collection", "test_reliability_soak"}
+    test_helpers = {"samples", "reliability_tools", "nasty_collection", "test_reliability_soak", "test_webapp"}
     program = _imported({"tests", "bench", "tools"})  # bench/ and tools/ are for developers (make bench, make figures)
     everything = _imported(set())
     missing = []
