@@ -239,15 +239,14 @@ def _check_batch(conn, scan_range, batch, root, summary):
     for rel, (full, utf8) in files.items():
         old = known.get(rel)
         st = _stat_or_none(full)  # a broken link was stored as size 0, mtime 0
-        identity = Identity(st.st_ctime_ns, st.st_ino, rel) if st is not None else None
         if old is not None:
             seen.append(old.id)
             if _unchanged(old, st, full):
-                if identity is not None and (old.ctime_ns, old.inode) != identity[:2]:
-                    identities.append(identity)  # the same bytes: recorded, not extracted again
+                if st is not None and (old.ctime_ns, old.inode) != (st.st_ctime_ns, st.st_ino):
+                    identities.append(Identity(st.st_ctime_ns, st.st_ino, rel))  # the same bytes: recorded only
                 continue
-        if identity is not None:
-            identities.append(identity)
+        if st is not None:
+            identities.append(Identity(st.st_ctime_ns, st.st_ino, rel))
         header = describe_header(full, root) if utf8 else _not_utf8(full)
         if header.status == ERROR:
             log.warning("skipped %s: %s", rel, header.reason)
