@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from bench import synthetic
+from bench.machine import cpu_flags, flags_text
 from cli import run, setup_logging
 from db import connect
 from db.exif import count_unread, store_exif, usable_ids
@@ -89,7 +90,8 @@ def measure(n, cache_dir=CACHE, n_queries=30):
     finally:
         conn.close()
     return {"n": n, "facts_load_ms": round(load_ms, 1), "build_s": round(built, 1), "rows": rows,
-            "note": "measured on a machine shared with other jobs: compare the rows of one run, not runs"}
+            "note": "compare the rows of one run, not runs: wall times move with whatever else the machine runs",
+            "cpu_flags": cpu_flags()}
 
 
 def markdown(report):
@@ -100,7 +102,7 @@ def markdown(report):
     for row in report["rows"]:
         lines.append(f"| {row['filter']} | {row['images kept']:,} | {row['median_ms']} | {row['p95_ms']} | "
                      f"{row['median_ms'] / base:.2f}x |")
-    lines += ["", report["note"]]
+    lines += ["", report["note"], f"CPU: {flags_text(report['cpu_flags'])}"]
     return "\n".join(lines)
 
 
