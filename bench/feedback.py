@@ -12,7 +12,6 @@ and λ; the best λ of each kind of feature is the one search/feedback.py uses. 
 writes bench/results/feedback{,_tiny}.{json,md}.
 """
 import argparse
-import json
 import logging
 import os
 
@@ -20,9 +19,9 @@ import numpy as np
 
 from bench.quality import build_db
 from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
+from bench.report import publish
 from cli import UsageError, run, setup_logging
 from db import connect
-from fileio import atomic_write
 from search import feedback, matrix_cache
 from search.modes import MODES
 from search.query import search_ids
@@ -99,14 +98,8 @@ def main(argv=None):
     except MissingImagesError as exc:
         raise UsageError(str(exc)) from None
     report = measure(labelled_dir, args.cache, args.model)
-    os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, "feedback_tiny" if args.tiny else "feedback")
-    with atomic_write(stem + ".json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
-    text = markdown(report)
-    with atomic_write(stem + ".md", "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    print(text)
+    publish(stem, report, markdown(report))
 
 
 if __name__ == "__main__":

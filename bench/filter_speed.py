@@ -15,7 +15,6 @@ The first filtered search of a DB version also loads the facts (once): timed apa
 table; writes bench/results/filter_speed{,_n}.json and .md.
 """
 import argparse
-import json
 import os
 import statistics
 import time
@@ -24,10 +23,10 @@ import numpy as np
 
 from bench import synthetic
 from bench.machine import cpu_flags, flags_text
+from bench.report import publish
 from cli import run, setup_logging
 from db import connect
 from db.exif import count_unread, store_exif, usable_ids
-from fileio import atomic_write
 from search import filters, matrix_cache
 from search.filters import Filter
 from search.query import search_ids
@@ -115,13 +114,7 @@ def main(argv=None):
     setup_logging()
     report = measure(args.n, args.cache)
     stem = os.path.join(args.out, "filter_speed" if args.n == 500_000 else f"filter_speed_{args.n}")
-    os.makedirs(args.out, exist_ok=True)
-    with atomic_write(stem + ".json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
-    text = markdown(report)
-    with atomic_write(stem + ".md", "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    print(text)
+    publish(stem, report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
-"""Markdown tables and the target check for a benchmark result (see bench/run.py)."""
+"""Markdown tables and the target check for a benchmark result (see bench/run.py), and the one
+way a benchmark writes its result (``publish``)."""
+import json
+import os
+
 from bench.machine import flags_text
+from fileio import atomic_write
 
 SEARCH_TARGETS_MS = {"embeddings/cosine": 100, "embeddings/euclidean": 120, "rgb/bhattacharyya": 150,
                      "embeddings/manhattan": 300, "ahash/hamming": 10, "dhash/hamming": 10, "phash/hamming": 10,
@@ -216,3 +221,14 @@ def render(data):
                   f"(exact cosine {real['exact_median_ms']:.2f} ms).", ""]
     parts += ["Targets:", "", targets_table(data)]
     return "\n".join(parts)
+
+
+def publish(stem: str, report: dict, text: str) -> None:
+    """``report`` to ``stem``.json and its markdown ``text`` to ``stem``.md (each written whole),
+    then the text on stdout: what every benchmark command leaves behind."""
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    with atomic_write(stem + ".json", "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
+    with atomic_write(stem + ".md", "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    print(text)

@@ -23,7 +23,6 @@ distance qualifies, it falls back to the cut before. Prints a table; writes
 bench/results/score_labels{,_tiny}.json, which search/labels.py's CUTS must equal (a test checks).
 """
 import argparse
-import json
 import logging
 import os
 
@@ -31,10 +30,10 @@ import numpy as np
 
 from bench.quality import build_db, near_duplicate_queries
 from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
+from bench.report import publish
 from cli import UsageError, run, setup_logging
 from db import connect
 from features.decode import read_file
-from fileio import atomic_write
 from search import matrix_cache
 from search.labels import LABELS
 from search.modes import pairs
@@ -170,14 +169,8 @@ def main(argv=None):
     except MissingImagesError as exc:
         raise UsageError(str(exc)) from None
     report = measure(labelled_dir, near_dir, args.cache, args.model, args.per_edit)
-    os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, "score_labels_tiny" if args.tiny else "score_labels")
-    with atomic_write(stem + ".json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
-    text = markdown(report)
-    with atomic_write(stem + ".md", "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    print(text)
+    publish(stem, report, markdown(report))
 
 
 if __name__ == "__main__":

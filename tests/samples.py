@@ -1,4 +1,5 @@
 """Test data made on the fly, importable from any test (``from samples import random_photo``)."""
+import hashlib
 import io
 import os
 
@@ -60,3 +61,15 @@ def jpeg_crops(photos):
 def cosines(a, b):
     """Row-wise cosine similarity of two equally shaped matrices."""
     return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def checksums(folder):
+    """{path relative to ``folder``: SHA-256} of every file under it but undo manifests: what a
+    move and its undo must keep byte for byte."""
+    out = {}
+    for d, _, files in os.walk(folder):
+        for f in files:
+            if not f.startswith("undo-"):
+                with open(os.path.join(d, f), "rb") as fh:
+                    out[os.path.relpath(os.path.join(d, f), folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return out

@@ -1,7 +1,6 @@
 """The Duplicates page's actions in a real browser (headless Chromium, as tests/test_browser.py):
 "Not duplicates", then a reload: the group is gone; "Move the copies to the review folder": the
 files are there with the same checksums; "Undo": they are back. On a copy of the mini collection."""
-import hashlib
 import os
 import shutil
 
@@ -12,6 +11,7 @@ from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from test_webapp import copy_db  # noqa: E402
 
+from samples import checksums  # noqa: E402
 from tools.browser import console_errors, find_browser, start_chromium, wait_for_thumbnails  # noqa: E402
 from webapp.server import create_app, serving  # noqa: E402
 
@@ -20,16 +20,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (BROWSER and DRIVER),
     reason="browser test skipped: Chromium or chromedriver missing; install them with "
            "`apt-get install -y chromium chromium-driver` (.ci/run does)")]
-
-
-def checksums(folder):
-    out = {}
-    for d, _, files in os.walk(folder):
-        for f in files:
-            if not f.startswith("undo-"):
-                with open(os.path.join(d, f), "rb") as fh:
-                    out[os.path.relpath(os.path.join(d, f), folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def wait_until(driver, condition, timeout=60):

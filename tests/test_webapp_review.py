@@ -1,7 +1,6 @@
 """The Duplicates page's API: groups with the facts a reviewer needs, "not duplicates" and
 "keep this one instead" remembered, copies moved into the review folder with --move-to's code
 and put back by undo (checksums compared), and every action refused from another site."""
-import hashlib
 import os
 import shutil
 
@@ -9,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_webapp import copy_db
 
+from samples import checksums
 from webapp.server import create_app
 
 ORIGIN = {"Origin": "http://testserver"}
@@ -22,16 +22,6 @@ def review_env(mini_collection, tmp_path):
     review = tmp_path / "review"
     with TestClient(create_app(db_copy, thumbs_dir=str(tmp_path / "thumbs"), review_dir=str(review))) as client:
         yield {"client": client, "photos": photos, "review": review}
-
-
-def checksums(folder):
-    out = {}
-    for d, _, files in os.walk(folder):
-        for f in files:
-            if not f.startswith("undo-"):
-                with open(os.path.join(d, f), "rb") as fh:
-                    out[os.path.relpath(os.path.join(d, f), folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def test_groups_carry_what_a_reviewer_needs(review_env):
