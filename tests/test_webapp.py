@@ -191,14 +191,7 @@ def test_thumbnail_is_a_cached_jpeg_within_384px_with_cache_headers(client, app_
 
 
 def test_a_panorama_thumbnail_fits_the_box_and_old_square_ones_are_not_served(mini_collection, tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.new("RGB", (2010, 300), (20, 90, 200)).save(photos / "wide.png")
-    db_copy = tmp_path / "copy.db"
-    target = connect(copy_db(mini_collection["db"], db_copy, photos))
-    insert_images(target, [("wide.png", os.path.getsize(photos / "wide.png"), 1, 2010, 300, "pending", None)])
-    wide_id = find_by_path(target, "wide.png")[0]
-    target.close()
+    db_copy, wide_id = with_one_more_image(mini_collection, tmp_path, "wide.png", (2010, 300), (20, 90, 200))
     thumbs = tmp_path / "thumbs"
     with TestClient(create_app(db_copy, thumbs_dir=str(thumbs))) as client:
         row = client.app.state.collection.row(wide_id)
@@ -294,6 +287,19 @@ def test_uploads_are_never_written_into_the_collection(client, app_env):
     assert listing() == before
 
 
+def with_one_more_image(mini_collection, tmp_path, name, size, colour):
+    """A copy of the mini DB whose collection folder holds one new picture, pending: (DB, its id)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", size, colour).save(photos / name)
+    db_copy = tmp_path / "copy.db"
+    target = connect(copy_db(mini_collection["db"], db_copy, photos))
+    insert_images(target, [(name, os.path.getsize(photos / name), 1, *size, "pending", None)])
+    image_id = find_by_path(target, name)[0]
+    target.close()
+    return db_copy, image_id
+
+
 def copy_db(db, copy, root):
     """A copy of ``db`` whose collection folder is ``root``; returns the copy's path."""
     source, target = connect(db), connect(copy, create=True)
@@ -333,14 +339,7 @@ def test_long_jobs_answer_202_then_the_result(client, monkeypatch):
 
 
 def test_formats_browsers_cannot_show_are_sent_as_jpeg(mini_collection, tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.new("RGB", (640, 480), (200, 120, 40)).save(photos / "scan.tif")
-    db_copy = tmp_path / "copy.db"
-    target = connect(copy_db(mini_collection["db"], db_copy, photos))
-    insert_images(target, [("scan.tif", os.path.getsize(photos / "scan.tif"), 1, 640, 480, "pending", None)])
-    tif_id = find_by_path(target, "scan.tif")[0]
-    target.close()
+    db_copy, tif_id = with_one_more_image(mini_collection, tmp_path, "scan.tif", (640, 480), (200, 120, 40))
     with TestClient(create_app(db_copy, thumbs_dir=str(tmp_path / "thumbs"))) as client:
         response = client.get(f"/api/image/{tif_id}")
         assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
