@@ -205,7 +205,7 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
             raise
         raise NotADatabaseError(f"{path} is not a database of this project ({exc}): use another --db") from None
     if row is not None and int(row[0]) in _MIGRATIONS:
-        _migrate(conn, int(row[0]))
+        _migrate(conn)
         return
     if row is None or int(row[0]) != SCHEMA_VERSION:
         conn.close()
@@ -216,7 +216,7 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
         )
 
 
-def _migrate(conn: sqlite3.Connection, found: int) -> None:
+def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a DB of an older schema up to SCHEMA_VERSION, unless another process just did."""
     conn.execute("BEGIN IMMEDIATE")
     try:

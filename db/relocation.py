@@ -15,7 +15,6 @@ class SampledFile(NamedTuple):
     """An extracted file the relocation checks under the new folder."""
 
     path: str
-    size: int
     content_hash: bytes
 
 
@@ -24,7 +23,7 @@ def relocation_sample(conn: sqlite3.Connection, count: int) -> list[SampledFile]
     total = conn.execute("SELECT COUNT(*) FROM images WHERE content_hash IS NOT NULL").fetchone()[0]
     step = max(1, total // max(count, 1))
     return [SampledFile(*row) for row in conn.execute(
-        "SELECT path, size, content_hash FROM (SELECT path, size, content_hash,"
+        "SELECT path, content_hash FROM (SELECT path, content_hash,"
         " ROW_NUMBER() OVER (ORDER BY path) - 1 AS n FROM images WHERE content_hash IS NOT NULL)"
         " WHERE n % ? = 0 LIMIT ?", (step, count))]
 

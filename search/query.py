@@ -30,13 +30,13 @@ from search.filters import Filter, allowed_rows
 from search.metrics import smallest_k
 from search.modes import MODES, Metric, Mode, get_metric, get_mode
 from search.orientations import oriented
-from search.query_features import QueryImageError, decode_bytes
+from search.query_features import QueryImageError, QueryTooLargeError, decode_bytes
 from search.transform import query_vectors
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Filter", "Hit", "QueryImageError", "UnknownImageError", "calculate_similarities", "decode_query_bytes",
-           "search_ids", "search_images"]
+__all__ = ["Filter", "Hit", "QueryImageError", "QueryTooLargeError", "UnknownImageError", "calculate_similarities",
+           "decode_query_bytes", "search_ids", "search_images"]
 
 
 class Hit(NamedTuple):

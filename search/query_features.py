@@ -26,6 +26,10 @@ class QueryImageError(InvalidInputError):
     """A query image that cannot be read or decoded; the message is one line."""
 
 
+class QueryTooLargeError(QueryImageError):
+    """A query image over the collection's decompression-bomb limit (the web app's 413)."""
+
+
 def settings_for(stamp: dict) -> Settings:
     """Extraction settings equal to those the DB's features were made with."""
     if not stamp:
@@ -68,7 +72,7 @@ def decode_bytes(data: bytes, stamp: dict, name: str = "query image") -> Image.I
     try:
         return decode(data, settings.decode_side, settings.max_pixels)
     except TooManyPixelsError as exc:  # the collection's advice (raise the limit, retry errors) is not for a query
-        raise QueryImageError(f"{name}: more than {exc.limit} pixels, this collection's decompression-bomb "
+        raise QueryTooLargeError(f"{name}: more than {exc.limit} pixels, this collection's decompression-bomb "
                               f"limit: send a smaller copy") from None
     except ImageDecodeError as exc:
         raise QueryImageError(f"{name}: {exc}") from None

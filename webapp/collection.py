@@ -39,7 +39,15 @@ from search import matrix_cache
 from search.filters import Filter
 from search.labels import LABELS, cuts_of, label_index
 from search.modes import MODES, check_metric, get_mode
-from search.query import Hit, QueryImageError, UnknownImageError, decode_query_bytes, search_ids, search_images
+from search.query import (
+    Hit,
+    QueryImageError,
+    QueryTooLargeError,
+    UnknownImageError,
+    decode_query_bytes,
+    search_ids,
+    search_images,
+)
 from webapp.errors import ApiError
 from webapp.memory import DECODE_SLOTS
 from webapp.thumbnails import ThumbnailCache, thumbnail_version
@@ -196,7 +204,7 @@ class Collection:
                 with DECODE_SLOTS:  # at most one full-resolution decode per core (webapp.memory)
                     images.append(decode_query_bytes(self.conn(), upload.data, upload.name))
             except QueryImageError as exc:
-                raise ApiError(413 if "decompression-bomb" in str(exc) else 400, str(exc)) from None
+                raise ApiError(413 if isinstance(exc, QueryTooLargeError) else 400, str(exc)) from None
             except (NoFeaturesError, SettingsMismatchError) as exc:
                 raise ApiError(503, str(exc)) from None
         self.check_marked(query)
