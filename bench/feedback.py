@@ -18,9 +18,9 @@ import os
 import numpy as np
 
 from bench.quality import build_db
-from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
+from bench.quality_sets import CACHE_DIR, build_packaged_sets, build_tiny_sets
 from bench.report import publish
-from cli import UsageError, run, setup_logging
+from cli import run, setup_logging
 from db import connect
 from search import feedback, matrix_cache
 from search.modes import MODES
@@ -93,10 +93,7 @@ def main(argv=None):
     parser.add_argument("--out", default=RESULTS_DIR, help="folder for feedback.json")
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        labelled_dir, _ = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
-    except MissingImagesError as exc:
-        raise UsageError(str(exc)) from None
+    labelled_dir, _ = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
     report = measure(labelled_dir, args.cache, args.model)
     stem = os.path.join(args.out, "feedback_tiny" if args.tiny else "feedback")
     publish(stem, report, markdown(report))

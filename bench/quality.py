@@ -25,7 +25,7 @@ import generator
 import main as extractor
 from bench.machine import cpu_flags, flags_text
 from bench.quality_options import options_markdown, run_options
-from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets, build_top_folder_set
+from bench.quality_sets import CACHE_DIR, build_packaged_sets, build_tiny_sets, build_top_folder_set
 from cli import UsageError, run, setup_logging
 from db import connect
 from db.images import OK, count_by_status
@@ -304,10 +304,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
-    try:
-        labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
-    except MissingImagesError as exc:
-        raise UsageError(str(exc)) from None
+    labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
     top_dir = None if args.tiny else build_top_folder_set(args.cache)
     report = {"runs": [], "unavailable_models": {}, "cpu_flags": cpu_flags()}
     for model in args.models.split(","):

@@ -38,7 +38,7 @@ from bench.quality_sets import (
     stamp_files,
     wallpaper_files,
 )
-from cli import UsageError, run, setup_logging
+from cli import run, setup_logging
 from db import connect
 from demo.edits import NEAR_DUPLICATE_EDITS
 from duplicates import DEFAULT_THRESHOLDS, find_duplicates
@@ -260,10 +260,7 @@ def main(argv=None):
     parser.add_argument("--out", default=RESULTS_DIR, help="folder for quality_duplicates.json and .md")
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        copies, lookalikes = build_sets(args.cache)
-    except MissingImagesError as exc:
-        raise UsageError(str(exc)) from None
+    copies, lookalikes = build_sets(args.cache)
     copies_conn = index(copies, os.path.join(args.cache, "copies.db"))
     lookalikes_conn = index(lookalikes, os.path.join(args.cache, "lookalikes.db"))
     rows = sweep(copies_conn, copies, lookalikes_conn, lookalikes)

@@ -29,8 +29,8 @@ from bench.quality_duplicates import (
     copies_scores,
     index,
 )
-from bench.quality_sets import MissingImagesError, load_original, sample_photo_files, wallpaper_files
-from cli import UsageError, run, setup_logging
+from bench.quality_sets import load_original, sample_photo_files, wallpaper_files
+from cli import run, setup_logging
 from duplicates import find_duplicates
 from fileio import atomic_write
 
@@ -121,10 +121,7 @@ def main(argv=None):
     parser.add_argument("--out", default=RESULTS_DIR)
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        copies, lookalikes = build_sets(args.cache)
-    except MissingImagesError as exc:
-        raise UsageError(str(exc)) from None
+    copies, lookalikes = build_sets(args.cache)
     roots = {"copies": copies, "lookalikes": lookalikes, "series": build_series(args.cache)}
     conns = {name: index(root, os.path.join(args.cache, f"{name}.db")) for name, root in roots.items()}
     rows = [measure(conns, roots, c, s) for c, s in SETTINGS]

@@ -18,6 +18,7 @@ from collections import Counter
 
 from PIL import Image
 
+from cli import UsageError
 from demo.build_demo import package_file
 from demo.edits import NEAR_DUPLICATE_EDITS, save_edit
 from features.decode import content_hash, to_rgb
@@ -63,8 +64,9 @@ SAMPLE_PHOTOS = {
 EXACT_COPY = "exact copy"  # an edit that copies the original's bytes (the test's sanity check)
 
 
-class MissingImagesError(Exception):
-    """The packaged images a set is built from are not installed."""
+class MissingImagesError(UsageError):
+    """The packaged images a set is built from are not installed: one line and exit status 2
+    from every benchmark (cli.run), like any other problem with what the user asked for."""
 
 
 def load_class_map(path=CLASS_MAP):

@@ -29,9 +29,9 @@ import os
 import numpy as np
 
 from bench.quality import build_db, near_duplicate_queries
-from bench.quality_sets import CACHE_DIR, MissingImagesError, build_packaged_sets, build_tiny_sets
+from bench.quality_sets import CACHE_DIR, build_packaged_sets, build_tiny_sets
 from bench.report import publish
-from cli import UsageError, run, setup_logging
+from cli import run, setup_logging
 from db import connect
 from features.decode import read_file
 from search import matrix_cache
@@ -164,10 +164,7 @@ def main(argv=None):
     parser.add_argument("--out", default=RESULTS_DIR, help="folder for score_labels.json")
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
-    except MissingImagesError as exc:
-        raise UsageError(str(exc)) from None
+    labelled_dir, near_dir = build_tiny_sets(args.cache) if args.tiny else build_packaged_sets(args.cache)
     report = measure(labelled_dir, near_dir, args.cache, args.model, args.per_edit)
     stem = os.path.join(args.out, "score_labels_tiny" if args.tiny else "score_labels")
     publish(stem, report, markdown(report))
