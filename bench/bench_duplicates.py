@@ -29,9 +29,10 @@ import numpy as np
 
 from bench.machine import describe, peak_rss_mb
 from duplicates.candidates import Pairs, all_pairs, single_threaded_blas
-from duplicates.finder import HASH_BITS, HASH_GUARD, Rule, copy_pairs, split_group
 from duplicates.groups import group_pairs
 from duplicates.hashes import hamming
+from duplicates.matrix_groups import copy_pairs, split_group
+from duplicates.rule import HASH_BITS, HASH_GUARD, Rule
 from fileio import atomic_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))

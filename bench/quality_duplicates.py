@@ -120,8 +120,8 @@ def copies_scores(report, root, any_orientation):
     """Pair precision / recall and recall per edit kind on the copies collection.
 
     Pairs: two images put in one group. True pairs: two images of one picture (45 per
-    picture: original + 9 edits); the upright search is scored on the 36 without rotate_90
-    (flipped copies count: embeddings barely move under a mirror). False pairs are split into
+    picture: original + 9 edits); the upright search is scored on the 28 without the mirrored
+    and the 90-degree-turned copies (copies only with --any-orientation). False pairs are split into
     those that involve a photo (scored) and those between two Tux Paint stamps (reported:
     the stamps hold colour and glyph variants of one drawing, so no truth exists there).
     """
@@ -200,7 +200,7 @@ def evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, thresho
 
 def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root):
     rows = []
-    variants = [{}, {"linkage": "complete"}, {"linkage": "chain"}, {"use_hashes": False}]
+    variants = [{}, {"linkage": "complete"}, {"linkage": "chain"}, {"use_hashes": False}, {"align": False}]
     for options in variants:
         for threshold in THRESHOLDS:
             rows.append(evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, threshold, **options))
@@ -214,7 +214,9 @@ def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root):
 def _setting(row):
     words = [] if row.get("mode", "embeddings") == "embeddings" else [f"--mode {row['mode']} (hash only)"]
     if row.get("use_hashes") is False:
-        words.append("embeddings only")
+        words.append("no pHash rule")
+    if row.get("align") is False:
+        words.append("no alignment (the rule before it)")
     if row.get("linkage") in ("complete", "chain"):
         words.append(f"{row['linkage']} linkage")
     if row.get("any_orientation"):

@@ -36,7 +36,9 @@ from fileio import atomic_write
 
 # (left, top, right, bottom) as fractions of the picture: overlapping crops, small shifts.
 FRAMES = ((0.0, 0.0, 0.8, 0.9), (0.07, 0.03, 0.87, 0.93), (0.14, 0.05, 0.94, 0.95), (0.2, 0.1, 1.0, 1.0))
-SETTINGS = ((0.15, 0.30), (0.18, 0.30), (0.18, 0.35), (0.18, 0.40), (0.18, 0.45), (0.25, 0.35))
+# (copy threshold, similar band, align): the last rows are the rule before alignment, side by side.
+SETTINGS = ((0.15, 0.30, True), (0.18, 0.30, True), (0.18, 0.35, True), (0.18, 0.40, True), (0.18, 0.45, True),
+            (0.25, 0.35, True), (0.18, 0.30, False), (0.25, 0.35, False))
 
 
 def build_series(cache_dir=CACHE_DIR):
@@ -72,13 +74,13 @@ def series_name(path):
     return os.path.basename(path).rsplit("_", 1)[0]
 
 
-def measure(conns, roots, copy_t, similar_t):
-    row = {"copy_threshold": copy_t, "similar_threshold": similar_t}
-    report = find_duplicates(conns["copies"], threshold=copy_t, similar=similar_t)
+def measure(conns, roots, copy_t, similar_t, align=True):
+    row = {"copy_threshold": copy_t, "similar_threshold": similar_t, "align": align}
+    report = find_duplicates(conns["copies"], threshold=copy_t, similar=similar_t, align=align)
     report.groups = [g for g in report.groups if g.kind != "similar"]  # a keeper is in both kinds
     scores = copies_scores(report, roots["copies"], False)
     row["copies"] = {"recall": scores["recall"], "false_photo_pairs": scores["false_pairs_photos"]}
-    series = find_duplicates(conns["series"], threshold=copy_t, similar=similar_t)
+    series = find_duplicates(conns["series"], threshold=copy_t, similar=similar_t, align=align)
     frames = sum(1 for _ in _all_paths(roots["series"]))
     total = (frames // len(FRAMES)) * len(list(combinations(FRAMES, 2)))
     kinds = pair_kinds(series, roots["series"], lambda a, b: series_name(a) == series_name(b))
@@ -86,7 +88,7 @@ def measure(conns, roots, copy_t, similar_t):
                      "as_similar": kinds.get("similar", (0, 0))[0] / total,
                      "wrong_scene_pairs": sum(bad for _, bad in kinds.values()),
                      "similar_wrong_scene_pairs": kinds.get("similar", (0, 0))[1]}
-    looks = find_duplicates(conns["lookalikes"], threshold=copy_t, similar=similar_t)
+    looks = find_duplicates(conns["lookalikes"], threshold=copy_t, similar=similar_t, align=align)
     halves = pair_kinds(looks, roots["lookalikes"], lambda a, b: a.startswith("bursts/") and b.startswith("bursts/"))
     row["lookalikes"] = {kind: {"halves": good, "distinct": bad} for kind, (good, bad) in halves.items()}
     # The similar kind's own pair precision: pairs of one scene (burst frames, halves of one
@@ -98,16 +100,18 @@ def measure(conns, roots, copy_t, similar_t):
 
 
 def markdown(rows):
-    lines = ["| copy <= | similar <= | copies: pair recall (copy kind) | copies: false photo pairs | bursts: pairs as "
-             "copy | bursts: pairs as similar | bursts: pairs across scenes | look-alikes: distinct pairs as copy / "
-             "similar | halves of one picture as copy / similar | similar kind: pair precision |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| alignment | copy <= | similar <= | copies: pair recall (copy kind) | copies: false photo pairs | "
+             "bursts: pairs as copy | bursts: pairs as similar | bursts: pairs across scenes | "
+             "look-alikes: distinct pairs as copy / similar | halves of one picture as copy / similar | "
+             "similar kind: pair precision |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         look = r["lookalikes"]
 
         def get(kind, key, look=look):
             return look.get(kind, {}).get(key, 0)
-        lines.append(f"| {r['copy_threshold']} | {r['similar_threshold']} | {r['copies']['recall']:.3f} | "
+        aligned = "yes" if r.get("align", True) else "no"
+        lines.append(f"| {aligned} | {r['copy_threshold']} | {r['similar_threshold']} | {r['copies']['recall']:.3f} | "
                      f"{r['copies']['false_photo_pairs']} | {r['series']['as_copy']:.3f} | "
                      f"{r['series']['as_similar']:.3f} | {r['series']['wrong_scene_pairs']} | "
                      f"{get('copy', 'distinct')} / {get('similar', 'distinct')} | "
@@ -124,7 +128,7 @@ def main(argv=None):
     copies, lookalikes = build_sets(args.cache)
     roots = {"copies": copies, "lookalikes": lookalikes, "series": build_series(args.cache)}
     conns = {name: index(root, os.path.join(args.cache, f"{name}.db")) for name, root in roots.items()}
-    rows = [measure(conns, roots, c, s) for c, s in SETTINGS]
+    rows = [measure(conns, roots, *setting) for setting in SETTINGS]
     text = markdown(rows)
     os.makedirs(args.out, exist_ok=True)
     with atomic_write(os.path.join(args.out, "quality_kinds.json"), "w", encoding="utf-8") as fh:

@@ -39,31 +39,27 @@ from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
 from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.taken import stored_dates_taken
-from duplicates.candidates import DEFAULT_PROBES, Pairs, close_pairs, single_threaded_blas
-from duplicates.groups import UnionFind, group_pairs, keeper_groups
-from duplicates.hashes import hamming, hash_pairs, oriented_rows
+from duplicates.alignment import Aligner
+from duplicates.candidates import DEFAULT_PROBES, single_threaded_blas
+from duplicates.groups import group_pairs
+from duplicates.hashes import hamming, oriented_rows
 from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
+from duplicates.matrix_groups import copy_pairs, representatives, split_group
 from duplicates.rows import RowReader
+from duplicates.rule import (
+    ALIGN_REACH,
+    HASH_BITS,
+    HASH_GUARD,
+    SUPPORT_HASH,
+    Rule,
+    check_threshold,
+    duplicate_metric,
+)
 from features.taken import date_taken_ns, parse_iso_date
 from search import matrix_cache
-from search.modes import MODES, get_mode
 
 log = logging.getLogger(__name__)
 
-# Measured on the near-duplicate and look-alike sets (bench/quality_duplicates.py, docs/duplicates.md)
-# with star groups, on the unit rows of the stored embeddings (whole-picture framing; not the
-# centred search vectors, see find_duplicates): 0.18 is the largest threshold whose pair
-# precision stays >= 0.98 (0.981; recall 0.849).
-DEFAULT_THRESHOLDS = {"cosine": 0.18, "hamming": 4}
-THRESHOLD_RANGES = {"cosine": (0.0, 1.0), "hamming": (0, 16)}
-# Embeddings mode also joins two images whose pHashes are within HASH_BITS of 64 bits while
-# their embeddings stay within HASH_GUARD: heavy resizing, JPEG at quality 20 and greyscale
-# move an embedding by up to 0.3-0.5, but leave the pHash (computed on grey pixels) nearly
-# unchanged; the guard keeps flat, blank pictures with equal hashes apart. 7 bits rather
-# than 8: the same recall here (duplicates.hashes.plan then probes 68 keys per row at 500k rows).
-SUPPORT_HASH = "phash"
-HASH_BITS = 7
-HASH_GUARD = 0.5
 EXACT, COPY, SIMILAR = "exact", "copy", "similar"
 KINDS = (EXACT, COPY, SIMILAR)
 # --similar: a different shot of the same scene (burst frames, overlapping crops) lies beyond
@@ -72,8 +68,6 @@ KINDS = (EXACT, COPY, SIMILAR)
 # joins (56 -> 112 pairs) and triples the pairs across scenes.
 SIMILAR_THRESHOLD = 0.30
 LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
-GUARD_CHUNK = 1 << 16  # pairs checked at once
-DENSE_ROWS = 3000  # connected sets up to this size compare all their pairs at once (a 3000 x 3000 matrix: 36 MB)
 
 
 @dataclass
@@ -152,65 +146,10 @@ class DuplicateReport:
         return sum(g.bytes_freed for g in self.groups)
 
 
-def duplicate_metric(mode: str) -> str:
-    """'cosine' for unit-vector modes, 'hamming' for hashes; a ValueError listing the valid
-    modes for anything else (a colour histogram ignores layout: it cannot tell a copy)."""
-    usable = [name for name, m in MODES.items() if m.is_hash or m.unit_rows]
-    if mode not in usable:
-        why = "it ignores layout, so it cannot tell copies from look-alikes" if mode in MODES else "unknown mode"
-        raise InvalidInputError(f"mode {mode!r}: {why}; valid modes for duplicates: {', '.join(usable)}")
-    return "hamming" if get_mode(mode).is_hash else "cosine"
-
-
-def check_threshold(metric: str, threshold) -> float | int:
-    """The metric's default for None; else the value, if it lies in the metric's range."""
-    if threshold is None:
-        return DEFAULT_THRESHOLDS[metric]
-    low, high = THRESHOLD_RANGES[metric]
-    integral = metric == "hamming"
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or \
-            not (low <= threshold <= high) or (integral and float(threshold) != int(threshold)):
-        kind = "a whole number of bits" if integral else "a cosine distance"
-        raise InvalidInputError(f"threshold for {metric} must be {kind} from {low} to {high}, got {threshold!r}")
-    return int(threshold) if integral else float(threshold)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What counts as a copy: the distance cut, and in embeddings mode the pHash rule."""
-    metric: str  # "cosine" (unit rows) or "hamming" (packed hashes)
-    threshold: float | int
-    kind: str | None = None  # the hash mode, for "hamming"
-    any_orientation: bool = False
-    hash_bits: int = 0  # pHash bits for the pHash rule (0: off)
-
-    def compare(self, matrix: np.ndarray, hashes: np.ndarray | None, left: np.ndarray,
-                right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(linked, distance) matrices of the rule between rows ``left`` and rows ``right``
-        (a group's rows: small; or one row against many)."""
-        if self.metric == "hamming":
-            dist = _hamming_matrix(np.asarray(matrix[left]), np.asarray(matrix[right]), self.kind,
-                                   self.any_orientation)
-            return dist <= self.threshold, dist.astype(float)
-        a = np.asarray(matrix[left], dtype=np.float32)
-        b = a if left is right else np.asarray(matrix[right], dtype=np.float32)
-        dist = np.maximum(1.0 - a @ b.T, 0.0)
-        out = dist <= self.threshold
-        if hashes is not None and self.hash_bits:
-            near = _hamming_matrix(np.asarray(hashes[left]), np.asarray(hashes[right]), SUPPORT_HASH,
-                                   self.any_orientation) <= self.hash_bits
-            out |= near & (dist <= HASH_GUARD)
-        return out, dist
-
-    def linked(self, matrix: np.ndarray, hashes: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-        """The boolean matrix of the rule among ``rows``."""
-        return self.compare(matrix, hashes, rows, rows)[0]
-
-
 def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,
                     any_orientation: bool = False, probes: int = DEFAULT_PROBES, use_hashes: bool = True,
                     linkage: str = LINKAGES[0], prefer=(), read_dates: bool = True,
-                    similar: bool | float = False) -> DuplicateReport:
+                    similar: bool | float = False, align: bool = True) -> DuplicateReport:
     """Every group of copies in the DB (see the module docstring), largest groups first.
 
     ``use_hashes`` (embeddings mode): also join pairs by the pHash rule above. ``linkage``:
@@ -219,7 +158,10 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     ``prefer``: folders whose files are keepers first (duplicates.keeper). ``read_dates``: read
     the EXIF date taken of the members of groups (headers only). ``similar`` (True, or a cosine
     distance; embeddings only): also groups of similar shots, of the copy groups' keepers and
-    the images in no group, within SIMILAR_THRESHOLD (star groups, kind "similar")."""
+    the images in no group, within SIMILAR_THRESHOLD (star groups, kind "similar"). ``align``
+    (embeddings mode, star and complete linkage): pairs within ALIGN_REACH are confirmed by
+    aligning the pictures' keypoints (duplicates.alignment; the files are read), so burst frames
+    and a photo's quarters are not copies while turned and captioned copies are."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
@@ -233,7 +175,10 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
                               f"run `python main.py --db {loaded.db_file}` first")
     hashes = _aligned_hashes(conn, loaded) if metric == "cosine" and use_hashes and len(loaded.ids) else None
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
-    rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits)
+    aligner = Aligner(loaded.absolute_path, any_orientation) \
+        if align and metric == "cosine" and linkage != "chain" else None
+    rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits,
+                ALIGN_REACH if aligner else 0.0, aligner)
     exact = _exact_rows(conn, loaded.ids)
     # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
     # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
@@ -254,6 +199,7 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     settings = {"mode": mode, "metric": metric, "threshold": threshold, "any_orientation": any_orientation,
                 "linkage": linkage, "probes": probes, "prefer": prefer, "similar_threshold": similar_threshold,
                 "hash_rule": f"{SUPPORT_HASH} <= {bits} bits and cosine <= {HASH_GUARD}" if bits else None,
+                "alignment": {"reach": ALIGN_REACH, **aligner.stats} if aligner else None,
                 "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
     log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
     return DuplicateReport(groups, settings)
@@ -288,101 +234,6 @@ def _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dat
     with RowReader(vectors) as reader:  # pread, not the map: see duplicates.rows
         return [_group(reader.take(g), [by_row[int(r)] for r in g], [facts[int(r)] for r in g], rule, prefer, kind)
                 for g in rows]
-
-
-def group_rows(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
-               exact_sets=(), seed: int = 0, linkage: str = "chain") -> list[np.ndarray]:
-    """Groups of row indices on plain arrays: unit rows (cosine) or packed hashes (hamming);
-    ``hashes`` (packed pHashes, row for row) add the pHash rule. Without DB rows to rank, the
-    keeper of a connected set is its first row (star and complete linkage)."""
-    groups = group_pairs(len(matrix), copy_pairs(matrix, rule, hashes, probes=probes, seed=seed), exact_sets)
-    with single_threaded_blas():  # many small products: see split_group
-        return [piece for g in groups for piece in split_group(g, rule, matrix, hashes, linkage)]
-
-
-def split_group(rows: np.ndarray, rule: Rule, matrix: np.ndarray, hashes: np.ndarray | None,
-                linkage: str, apart: np.ndarray | None = None) -> list[np.ndarray]:
-    """One connected set of rows, given best keeper first, as groups of ``linkage`` (each
-    keeper first): itself for "chain"; duplicates.groups.keeper_groups for "star"/"complete".
-    Sets up to DENSE_ROWS compare all their pairs at once, larger ones one keeper at a time.
-    Call it under candidates.single_threaded_blas: OpenBLAS's threads make these small
-    products 3-4x slower on busy cores (the 500k synthetic set's cut: 74 s, one thread: 21 s).
-    ``apart``: a boolean matrix of pairs a reviewer said are not duplicates (never linked;
-    chain linkage honours it in sets up to DENSE_ROWS)."""
-    if linkage == "chain":
-        if apart is None or len(rows) > DENSE_ROWS:
-            return [rows]
-        linked = rule.linked(matrix, hashes, rows) & ~apart
-        sets = UnionFind(len(rows))
-        sets.union(*np.nonzero(np.triu(linked, 1)))
-        return [rows[g] for g in sets.groups()]
-    if len(rows) <= DENSE_ROWS:
-        linked, dist = rule.compare(matrix, hashes, rows, rows)
-        if apart is not None:
-            linked &= ~apart
-
-        def compare(i, js):
-            return linked[i, js], dist[i, js]
-    else:  # the set's rows read once, then one keeper against the rest at a time
-        block = np.asarray(matrix[rows])
-        block_hashes = None if hashes is None else np.asarray(hashes[rows])
-
-        def compare(i, js):
-            # Against the whole block (a view, no copy), then the rows asked for: gathering
-            # js's rows for every keeper copied the block once per keeper (500k: minutes).
-            found, far = rule.compare(block, block_hashes, np.array([i]), slice(None))
-            found, far = found[0][js], far[0][js]
-            return (found if apart is None else found & ~apart[i, js]), far
-    return [rows[part] for part in keeper_groups(len(rows), compare, complete=linkage == "complete")]
-
-
-def copy_pairs(matrix: np.ndarray, rule: Rule, hashes: np.ndarray | None = None, *, probes: int = DEFAULT_PROBES,
-               seed: int = 0, subset: np.ndarray | None = None):
-    """Every pair of rows that counts as a copy, block by block (pairs may repeat, and a flood
-    of pairs among identical rows may come as a spanning forest). ``subset``: search only these
-    rows (sorted), e.g. one per set of byte-identical files."""
-    if rule.metric == "hamming":
-        for block in hash_pairs(matrix if subset is None else np.asarray(matrix)[subset], rule.threshold,
-                                kind=rule.kind, any_orientation=rule.any_orientation):
-            yield _renumbered(block, subset)
-        return
-    yield from close_pairs(matrix, rule.threshold, probes=probes, seed=seed, subset=subset)
-    if hashes is not None and rule.hash_bits:
-        for block in hash_pairs(hashes if subset is None else np.asarray(hashes)[subset], rule.hash_bits,
-                                kind=SUPPORT_HASH, any_orientation=rule.any_orientation, summarise=False):
-            yield guarded(matrix, _renumbered(block, subset), HASH_GUARD)
-
-
-def _renumbered(block: Pairs, subset: np.ndarray | None) -> Pairs:
-    return block if subset is None else Pairs(subset[block.left], subset[block.right], block.distance)
-
-
-def representatives(n: int, exact_sets) -> np.ndarray | None:
-    """Sorted rows with one row per set of byte-identical files (they share one feature row, so
-    searching the others would only repeat its pairs); None when there are no such sets."""
-    drop = [rows[1:] for rows in exact_sets if len(rows) > 1]
-    if not drop:
-        return None
-    keep = np.ones(n, dtype=bool)
-    keep[np.concatenate(drop)] = False
-    return np.flatnonzero(keep)
-
-
-def guarded(unit: np.ndarray, block: Pairs, guard: float) -> Pairs:
-    """The pairs of ``block`` whose cosine distance is within ``guard``, with that distance."""
-    dist = np.empty(len(block.left))
-    with RowReader(unit) as reader:
-        for start in range(0, len(dist), GUARD_CHUNK):
-            a, b = block.left[start:start + GUARD_CHUNK], block.right[start:start + GUARD_CHUNK]
-            sims = np.einsum("ij,ij->i", reader.take(a).astype(np.float32), reader.take(b).astype(np.float32))
-            dist[start:start + len(a)] = 1.0 - sims
-    keep = dist <= guard
-    return Pairs(block.left[keep], block.right[keep], np.maximum(dist[keep], 0.0))
-
-
-def _hamming_matrix(left, right, kind, any_orientation):
-    variants = oriented_rows(left, kind) if any_orientation else [left]
-    return np.min([hamming(v[:, None, :], right[None, :, :]) for v in variants], axis=0)
 
 
 def _keeper_facts(d: StoredImage, root: str, read_dates: bool, decisions: Decisions,

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import config
-import duplicates.finder as finder
+import duplicates.matrix_groups as matrix_groups
 from cleanup.move import MoveError, move_copies, undo_moves
 from db import connect, lookup
 from db.errors import NoFeaturesError
@@ -23,19 +23,13 @@ from db.images import ImageRow, insert_images, pending_page
 from db.lookup import exact_copy_sets, images_by_ids
 from db.meta import check_or_write_stamp, claim_dataset_root
 from duplicates.candidates import all_pairs, close_pairs
-from duplicates.finder import (
-    DEFAULT_THRESHOLDS,
-    Rule,
-    check_threshold,
-    duplicate_metric,
-    find_duplicates,
-    group_rows,
-    representatives,
-)
+from duplicates.finder import find_duplicates
 from duplicates.groups import UnionFind, group_pairs, keeper_groups
 from duplicates.hashes import hamming, hash_pairs, oriented_rows, plan
 from duplicates.keeper import KeeperFacts, choose_keeper, has_copy_mark, keeper_reason
+from duplicates.matrix_groups import group_rows, representatives
 from duplicates.rows import RowReader
+from duplicates.rule import DEFAULT_THRESHOLDS, Rule, check_threshold, duplicate_metric
 from features.hashes import packed_hashes
 from features.taken import date_taken_ns, parse_exif_date
 from samples import ROOT, random_photo
@@ -289,7 +283,7 @@ def brute_keeper_groups(unit, threshold, complete):
 @pytest.mark.parametrize("linkage", ["star", "complete", "chain"])
 @pytest.mark.parametrize("dense_rows", [3000, 3])  # all pairs of a set at once, or one keeper at a time
 def test_linkages_match_a_brute_force_reference(seed, linkage, dense_rows, monkeypatch):
-    monkeypatch.setattr(finder, "DENSE_ROWS", dense_rows)
+    monkeypatch.setattr(matrix_groups, "DENSE_ROWS", dense_rows)
     # Small random data with chains (random walks, each step ~ the threshold) and blobs (copies
     # around one picture, some farther from each other than from the centre).
     rng = np.random.default_rng(seed)

