@@ -30,7 +30,7 @@ demo: venv
 	$(PY) generator.py --data $(DEMO)/images --db $(DEMO)/images.db
 	$(PY) main.py --db $(DEMO)/images.db
 	$(PY) similarities.py $(DEMO_QUERY) --db $(DEMO)/images.db --mode embeddings --metric cosine --top-k 8 --out $(DEMO)/result.png
-	$(PY) find_duplicates.py --db $(DEMO)/images.db --similar --json $(DEMO)/duplicates.json --out $(DEMO)/duplicates.png
+	$(PY) find_duplicates.py --db $(DEMO)/images.db --similar --any-orientation --json $(DEMO)/duplicates.json --out $(DEMO)/duplicates.png
 	@echo "Browse the demo collection: make serve  (i.e. $(PY) app.py --db $(DEMO)/images.db), then open http://127.0.0.1:8000/"
 
 # The web app (app.py) on the demo collection, or on yours: make serve DB=~/photos.db PORT=8001

@@ -82,6 +82,12 @@ def summary(report, largest=LARGEST_SHOWN):
              f"groups{', any orientation' if s['any_orientation'] else ''}; {s['seconds']:.1f} s)",
              f"{held} images in groups of copies; removing the {held - len(copies)} non-keepers would free "
              f"{_size(report.bytes_freed)}"]
+    aligned = s.get("alignment")
+    if aligned:
+        lines.append(f"aligned {aligned['pairs']} close pairs by their keypoints (reading {aligned['pictures']} "
+                     f"pictures, {aligned['unreadable']} unreadable; {aligned['seconds']:.1f} s): {aligned['copy']} "
+                     f"copies, {aligned['apart']} apart, {aligned['unknown']} too plain to tell (left to the "
+                     f"embeddings)")
     if s.get("similar_threshold") is not None:
         lines.append(f"{count[SIMILAR]} groups of similar shots (cosine <= {s['similar_threshold']}; different "
                      f"pictures: nothing to free)")
@@ -127,6 +133,9 @@ def main(argv=None):
     parser.add_argument("--mode", default="embeddings", help="embeddings (default) or a hash: ahash, dhash, phash")
     parser.add_argument("--threshold", help="largest distance between copies (default: the measured one per mode)")
     parser.add_argument("--any-orientation", action="store_true", help="also mirrored and 90-degree turned copies")
+    parser.add_argument("--no-align", action="store_true",
+                        help="do not read the pictures to align close pairs (faster; the embeddings and pHashes alone "
+                             "decide, so burst frames count as copies)")
     parser.add_argument("--linkage", default=LINKAGES[0], choices=LINKAGES,
                         help="star (default: every image a copy of its group's keeper), complete (a copy of every "
                              "other member) or chain (connected pairs: A~B, B~C join A and C)")
@@ -153,7 +162,8 @@ def main(argv=None):
     if args.list_decisions or args.forget_decisions:
         return decisions(conn, args.forget_decisions)
     report = find_duplicates(conn.cursor(), args.mode, _threshold(args.threshold), any_orientation=args.any_orientation,
-                             linkage=args.linkage, prefer=args.prefer, similar=_similar(args.similar))
+                             linkage=args.linkage, prefer=args.prefer, similar=_similar(args.similar),
+                             align=not args.no_align)
     print(summary(report))
     for option, write in ((args.json, write_json), (args.csv, write_csv)):
         if option:

@@ -124,3 +124,12 @@ def test_bad_input_is_one_line_and_exit_2(args, message, mini_collection, tmp_pa
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+
+
+def test_alignment_is_reported_and_can_be_left_out(mini_collection):
+    aligned = run_script("--db", str(mini_collection["db"]))
+    assert aligned.returncode == 0, aligned.stderr
+    line = next(x for x in aligned.stdout.splitlines() if x.startswith("aligned "))
+    assert "0 unreadable" in line and " copies, " in line
+    plain = run_script("--db", str(mini_collection["db"]), "--no-align")
+    assert plain.returncode == 0 and "aligned " not in plain.stdout and plain.stdout.startswith("10 groups")

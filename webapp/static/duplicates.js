@@ -4,7 +4,7 @@
 // and moves; every action is a POST the server refuses from other sites. Nothing is deleted.
 "use strict";
 
-const dups = { kind: "copies", threshold: "", groups: [], metric: "cosine", compare: null };
+const dups = { kind: "copies", threshold: "", anyOrientation: false, groups: [], metric: "cosine", compare: null };
 
 async function postJSON(url, body) {
   return getJSON(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -13,6 +13,7 @@ async function postJSON(url, body) {
 function dupQuery() {
   const params = new URLSearchParams({ kind: dups.kind });
   if (dups.threshold !== "") params.set("threshold", dups.threshold);
+  if (dups.anyOrientation) params.set("any_orientation", "true");
   return params;
 }
 
@@ -23,8 +24,11 @@ function dupToolbar() {
       el("button", { type: "button", class: "plain dup-kind", "data-kind": kind, text: label })));
   const threshold = el("input", { id: "dup-threshold", type: "number", min: "0", max: "1", step: "0.01",
     placeholder: "default", "aria-label": "Threshold (largest distance)", title: "largest distance between copies" });
+  const turned = el("input", { id: "dup-any-orientation", type: "checkbox",
+    title: "also count mirrored and 90-degree turned copies as copies" });
   const bar = el("div", { id: "dup-toolbar", class: "dup-toolbar" }, kinds,
     el("label", { text: "Threshold " }, threshold),
+    el("label", {}, turned, " Mirrored and turned copies"),
     el("button", { id: "dup-move-all", type: "button", class: "plain", text: "Move the copies of all groups shown" }),
     el("span", { id: "dup-moves", class: "dup-moves" }));
   $("duplicates-view").prepend(bar);
@@ -33,6 +37,7 @@ function dupToolbar() {
     if (kind && kind !== dups.kind) { dups.kind = kind; showDuplicates(); }
   });
   threshold.addEventListener("change", () => { dups.threshold = threshold.value.trim(); showDuplicates(); });
+  turned.addEventListener("change", () => { dups.anyOrientation = turned.checked; showDuplicates(); });
   $("dup-move-all").addEventListener("click", () => moveGroups(dups.groups.map((g) => g.keep)));
 }
 
@@ -106,6 +111,7 @@ async function moveGroups(keepers) {
   if (!keepers.length || dups.kind !== "copies") return;
   const body = { keepers };
   if (dups.threshold !== "") body.threshold = Number(dups.threshold);
+  if (dups.anyOrientation) body.any_orientation = true;
   const answer = await act_(() => postJSON("/api/duplicates/move", body), "");
   if (answer) {
     $("dup-status").textContent = `Moved ${answer.moved} files (${formatBytes(answer.bytes)}) to the review folder; ` +
