@@ -1,5 +1,6 @@
 """One-line errors instead of tracebacks, and the logging set-up, for every script."""
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -43,6 +44,9 @@ def run(main: Callable[[], int | None]) -> None:
         print(f"error: the database failed ({exc}); all finished work is saved: "
               f"fix the cause (disk space, permissions) and run the same command again", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say, and no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail again
+        sys.exit(1)
     except KeyboardInterrupt:  # every write is one transaction: stopping loses nothing committed
         print("interrupted: run the same command again to finish", file=sys.stderr)
         sys.exit(130)

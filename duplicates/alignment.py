@@ -9,8 +9,8 @@ OpenCV's RANSAC fit of one similarity transform: scale, turn, shift) and gets on
 - APART: the transform is found but the pictures only overlap (burst frames, a panning camera), one
   is a small part of the other (a quarter of a photo), or it turns by more than MAX_TURN (upright
   search); or both pictures have RICH keypoints and none agree (different pictures);
-- UNKNOWN: too few keypoints to tell (flat drawings, gradients, unreadable files): the embeddings
-  decide alone, as without alignment.
+- UNKNOWN: too few keypoints to tell (flat drawings, gradients, unreadable files) and tiny copies
+  that do not disagree (plain_verdict): the embeddings decide alone, as without alignment.
 
 The constants were chosen on the copies set, the burst stand-ins and the look-alikes
 (bench/quality_duplicates.py, bench/quality_kinds.py; numbers in docs/duplicates.md).
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from features.decode import ImageDecodeError
-from features.keypoints import Keypoints, of_file
+from features.keypoints import Keypoints, Picture, of_file
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,13 @@ RICH = 100  # keypoints on both sides with no agreement: different pictures, not
 MAX_TURN = 30.0  # degrees; a larger turn is a copy only with --any-orientation
 RATIO = 0.8  # Lowe's ratio test on descriptor distances
 REPROJECTION = 4.0  # pixels of the grey copy within which a match agrees with the transform
+# Plain pictures (too few keypoints): tiny copies whose light correlates below PLAIN_LIGHT, or, both
+# colourful (channels COLOURFUL apart on average, of 255), whose colours correlate below PLAIN_COLOUR,
+# are apart. Among the copies set's plain pairs no upright copy fell below either (lowest: 0.67
+# light, 0.78 colour); a colour wheel's quarters did (0.10 light; mirrored, 0.58 colour).
+PLAIN_LIGHT = 0.5
+PLAIN_COLOUR = 0.7
+COLOURFUL = 12.0
 CACHED_PICTURES = 4096  # pictures whose keypoints stay in memory (about 20 KB each)
 CACHED_VERDICTS = 1_000_000  # verdicts on pairs kept (about 200 bytes each)
 
@@ -134,22 +141,56 @@ def _pair(a: tuple, b: tuple, any_orientation: bool) -> tuple:
     return (a, b, any_orientation) if a <= b else (b, a, any_orientation)
 
 
-def verdict(a, b, any_orientation: bool = False) -> int:
-    """COPY, APART or UNKNOWN for two pictures' (keypoints, mirrored keypoints or None), or None
-    for an unreadable picture."""
+def verdict(a: Picture | None, b: Picture | None, any_orientation: bool = False) -> int:
+    """COPY, APART or UNKNOWN for two pictures (None: unreadable)."""
     if a is None or b is None:
         return UNKNOWN
-    (plain_a, _), (plain_b, mirror_b) = a, b
-    fits = [fit(plain_a, plain_b), fit(plain_b, plain_a)]
-    if any_orientation and mirror_b is not None:
-        fits.append(fit(plain_a, mirror_b))
+    fits = [fit(a.keypoints, b.keypoints), fit(b.keypoints, a.keypoints)]
+    if any_orientation and b.mirrored is not None:
+        fits.append(fit(a.keypoints, b.mirrored))
     best = max((f for f in fits if f is not None), key=lambda f: f[0], default=None)
     if best is not None and best[0] >= MIN_INLIERS:
         inliers, inside, covered, turn = best
         if not any_orientation and abs(turn) > MAX_TURN:
             return APART
         return COPY if max(inside, covered) >= CONTAINED and min(inside, covered) >= COVERS else APART
-    return APART if min(len(plain_a), len(plain_b)) >= RICH else UNKNOWN
+    if min(len(a.keypoints), len(b.keypoints)) >= RICH:
+        return APART
+    return plain_verdict(a.tiny, b.tiny, any_orientation)
+
+
+def plain_verdict(a: np.ndarray, b: np.ndarray, any_orientation: bool = False) -> int:
+    """Two pictures too plain for keypoints, by their tiny colour copies: APART when their layouts
+    of light (or, both being colourful, of colour) disagree at a glance; else UNKNOWN, left to the
+    embeddings. Never COPY: gradients and skies also look alike when they are different pictures."""
+    variants = _orientations(b) if any_orientation else [b]
+    if max(_correlation(_luma(a), _luma(v)) for v in variants) < PLAIN_LIGHT:
+        return APART
+    if _colourful(a) and _colourful(b) and max(_correlation(a, v) for v in variants) < PLAIN_COLOUR:
+        return APART
+    return UNKNOWN
+
+
+def _orientations(tiny: np.ndarray) -> list[np.ndarray]:
+    """The 8 turns and mirrors of a square tiny copy (a squashed picture turns with its squash)."""
+    return [np.rot90(t, k) for t in (tiny, tiny[:, ::-1]) for k in range(4)]
+
+
+def _luma(tiny: np.ndarray) -> np.ndarray:
+    return tiny.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _colourful(tiny: np.ndarray) -> bool:
+    spread = tiny.max(axis=2).astype(np.float32) - tiny.min(axis=2)
+    return float(spread.mean()) >= COLOURFUL
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two arrays of one shape; 1 when either is flat (nothing to compare)."""
+    a = a.astype(np.float32).ravel() - a.mean()
+    b = b.astype(np.float32).ravel() - b.mean()
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norms if norms > 1e-3 else 1.0
 
 
 def fit(a: Keypoints, b: Keypoints) -> tuple[int, float, float, float] | None:

@@ -9,7 +9,7 @@ from PIL import Image
 from demo.build_demo import package_file
 from demo.edits import brighten_30, crop_80, flip, greyscale, resize_25, rotate_5, rotate_90, text_overlay
 from duplicates.alignment import APART, COPY, MAX_TURN, UNKNOWN, Aligner, fit, verdict
-from features.keypoints import of_pixels
+from features.keypoints import of_image
 
 
 def photo(name):
@@ -18,9 +18,8 @@ def photo(name):
 
 
 def keypoints(image, mirror=False):
-    """What features.keypoints.of_file gives for the picture saved and read back (grey, 320 x 240)."""
-    grey = np.asarray(image.convert("L").resize((round(240 * image.width / image.height), 240), Image.BILINEAR))
-    return of_pixels(grey), of_pixels(grey[:, ::-1]) if mirror else None
+    """What features.keypoints.of_file gives for the picture (its shorter side 240)."""
+    return of_image(image.resize((round(240 * image.width / image.height), 240), Image.BILINEAR), mirror)
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +65,35 @@ def test_flat_pictures_cannot_be_told():
     assert verdict(None, keypoints(grey)) == UNKNOWN  # an unreadable file
 
 
+def gradient(turns=0, colours=((255, 40, 0), (0, 60, 255))):
+    """A smooth picture with no keypoints: a blend of two colours, turned by 90 degrees ``turns`` times."""
+    ramp = np.linspace(0, 1, 640, dtype=np.float32)[None, :, None]
+    pixels = (1 - ramp) * np.array(colours[0]) + ramp * np.array(colours[1])
+    pixels = np.rot90(np.broadcast_to(pixels, (640, 640, 3)), turns)
+    return Image.fromarray(np.ascontiguousarray(pixels).astype(np.uint8))
+
+
+def test_plain_pictures_are_told_apart_only_by_a_glance():
+    """Too plain for keypoints: a resized, brightened or greyscale copy is left to the embeddings
+    (UNKNOWN, never COPY); a blend the other way round, or in other colours, is apart; a mirrored
+    blend is apart unless mirrored copies are asked for."""
+    blend = gradient()
+    assert len(keypoints(blend).keypoints) < 12
+    for copy in (blend.resize((320, 320)), brighten_30(blend), greyscale(blend)):
+        assert verdict(keypoints(blend), keypoints(copy)) == UNKNOWN
+    assert verdict(keypoints(blend), keypoints(gradient(turns=1))) == APART
+    assert verdict(keypoints(blend), keypoints(gradient(colours=((0, 200, 60), (200, 0, 160))))) == APART
+    assert verdict(keypoints(blend), keypoints(flip(blend))) == APART
+    assert verdict(keypoints(blend, True), keypoints(flip(blend), True), any_orientation=True) == UNKNOWN
+
+
 def test_the_fit_measures_the_crop_and_the_turn(coffee):
     """Hand-checkable geometry: a centre crop to 80 % x 80 % lies wholly inside and covers 0.64;
     a 5-degree turn turns by 5 degrees."""
-    inliers, inside, covered, turn = fit(keypoints(coffee)[0], keypoints(crop_80(coffee))[0])
+    inliers, inside, covered, turn = fit(keypoints(coffee).keypoints, keypoints(crop_80(coffee)).keypoints)
     assert inliers >= 50 and inside == pytest.approx(1.0, abs=0.02) and covered == pytest.approx(0.64, abs=0.03)
     assert abs(turn) < 1
-    turn = fit(keypoints(coffee)[0], keypoints(rotate_5(coffee))[0])[3]
+    turn = fit(keypoints(coffee).keypoints, keypoints(rotate_5(coffee)).keypoints)[3]
     assert abs(abs(turn) - 5) < 1 and abs(turn) < MAX_TURN
 
 

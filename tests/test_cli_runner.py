@@ -1,10 +1,14 @@
 """cli.run: the project's own errors become one line and exit status 2; anything else, a plain
 ValueError included, is a bug and keeps its traceback."""
+import subprocess
+import sys
+
 import pytest
 
 from cli import UsageError, run
 from config import ConfigError, InvalidInputError
 from db.errors import NoFeaturesError
+from samples import ROOT
 from search.modes import get_mode
 
 
@@ -31,3 +35,11 @@ def test_a_plain_value_error_is_a_bug_and_keeps_its_traceback():
 def test_a_bad_choice_is_the_projects_error():
     with pytest.raises(InvalidInputError, match="valid modes: embeddings"):
         get_mode("colour")
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`find_duplicates.py ... | head`: the reader left; no traceback, exit status 1."""
+    script = "from cli import run\ndef main():\n    for _ in range(100000):\n        print('line ' * 20)\nrun(main)"
+    done = subprocess.run(f"{sys.executable} -c \"{script}\" | head -1", shell=True, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.startswith("line") and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
