@@ -9,11 +9,12 @@ import sqlite3
 
 from db.errors import DatabaseBusyError, DatabaseError, DatabaseNotFoundError, NotADatabaseError, SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # How an older DB becomes the current one, in place and in one transaction: version -> statements.
 # 2: a file's ctime and inode, so a replacement with the same size and mtime is noticed (NULL
 #    in the rows of a version-1 DB until its next scan records them); the moved_out table; the
 #    EXIF facts (NULL until main.py reads them from the files' headers: db.exif).
+# 3: the keypoints table (db.keypoints; filled by main.py's next run from the files).
 _MIGRATIONS = {
     1: ("ALTER TABLE images ADD COLUMN ctime_ns INTEGER", "ALTER TABLE images ADD COLUMN inode INTEGER",
         "ALTER TABLE images ADD COLUMN taken TEXT", "ALTER TABLE images ADD COLUMN camera_make TEXT",
@@ -91,6 +92,17 @@ CREATE TABLE IF NOT EXISTS duplicate_decisions (
 """
 _SCHEMA += DECISIONS_DDL
 _MIGRATIONS[1] += (DECISIONS_DDL,)
+
+# Each picture's keypoints and tiny copy for the duplicate finder's alignment (db/keypoints.py,
+# features.keypoints), keyed by content hash like its features.
+KEYPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS keypoints (
+    content_hash BLOB PRIMARY KEY,
+    data         BLOB NOT NULL              -- features.keypoints.to_bytes
+) WITHOUT ROWID;
+"""
+_SCHEMA += KEYPOINTS_DDL
+_MIGRATIONS[2] = (KEYPOINTS_DDL,)
 
 NOT_SQLITE = "{path} is not an SQLite database: pass the DB made by generator.py"
 

@@ -125,6 +125,8 @@ def prune_unused(conn: sqlite3.Connection, keep: int = 0) -> int:
             (keep,),
         )
         if cur.rowcount:
+            # The keypoints of content with no features left go with them (db.keypoints).
+            conn.execute("DELETE FROM keypoints WHERE content_hash NOT IN (SELECT content_hash FROM features)")
             bump_generation(conn)
     return cur.rowcount
 

@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from db.keypoints import hashes_with_keypoints, stored_keypoints
 from features.decode import ImageDecodeError
-from features.keypoints import Keypoints, Picture, of_file
+from features.keypoints import Keypoints, Picture, from_bytes, of_file
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +55,46 @@ CACHED_VERDICTS = 1_000_000  # verdicts on pairs kept (about 200 bytes each)
 
 
 class Aligner:
-    """Verdicts on pairs of matrix rows, reading each picture's keypoints once.
+    """Verdicts on pairs of matrix rows, reading each picture once.
 
-    ``path_of(row)``: the row's file. ``any_orientation``: mirrored copies (by the mirror's own
-    keypoints) and any turn count too. Keypoints and verdicts are kept for the process, keyed by
-    file (path, size, mtime): the web app's threshold slider and a benchmark's sweep re-run the
-    finder without reading the pictures again."""
+    ``path_of(row)``: the row's file. ``stored``: the keypoints main.py stored in the DB
+    (KeypointStore; None: read every file). ``any_orientation``: mirrored copies (by the mirror's
+    own keypoints, which are not stored: the files are read) and any turn count too. Pictures and
+    verdicts are kept for the process (the web app's threshold slider and a benchmark's sweep
+    re-run the finder), keyed by content hash (stored) or by file (path, size, mtime). Close it
+    (or use it in a with block): it holds a pool of one thread per core."""
 
-    def __init__(self, path_of: Callable[[int], str], any_orientation: bool = False, workers: int | None = None):
+    def __init__(self, path_of: Callable[[int], str], any_orientation: bool = False, workers: int | None = None,
+                 stored: KeypointStore | None = None):
         self.path_of = path_of
         self.any_orientation = any_orientation
-        self.workers = workers or os.cpu_count() or 1  # decoding and matching: one thread per core
-        self._files: dict[int, tuple] = {}
-        self.stats = {"pictures": 0, "unreadable": 0, "pairs": 0, "copy": 0, "apart": 0, "unknown": 0, "seconds": 0.0}
+        self.stored = None if any_orientation else stored
+        self._pool = ThreadPoolExecutor(workers or os.cpu_count() or 1)  # OpenCV and Pillow release the GIL
+        self._ids: dict[int, tuple] = {}
+        self.stats = {"pictures": 0, "stored": 0, "unreadable": 0, "pairs": 0, "copy": 0, "apart": 0, "unknown": 0,
+                      "seconds": 0.0}
+
+    def __enter__(self) -> Aligner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
     def verdicts(self, row: int, others: np.ndarray) -> np.ndarray:
         """COPY, APART or UNKNOWN for ``row`` against each of ``others`` (int8 array)."""
         started = time.perf_counter()
-        mine, theirs = self._file(row), [self._file(int(j)) for j in others]
-        pairs = [_pair(mine, f, self.any_orientation) for f in theirs]
+        others = [int(j) for j in others]
+        self._identify([row, *others])
+        mine, theirs = self._ids[row], [self._ids[j] for j in others]
+        pairs = [_pair(mine, t, self.any_orientation) for t in theirs]
         todo = [k for k, pair in enumerate(pairs) if _VERDICTS.get(pair) is None]
         if todo:
-            files = list(dict.fromkeys([mine, *(theirs[k] for k in todo)]))
-            with ThreadPoolExecutor(self.workers) as pool:  # OpenCV and Pillow release the GIL
-                known = dict(pool.map(self._keypoints, files))
-                results = list(pool.map(lambda k: verdict(known[mine], known[theirs[k]], self.any_orientation), todo))
+            known = self._pictures(list(dict.fromkeys([mine, *(theirs[k] for k in todo)])))
+            results = list(self._pool.map(lambda k: verdict(known[mine], known[theirs[k]], self.any_orientation),
+                                          todo))
             for k, result in zip(todo, results):
                 _VERDICTS.put(pairs[k], result)
                 self.stats["pairs"] += 1
@@ -86,31 +102,81 @@ class Aligner:
         self.stats["seconds"] += time.perf_counter() - started
         return np.array([_VERDICTS.get(pair, UNKNOWN) for pair in pairs], dtype=np.int8)
 
-    def _file(self, row: int) -> tuple:
-        """(path, size, mtime) of the row's file now; (path, None, None) when it cannot be read."""
-        if row not in self._files:
-            path = self.path_of(row)
+    def _identify(self, rows: list[int]) -> None:
+        """Each row's key: ("stored", content hash) when the DB holds its keypoints, else its
+        file's (path, size, mtime) now ((path, None, None): cannot be read)."""
+        new = [r for r in dict.fromkeys(rows) if r not in self._ids]
+        hashes = self.stored.hashes(new) if self.stored is not None and new else {}
+        for r in new:
+            if r in hashes:
+                self._ids[r] = ("stored", hashes[r])
+                continue
+            path = self.path_of(r)
             try:
                 st = os.stat(path)
-                self._files[row] = (path, st.st_size, st.st_mtime_ns)
+                self._ids[r] = (path, st.st_size, st.st_mtime_ns)
             except OSError:
-                self._files[row] = (path, None, None)
-        return self._files[row]
+                self._ids[r] = (path, None, None)
 
-    def _keypoints(self, file: tuple):
-        key = (*file, self.any_orientation)
-        found = _KEYPOINTS.get(key, False)
-        if found is False:
-            found = None
-            if file[1] is not None:
-                try:
-                    found = of_file(file[0], mirror=self.any_orientation)
-                except ImageDecodeError as exc:
-                    log.debug("no keypoints for %s: %s", file[0], exc)
-            _KEYPOINTS.put(key, found)
+    def _pictures(self, keys: list[tuple]) -> dict[tuple, Picture | None]:
+        """The Picture of each key: from memory, from the DB (here: its connection is this
+        thread's), or read from the file (on the pool)."""
+        known = {}
+        for key in keys:
+            found = _PICTURES.get((key, self.any_orientation), False)
+            if found is not False:
+                known[key] = found
+        stored = [key for key in keys if key not in known and key[0] == "stored"]
+        if stored:
+            data = self.stored.data([key[1] for key in stored])
+            for key in stored:
+                known[key] = self._remember(key, _parsed(data.get(key[1])))
+                self.stats["stored"] += 1
+        files = [key for key in keys if key not in known]
+        for key, picture in zip(files, self._pool.map(self._read, files)):
+            known[key] = self._remember(key, picture)
             self.stats["pictures"] += 1
-            self.stats["unreadable"] += found is None
-        return file, found
+            self.stats["unreadable"] += picture is None
+        return known
+
+    def _read(self, key: tuple) -> Picture | None:
+        path, size, _ = key
+        if size is None:
+            return None
+        try:
+            return of_file(path, mirror=self.any_orientation)
+        except ImageDecodeError as exc:
+            log.debug("no keypoints for %s: %s", path, exc)
+            return None
+
+    def _remember(self, key: tuple, picture: Picture | None) -> Picture | None:
+        _PICTURES.put((key, self.any_orientation), picture)
+        return picture
+
+
+class KeypointStore:
+    """The keypoints main.py stored (db.keypoints) for the rows of a loaded matrix."""
+
+    def __init__(self, conn, ids: np.ndarray):
+        self.conn, self.ids = conn, ids
+
+    def hashes(self, rows: list[int]) -> dict[int, bytes]:
+        """{row: content hash} of the rows whose content has stored keypoints."""
+        found = hashes_with_keypoints(self.conn, [int(self.ids[r]) for r in rows])
+        return {r: found[int(self.ids[r])] for r in rows if int(self.ids[r]) in found}
+
+    def data(self, content_hashes: list[bytes]) -> dict[bytes, bytes]:
+        return stored_keypoints(self.conn, content_hashes)
+
+
+def _parsed(data: bytes | None) -> Picture | None:
+    if data is None:
+        return None
+    try:
+        return from_bytes(data)
+    except ValueError as exc:
+        log.warning("stored keypoints unreadable (%s): main.py --reset-features recomputes them", exc)
+        return None
 
 
 class _Memo:
@@ -133,7 +199,7 @@ class _Memo:
                 self.items.popitem(last=False)
 
 
-_KEYPOINTS = _Memo(CACHED_PICTURES)
+_PICTURES = _Memo(CACHED_PICTURES)
 _VERDICTS = _Memo(CACHED_VERDICTS)
 
 

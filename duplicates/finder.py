@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -39,7 +40,7 @@ from db.decisions import Decisions, load_decisions
 from db.errors import NoFeaturesError
 from db.lookup import StoredImage, exact_copy_sets, images_by_ids
 from db.taken import stored_dates_taken
-from duplicates.alignment import Aligner
+from duplicates.alignment import Aligner, KeypointStore
 from duplicates.candidates import DEFAULT_PROBES, single_threaded_blas
 from duplicates.groups import group_pairs
 from duplicates.hashes import hamming, oriented_rows
@@ -160,7 +161,8 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     distance; embeddings only): also groups of similar shots, of the copy groups' keepers and
     the images in no group, within SIMILAR_THRESHOLD (star groups, kind "similar"). ``align``
     (embeddings mode, star and complete linkage): pairs within ALIGN_REACH are confirmed by
-    aligning the pictures' keypoints (duplicates.alignment; the files are read), so burst frames
+    aligning the pictures' keypoints (duplicates.alignment: stored by main.py, or read from the
+    files), so burst frames
     and a photo's quarters are not copies while turned and captioned copies are."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
@@ -175,20 +177,15 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
                               f"run `python main.py --db {loaded.db_file}` first")
     hashes = _aligned_hashes(conn, loaded) if metric == "cosine" and use_hashes and len(loaded.ids) else None
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
-    aligner = Aligner(loaded.absolute_path, any_orientation) \
+    aligner = Aligner(loaded.absolute_path, any_orientation, stored=KeypointStore(conn, loaded.ids)) \
         if align and metric == "cosine" and linkage != "chain" else None
-    rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits,
-                ALIGN_REACH if aligner else 0.0, aligner)
-    exact = _exact_rows(conn, loaded.ids)
-    # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
-    # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
-    # them at distance 2).
-    vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
-    searched = representatives(len(loaded.ids), exact)
-    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes, subset=searched), exact)
+    with aligner or nullcontext():
+        groups, searched = _copy_groups(conn, loaded, hashes, Rule(
+            metric, threshold, mode if metric == "hamming" else None, any_orientation, bits,
+            ALIGN_REACH if aligner else 0.0, aligner), linkage, prefer, read_dates, probes)
     prefer = [os.path.abspath(folder) for folder in prefer]
     decisions = load_decisions(conn)
-    groups = _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, COPY, decisions)
+    vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
     if similar_threshold is not None:
         shots = Rule("cosine", similar_threshold)
         copies = np.searchsorted(loaded.ids, [m.id for g in groups for m in g.members[1:]])
@@ -203,6 +200,20 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
                 "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
     log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
     return DuplicateReport(groups, settings)
+
+
+def _copy_groups(conn, loaded, hashes, rule, linkage, prefer, read_dates, probes):
+    """The exact and copy groups, and the rows searched (one per set of byte-identical files)."""
+    exact = _exact_rows(conn, loaded.ids)
+    # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
+    # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
+    # them at distance 2).
+    vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
+    searched = representatives(len(loaded.ids), exact)
+    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes, subset=searched), exact)
+    prefer = [os.path.abspath(folder) for folder in prefer]
+    groups = _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, COPY, load_decisions(conn))
+    return groups, searched
 
 
 def _similar_threshold(similar, metric, threshold):

@@ -26,8 +26,10 @@ from db import WriterLock, connect
 from db.exif import store_exif
 from db.features import ExtractedRow, FailedRow, count_unused, prune_unused, reset_features, write_batch
 from db.images import PendingRow, count_by_status, error_reasons, pending_page, retry_errors
+from db.keypoints import store_keypoints
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
 from extraction.exif_backfill import backfill_exif
+from extraction.keypoints_backfill import backfill_keypoints
 from features.extract import BatchResult, Settings
 from features.framing import OLD_DBS_FRAMING
 from features.network.base import stamp_runtime
@@ -161,6 +163,7 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
         if job.retry:
             log.info("retrying %d files that failed before", retry_errors(conn))
         backfill_exif(conn, root, job.progress)  # DBs extracted before the EXIF columns: headers only
+        backfill_keypoints(conn, root, job.progress)  # DBs extracted before the keypoints table: a decode each
         pruned = prune_unused(conn) if job.prune else 0
         if pruned:
             log.info("deleted the features of %d files no longer in the collection", pruned)
@@ -233,6 +236,7 @@ def store_results(conn: sqlite3.Connection, rows: list[PendingRow], result: Batc
         else:
             extracted.append(ExtractedRow(row.id, row.size, row.mtime_ns, outcome.content_hash))
     write_batch(conn, extracted, failed, result.computed_hashes, result.features)
+    store_keypoints(conn, [(f.content_hash, f.keypoints) for f in result.files if f.computed and f.keypoints])
     store_exif(conn, [(row.id, outcome.exif) for row, outcome in zip(rows, result.files)
                       if outcome.error is None and outcome.exif is not None])
 

@@ -19,6 +19,7 @@ from features.exif import Exif, exif_of
 from features.framing import DEFAULT_FRAMING, check_framing, frame
 from features.hashes import HASH_FUNCTIONS, all_hashes
 from features.histogram import rgb_histograms
+from features.keypoints import of_image, to_bytes
 from features.network.base import SPECS, Embedder, stamp_runtime
 
 # The arrays a batch yields, by name: float32 vectors, then packed-bit uint8 hashes.
@@ -68,6 +69,7 @@ class Described:
     error: str | None = None
     known: bool = False
     exif: Exif | None = None  # read from the bytes already in memory (features.exif)
+    keypoints: bytes | None = None  # features.keypoints.to_bytes of the shared copy (the duplicate finder's)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class FileResult:
     error: str | None = None  # one line, stored as the reason; None for a usable file
     known: bool = False  # features for content_hash exist already: none were computed
     exif: Exif | None = None  # the file's EXIF facts (None: not read)
+    keypoints: bytes | None = None  # computed files: for db.keypoints
 
     @property
     def computed(self) -> bool:
@@ -130,12 +133,13 @@ def describe_file(path: str, settings: Settings, is_known: Callable[[bytes], boo
         return Described(error=str(exc))
     described = describe_image(image, settings, digest)
     described.exif = exif_of(data)
+    described.keypoints = to_bytes(of_image(image))
     return described
 
 
 def finish_batch(described: Sequence[Described], embedder: Embedder, settings: Settings) -> BatchResult:
     """Run the network once over the batch's decoded files and gather every feature as arrays."""
-    files = [FileResult(d.content_hash, d.error, d.known, d.exif) for d in described]
+    files = [FileResult(d.content_hash, d.error, d.known, d.exif, d.keypoints) for d in described]
     todo = [d for d, f in zip(described, files) if f.computed]
     empty = np.zeros((0, settings.input_size, settings.input_size, 3), np.uint8)
     crops = np.stack([d.crop for d in todo]) if todo else empty

@@ -55,7 +55,7 @@ def test_a_create_killed_at_any_step_is_finished_by_the_next_run(tmp_path):
         conn.close()
         assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)], k
         assert {name for (name,) in query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")} == {
-            "meta", "images", "features", "moved_out", "duplicate_decisions"}
+            "meta", "images", "features", "moved_out", "duplicate_decisions", "keypoints"}
     assert killed >= 10
 
 

@@ -1,0 +1,63 @@
+"""The keypoints table: each picture's alignment data (features.keypoints.to_bytes), keyed by
+content hash, written at extraction (or by main.py's back-fill for older DBs) and read by the
+duplicate finder, so aligning a close pair reads no image file.
+
+Why a table of its own and not a features column: the features are the network's and change
+with the model (main.py --reset-features); keypoints depend only on the pixels.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from db.images import OK
+
+CHUNK = 500  # content hashes per IN (...) query: under SQLite's 999 host parameters
+
+
+def store_keypoints(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, bytes]]) -> int:
+    """Write (content_hash, data) pairs in one transaction (a hash stored already is kept); the count given."""
+    rows = [(bytes(h), bytes(data)) for h, data in rows]
+    if rows:
+        with conn:
+            conn.executemany("INSERT OR IGNORE INTO keypoints(content_hash, data) VALUES (?, ?)", rows)
+    return len(rows)
+
+
+def stored_keypoints(conn: sqlite3.Connection, content_hashes: Sequence[bytes]) -> dict[bytes, bytes]:
+    """{content_hash: data} of the given hashes that have keypoints."""
+    wanted = list(dict.fromkeys(bytes(h) for h in content_hashes))
+    found = {}
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        found.update(conn.execute(f"SELECT content_hash, data FROM keypoints WHERE content_hash IN ({marks})", chunk))
+    return found
+
+
+def rows_without_keypoints(conn: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, str, bytes]]:
+    """(id, path, content_hash) of usable rows whose content has no keypoints yet, by id after ``after_id``."""
+    return conn.execute(
+        "SELECT i.id, i.path, i.content_hash FROM images AS i WHERE i.id > ? AND i.status = ?"
+        " AND i.content_hash IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM keypoints AS k WHERE k.content_hash = i.content_hash)"
+        " ORDER BY i.id LIMIT ?", (int(after_id), OK, int(limit))).fetchall()
+
+
+def count_without_keypoints(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM images AS i WHERE i.status = ? AND i.content_hash IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM keypoints AS k WHERE k.content_hash = i.content_hash)", (OK,)).fetchone()[0]
+
+
+def hashes_with_keypoints(conn: sqlite3.Connection, image_ids: Sequence[int]) -> dict[int, bytes]:
+    """{image id: content hash} of the given images whose content has stored keypoints."""
+    found = {}
+    ids = list(dict.fromkeys(int(i) for i in image_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        found.update(conn.execute(
+            f"SELECT i.id, i.content_hash FROM images AS i JOIN keypoints AS k ON k.content_hash = i.content_hash"
+            f" WHERE i.id IN ({marks})", chunk))
+    return {i: bytes(h) for i, h in found.items()}
