@@ -41,6 +41,9 @@ CONTAINED = 0.92  # share of one picture inside the other: a 5-degree turn keeps
 COVERS = 0.5  # share of the other it must cover: a crop to 80 % x 80 % covers 0.64, a quarter 0.25
 RICH = 100  # keypoints on both sides with no agreement: different pictures, not "too few to tell"
 MAX_TURN = 30.0  # degrees; a larger turn is a copy only with --any-orientation
+# Both grey copies have one shorter side, so a copy's scale is near 1 (1.25 for a crop to 80 %, 2
+# for a quarter); a fit beyond 4 squeezes its matches into a corner and says nothing.
+MAX_SCALE = 4.0
 RATIO = 0.8  # Lowe's ratio test on descriptor distances
 REPROJECTION = 4.0  # pixels of the grey copy within which a match agrees with the transform
 # Plain pictures (too few keypoints): tiny copies whose light correlates below PLAIN_LIGHT, or, both
@@ -261,7 +264,8 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def fit(a: Keypoints, b: Keypoints) -> tuple[int, float, float, float] | None:
     """The similarity transform taking ``b`` onto ``a`` that most matches agree on:
-    (agreeing matches, share of b inside a, share of a covered by b, turn in degrees), or None."""
+    (agreeing matches, share of b inside a, share of a covered by b, turn in degrees), or None
+    (too few matches, or a transform scaling by more than MAX_SCALE)."""
     import cv2  # OpenCV only on the duplicate finder's path (80 ms to import)
 
     if len(a) < MIN_INLIERS or len(b) < MIN_INLIERS:
@@ -273,8 +277,8 @@ def fit(a: Keypoints, b: Keypoints) -> tuple[int, float, float, float] | None:
     source = b.points[[m.queryIdx for m in good]]
     target = a.points[[m.trainIdx for m in good]]
     matrix, agree = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION)
-    if matrix is None:
-        return None
+    if matrix is None or not 1 / MAX_SCALE <= math.sqrt(abs(np.linalg.det(matrix[:, :2]))) <= MAX_SCALE:
+        return None  # no fit, or a degenerate one (every match squeezed into a corner)
     corners = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], dtype=np.float32)
     mapped = corners @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)
     frame = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], dtype=np.float32)

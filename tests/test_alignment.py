@@ -9,7 +9,7 @@ from PIL import Image
 from demo.build_demo import package_file
 from demo.edits import brighten_30, crop_80, flip, greyscale, resize_25, rotate_5, rotate_90, text_overlay
 from duplicates.alignment import APART, COPY, MAX_TURN, UNKNOWN, Aligner, fit, verdict
-from features.keypoints import from_bytes, of_image, to_bytes
+from features.keypoints import Keypoints, from_bytes, of_image, to_bytes
 
 
 def photo(name):
@@ -125,3 +125,11 @@ def test_stored_keypoints_read_back_as_they_were(coffee):
     assert verdict(back, from_bytes(to_bytes(copy))) == verdict(picture, copy) == COPY
     with pytest.raises(ValueError, match="does not parse"):
         from_bytes(stored[:-1])
+
+
+def test_a_fit_that_squeezes_every_match_into_a_corner_says_nothing(coffee):
+    """The same keypoints at a tenth of the size: a transform scaling by 10 is no evidence of a copy
+    (or of two different pictures), so fit gives None."""
+    k = keypoints(coffee).keypoints
+    squeezed = Keypoints(k.points / 10, k.descriptors, k.width, k.height)
+    assert fit(k, k)[0] >= 50 and fit(k, squeezed) is None and fit(squeezed, k) is None
