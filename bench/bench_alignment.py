@@ -28,6 +28,8 @@ from demo.build_demo import package_file
 from demo.edits import crop_80
 from duplicates import alignment
 from duplicates.alignment import Aligner
+from features.decode import decode, read_file
+from features.keypoints import SHORTER_SIDE, of_file, of_image, to_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "bench_alignment")
@@ -54,11 +56,24 @@ def make_photos(folder, size, count, seed=0):
     return paths
 
 
-def measure(paths, workers):
-    """Seconds to read every picture and give every verdict, from a cold cache."""
+class StoredPictures:
+    """What main.py stores (db.keypoints), held in memory: the Aligner's KeypointStore interface."""
+
+    def __init__(self, paths):
+        self.blobs = {k: to_bytes(of_file(p)) for k, p in enumerate(paths)}
+
+    def hashes(self, rows):
+        return {r: str(r).encode() for r in rows}
+
+    def data(self, keys):
+        return {key: self.blobs[int(key)] for key in keys}
+
+
+def measure(paths, workers, stored=None):
+    """Seconds to get every picture (read from its file, or stored) and give every verdict, from a cold cache."""
     alignment._PICTURES.items.clear()  # a cold start: nothing read yet in this process
     alignment._VERDICTS.items.clear()
-    with Aligner(paths.__getitem__, workers=workers) as aligner:
+    with Aligner(paths.__getitem__, workers=workers, stored=stored) as aligner:
         started = time.perf_counter()
         for k in range(0, len(paths), 2):
             others = [k + 1] + ([(k + 2) % len(paths)] if len(paths) > 2 else [])
@@ -81,28 +96,45 @@ def main(argv=None):
         for label, size in SIZES.items():
             paths = make_photos(folder, size, count)
             megabytes = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
-            for workers in sorted({1, cores}):
-                seconds, stats = measure(paths, workers)
-                rows.append({"photos": label, "mean_mb": megabytes, "workers": workers, "pictures": stats["pictures"],
-                             "pairs": stats["pairs"], "copies": stats["copy"], "apart": stats["apart"],
-                             "seconds": seconds, "ms_per_picture": 1000 * seconds / stats["pictures"]})
+            stored = StoredPictures(paths)
+            started = time.perf_counter()
+            for path in paths:
+                of_image(decode(read_file(path)[0], SHORTER_SIDE))
+            extraction_ms = 1000 * (time.perf_counter() - started) / len(paths)  # decode included: see below
+            started = time.perf_counter()
+            copies = [decode(read_file(path)[0], SHORTER_SIDE) for path in paths]
+            decode_ms = 1000 * (time.perf_counter() - started) / len(paths)
+            for source, store in (("files", None), ("stored (main.py)", stored)):
+                for workers in sorted({1, cores}):
+                    seconds, stats = measure(paths, workers, store)
+                    rows.append({"photos": label, "mean_mb": megabytes, "source": source, "workers": workers,
+                                 "pictures": len(paths), "pairs": stats["pairs"], "copies": stats["copy"],
+                                 "apart": stats["apart"], "seconds": seconds,
+                                 "ms_per_picture": 1000 * seconds / len(paths),
+                                 "extraction_adds_ms": extraction_ms - decode_ms})
+            del copies  # decoded only to time the decode alone
             for name in os.listdir(folder):
                 os.remove(os.path.join(folder, name))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     lines = [f"CPU flags: {flags_text()}. {cores} cores.", "",
-             "| photos | mean file | threads | pictures read | pairs aligned (copy / apart) | s | ms per picture "
-             "(read + its pairs) |", "|---|---:|---:|---:|---|---:|---:|"]
+             "| photos | mean file | keypoints from | threads | pictures | pairs aligned (copy / apart) | s | "
+             "ms per picture (keypoints + its pairs) |", "|---|---:|---|---:|---:|---|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['photos']} | {r['mean_mb']:.1f} MB | {r['workers']} | {r['pictures']} | {r['pairs']} "
-                     f"({r['copies']} / {r['apart']}) | {r['seconds']:.2f} | {r['ms_per_picture']:.1f} |")
+        lines.append(f"| {r['photos']} | {r['mean_mb']:.1f} MB | {r['source']} | {r['workers']} | {r['pictures']} | "
+                     f"{r['pairs']} ({r['copies']} / {r['apart']}) | {r['seconds']:.2f} | {r['ms_per_picture']:.1f} |")
+    adds = {r["photos"]: r["extraction_adds_ms"] for r in rows}
+    lines += ["", "What storing them adds to main.py's extraction (keypoints of the copy it decodes anyway), per "
+                  "picture on one thread: " + ", ".join(f"{label} {ms:.1f} ms" for label, ms in adds.items()) + "."]
     lines += ["", f"Minutes the alignment adds at {TARGET_N:,} photos (all cores), by the share that has a close pair:",
               "", "| photos | " + " | ".join(f"{s:.0%} have a close pair" for s in SHARES) + " |",
               "|---|" + "---:|" * len(SHARES)]
     for label in SIZES:
-        best = min((r for r in rows if r["photos"] == label), key=lambda r: r["ms_per_picture"])
-        lines.append(f"| {label} | " + " | ".join(f"{TARGET_N * s * best['ms_per_picture'] / 60000:.0f}"
-                                                  for s in SHARES) + " |")
+        for source in ("files", "stored (main.py)"):
+            best = min((r for r in rows if r["photos"] == label and r["source"] == source),
+                       key=lambda r: r["ms_per_picture"])
+            lines.append(f"| {label}, keypoints from {source} | " + " | ".join(
+                f"{TARGET_N * s * best['ms_per_picture'] / 60000:.1f}" for s in SHARES) + " |")
     publish(args.out, {"cpu_flags": flags_text(), "cores": cores, "rows": rows, "shares": SHARES}, "\n".join(lines))
 
 

@@ -24,3 +24,19 @@ def test_bench_duplicates_tiny(tmp_path):
         assert row["recall_of_reference_pairs"] >= 0.99 and row["extra_pairs"] == 0
         assert row["planted_pairs_found"] >= 0.99
         assert row["ours"]["groups"] == row["reference"]["groups"]
+
+
+def test_bench_alignment_tiny(tmp_path):
+    """The alignment benchmark's harness: both sources, both thread counts, every verdict known
+    (each photo's crop a copy, the next photo apart), the table and the JSON written."""
+    out = tmp_path / "alignment"
+    done = subprocess.run([sys.executable, "-m", "bench.bench_alignment", "--tiny", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "avx512_bf16" in done.stdout and "keypoints from stored (main.py)" in done.stdout
+    data = json.loads((tmp_path / "alignment.json").read_text(encoding="utf-8"))
+    assert {(r["source"], r["photos"]) for r in data["rows"]} == {
+        (source, photos) for source in ("files", "stored (main.py)")
+        for photos in ("camera (4032 x 3024)", "small (1024 x 768)")}
+    assert all(r["copies"] == 4 and r["apart"] == 4 for r in data["rows"])
+    assert (tmp_path / "alignment.md").read_text(encoding="utf-8").startswith("CPU flags")
