@@ -96,8 +96,9 @@ class Aligner:
         todo = [k for k, pair in enumerate(pairs) if _VERDICTS.get(pair) is None]
         if todo:
             known = self._pictures(list(dict.fromkeys([mine, *(theirs[k] for k in todo)])))
-            results = list(self._pool.map(lambda k: verdict(known[mine], known[theirs[k]], self.any_orientation),
-                                          todo))
+            # Here, not on the pool: measured on the copies set, two threads aligned stored pictures
+            # no faster than one (0.44 against 0.40 ms a pair); the pool reads files.
+            results = [verdict(known[mine], known[theirs[k]], self.any_orientation) for k in todo]
             for k, result in zip(todo, results):
                 _VERDICTS.put(pairs[k], result)
                 self.stats["pairs"] += 1
