@@ -55,14 +55,21 @@ BURST_SIDE = 0.45  # each crop is 45 % of the width: a 10 % gap keeps them from 
 THRESHOLDS = (0.08, 0.10, 0.12, 0.15, 0.18, 0.20, 0.22, 0.25, 0.30)
 HASH_SWEEP = {"phash": (2, 4, 6, 8), "dhash": (4,)}
 TARGETS = {"precision": 0.98, "recall": 0.95}
+TINY = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "grace_hopper")  # --tiny: the smoke test's
 PICTURE = re.compile(r"^(?:collection/originals|queries/(?P<edit>[^/]+))/(?P<name>[^/]+)\.jpg$")
 
 
-def build_sets(cache_dir=CACHE_DIR, stamps_dir=STAMPS_DIR):
-    """(copies folder, look-alikes folder), built once and reused while their sources are unchanged."""
-    originals = {**wallpaper_files(), **sample_photo_files()}
-    stamps = stamp_files(stamps_dir)
-    if not stamps:
+def tiny_originals():
+    """The --tiny sets' pictures: six of the sample photos pip packages ship (no Debian package needed)."""
+    return {name: path for name, path in sample_photo_files().items() if name.removeprefix("sample_") in TINY}
+
+
+def build_sets(cache_dir=CACHE_DIR, stamps_dir=STAMPS_DIR, tiny=False):
+    """(copies folder, look-alikes folder), built once and reused while their sources are unchanged.
+    ``tiny``: six sample photos and their edits, their halves as the look-alikes (no stamps)."""
+    originals = tiny_originals() if tiny else {**wallpaper_files(), **sample_photo_files()}
+    stamps = [] if tiny else stamp_files(stamps_dir)
+    if not stamps and not tiny:
         raise MissingImagesError(f"no tuxpaint stamps under {stamps_dir}: apt-get install tuxpaint-stamps-default")
     copies, lookalikes = os.path.join(cache_dir, "copies"), os.path.join(cache_dir, "lookalikes")
     sources = sorted(originals) + [name for _, _, name in stamps]
@@ -70,8 +77,8 @@ def build_sets(cache_dir=CACHE_DIR, stamps_dir=STAMPS_DIR):
         build_near_duplicates(copies, originals, [(path, name) for path, _, name in stamps])
         _write_manifest(copies, sources)
     if _manifest(lookalikes) != sources:
-        labelled = os.path.join(lookalikes, "labelled")
-        build_labelled(labelled, stamps_dir)
+        if not tiny:
+            build_labelled(os.path.join(lookalikes, "labelled"), stamps_dir)
         bursts = os.path.join(lookalikes, "bursts")
         os.makedirs(bursts, exist_ok=True)
         for name, path in sorted(originals.items()):
@@ -198,11 +205,11 @@ def evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, thresho
             "lookalikes": lookalikes}
 
 
-def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root):
+def sweep(copies_conn, copies_root, lookalikes_conn, lookalikes_root, thresholds=THRESHOLDS):
     rows = []
     variants = [{}, {"linkage": "complete"}, {"linkage": "chain"}, {"use_hashes": False}, {"align": False}]
     for options in variants:
-        for threshold in THRESHOLDS:
+        for threshold in thresholds:
             rows.append(evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, threshold, **options))
     default = DEFAULT_THRESHOLDS["cosine"]
     rows.append(evaluate(copies_conn, copies_root, lookalikes_conn, lookalikes_root, default, any_orientation=True))
@@ -260,12 +267,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default=CACHE_DIR, help="where the sets and DBs go (default: %(default)s)")
     parser.add_argument("--out", default=RESULTS_DIR, help="folder for quality_duplicates.json and .md")
+    parser.add_argument("--tiny", action="store_true", help="six sample photos, the default threshold: the smoke test")
     args = parser.parse_args(argv)
     setup_logging()
-    copies, lookalikes = build_sets(args.cache)
+    copies, lookalikes = build_sets(args.cache, tiny=args.tiny)
     copies_conn = index(copies, os.path.join(args.cache, "copies.db"))
     lookalikes_conn = index(lookalikes, os.path.join(args.cache, "lookalikes.db"))
-    rows = sweep(copies_conn, copies, lookalikes_conn, lookalikes)
+    thresholds = (DEFAULT_THRESHOLDS["cosine"],) if args.tiny else THRESHOLDS
+    rows = sweep(copies_conn, copies, lookalikes_conn, lookalikes, thresholds)
     sizes = {"copies": rows[0]["copies"].get("images", 0) or sum(1 for _ in _all_paths(copies)),
              "pictures": len(os.listdir(os.path.join(copies, "collection", "originals"))),
              "lookalikes": rows[0]["lookalikes"]["images"],

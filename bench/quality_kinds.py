@@ -28,6 +28,7 @@ from bench.quality_duplicates import (
     build_sets,
     copies_scores,
     index,
+    tiny_originals,
 )
 from bench.quality_sets import load_original, sample_photo_files, wallpaper_files
 from cli import run, setup_logging
@@ -41,8 +42,8 @@ SETTINGS = ((0.15, 0.30, True), (0.18, 0.30, True), (0.18, 0.35, True), (0.18, 0
             (0.25, 0.35, True), (0.18, 0.30, False), (0.25, 0.35, False))
 
 
-def build_series(cache_dir=CACHE_DIR):
-    originals = {**wallpaper_files(), **sample_photo_files()}
+def build_series(cache_dir=CACHE_DIR, tiny=False):
+    originals = tiny_originals() if tiny else {**wallpaper_files(), **sample_photo_files()}
     folder = os.path.join(cache_dir, "series")
     sources = sorted(originals) + [str(FRAMES)]
     if _manifest(folder) != sources:
@@ -123,12 +124,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default=CACHE_DIR)
     parser.add_argument("--out", default=RESULTS_DIR)
+    parser.add_argument("--tiny", action="store_true", help="six sample photos, the default bands: the smoke test")
     args = parser.parse_args(argv)
     setup_logging()
-    copies, lookalikes = build_sets(args.cache)
-    roots = {"copies": copies, "lookalikes": lookalikes, "series": build_series(args.cache)}
+    copies, lookalikes = build_sets(args.cache, tiny=args.tiny)
+    roots = {"copies": copies, "lookalikes": lookalikes, "series": build_series(args.cache, args.tiny)}
     conns = {name: index(root, os.path.join(args.cache, f"{name}.db")) for name, root in roots.items()}
-    rows = [measure(conns, roots, *setting) for setting in SETTINGS]
+    settings = [s for s in SETTINGS if s[:2] == (0.18, 0.30)] if args.tiny else SETTINGS
+    rows = [measure(conns, roots, *setting) for setting in settings]
     text = markdown(rows)
     os.makedirs(args.out, exist_ok=True)
     with atomic_write(os.path.join(args.out, "quality_kinds.json"), "w", encoding="utf-8") as fh:

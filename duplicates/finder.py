@@ -6,11 +6,12 @@
 
 A copy is the same picture after edits: a byte-identical file, or resized, re-compressed,
 slightly cropped, brightened, slightly rotated, captioned (and, with ``any_orientation``,
-mirrored or turned by 90 degrees). A different shot of the same scene is not a copy. Two
-images are joined when the cosine distance of their embeddings is within the threshold, or
-when their pHashes differ in at most 7 of 64 bits (HASH_BITS, scaled to the hash size) while
-the embeddings stay within 0.5 (HASH_GUARD: the pHash rule below); in a hash mode, when their
-Hamming distance is within the threshold.
+mirrored or turned by 90 degrees). A different shot of the same scene is not a copy. Which
+pairs are copies is duplicates.rule's: pairs within cosine ALIGN_REACH of each other, or
+within 7 of 64 pHash bits while the embeddings stay within 0.5 (the pHash rule), are aligned
+by their keypoints (duplicates.alignment: copy, apart, or too plain to tell, where the
+threshold and the pHash rule decide); without alignment, the threshold and the pHash rule
+alone; in a hash mode, the Hamming distance within the threshold.
 Groups have no chains: every member is a copy of its group's keeper (``linkage="star"``, the
 default), or of every other member (``"complete"``); ``"chain"`` keeps the connected sets of
 pairs (union-find: A~B and B~C put A and C together, so look-alikes chain into one group).
@@ -22,7 +23,7 @@ memory is the memory-mapped matrices plus O(N) bookkeeping.
 
 The keeper is the original, by the rule of duplicates.keeper (--prefer folders, pixels, date
 taken, copy marks in the name, file size, path). Thresholds were chosen by
-bench/quality_duplicates.py.
+bench/quality_duplicates.py and bench/quality_kinds.py.
 """
 from __future__ import annotations
 

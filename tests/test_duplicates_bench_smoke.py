@@ -40,3 +40,24 @@ def test_bench_alignment_tiny(tmp_path):
         for photos in ("camera (4032 x 3024)", "small (1024 x 768)")}
     assert all(r["copies"] == 4 and r["apart"] == 4 for r in data["rows"])
     assert (tmp_path / "alignment.md").read_text(encoding="utf-8").startswith("CPU flags")
+
+
+def test_quality_harnesses_tiny(tmp_path):
+    """make quality's duplicate harnesses on six sample photos (no Debian package): every edit of a
+    photo joins it, mirrored and 90-degree-turned copies only with --any-orientation, and the
+    burst frames are copies without alignment but similar shots with it."""
+    for name in ("quality_duplicates", "quality_kinds"):
+        done = subprocess.run([sys.executable, "-m", f"bench.{name}", "--tiny", "--cache", str(tmp_path),
+                               "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / f"{name}.md").read_text(encoding="utf-8") in done.stdout
+    rows = json.loads((tmp_path / "quality_duplicates.json").read_text(encoding="utf-8"))["rows"]
+    options = ("linkage", "use_hashes", "align", "any_orientation")
+    default = next(r for r in rows if r["mode"] == "embeddings" and not any(k in r for k in options))
+    assert default["precision"] == 1.0 and default["copies"]["recall"] == 1.0
+    per_edit = default["copies"]["recall_per_edit"]
+    assert per_edit["rotate_5"] == per_edit["text_overlay"] == 1.0 and per_edit["rotate_90"] == 0.0
+    turned = next(r for r in rows if r.get("any_orientation"))["copies"]["recall_per_edit"]
+    assert turned["rotate_90"] == turned["flip"] == 1.0
+    kinds = {r["align"]: r["series"] for r in json.loads((tmp_path / "quality_kinds.json").read_text("utf-8"))["rows"]}
+    assert kinds[True]["as_copy"] == 0.0 and kinds[True]["as_similar"] == 1.0 and kinds[False]["as_copy"] == 1.0
