@@ -28,7 +28,7 @@ function dupToolbar() {
     title: "also count mirrored and 90-degree turned copies as copies" });
   const bar = el("div", { id: "dup-toolbar", class: "dup-toolbar" }, kinds,
     el("label", { text: "Threshold " }, threshold),
-    el("label", {}, turned, " Mirrored and turned copies"),
+    el("label", { class: "dup-check" }, turned, "Mirrored and turned copies"),
     el("button", { id: "dup-move-all", type: "button", class: "plain", text: "Move the copies of all groups shown" }),
     el("span", { id: "dup-moves", class: "dup-moves" }));
   $("duplicates-view").prepend(bar);
