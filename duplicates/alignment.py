@@ -17,6 +17,7 @@ The constants were chosen on the copies set, the burst stand-ins and the look-al
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -55,7 +56,7 @@ PLAIN_LIGHT = 0.5
 PLAIN_COLOUR = 0.7
 COLOURFUL = 12.0
 CACHED_PICTURES = 4096  # pictures whose keypoints stay in memory (about 20 KB each)
-CACHED_VERDICTS = 1_000_000  # verdicts on pairs kept (about 200 bytes each)
+CACHED_VERDICTS = 1_000_000  # verdicts on pairs kept (about 150 bytes each)
 
 
 class Aligner:
@@ -208,8 +209,11 @@ _PICTURES = _Memo(CACHED_PICTURES)
 _VERDICTS = _Memo(CACHED_VERDICTS)
 
 
-def _pair(a: tuple, b: tuple, any_orientation: bool) -> tuple:
-    return (a, b, any_orientation) if a <= b else (b, a, any_orientation)
+def _pair(a: tuple, b: tuple, any_orientation: bool) -> bytes:
+    """The verdict memo's key of two pictures' keys: a 16-byte digest (150 bytes an entry in the
+    memo, against 380 for the tuples themselves: a million verdicts in 150 MB)."""
+    first, second = sorted((repr(a).encode("utf-8", "surrogateescape"), repr(b).encode("utf-8", "surrogateescape")))
+    return hashlib.blake2b(b"\0".join((first, second, b"%d" % any_orientation)), digest_size=16).digest()
 
 
 def verdict(a: Picture | None, b: Picture | None, any_orientation: bool = False) -> int:
