@@ -15,12 +15,17 @@ from db.images import OK
 CHUNK = 500  # content hashes per IN (...) query: under SQLite's 999 host parameters
 
 
+# A record's first byte is its format (features.keypoints.FORMAT: its layout and the settings it
+# was computed with); the queries below take the current one, so older records count as missing.
+_CURRENT = "substr(k.data, 1, 1) = ?"
+
+
 def store_keypoints(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, bytes]]) -> int:
-    """Write (content_hash, data) pairs in one transaction (a hash stored already is kept); the count given."""
+    """Write (content_hash, data) pairs in one transaction, replacing what a hash had; the count given."""
     rows = [(bytes(h), bytes(data)) for h, data in rows]
     if rows:
         with conn:
-            conn.executemany("INSERT OR IGNORE INTO keypoints(content_hash, data) VALUES (?, ?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO keypoints(content_hash, data) VALUES (?, ?)", rows)
     return len(rows)
 
 
@@ -35,23 +40,26 @@ def stored_keypoints(conn: sqlite3.Connection, content_hashes: Sequence[bytes]) 
     return found
 
 
-def rows_without_keypoints(conn: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, str, bytes]]:
-    """(id, path, content_hash) of usable rows whose content has no keypoints yet, by id after ``after_id``."""
+def rows_without_keypoints(conn: sqlite3.Connection, after_id: int, limit: int,
+                           record_format: int) -> list[tuple[int, str, bytes]]:
+    """(id, path, content_hash) of usable rows whose content has no keypoints of ``record_format``
+    yet, by id after ``after_id``."""
     return conn.execute(
         "SELECT i.id, i.path, i.content_hash FROM images AS i WHERE i.id > ? AND i.status = ?"
         " AND i.content_hash IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM keypoints AS k WHERE k.content_hash = i.content_hash)"
-        " ORDER BY i.id LIMIT ?", (int(after_id), OK, int(limit))).fetchall()
+        f" AND NOT EXISTS (SELECT 1 FROM keypoints AS k WHERE k.content_hash = i.content_hash AND {_CURRENT})"
+        " ORDER BY i.id LIMIT ?", (int(after_id), OK, bytes([record_format]), int(limit))).fetchall()
 
 
-def count_without_keypoints(conn: sqlite3.Connection) -> int:
+def count_without_keypoints(conn: sqlite3.Connection, record_format: int) -> int:
     return conn.execute(
         "SELECT COUNT(*) FROM images AS i WHERE i.status = ? AND i.content_hash IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM keypoints AS k WHERE k.content_hash = i.content_hash)", (OK,)).fetchone()[0]
+        f" AND NOT EXISTS (SELECT 1 FROM keypoints AS k WHERE k.content_hash = i.content_hash AND {_CURRENT})",
+        (OK, bytes([record_format]))).fetchone()[0]
 
 
-def hashes_with_keypoints(conn: sqlite3.Connection, image_ids: Sequence[int]) -> dict[int, bytes]:
-    """{image id: content hash} of the given images whose content has stored keypoints."""
+def hashes_with_keypoints(conn: sqlite3.Connection, image_ids: Sequence[int], record_format: int) -> dict[int, bytes]:
+    """{image id: content hash} of the given images whose content has stored keypoints of ``record_format``."""
     found = {}
     ids = list(dict.fromkeys(int(i) for i in image_ids))
     for start in range(0, len(ids), CHUNK):
@@ -59,5 +67,5 @@ def hashes_with_keypoints(conn: sqlite3.Connection, image_ids: Sequence[int]) ->
         marks = ", ".join("?" * len(chunk))
         found.update(conn.execute(
             f"SELECT i.id, i.content_hash FROM images AS i JOIN keypoints AS k ON k.content_hash = i.content_hash"
-            f" WHERE i.id IN ({marks})", chunk))
+            f" WHERE i.id IN ({marks}) AND {_CURRENT}", [*chunk, bytes([record_format])]))
     return {i: bytes(h) for i, h in found.items()}

@@ -1,6 +1,6 @@
 """Is one picture an edit of the other? Align their keypoints and see whether one lies inside the other.
 
-A pair the embeddings call close is aligned (features.keypoints: ORB on a 320 x 240 grey copy;
+A pair the embeddings call close is aligned (features.keypoints: ORB on a 341 x 256 grey copy;
 OpenCV's RANSAC fit of one similarity transform: scale, turn, shift) and gets one of three verdicts:
 
 - COPY: at least MIN_INLIERS matches agree on a transform that puts one picture (nearly) wholly
@@ -31,7 +31,7 @@ import numpy as np
 
 from db.keypoints import hashes_with_keypoints, stored_keypoints
 from features.decode import ImageDecodeError
-from features.keypoints import Keypoints, Picture, from_bytes, of_file
+from features.keypoints import FORMAT, Keypoints, Picture, from_bytes, of_file
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ REPROJECTION = 4.0  # pixels of the grey copy within which a match agrees with t
 PLAIN_LIGHT = 0.5
 PLAIN_COLOUR = 0.7
 COLOURFUL = 12.0
-CACHED_PICTURES = 4096  # pictures whose keypoints stay in memory (about 20 KB each)
+CACHED_PICTURES = 4096  # pictures whose keypoints stay in memory (about 7 KB each, 13 KB with a mirror's)
 CACHED_VERDICTS = 1_000_000  # verdicts on pairs kept (about 150 bytes each)
 
 
@@ -95,7 +95,8 @@ class Aligner:
         self._identify([row, *others])
         mine, theirs = self._ids[row], [self._ids[j] for j in others]
         pairs = [_pair(mine, t, self.any_orientation) for t in theirs]
-        todo = [k for k, pair in enumerate(pairs) if _VERDICTS.get(pair) is None]
+        said = [_VERDICTS.get(pair) for pair in pairs]
+        todo = [k for k, found in enumerate(said) if found is None]
         if todo:
             known = self._pictures(list(dict.fromkeys([mine, *(theirs[k] for k in todo)])))
             # Here, not on the pool: measured on the copies set, two threads aligned stored pictures
@@ -103,14 +104,16 @@ class Aligner:
             results = [verdict(known[mine], known[theirs[k]], self.any_orientation) for k in todo]
             for k, result in zip(todo, results):
                 _VERDICTS.put(pairs[k], result)
+                said[k] = result
                 self.stats["pairs"] += 1
                 self.stats[{COPY: "copy", APART: "apart", UNKNOWN: "unknown"}[result]] += 1
         self.stats["seconds"] += time.perf_counter() - started
-        return np.array([_VERDICTS.get(pair, UNKNOWN) for pair in pairs], dtype=np.int8)
+        return np.array(said, dtype=np.int8)
 
     def _identify(self, rows: list[int]) -> None:
         """Each row's key: ("stored", content hash) when the DB holds its keypoints, else its
-        file's (path, size, mtime) now ((path, None, None): cannot be read)."""
+        file's (path, size, mtime, ctime, inode) now (Nones: cannot be read); a file replaced with
+        the same size and mtime has another ctime or inode."""
         new = [r for r in dict.fromkeys(rows) if r not in self._ids]
         hashes = self.stored.hashes(new) if self.stored is not None and new else {}
         for r in new:
@@ -120,9 +123,9 @@ class Aligner:
             path = self.path_of(r)
             try:
                 st = os.stat(path)
-                self._ids[r] = (path, st.st_size, st.st_mtime_ns)
+                self._ids[r] = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
             except OSError:
-                self._ids[r] = (path, None, None)
+                self._ids[r] = (path, None, None, None, None)
 
     def _pictures(self, keys: list[tuple]) -> dict[tuple, Picture | None]:
         """The Picture of each key: from memory, from the DB (here: its connection is this
@@ -146,7 +149,7 @@ class Aligner:
         return known
 
     def _read(self, key: tuple) -> Picture | None:
-        path, size, _ = key
+        path, size = key[:2]
         if size is None:
             return None
         try:
@@ -156,7 +159,10 @@ class Aligner:
             return None
 
     def _remember(self, key: tuple, picture: Picture | None) -> Picture | None:
-        _PICTURES.put((key, self.any_orientation), picture)
+        """Kept for the process, unless missing: a file read may have failed for a moment, a stored
+        record may have been pruned between two queries; the next run tries again."""
+        if picture is not None:
+            _PICTURES.put((key, self.any_orientation), picture)
         return picture
 
 
@@ -168,7 +174,7 @@ class KeypointStore:
 
     def hashes(self, rows: list[int]) -> dict[int, bytes]:
         """{row: content hash} of the rows whose content has stored keypoints."""
-        found = hashes_with_keypoints(self.conn, [int(self.ids[r]) for r in rows])
+        found = hashes_with_keypoints(self.conn, [int(self.ids[r]) for r in rows], FORMAT)
         return {r: found[int(self.ids[r])] for r in rows if int(self.ids[r]) in found}
 
     def data(self, content_hashes: list[bytes]) -> dict[bytes, bytes]:
@@ -181,7 +187,8 @@ def _parsed(data: bytes | None) -> Picture | None:
     try:
         return from_bytes(data)
     except ValueError as exc:
-        log.warning("stored keypoints unreadable (%s): main.py --reset-features recomputes them", exc)
+        log.warning("stored keypoints unreadable (%s): left to the embeddings; main.py's next run recomputes "
+                    "records of an older format", exc)
         return None
 
 
@@ -272,7 +279,7 @@ def fit(a: Keypoints, b: Keypoints) -> tuple[int, float, float, float] | None:
     """The similarity transform taking ``b`` onto ``a`` that most matches agree on:
     (agreeing matches, share of b inside a, share of a covered by b, turn in degrees), or None
     (too few matches, or a transform scaling by more than MAX_SCALE)."""
-    import cv2  # OpenCV only on the duplicate finder's path (80 ms to import)
+    import cv2  # OpenCV only where pictures are aligned or keypoints computed (80 ms to import)
 
     if len(a) < MIN_INLIERS or len(b) < MIN_INLIERS:
         return None

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
+import config
 from db.keypoints import count_without_keypoints, rows_without_keypoints, store_keypoints
 from features.decode import ImageDecodeError, decode, read_file
-from features.keypoints import SHORTER_SIDE, of_image, to_bytes
+from features.keypoints import FORMAT, SHORTER_SIDE, of_image, to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +28,22 @@ BATCH = 200  # rows per transaction
 def backfill_keypoints(conn: sqlite3.Connection, root: str | None, progress: bool = True) -> int:
     """Compute and store the keypoints of every usable row whose content has none yet; the count
     stored. A file that is missing or unreadable now is left for a later run."""
-    todo = count_without_keypoints(conn)
-    if not todo or not root:
+    todo = count_without_keypoints(conn, FORMAT)
+    if not todo or not root or not os.path.isdir(root):  # a drive away: its files are not gone, try next time
         return 0
     done, after = 0, 0
     # Decoding and ORB release the GIL: one thread per core.
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool, \
             tqdm(total=todo, desc="keypoints for the duplicate finder", unit="img", disable=not progress) as bar:
         while True:
-            rows = rows_without_keypoints(conn, after, BATCH)
+            rows = rows_without_keypoints(conn, after, BATCH, FORMAT)
             if not rows:
                 break
             after = rows[-1][0]
-            found = [(digest, data) for digest, data in pool.map(_keypoints, [(os.path.join(root, rel), digest)
-                                                                              for _, rel, digest in rows]) if data]
+            # Byte-identical files share one record: one read each.
+            files = {bytes(digest): os.path.join(root, rel) for _, rel, digest in rows}
+            jobs = [(path, digest) for digest, path in files.items()]
+            found = [(digest, data) for digest, data in pool.map(_keypoints, jobs) if data]
             done += store_keypoints(conn, found)
             bar.update(len(rows))
     log.info("computed the keypoints of %d images", done)
@@ -55,6 +58,6 @@ def _keypoints(job: tuple[str, bytes]) -> tuple[bytes, bytes | None]:
         data, actual = read_file(path)
         if actual != bytes(digest):
             return digest, None
-        return digest, to_bytes(of_image(decode(data, SHORTER_SIDE)))
+        return digest, to_bytes(of_image(decode(data, SHORTER_SIDE, config.MAX_IMAGE_PIXELS)))
     except ImageDecodeError:
         return digest, None

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from features.decode import decode, read_file
+from features.decode import decode, read_file, resize_shorter_side
 
 # The grey copy's shorter side: extraction's shared copy (features.decode: JPEG decoded in draft
 # mode, EXIF rotation applied), so main.py computes keypoints from the decode it does anyway.
 SHORTER_SIDE = 256
-# ORB keeps the strongest this many: 150 align the copies set as well as 500 (pair precision 0.995,
-# recall 0.973, burst pairs as copies 0.038 with both) in a third of the space (about 6 KB a picture).
+# ORB keeps the strongest this many: 150 aligned the copies set as well as 500 (pair precision 0.995,
+# recall 0.973, burst pairs as copies 0.038 with both, on 240-px copies; on today's 256-px copies
+# 0.996 / 0.968 / 0.041) in a third of the space (about 6 KB a picture).
 MAX_POINTS = 150
 # FAST's contrast threshold (OpenCV's default 20) and the border/patch size (default 31): lower
 # values find keypoints on the soft, low-contrast pictures of the copies set (gradients, skies).
@@ -67,13 +68,18 @@ def of_file(path: str, mirror: bool = False) -> Picture:
 
 
 def of_image(image, mirror: bool = False) -> Picture:
-    """The Picture of an RGB PIL image whose shorter side is SHORTER_SIDE."""
+    """The Picture of an RGB PIL image, brought to a shorter side of SHORTER_SIDE first if it is
+    another size (extraction's copy follows IR_DECODE_SIDE): stored and read pictures must match."""
+    if min(image.size) != SHORTER_SIDE:
+        image = resize_shorter_side(image, SHORTER_SIDE)
     grey = np.asarray(image.convert("L"))
     tiny = np.asarray(image.convert("RGB").resize((TINY, TINY), Image.BILINEAR))
     return Picture(of_pixels(grey), of_pixels(grey[:, ::-1]) if mirror else None, tiny)
 
 
 _HEADER = struct.Struct("<BHHHB")  # format, points, width, height, tiny side
+# The record's layout *and* the settings above: change it when either changes, and main.py's next
+# run recomputes every record of another format (db.keypoints.rows_without_keypoints).
 FORMAT = 1
 SUBPIXEL = 16  # positions are stored as uint16 sixteenths of a pixel (a grey copy is at most 4095 px long)
 
@@ -104,7 +110,7 @@ def from_bytes(data: bytes) -> Picture:
 
 def of_pixels(grey: np.ndarray) -> Keypoints:
     """ORB keypoints of a grey uint8 array."""
-    import cv2  # OpenCV only on the duplicate finder's path (80 ms to import)
+    import cv2  # OpenCV only where pictures are aligned or keypoints computed (80 ms to import)
 
     orb = cv2.ORB_create(nfeatures=MAX_POINTS, fastThreshold=FAST_THRESHOLD, edgeThreshold=PATCH, patchSize=PATCH)
     even = cv2.createCLAHE(clipLimit=CONTRAST, tileGridSize=(4, 4)).apply(np.ascontiguousarray(grey))

@@ -8,6 +8,7 @@ from PIL import Image
 
 from demo.build_demo import package_file
 from demo.edits import brighten_30, crop_80, flip, greyscale, resize_25, rotate_5, rotate_90, text_overlay
+from duplicates import alignment
 from duplicates.alignment import APART, CONTAINED, COPY, COVERS, MAX_TURN, UNKNOWN, Aligner, fit, verdict
 from features.keypoints import Keypoints, from_bytes, of_image, to_bytes
 
@@ -98,6 +99,8 @@ def test_the_fit_measures_the_crop_and_the_turn(coffee):
 
 
 def test_the_aligner_reads_files_once_and_gives_unknown_for_missing_ones(coffee, tmp_path):
+    alignment._PICTURES.items.clear()  # as a new process
+    alignment._VERDICTS.items.clear()
     paths = [tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "c.jpg", tmp_path / "gone.jpg"]
     coffee.save(paths[0], quality=92)
     crop_80(coffee).save(paths[1], quality=92)
