@@ -150,3 +150,10 @@ def test_the_numbers_behind_the_cuts(coffee):
     assert 0.85 <= shares(first, second)[0] <= 0.91 and shares(first, second)[0] < CONTAINED
     assert shares(keypoints(coffee), keypoints(frame(coffee, (0.5, 0.5, 1.0, 1.0))))[1] == pytest.approx(0.25, abs=0.03)
     assert 0.25 < COVERS < 0.64
+
+
+def test_keypoints_come_from_a_256_pixel_copy_whatever_size_is_given(coffee):
+    """Extraction's copy follows IR_DECODE_SIDE; stored and file-read pictures must still match."""
+    big = of_image(coffee.resize((1024, 768)))
+    assert (big.keypoints.width, big.keypoints.height) == (341, 256)
+    assert verdict(big, keypoints(crop_80(coffee))) == COPY
