@@ -3,14 +3,16 @@
     python -m bench.bench_alignment           # 24 camera-size photos (12 MP JPEGs) and 24 small ones, each with a copy
     python -m bench.bench_alignment --tiny    # seconds: the smoke test's run
 
-The finder reads every picture that has a close pair (within ALIGN_REACH) once: a JPEG decoded
-in draft mode to a 256-pixel shorter side, contrast evened out, ORB keypoints, a tiny colour copy; then
-aligns each pair. Here, side by side in one run: camera-size JPEGs (4032 x 3024, quality 92,
-grain added so they compress like photos) and 1024-px ones, each with a copy cropped to 80 %
-(a real alignment), one pair each plus one pair with another photo (a verdict of "apart"), read
-on one thread and on every core (the Aligner's pool). Prints the CPU flags and a table, writes
-bench/results/bench_alignment.{json,md}, and the minutes the alignment adds to a run over
-500,000 photos for shares of them that have a close pair (the copies set: 88 %).
+The finder aligns every close pair (within ALIGN_REACH) by the keypoints main.py stored, or, in a
+DB from before them and with --any-orientation, by keypoints read from the files (a JPEG decoded
+in draft mode to a 256-pixel shorter side, contrast evened out, ORB, a tiny colour copy). Here,
+side by side in one run: camera-size JPEGs (4032 x 3024, quality 92, grain added so they compress
+like photos) and 1024-px ones, each with a copy cropped to 80 % (a verdict of "copy") and paired
+with another photo ("apart"); keypoints read from the files on one thread and on every core (the
+Aligner's pool), and stored ones (on the calling thread). Prints the CPU flags and a table, writes
+bench/results/bench_alignment.{json,md}, what storing keypoints adds to extraction, and the minutes
+the alignment adds to a run over 500,000 photos for shares of them that have a close pair (the
+copies set: 88 %).
 """
 import argparse
 import os
