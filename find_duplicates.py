@@ -28,7 +28,8 @@ from cli import UsageError, run, setup_logging
 from db import ScanLock, connect
 from db.decisions import KEEP, forget_decisions, list_decisions, paths_by_hash
 from duplicates import find_duplicates
-from duplicates.finder import COPY, EXACT, KINDS, LINKAGES, SIMILAR, SIMILAR_THRESHOLD
+from duplicates.finder import LINKAGES, SIMILAR_THRESHOLD
+from duplicates.report import COPY, EXACT, KINDS, SIMILAR
 from fileio import atomic_write
 from viz.duplicate_sheet import save_duplicate_sheet
 

@@ -17,7 +17,8 @@ import sys
 import config
 from cli import run, setup_logging
 from extraction.local import extract_local as extract  # noqa: F401  the Python entry point: main.extract(db, ...)
-from extraction.run import ReportedInterrupt, RunSummary, sigterm_as_interrupt
+from extraction.progress import ReportedInterrupt, sigterm_as_interrupt
+from extraction.run import RunSummary
 
 log = logging.getLogger("main")
 

@@ -53,7 +53,7 @@ class UndoResult(NamedTuple):
 
 
 class GroupPlan(NamedTuple):
-    keeper: object  # duplicates.finder.Member: a regular file
+    keeper: object  # duplicates.report.Member: a regular file
     moves: list[dict]  # {"from", "to", "size", "id"}
 
 

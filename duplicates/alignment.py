@@ -10,7 +10,7 @@ OpenCV's RANSAC fit of one similarity transform: scale, turn, shift) and gets on
   is a small part of the other (a quarter of a photo), or it turns by more than MAX_TURN (upright
   search); or both pictures have RICH keypoints and none agree (different pictures);
 - UNKNOWN: too few keypoints to tell (flat drawings, gradients, unreadable files) and tiny copies
-  that do not disagree (plain_verdict): the embeddings decide alone, as without alignment.
+  that do not disagree (duplicates.plain): the embeddings decide alone, as without alignment.
 
 The constants were chosen on the copies set, the burst stand-ins and the look-alikes
 (bench/quality_duplicates.py, bench/quality_kinds.py; numbers in docs/duplicates.md).
@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from db.keypoints import hashes_with_keypoints, stored_keypoints
+from duplicates.plain import plainly_different
 from features.decode import ImageDecodeError
 from features.keypoints import FORMAT, Keypoints, Picture, from_bytes, of_file
 
@@ -47,14 +48,6 @@ MAX_TURN = 30.0  # degrees; a larger turn is a copy only with --any-orientation
 MAX_SCALE = 4.0
 RATIO = 0.8  # Lowe's ratio test on descriptor distances
 REPROJECTION = 4.0  # pixels of the grey copy within which a match agrees with the transform
-# Plain pictures (too few keypoints): tiny copies whose light correlates below PLAIN_LIGHT, or, both
-# colourful (channels COLOURFUL apart on average, of 255), whose colours correlate below PLAIN_COLOUR,
-# are apart. Among the copies set's plain pairs no upright copy fell below either (lowest: 0.67
-# light, 0.78 colour; measured on 240-px copies); the demo's colour wheel quarters did (0.10 light;
-# mirrored, 0.58 colour).
-PLAIN_LIGHT = 0.5
-PLAIN_COLOUR = 0.7
-COLOURFUL = 12.0
 CACHED_PICTURES = 4096  # pictures whose keypoints stay in memory (about 7 KB each, 13 KB with a mirror's)
 CACHED_VERDICTS = 1_000_000  # verdicts on pairs kept (about 150 bytes each)
 
@@ -238,41 +231,7 @@ def verdict(a: Picture | None, b: Picture | None, any_orientation: bool = False)
         return COPY if max(inside, covered) >= CONTAINED and min(inside, covered) >= COVERS else APART
     if min(len(a.keypoints), len(b.keypoints)) >= RICH:
         return APART
-    return plain_verdict(a.tiny, b.tiny, any_orientation)
-
-
-def plain_verdict(a: np.ndarray, b: np.ndarray, any_orientation: bool = False) -> int:
-    """Two pictures too plain for keypoints, by their tiny colour copies: APART when their layouts
-    of light (or, both being colourful, of colour) disagree at a glance; else UNKNOWN, left to the
-    embeddings. Never COPY: gradients and skies also look alike when they are different pictures."""
-    variants = _orientations(b) if any_orientation else [b]
-    if max(_correlation(_luma(a), _luma(v)) for v in variants) < PLAIN_LIGHT:
-        return APART
-    if _colourful(a) and _colourful(b) and max(_correlation(a, v) for v in variants) < PLAIN_COLOUR:
-        return APART
-    return UNKNOWN
-
-
-def _orientations(tiny: np.ndarray) -> list[np.ndarray]:
-    """The 8 turns and mirrors of a square tiny copy (a squashed picture turns with its squash)."""
-    return [np.rot90(t, k) for t in (tiny, tiny[:, ::-1]) for k in range(4)]
-
-
-def _luma(tiny: np.ndarray) -> np.ndarray:
-    return tiny.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def _colourful(tiny: np.ndarray) -> bool:
-    spread = tiny.max(axis=2).astype(np.float32) - tiny.min(axis=2)
-    return float(spread.mean()) >= COLOURFUL
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two arrays of one shape; 1 when either is flat (nothing to compare)."""
-    a = a.astype(np.float32).ravel() - a.mean()
-    b = b.astype(np.float32).ravel() - b.mean()
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b) / norms if norms > 1e-3 else 1.0
+    return APART if plainly_different(a.tiny, b.tiny, any_orientation) else UNKNOWN
 
 
 def fit(a: Keypoints, b: Keypoints) -> tuple[int, float, float, float] | None:

@@ -31,7 +31,6 @@ import logging
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -47,6 +46,7 @@ from duplicates.groups import group_pairs
 from duplicates.hashes import hamming, oriented_rows
 from duplicates.keeper import KeeperFacts, keeper_order, keeper_reason
 from duplicates.matrix_groups import copy_pairs, representatives, split_group
+from duplicates.report import COPY, EXACT, SIMILAR, DuplicateGroup, DuplicateReport, Member
 from duplicates.rows import RowReader
 from duplicates.rule import (
     ALIGN_REACH,
@@ -62,90 +62,12 @@ from search import matrix_cache
 
 log = logging.getLogger(__name__)
 
-EXACT, COPY, SIMILAR = "exact", "copy", "similar"
-KINDS = (EXACT, COPY, SIMILAR)
 # --similar: a different shot of the same scene (burst frames, overlapping crops) lies beyond
 # the copy threshold but within this cosine distance (bench/quality_kinds.py, docs/duplicates.md):
 # at 0.30 the similar kind's pair precision is 0.41; 0.35 doubles the distinct look-alikes it
 # joins (56 -> 112 pairs) and triples the pairs across scenes.
 SIMILAR_THRESHOLD = 0.30
 LINKAGES = ("star", "complete", "chain")  # the first is the default (measured: README)
-
-
-@dataclass
-class Member:
-    """One image of a group: its DB row (what the keeper rule and a reviewer look at), its
-    absolute path and its distance to the keeper (0 for the keeper)."""
-    image: StoredImage
-    path: str  # absolute
-    distance: float
-    facts: KeeperFacts | None = None  # what the keeper rule looked at (path absolute)
-    rank: int = 0  # place in the group's keeper order (0: the keeper)
-    reason: str = "keeper"  # why it is the keeper, or why the keeper is kept rather than it
-    kind: str = COPY  # to the keeper: "exact" (same bytes), "copy" or "similar"
-
-    @property
-    def id(self) -> int:
-        return self.image.id
-
-    @property
-    def width(self) -> int | None:
-        return self.image.width
-
-    @property
-    def height(self) -> int | None:
-        return self.image.height
-
-    @property
-    def size(self) -> int:
-        return self.image.size
-
-    @property
-    def mtime_ns(self) -> int:
-        return self.image.mtime_ns
-
-    @property
-    def taken_ns(self) -> int | None:
-        return self.facts.taken_ns if self.facts else None
-
-
-@dataclass
-class DuplicateGroup:
-    """Copies of one picture; ``members[0]`` is the keeper, the others by distance to it."""
-    kind: str  # "exact" (all byte-identical), "copy" (edits of one picture) or "similar" (other shots)
-    members: list[Member]
-
-    @property
-    def keep(self) -> str:
-        return self.members[0].path
-
-    @property
-    def paths(self) -> list[str]:
-        return [m.path for m in self.members]
-
-    @property
-    def distances(self) -> list[float]:
-        return [m.distance for m in self.members]
-
-    @property
-    def bytes_freed(self) -> int:
-        """What removing every copy but the keeper would free (0 for similar shots: they are
-        different pictures)."""
-        return 0 if self.kind == SIMILAR else sum(m.size for m in self.members[1:])
-
-
-@dataclass
-class DuplicateReport:
-    groups: list[DuplicateGroup]
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def images_in_groups(self) -> int:
-        return sum(len(g.members) for g in self.groups)
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(g.bytes_freed for g in self.groups)
 
 
 def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | None = None, *,

@@ -10,15 +10,10 @@ derived files ready, summarise. So a local and a Dask run leave exactly the same
 from __future__ import annotations
 
 import logging
-import signal
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
-
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 import config
 from config import InvalidInputError
@@ -30,6 +25,7 @@ from db.keypoints import store_keypoints
 from db.meta import add_to_stamp, check_or_write_stamp, dataset_root, features_stamp
 from extraction.exif_backfill import backfill_exif
 from extraction.keypoints_backfill import backfill_keypoints
+from extraction.progress import progress
 from features.extract import BatchResult, Settings
 from features.framing import OLD_DBS_FRAMING
 from features.network.base import stamp_runtime
@@ -118,10 +114,6 @@ class RunSummary:
             text += (f"; features of {self.unused_features} files no longer in the collection kept for re-use "
                      f"(main.py --prune deletes them)")
         return text
-
-
-class ReportedInterrupt(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM after the run logged how much of it is saved."""
 
 
 def check_positive(**values: int) -> None:
@@ -239,48 +231,6 @@ def store_results(conn: sqlite3.Connection, rows: list[PendingRow], result: Batc
     store_keypoints(conn, [(f.content_hash, f.keypoints) for f in result.files if f.computed and f.keypoints])
     store_exif(conn, [(row.id, outcome.exif) for row, outcome in zip(rows, result.files)
                       if outcome.error is None and outcome.exif is not None])
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """`kill` stops a run as cleanly as Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class Progress:
-    """Images saved in this run, shown on a tqdm bar (which counts nothing when disabled)."""
-
-    def __init__(self, bar: tqdm):
-        self.bar, self.done = bar, 0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        self.bar.update(n)
-
-
-@contextmanager
-def progress(total: int, desc: str, enabled: bool = True) -> Iterator[Progress]:
-    """A bar with images/s and ETA; Ctrl-C or SIGTERM inside it logs how far the run got."""
-    bar = tqdm(total=total, desc=desc, unit="img", disable=not enabled, smoothing=0.1)
-    counter = Progress(bar)
-    try:
-        with sigterm_as_interrupt(), logging_redirect_tqdm():
-            yield counter
-    except KeyboardInterrupt:
-        bar.close()
-        log.warning("interrupted: %d of %d images extracted and saved in this run; "
-                    "run the same command again to continue where it stopped", counter.done, total)
-        raise ReportedInterrupt() from None
-    finally:
-        bar.close()
 
 
 def finish(conn: sqlite3.Connection, done: int, build_index: bool, pruned: int = 0) -> RunSummary:

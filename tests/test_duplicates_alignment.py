@@ -13,7 +13,7 @@ from db.keypoints import count_without_keypoints
 from demo.build_demo import package_file
 from demo.edits import crop_80, rotate_5, text_overlay
 from duplicates import alignment, find_duplicates
-from duplicates.finder import COPY, SIMILAR
+from duplicates.report import COPY, SIMILAR
 from features.keypoints import FORMAT
 
 pytestmark = pytest.mark.slow  # extracts a collection: `make test` runs it, `make test-fast` does not

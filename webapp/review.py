@@ -23,7 +23,7 @@ from db import NoFeaturesError, ScanLock
 from db.decisions import mark_apart, mark_keep
 from db.lookup import images_by_ids
 from duplicates import find_duplicates
-from duplicates.finder import SIMILAR
+from duplicates.report import SIMILAR
 from webapp.api import ERRORS, collection
 from webapp.browse import MAX_GROUPS, PENDING, cached
 from webapp.errors import ApiError
