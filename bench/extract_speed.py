@@ -36,6 +36,7 @@ from features.extract import Described, Settings, finish_batch
 from features.framing import frame
 from features.hashes import all_hashes
 from features.histogram import rgb_histograms
+from features.keypoints import of_image, to_bytes
 from features.network import loader
 from features.network.base import resolve_model, verified_weights
 from features.network.loader import load_embedder
@@ -114,7 +115,8 @@ def stage_times(folder, work_dir, embedder, batch_size=config.BATCH_SIZE):
         rgb = watch("histogram", rgb_histograms, [image], settings.hist_bins)[0]
         hashes = watch("hashes", all_hashes, [image], settings.hash_size)
         crop = watch("preprocess", frame, image, settings.framing, settings.input_size)
-        described.append(Described(digest, rgb, {k: v[0] for k, v in hashes.items()}, crop))
+        keypoints = watch("keypoints", lambda im: to_bytes(of_image(im)), image)  # for the duplicate finder
+        described.append(Described(digest, rgb, {k: v[0] for k, v in hashes.items()}, crop, keypoints=keypoints))
     embedder.embed_crops(np.stack([d.crop for d in described[:batch_size]]))  # one-off set-up, untimed
     for start in range(0, len(described), batch_size):
         batch = described[start:start + batch_size]

@@ -66,6 +66,8 @@ def extraction_table(ex, machine):
              for stage in ("preprocess", "network", "histogram", "hashes", "db_write")]
     for name, mine, theirs in rows:
         lines.append(f"| {name} | {mine:.1f} | {theirs:.1f} | {_ratio(theirs, mine)} |")
+    if "keypoints" in per:  # the duplicate finder's keypoints: the reference has no such stage
+        lines.append(f"| keypoints (duplicate finder) | {per['keypoints']:.1f} | - | - |")
     cold = ex.get("cold_query")
     if cold:
         lines += ["", "Cold query from a photo outside the collection (fresh process, "
