@@ -4,7 +4,7 @@
     python -m bench.bench_alignment --tiny    # seconds: the smoke test's run
 
 The finder aligns every close pair (within ALIGN_REACH) by the keypoints main.py stored, or, in a
-DB from before them and with --any-orientation, by keypoints read from the files (a JPEG decoded
+DB from before them or with --any-orientation, by keypoints read from the files (a JPEG decoded
 in draft mode to a 256-pixel shorter side, contrast evened out, ORB, a tiny colour copy). Here,
 side by side in one run: camera-size JPEGs (4032 x 3024, quality 92, grain added so they compress
 like photos) and 1024-px ones, each with a copy cropped to 80 % (a verdict of "copy") and paired
@@ -129,7 +129,8 @@ def main(argv=None):
     adds = {r["photos"]: r["extraction_adds_ms"] for r in rows}
     lines += ["", "What storing them adds to main.py's extraction (keypoints of the copy it decodes anyway), per "
                   "picture on one thread: " + ", ".join(f"{label} {ms:.1f} ms" for label, ms in adds.items()) + "."]
-    lines += ["", f"Minutes the alignment adds at {TARGET_N:,} photos (all cores), by the share that has a close pair:",
+    lines += ["", f"Minutes the alignment adds at {TARGET_N:,} photos (the fastest row of each; stored pictures "
+                  "on one thread), by the share that has a close pair:",
               "", "| photos | " + " | ".join(f"{s:.0%} have a close pair" for s in SHARES) + " |",
               "|---|" + "---:|" * len(SHARES)]
     for label in SIZES:

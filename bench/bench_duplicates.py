@@ -11,7 +11,7 @@ row, most within the cosine threshold, a quarter "heavy edits" beyond it that on
 rule joins. Both sides apply the same rule (duplicates.finder: cosine <= threshold, or
 pHash <= 8 bits and cosine <= 0.5) and union-find the pairs:
 
-- ours: duplicates.finder.group_rows (cells of the embeddings + multi-index hashing);
+- ours: duplicates.matrix_groups.group_rows (cells of the embeddings + multi-index hashing);
 - reference: every pair of rows, by blocked matrix products and blocked XOR-popcounts.
 
 Each side runs in a fresh process (peak RSS is its own). Prints CPU flags, a table, the

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+import config
 from db.keypoints import hashes_with_keypoints, stored_keypoints
 from duplicates.plain import plainly_different
 from features.decode import ImageDecodeError
@@ -59,7 +60,8 @@ class Aligner:
     (KeypointStore; None: read every file). ``any_orientation``: mirrored copies (by the mirror's
     own keypoints, which are not stored: the files are read) and any turn count too. Pictures and
     verdicts are kept for the process (the web app's threshold slider and a benchmark's sweep
-    re-run the finder), keyed by content hash (stored) or by file (path, size, mtime). Close it
+    re-run the finder), keyed by content hash (stored) or by file (path, size, mtime, ctime, inode);
+    a verdict on a picture that could not be read is not kept. Close it
     (or use it in a with block): it holds a pool of one thread per core."""
 
     def __init__(self, path_of: Callable[[int], str], any_orientation: bool = False, workers: int | None = None,
@@ -96,7 +98,8 @@ class Aligner:
             # no faster than one (0.44 against 0.40 ms a pair); the pool reads files.
             results = [verdict(known[mine], known[theirs[k]], self.any_orientation) for k in todo]
             for k, result in zip(todo, results):
-                _VERDICTS.put(pairs[k], result)
+                if known[mine] is not None and known[theirs[k]] is not None:  # else: try again next run
+                    _VERDICTS.put(pairs[k], result)
                 said[k] = result
                 self.stats["pairs"] += 1
                 self.stats[{COPY: "copy", APART: "apart", UNKNOWN: "unknown"}[result]] += 1
@@ -146,7 +149,7 @@ class Aligner:
         if size is None:
             return None
         try:
-            return of_file(path, mirror=self.any_orientation)
+            return of_file(path, mirror=self.any_orientation, max_pixels=config.MAX_IMAGE_PIXELS)
         except ImageDecodeError as exc:
             log.debug("no keypoints for %s: %s", path, exc)
             return None
@@ -180,8 +183,7 @@ def _parsed(data: bytes | None) -> Picture | None:
     try:
         return from_bytes(data)
     except ValueError as exc:
-        log.warning("stored keypoints unreadable (%s): left to the embeddings; main.py's next run recomputes "
-                    "records of an older format", exc)
+        log.warning("stored keypoints unreadable (%s): that picture is left to the embeddings", exc)
         return None
 
 

@@ -1,9 +1,10 @@
-"""Keypoints for the images extracted before the DB had the keypoints table (db.keypoints): each
-file decoded once more (no network), on the next main.py run, with a progress bar.
+"""Keypoints for the images extracted before the DB had the keypoints table (db.keypoints), or whose
+record is of an older format (features.keypoints.FORMAT): each file decoded once more (no network),
+on the next main.py run, with a progress bar.
 
 Why in main.py's run: it holds the writer lock and already goes over the collection; new
 extractions compute keypoints from the decode they do anyway (features.extract), so this finds
-work only once per older DB (and for files a drive hid). Until it has run, the duplicate finder
+work once per older DB or format change (and for files a drive hid). Until it has run, the duplicate finder
 reads those files itself (duplicates.alignment).
 """
 from __future__ import annotations
@@ -40,24 +41,26 @@ def backfill_keypoints(conn: sqlite3.Connection, root: str | None, progress: boo
             if not rows:
                 break
             after = rows[-1][0]
-            # Byte-identical files share one record: one read each.
-            files = {bytes(digest): os.path.join(root, rel) for _, rel, digest in rows}
-            jobs = [(path, digest) for digest, path in files.items()]
-            found = [(digest, data) for digest, data in pool.map(_keypoints, jobs) if data]
+            # Byte-identical files share one record: read one, another if it changed since.
+            files: dict[bytes, list[str]] = {}
+            for _, rel, digest in rows:
+                files.setdefault(bytes(digest), []).append(os.path.join(root, rel))
+            found = [(digest, data) for digest, data in pool.map(_keypoints, files.items()) if data]
             done += store_keypoints(conn, found)
             bar.update(len(rows))
-    log.info("computed the keypoints of %d images", done)
+    log.info("computed the keypoints of %d pictures (byte-identical files share one)", done)
     return done
 
 
-def _keypoints(job: tuple[str, bytes]) -> tuple[bytes, bytes | None]:
-    """(content hash, stored keypoints), or None when the file is unreadable or changed since its
-    extraction (its next scan and run see to it)."""
-    path, digest = job
-    try:
-        data, actual = read_file(path)
-        if actual != bytes(digest):
-            return digest, None
-        return digest, to_bytes(of_image(decode(data, SHORTER_SIDE, config.MAX_IMAGE_PIXELS)))
-    except ImageDecodeError:
-        return digest, None
+def _keypoints(job: tuple[bytes, list[str]]) -> tuple[bytes, bytes | None]:
+    """(content hash, stored keypoints) from the first of its files that still holds those bytes;
+    None when none does (unreadable or changed since extraction: their next scan and run see to it)."""
+    digest, paths = job
+    for path in paths:
+        try:
+            data, actual = read_file(path)
+            if actual == digest:
+                return digest, to_bytes(of_image(decode(data, SHORTER_SIDE, config.MAX_IMAGE_PIXELS)))
+        except ImageDecodeError:
+            continue
+    return digest, None

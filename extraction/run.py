@@ -155,7 +155,7 @@ def _run(conn: sqlite3.Connection, job: Job, executor: Executor) -> RunSummary:
         if job.retry:
             log.info("retrying %d files that failed before", retry_errors(conn))
         backfill_exif(conn, root, job.progress)  # DBs extracted before the EXIF columns: headers only
-        backfill_keypoints(conn, root, job.progress)  # DBs extracted before the keypoints table: a decode each
+        backfill_keypoints(conn, root, job.progress)  # no keypoints yet, or of an older format: a decode each
         pruned = prune_unused(conn) if job.prune else 0
         if pruned:
             log.info("deleted the features of %d files no longer in the collection", pruned)

@@ -61,10 +61,11 @@ class Picture:
     tiny: np.ndarray  # (TINY, TINY, 3) uint8, the whole picture squashed
 
 
-def of_file(path: str, mirror: bool = False) -> Picture:
-    """The Picture of the file at ``path`` (ImageDecodeError for what extraction could not read either)."""
+def of_file(path: str, mirror: bool = False, max_pixels: int = Image.MAX_IMAGE_PIXELS) -> Picture:
+    """The Picture of the file at ``path`` (ImageDecodeError for what extraction could not read
+    either; TooManyPixelsError above ``max_pixels``)."""
     data, _ = read_file(path)
-    return of_image(decode(data, SHORTER_SIDE), mirror)
+    return of_image(decode(data, SHORTER_SIDE, max_pixels), mirror)
 
 
 def of_image(image, mirror: bool = False) -> Picture:

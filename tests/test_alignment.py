@@ -2,6 +2,8 @@
 frames of a burst, a quarter and another photo are not, and a flat picture cannot be told.
 
 The photos are scikit-image's samples; every edit is made here, so each answer is known."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,6 +12,7 @@ from demo.build_demo import package_file
 from demo.edits import brighten_30, crop_80, flip, greyscale, resize_25, rotate_5, rotate_90, text_overlay
 from duplicates import alignment
 from duplicates.alignment import APART, CONTAINED, COPY, COVERS, MAX_TURN, UNKNOWN, Aligner, fit, verdict
+from features.decode import ImageDecodeError
 from features.keypoints import Keypoints, from_bytes, of_image, to_bytes
 
 
@@ -157,3 +160,52 @@ def test_keypoints_come_from_a_256_pixel_copy_whatever_size_is_given(coffee):
     big = of_image(coffee.resize((1024, 768)))
     assert (big.keypoints.width, big.keypoints.height) == (341, 256)
     assert verdict(big, keypoints(crop_80(coffee))) == COPY
+
+
+@pytest.fixture
+def two_files(coffee, tmp_path):
+    alignment._PICTURES.items.clear()  # as a new process
+    alignment._VERDICTS.items.clear()
+    paths = [tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "c.jpg"]
+    coffee.save(paths[0], quality=92)
+    crop_80(coffee).save(paths[1], quality=92)
+    frame(coffee, (0.5, 0.5, 1.0, 1.0)).save(paths[2], quality=92)
+    return [str(p) for p in paths]
+
+
+def test_a_read_that_failed_once_is_tried_again_next_run(two_files, monkeypatch):
+    real, failed = alignment.of_file, []
+
+    def flaky(path, **kwargs):
+        if path.endswith("b.jpg") and not failed:
+            failed.append(path)
+            raise ImageDecodeError("cannot read the file: Input/output error")
+        return real(path, **kwargs)
+    monkeypatch.setattr(alignment, "of_file", flaky)
+    with Aligner(two_files.__getitem__) as first:
+        assert first.verdicts(0, np.array([1])).tolist() == [UNKNOWN]
+    with Aligner(two_files.__getitem__) as second:
+        assert second.verdicts(0, np.array([1])).tolist() == [COPY] and second.stats["pictures"] == 1
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_read_again(two_files, coffee, tmp_path):
+    """cp -p or rsync -t keep size and mtime; the inode and ctime tell the new file from the old."""
+    with Aligner(two_files.__getitem__) as first:
+        assert first.verdicts(0, np.array([1])).tolist() == [COPY]
+    old = os.stat(two_files[1])
+    other = tmp_path / "other.jpg"
+    photo("astronaut.png").save(other, quality=60)  # smaller than the crop it replaces
+    data = other.read_bytes()
+    assert len(data) < old.st_size
+    other.write_bytes(data + bytes(old.st_size - len(data)))  # padded to its size: JPEG ignores what follows the end
+    os.utime(other, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(other, two_files[1])
+    assert (os.stat(two_files[1]).st_size, os.stat(two_files[1]).st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    with Aligner(two_files.__getitem__) as second:
+        assert second.verdicts(0, np.array([1])).tolist() == [APART] and second.stats["pictures"] == 1
+
+
+def test_verdicts_are_answered_as_computed_even_when_the_memo_forgets_them(two_files, monkeypatch):
+    monkeypatch.setattr(alignment, "_VERDICTS", alignment._Memo(1))  # keeps only the last verdict
+    with Aligner(two_files.__getitem__) as aligner:
+        assert aligner.verdicts(0, np.array([1, 2])).tolist() == [COPY, APART]

@@ -1,15 +1,18 @@
 """The keypoints table without a network: records read back, a record of another format counts as
 missing and is replaced, main.py's back-fill skips a file that changed since its extraction and a
 drive that is away, the prune takes keypoints with their features, and a schema-2 DB gains the table."""
+import os
 import sqlite3
 
 import numpy as np
 import pytest
 
+import config
 from db import SCHEMA_VERSION, connect
 from db.features import ExtractedRow, prune_unused, write_batch
 from db.images import insert_images, pending_page
 from db.keypoints import count_without_keypoints, hashes_with_keypoints, store_keypoints, stored_keypoints
+from extraction import keypoints_backfill as backfill
 from extraction.keypoints_backfill import backfill_keypoints
 from features.decode import content_hash
 from features.keypoints import FORMAT, from_bytes
@@ -65,9 +68,11 @@ def test_a_record_of_another_format_counts_as_missing_and_is_replaced(extracted)
     assert stored_keypoints(conn, [hashes["a.jpg"]])[hashes["a.jpg"]][0] == FORMAT
 
 
-def test_a_changed_file_and_an_absent_drive_are_left_for_later(extracted, tmp_path):
+def test_a_changed_file_and_an_absent_drive_are_left_for_later(extracted, tmp_path, monkeypatch):
     conn, root, hashes, _ = extracted
-    assert backfill_keypoints(conn, str(tmp_path / "unmounted"), progress=False) == 0
+    with monkeypatch.context() as patch:  # an unmounted drive: not one file is tried
+        patch.setattr(backfill, "read_file", lambda path: pytest.fail(f"read {path} of an absent drive"))
+        assert backfill_keypoints(conn, str(tmp_path / "unmounted"), progress=False) == 0
     random_photo(7, (480, 360)).save(root / "b.jpg", quality=92)  # not the bytes b.jpg was extracted from
     assert backfill_keypoints(conn, str(root), progress=False) == 1
     assert set(stored_keypoints(conn, list(hashes.values()))) == {hashes["a.jpg"]}
@@ -98,3 +103,43 @@ def test_a_schema_2_db_gains_the_keypoints_table(tmp_path):
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     raw.close()
+
+
+def add_twin(conn, root, hashes):
+    """'a copy.jpg': the same bytes as a.jpg, its row ok with a.jpg's content hash."""
+    (root / "a copy.jpg").write_bytes((root / "a.jpg").read_bytes())
+    insert_images(conn, [("a copy.jpg", (root / "a.jpg").stat().st_size, 1, 480, 360, "pending", None)])
+    row = pending_page(conn, 0, 10)[0]
+    write_batch(conn, [ExtractedRow(row.id, row.size, row.mtime_ns, hashes["a.jpg"])], [])
+
+
+def counting_reads(monkeypatch):
+    reads, real = [], backfill.read_file
+    monkeypatch.setattr(backfill, "read_file", lambda path: reads.append(os.path.basename(path)) or real(path))
+    return reads
+
+
+def test_byte_identical_files_are_read_once(extracted, monkeypatch):
+    conn, root, hashes, _ = extracted
+    add_twin(conn, root, hashes)
+    reads = counting_reads(monkeypatch)
+    assert backfill_keypoints(conn, str(root), progress=False) == 2
+    assert len(reads) == 2 and "b.jpg" in reads
+    assert set(stored_keypoints(conn, list(hashes.values()))) == set(hashes.values())
+
+
+def test_a_changed_file_falls_back_to_its_byte_identical_twin(extracted, monkeypatch):
+    conn, root, hashes, _ = extracted
+    add_twin(conn, root, hashes)
+    random_photo(9, (480, 360)).save(root / "a.jpg", quality=92)  # the first of the twins changed since
+    reads = counting_reads(monkeypatch)
+    assert backfill_keypoints(conn, str(root), progress=False) == 2  # a's content (from its twin) and b's
+    assert sorted(reads) == ["a copy.jpg", "a.jpg", "b.jpg"]
+    assert set(stored_keypoints(conn, list(hashes.values()))) == set(hashes.values())
+
+
+def test_the_back_fill_honours_the_pixel_limit(extracted, monkeypatch):
+    conn, root, hashes, _ = extracted
+    monkeypatch.setattr(config, "MAX_IMAGE_PIXELS", 1000)  # both photos are 480 x 360
+    assert backfill_keypoints(conn, str(root), progress=False) == 0
+    assert count_without_keypoints(conn, FORMAT) == 2
