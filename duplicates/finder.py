@@ -85,8 +85,8 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
     the images in no group, within SIMILAR_THRESHOLD (star groups, kind "similar"). ``align``
     (embeddings mode, star and complete linkage): pairs within ALIGN_REACH are confirmed by
     aligning the pictures' keypoints (duplicates.alignment: stored by main.py, or read from the
-    files), so burst frames
-    and a photo's quarters are not copies while turned and captioned copies are."""
+    files), so burst frames and a photo's quarters are not copies while turned and captioned
+    copies are."""
     metric = duplicate_metric(mode)
     threshold = check_threshold(metric, threshold)
     if linkage not in LINKAGES:
@@ -100,15 +100,21 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
                               f"run `python main.py --db {loaded.db_file}` first")
     hashes = _aligned_hashes(conn, loaded) if metric == "cosine" and use_hashes and len(loaded.ids) else None
     bits = max(1, round(HASH_BITS * hashes.shape[1] * 8 / 64)) if hashes is not None else 0
-    aligner = Aligner(loaded.absolute_path, any_orientation, stored=KeypointStore(conn, loaded.ids)) \
-        if align and metric == "cosine" and linkage != "chain" else None
-    with aligner or nullcontext():
-        groups, searched = _copy_groups(conn, loaded, hashes, Rule(
-            metric, threshold, mode if metric == "hamming" else None, any_orientation, bits,
-            ALIGN_REACH if aligner else 0.0, aligner), linkage, prefer, read_dates, probes)
     prefer = [os.path.abspath(folder) for folder in prefer]
     decisions = load_decisions(conn)
+    # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
+    # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
+    # them at distance 2).
     vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
+    exact = _exact_rows(conn, loaded.ids)
+    searched = representatives(len(loaded.ids), exact)
+    aligner = Aligner(loaded.absolute_path, any_orientation, stored=KeypointStore(conn, loaded.ids)) \
+        if align and metric == "cosine" and linkage != "chain" else None
+    with aligner or nullcontext():  # its thread pool ends with the copy groups
+        rule = Rule(metric, threshold, mode if metric == "hamming" else None, any_orientation, bits,
+                    ALIGN_REACH if aligner else 0.0, aligner)
+        rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes, subset=searched), exact)
+        groups = _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, COPY, decisions)
     if similar_threshold is not None:
         shots = Rule("cosine", similar_threshold)
         copies = np.searchsorted(loaded.ids, [m.id for g in groups for m in g.members[1:]])
@@ -123,20 +129,6 @@ def find_duplicates(cursor, mode: str = "embeddings", threshold: float | int | N
                 "images": len(loaded.ids), "root": loaded.root, "seconds": round(time.perf_counter() - started, 3)}
     log.info("%d groups of copies among %d images (%s <= %s)", len(groups), len(loaded.ids), metric, threshold)
     return DuplicateReport(groups, settings)
-
-
-def _copy_groups(conn, loaded, hashes, rule, linkage, prefer, read_dates, probes):
-    """The exact and copy groups, and the rows searched (one per set of byte-identical files)."""
-    exact = _exact_rows(conn, loaded.ids)
-    # The stored embeddings' unit rows, not the centred search vectors (search.transform): a copy's
-    # distance must not depend on the rest of the collection (in a DB of two copies, centring puts
-    # them at distance 2).
-    vectors = loaded.matrix if loaded.raw_matrix is None else loaded.raw_matrix
-    searched = representatives(len(loaded.ids), exact)
-    rows = group_pairs(len(loaded.ids), copy_pairs(vectors, rule, hashes, probes=probes, subset=searched), exact)
-    prefer = [os.path.abspath(folder) for folder in prefer]
-    groups = _groups(conn, loaded, vectors, rows, rule, hashes, linkage, prefer, read_dates, COPY, load_decisions(conn))
-    return groups, searched
 
 
 def _similar_threshold(similar, metric, threshold):
