@@ -251,19 +251,15 @@ def fit(a: Keypoints, b: Keypoints) -> tuple[int, float, float, float] | None:
     source = b.points[[m.queryIdx for m in good]]
     target = a.points[[m.trainIdx for m in good]]
     matrix, agree = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION)
-    if matrix is None or not 1 / MAX_SCALE <= math.sqrt(abs(np.linalg.det(matrix[:, :2]))) <= MAX_SCALE:
-        return None  # no fit, or a degenerate one (every match squeezed into a corner)
+    if matrix is None:
+        return None
+    stretch = abs(float(np.linalg.det(matrix[:, :2])))  # a similarity transform's scale, squared: b's area grows by it
+    if not MAX_SCALE ** -2 <= stretch <= MAX_SCALE ** 2:
+        return None  # a degenerate fit (every match squeezed into a corner)
     corners = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], dtype=np.float32)
     mapped = corners @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)
     frame = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], dtype=np.float32)
     overlap, _ = cv2.intersectConvexConvex(mapped, frame)
-    area = _area(mapped)
-    if area <= 0:
-        return None
     turn = math.degrees(math.atan2(matrix[1, 0], matrix[0, 0]))
-    return int(agree.sum()), float(overlap / area), float(overlap / (a.width * a.height)), turn
-
-
-def _area(polygon: np.ndarray) -> float:
-    x, y = polygon[:, 0], polygon[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+    inside, covered = overlap / (stretch * b.width * b.height), overlap / (a.width * a.height)
+    return int(agree.sum()), float(inside), float(covered), turn
