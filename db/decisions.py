@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from itertools import combinations
 from typing import NamedTuple
 
+from db.batched import select_in
 from db.meta import bump_generation
 
 APART, KEEP = "apart", "keep"
@@ -85,11 +86,7 @@ def forget_decisions(conn: sqlite3.Connection) -> int:
 def paths_by_hash(conn: sqlite3.Connection, hashes: Iterable[bytes]) -> dict[bytes, list[str]]:
     """{content hash: paths of the images that have it now} (relative to the dataset root)."""
     found: dict[bytes, list[str]] = {}
-    hashes = sorted({bytes(h) for h in hashes})
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for digest, path in conn.execute(
-                f"SELECT content_hash, path FROM images WHERE content_hash IN ({marks}) ORDER BY path", chunk):
-            found.setdefault(bytes(digest), []).append(path)
+    for digest, path in select_in(conn, "SELECT content_hash, path FROM images WHERE content_hash IN ({marks})"
+                                        " ORDER BY path", sorted({bytes(h) for h in hashes})):
+        found.setdefault(bytes(digest), []).append(path)
     return found

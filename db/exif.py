@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from db.batched import select_in
 from db.images import OK
 from db.meta import bump_generation
 
@@ -70,15 +71,8 @@ def row_facts(conn: sqlite3.Connection) -> RowFacts:
 
 def dates_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, int]]:
     """{id: (EXIF date taken or None, file mtime_ns)} for the ids that exist."""
-    ids = [int(i) for i in ids]
-    found = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for image_id, taken, mtime_ns in conn.execute(
-                f"SELECT id, taken, mtime_ns FROM images WHERE id IN ({marks})", chunk):
-            found[image_id] = (taken, mtime_ns)
-    return found
+    rows = select_in(conn, "SELECT id, taken, mtime_ns FROM images WHERE id IN ({marks})", [int(i) for i in ids])
+    return {image_id: (taken, mtime_ns) for image_id, taken, mtime_ns in rows}
 
 
 def usable_ids(conn: sqlite3.Connection, folder: str | None = None, limit: int = -1) -> list[int]:

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from db.batched import select_in
 from db.meta import bump_generation
 from db.versions import note_leaving_ok
 
@@ -77,22 +78,11 @@ def load_index(conn: sqlite3.Connection) -> dict[str, tuple[int, int, int, bytes
     }
 
 
-_LOOKUP_CHUNK = 500  # paths per query: well under SQLite's limit of bound parameters
-
-
 def known_files(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, KnownFile]:
     """{path: KnownFile} for those of ``paths`` that have a row."""
-    found = {}
-    for start in range(0, len(paths), _LOOKUP_CHUNK):
-        chunk = paths[start:start + _LOOKUP_CHUNK]
-        found.update(
-            (row[1], KnownFile(row[0], *row[2:]))
-            for row in conn.execute(
-                "SELECT id, path, size, mtime_ns, status, reason, ctime_ns, inode, content_hash FROM images"
-                f" WHERE path IN ({', '.join('?' * len(chunk))})", chunk,
-            )
-        )
-    return found
+    rows = select_in(conn, "SELECT id, path, size, mtime_ns, status, reason, ctime_ns, inode, content_hash FROM images"
+                           " WHERE path IN ({marks})", paths)
+    return {row[1]: KnownFile(row[0], *row[2:]) for row in rows}
 
 
 def add_rows(conn: sqlite3.Connection, rows: Iterable[ImageRow],

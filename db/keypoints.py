@@ -10,10 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from db.batched import select_in
 from db.images import OK
-
-CHUNK = 500  # content hashes per IN (...) query: under SQLite's 999 host parameters
-
 
 # A record's first byte is its format (features.keypoints.FORMAT: its layout and the settings it
 # was computed with); the queries below take the current one, so older records count as missing.
@@ -31,13 +29,8 @@ def store_keypoints(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, bytes]
 
 def stored_keypoints(conn: sqlite3.Connection, content_hashes: Sequence[bytes]) -> dict[bytes, bytes]:
     """{content_hash: data} of the given hashes that have keypoints."""
-    wanted = list(dict.fromkeys(bytes(h) for h in content_hashes))
-    found = {}
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start:start + CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        found.update(conn.execute(f"SELECT content_hash, data FROM keypoints WHERE content_hash IN ({marks})", chunk))
-    return found
+    wanted = dict.fromkeys(bytes(h) for h in content_hashes)
+    return dict(select_in(conn, "SELECT content_hash, data FROM keypoints WHERE content_hash IN ({marks})", wanted))
 
 
 def rows_without_keypoints(conn: sqlite3.Connection, after_id: int, limit: int,
@@ -60,12 +53,7 @@ def count_without_keypoints(conn: sqlite3.Connection, record_format: int) -> int
 
 def hashes_with_keypoints(conn: sqlite3.Connection, image_ids: Sequence[int], record_format: int) -> dict[int, bytes]:
     """{image id: content hash} of the given images whose content has stored keypoints of ``record_format``."""
-    found = {}
-    ids = list(dict.fromkeys(int(i) for i in image_ids))
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        found.update(conn.execute(
-            f"SELECT i.id, i.content_hash FROM images AS i JOIN keypoints AS k ON k.content_hash = i.content_hash"
-            f" WHERE i.id IN ({marks}) AND {_CURRENT}", [*chunk, bytes([record_format])]))
-    return {i: bytes(h) for i, h in found.items()}
+    ids = dict.fromkeys(int(i) for i in image_ids)
+    return {i: bytes(h) for i, h in select_in(
+        conn, "SELECT i.id, i.content_hash FROM images AS i JOIN keypoints AS k ON k.content_hash = i.content_hash"
+              f" WHERE i.id IN ({{marks}}) AND {_CURRENT}", ids, after=[bytes([record_format])])}

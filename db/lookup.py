@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from db.batched import select_in
 from db.images import HEADER_FIELDS, OK
 
 # One row of the images table (path relative to the dataset root): the one image-row type of the readers.
@@ -19,7 +20,6 @@ StoredImage = NamedTuple("StoredImage", [("id", int), ("path", str), *HEADER_FIE
 
 
 _COLUMNS = "id, path, size, mtime_ns, width, height, status, reason, content_hash"
-CHUNK = 500  # ids per statement, well under SQLite's limit of bound parameters
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> StoredImage | None:
@@ -29,15 +29,9 @@ def image_by_id(conn: sqlite3.Connection, image_id: int) -> StoredImage | None:
 
 
 def images_by_ids(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, StoredImage]:
-    """{id: row} for the ids that exist (unknown ids are left out; one statement per CHUNK ids)."""
-    found: dict[int, StoredImage] = {}
-    ids = sorted({int(i) for i in ids})
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM images WHERE id IN ({marks})", chunk):
-            found[row[0]] = StoredImage(*row)
-    return found
+    """{id: row} for the ids that exist (unknown ids are left out; db.batched: a statement per chunk)."""
+    rows = select_in(conn, f"SELECT {_COLUMNS} FROM images WHERE id IN ({{marks}})", sorted({int(i) for i in ids}))
+    return {row[0]: StoredImage(*row) for row in rows}
 
 
 def first_ok_id(conn: sqlite3.Connection) -> int | None:

@@ -5,18 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-CHUNK = 500  # ids per statement
+from db.batched import select_in
 
 
 def stored_dates_taken(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, str | None]:
     """{id: ISO 8601 date taken or None} for the rows whose EXIF header was read; rows not read
     yet are left out (the caller reads their header)."""
-    found: dict[int, str | None] = {}
-    ids = sorted({int(i) for i in ids})
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for image_id, taken in conn.execute(
-                f"SELECT id, taken FROM images WHERE exif_read = 1 AND id IN ({marks})", chunk):
-            found[image_id] = taken
-    return found
+    return dict(select_in(conn, "SELECT id, taken FROM images WHERE exif_read = 1 AND id IN ({marks})",
+                          sorted({int(i) for i in ids})))

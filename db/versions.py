@@ -25,12 +25,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from db.batched import select_in
 from db.connection import WriterLock
 
 FEATURES, PATHS = "features", "paths"
 _KEYS = {FEATURES: ("features_version", "features_token"), PATHS: ("paths_version", "paths_token")}
 _OK = "ok"  # db.images.OK (not imported: db.images imports this module)
-_CHUNK = 500  # ids per statement, well under SQLite's limit of bound parameters
 
 
 class SearchVersions(NamedTuple):
@@ -78,12 +78,8 @@ def bump(conn: sqlite3.Connection, *kinds: str) -> None:
 
 def count_ok(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
     """How many of the rows ``ids`` are ok (visible to the search)."""
-    total = 0
-    for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start:start + _CHUNK])
-        total += conn.execute(f"SELECT COUNT(*) FROM images WHERE status = ? AND id IN ({', '.join('?' * len(chunk))})",
-                              [_OK, *chunk]).fetchone()[0]
-    return total
+    return sum(n for (n,) in select_in(conn, "SELECT COUNT(*) FROM images WHERE status = ? AND id IN ({marks})", ids,
+                                       before=[_OK]))
 
 
 def note_leaving_ok(conn: sqlite3.Connection, ids: Sequence[int]) -> None:

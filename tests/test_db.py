@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import main
-from db import SCHEMA_VERSION, SchemaVersionError, SettingsMismatchError, connect, copy_database
+from db import SCHEMA_VERSION, SchemaVersionError, SettingsMismatchError, batched, connect, copy_database
 from db.codec import blobs_to_bits, blobs_to_matrix, vector_to_blob
 from db.meta import get_meta
 
@@ -315,3 +315,18 @@ def test_a_run_refused_for_its_settings_changes_nothing(tmp_path):
     conn = connect(tmp_path / "fake.db")
     assert count_by_status(conn) == {"ok": 1, "error": 1} and count_unused(conn) == 1
     conn.close()
+
+
+def test_select_in_reads_a_long_list_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """db.batched.select_in: every value found whatever the chunk size, parameters bound before and
+    after each chunk, one statement per chunk."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k INTEGER, tag TEXT, n INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(k, "x" if k % 2 else "y", k * 10) for k in range(23)])
+    statements = []
+    conn.set_trace_callback(statements.append)
+    monkeypatch.setattr(batched, "CHUNK", 5)
+    rows = batched.select_in(conn, "SELECT k FROM t WHERE tag = ? AND k IN ({marks}) AND n < ?", range(40),
+                             before=["x"], after=[200])
+    assert sorted(k for (k,) in rows) == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19] and len(statements) == 8
+    assert list(batched.select_in(conn, "SELECT k FROM t WHERE k IN ({marks})", [])) == []

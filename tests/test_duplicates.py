@@ -16,7 +16,7 @@ from PIL import Image
 import config
 import duplicates.matrix_groups as matrix_groups
 from cleanup.move import MoveError, move_copies, undo_moves
-from db import connect, lookup
+from db import batched, connect
 from db.errors import NoFeaturesError
 from db.features import ExtractedRow, write_batch
 from db.images import ImageRow, insert_images, pending_page
@@ -474,17 +474,13 @@ def test_find_duplicates_in_a_hash_mode(tmp_path):
     assert report.groups[0].distances == [0.0, 0.0] and report.settings["metric"] == "hamming"
 
 
-def test_details_are_read_in_chunks(tmp_path):
+def test_details_are_read_in_chunks(tmp_path, monkeypatch):
     items = [(f"{k}.jpg", unit(1, k), bytes(8), (k + 1, 2), b"same" if k < 3 else bytes([k]) * 3, k)
              for k in range(7)]
     conn, _ = fake_collection(tmp_path, items)
     ids = [row[0] for row in conn.execute("SELECT id FROM images ORDER BY id")]
-    original = lookup.CHUNK
-    lookup.CHUNK = 2  # several statements for 7 ids
-    try:
-        found = images_by_ids(conn, ids + [10_000])
-    finally:
-        lookup.CHUNK = original
+    monkeypatch.setattr(batched, "CHUNK", 2)  # several statements for 7 ids
+    found = images_by_ids(conn, ids + [10_000])
     assert sorted(found) == ids and found[ids[4]].width == 5 and found[ids[4]].size == 3
     assert exact_copy_sets(conn) == [ids[:3]]
 
